@@ -1,0 +1,618 @@
+//! A small expression IR, its parser from Spark SQL expression text, and an Arrow evaluator.
+//!
+//! Predicates are written as Spark writes them (`date > '2024-01-01' AND country IN ('UK','FR')`)
+//! and parsed with `sqlparser`. Literals are coerced to the type of the column they meet (Spark's
+//! rule for comparing a string literal with a date, say). Evaluation follows SQL's three-valued
+//! logic; a filter keeps only rows where the predicate is `true`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, Datum, RecordBatch, Scalar as ArrowScalar, StringArray};
+use arrow::compute::kernels::{boolean, cmp, numeric};
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::DataType as ArrowType;
+use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
+use sqlparser::dialect::DatabricksDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+use crate::error::{DeltaError, DeltaResult};
+
+/// A literal value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Null,
+    Boolean(bool),
+    /// An integer literal (typed when it meets a column).
+    Integer(i64),
+    /// A non-integer numeric literal, kept as text so decimals stay exact.
+    Number(String),
+    String(String),
+    /// `DATE '…'` literal.
+    Date(String),
+    /// `TIMESTAMP '…'` literal.
+    Timestamp(String),
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    /// `<=>`: null-safe equality.
+    NullSafeEq,
+}
+
+impl CmpOp {
+    /// The operator with its operands swapped (`a < b` ⇔ `b > a`).
+    pub fn flip(self) -> Self {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::LtEq => CmpOp::GtEq,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::GtEq => CmpOp::LtEq,
+            other => other,
+        }
+    }
+
+    /// The negated operator (`NOT a < b` ⇔ `a >= b`), where one exists.
+    pub fn negate(self) -> Option<Self> {
+        Some(match self {
+            CmpOp::Eq => CmpOp::NotEq,
+            CmpOp::NotEq => CmpOp::Eq,
+            CmpOp::Lt => CmpOp::GtEq,
+            CmpOp::LtEq => CmpOp::Gt,
+            CmpOp::Gt => CmpOp::LtEq,
+            CmpOp::GtEq => CmpOp::Lt,
+            CmpOp::NullSafeEq => return None,
+        })
+    }
+
+    fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::NotEq => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::LtEq => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::GtEq => ">=",
+            CmpOp::NullSafeEq => "<=>",
+        }
+    }
+}
+
+/// Arithmetic operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// An expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A (possibly nested) column by logical name path.
+    Column(Vec<String>),
+    Literal(Scalar),
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    Arith(ArithOp, Box<Expr>, Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    IsNull(Box<Expr>),
+    IsNotNull(Box<Expr>),
+    In { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    Like { expr: Box<Expr>, pattern: String, negated: bool },
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Null => f.write_str("NULL"),
+            Scalar::Boolean(b) => write!(f, "{b}"),
+            Scalar::Integer(i) => write!(f, "{i}"),
+            Scalar::Number(n) => f.write_str(n),
+            Scalar::String(s) => write!(f, "'{}'", s.replace('\'', "''")),
+            Scalar::Date(s) => write!(f, "DATE '{s}'"),
+            Scalar::Timestamp(s) => write!(f, "TIMESTAMP '{s}'"),
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Column(p) => {
+                let quoted: Vec<String> = p.iter().map(|s| format!("`{}`", s.replace('`', "``"))).collect();
+                f.write_str(&quoted.join("."))
+            }
+            Expr::Literal(s) => s.fmt(f),
+            Expr::Cmp(op, l, r) => write!(f, "({l} {} {r})", op.symbol()),
+            Expr::Arith(op, l, r) => {
+                let s = match op {
+                    ArithOp::Add => "+",
+                    ArithOp::Sub => "-",
+                    ArithOp::Mul => "*",
+                    ArithOp::Div => "/",
+                };
+                write!(f, "({l} {s} {r})")
+            }
+            Expr::And(l, r) => write!(f, "({l} AND {r})"),
+            Expr::Or(l, r) => write!(f, "({l} OR {r})"),
+            Expr::Not(e) => write!(f, "(NOT {e})"),
+            Expr::IsNull(e) => write!(f, "({e} IS NULL)"),
+            Expr::IsNotNull(e) => write!(f, "({e} IS NOT NULL)"),
+            Expr::In { expr, list, negated } => {
+                let items: Vec<String> = list.iter().map(|e| e.to_string()).collect();
+                write!(f, "({expr} {}IN ({}))", if *negated { "NOT " } else { "" }, items.join(", "))
+            }
+            Expr::Like { expr, pattern, negated } => {
+                write!(f, "({expr} {}LIKE {})", if *negated { "NOT " } else { "" }, Scalar::String(pattern.clone()))
+            }
+        }
+    }
+}
+
+impl Expr {
+    pub fn col(name: &str) -> Expr {
+        Expr::Column(vec![name.to_string()])
+    }
+
+    /// Parses Spark SQL expression text.
+    pub fn parse(text: &str) -> DeltaResult<Expr> {
+        let dialect = DatabricksDialect {};
+        let mut parser = Parser::new(&dialect).try_with_sql(text).map_err(|e| DeltaError::expr(text, e))?;
+        let parsed = parser.parse_expr().map_err(|e| DeltaError::expr(text, e))?;
+        let next = parser.peek_token();
+        if next.token != Token::EOF {
+            return Err(DeltaError::expr(text, format!("unexpected `{}` at {}", next.token, next.span.start)));
+        }
+        from_sql(text, parsed)
+    }
+
+    /// Every column path the expression reads.
+    pub fn columns(&self) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let Expr::Column(p) = e {
+                if !out.contains(p) {
+                    out.push(p.clone());
+                }
+            }
+        });
+        out
+    }
+
+    fn walk(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Cmp(_, l, r) | Expr::Arith(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                l.walk(f);
+                r.walk(f);
+            }
+            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Like { expr: e, .. } => e.walk(f),
+            Expr::In { expr, list, .. } => {
+                expr.walk(f);
+                for e in list {
+                    e.walk(f);
+                }
+            }
+        }
+    }
+
+    /// Splits a conjunction into its parts.
+    pub fn conjuncts(&self) -> Vec<&Expr> {
+        match self {
+            Expr::And(l, r) => {
+                let mut v = l.conjuncts();
+                v.extend(r.conjuncts());
+                v
+            }
+            other => vec![other],
+        }
+    }
+}
+
+fn from_sql(text: &str, e: ast::Expr) -> DeltaResult<Expr> {
+    let conv = |e: ast::Expr| from_sql(text, e).map(Box::new);
+    Ok(match e {
+        ast::Expr::Identifier(id) => Expr::Column(vec![id.value]),
+        ast::Expr::CompoundIdentifier(ids) => Expr::Column(ids.into_iter().map(|i| i.value).collect()),
+        ast::Expr::Nested(inner) => from_sql(text, *inner)?,
+        ast::Expr::Value(v) => Expr::Literal(value_to_scalar(text, v.value)?),
+        ast::Expr::TypedString(ts) => {
+            let value = ts.value.value.into_string().ok_or_else(|| DeltaError::expr(text, "typed literal without a string"))?;
+            match ts.data_type {
+                ast::DataType::Date => Expr::Literal(Scalar::Date(value)),
+                ast::DataType::Timestamp(_, _) | ast::DataType::Datetime(_) => Expr::Literal(Scalar::Timestamp(value)),
+                other => return Err(DeltaError::expr(text, format!("unsupported typed literal {other}"))),
+            }
+        }
+        ast::Expr::BinaryOp { left, op, right } => {
+            let cmp = |op| -> DeltaResult<Expr> { Ok(Expr::Cmp(op, conv(*left.clone())?, conv(*right.clone())?)) };
+            match op {
+                BinaryOperator::Eq => cmp(CmpOp::Eq)?,
+                BinaryOperator::NotEq => cmp(CmpOp::NotEq)?,
+                BinaryOperator::Lt => cmp(CmpOp::Lt)?,
+                BinaryOperator::LtEq => cmp(CmpOp::LtEq)?,
+                BinaryOperator::Gt => cmp(CmpOp::Gt)?,
+                BinaryOperator::GtEq => cmp(CmpOp::GtEq)?,
+                BinaryOperator::Spaceship => cmp(CmpOp::NullSafeEq)?,
+                BinaryOperator::And => Expr::And(conv(*left)?, conv(*right)?),
+                BinaryOperator::Or => Expr::Or(conv(*left)?, conv(*right)?),
+                BinaryOperator::Plus => Expr::Arith(ArithOp::Add, conv(*left)?, conv(*right)?),
+                BinaryOperator::Minus => Expr::Arith(ArithOp::Sub, conv(*left)?, conv(*right)?),
+                BinaryOperator::Multiply => Expr::Arith(ArithOp::Mul, conv(*left)?, conv(*right)?),
+                BinaryOperator::Divide => Expr::Arith(ArithOp::Div, conv(*left)?, conv(*right)?),
+                other => return Err(DeltaError::expr(text, format!("unsupported operator {other}"))),
+            }
+        }
+        ast::Expr::UnaryOp { op: UnaryOperator::Not, expr } => Expr::Not(conv(*expr)?),
+        ast::Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match from_sql(text, *expr)? {
+            Expr::Literal(Scalar::Integer(i)) => Expr::Literal(Scalar::Integer(-i)),
+            Expr::Literal(Scalar::Number(n)) => Expr::Literal(Scalar::Number(format!("-{n}"))),
+            other => Expr::Arith(ArithOp::Sub, Box::new(Expr::Literal(Scalar::Integer(0))), Box::new(other)),
+        },
+        ast::Expr::UnaryOp { op: UnaryOperator::Plus, expr } => from_sql(text, *expr)?,
+        ast::Expr::IsNull(e) => Expr::IsNull(conv(*e)?),
+        ast::Expr::IsNotNull(e) => Expr::IsNotNull(conv(*e)?),
+        ast::Expr::In { expr, target: ast::InTarget::List(list), negated, .. } => Expr::In {
+            expr: conv(*expr)?,
+            list: list.into_iter().map(|e| from_sql(text, e)).collect::<DeltaResult<_>>()?,
+            negated,
+        },
+        ast::Expr::Between { expr, negated, low, high } => {
+            let e = from_sql(text, *expr)?;
+            let between = Expr::And(
+                Box::new(Expr::Cmp(CmpOp::GtEq, Box::new(e.clone()), conv(*low)?)),
+                Box::new(Expr::Cmp(CmpOp::LtEq, Box::new(e), conv(*high)?)),
+            );
+            if negated {
+                Expr::Not(Box::new(between))
+            } else {
+                between
+            }
+        }
+        ast::Expr::Like { negated, any: false, expr, pattern, escape_char: None } => match from_sql(text, *pattern)? {
+            Expr::Literal(Scalar::String(p)) => Expr::Like { expr: conv(*expr)?, pattern: p, negated },
+            _ => return Err(DeltaError::expr(text, "LIKE needs a string literal pattern")),
+        },
+        other => return Err(DeltaError::expr(text, format!("unsupported expression `{other}`"))),
+    })
+}
+
+fn value_to_scalar(text: &str, v: ast::Value) -> DeltaResult<Scalar> {
+    Ok(match v {
+        ast::Value::Number(n, _) => match n.parse::<i64>() {
+            Ok(i) => Scalar::Integer(i),
+            Err(_) => Scalar::Number(n),
+        },
+        ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => Scalar::String(s),
+        ast::Value::Boolean(b) => Scalar::Boolean(b),
+        ast::Value::Null => Scalar::Null,
+        other => return Err(DeltaError::expr(text, format!("unsupported literal {other}"))),
+    })
+}
+
+/// Resolves a column path in a batch (nested structs by name; case-insensitive fallback).
+pub fn column_in_batch(batch: &RecordBatch, path: &[String]) -> DeltaResult<ArrayRef> {
+    let not_found = || DeltaError::ColumnNotFound {
+        column: path.join("."),
+        available: batch.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
+    };
+    let first = path.first().ok_or_else(not_found)?;
+    let schema = batch.schema();
+    let idx = schema
+        .index_of(first)
+        .ok()
+        .or_else(|| schema.fields().iter().position(|f| f.name().eq_ignore_ascii_case(first)))
+        .ok_or_else(not_found)?;
+    let mut array = batch.column(idx).clone();
+    for part in &path[1..] {
+        let s = array.as_struct_opt().ok_or_else(not_found)?;
+        let (i, _) = s
+            .fields()
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.name() == part)
+            .or_else(|| s.fields().iter().enumerate().find(|(_, f)| f.name().eq_ignore_ascii_case(part)))
+            .ok_or_else(not_found)?;
+        array = s.column(i).clone();
+    }
+    Ok(array)
+}
+
+/// A literal as a one-row Arrow array of `target` type (Spark's implicit cast of literals).
+pub fn scalar_to_array(s: &Scalar, target: &ArrowType) -> DeltaResult<ArrayRef> {
+    let text: ArrayRef = match s {
+        Scalar::Null => return Ok(new_null_array(target, 1)),
+        Scalar::Boolean(b) => Arc::new(BooleanArray::from(vec![*b])),
+        Scalar::Integer(i) => Arc::new(arrow::array::Int64Array::from(vec![*i])),
+        Scalar::Number(n) | Scalar::String(n) | Scalar::Date(n) | Scalar::Timestamp(n) => Arc::new(StringArray::from(vec![n.as_str()])),
+    };
+    let opts = CastOptions { safe: false, ..Default::default() };
+    // Numbers written with a fraction become decimals when the column is integral (Spark widens).
+    let target = match (s, target) {
+        (Scalar::Number(_), t) if t.is_integer() => ArrowType::Float64,
+        _ => target.clone(),
+    };
+    cast_with_options(&text, &target, &opts).map_err(|e| DeltaError::expr(s, format!("cannot be read as {target}: {e}")))
+}
+
+/// The natural Arrow type of a literal that meets no column.
+pub fn scalar_default_type(s: &Scalar) -> ArrowType {
+    match s {
+        Scalar::Null => ArrowType::Null,
+        Scalar::Boolean(_) => ArrowType::Boolean,
+        Scalar::Integer(_) => ArrowType::Int64,
+        Scalar::Number(_) => ArrowType::Float64,
+        Scalar::String(_) => ArrowType::Utf8,
+        Scalar::Date(_) => ArrowType::Date32,
+        Scalar::Timestamp(_) => ArrowType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+/// Evaluated operand: a full column or a one-row scalar.
+enum Value {
+    Array(ArrayRef),
+    Scalar(ArrayRef),
+}
+
+impl Value {
+    fn array(&self) -> &ArrayRef {
+        match self {
+            Value::Array(a) | Value::Scalar(a) => a,
+        }
+    }
+    fn datum(&self) -> Box<dyn Datum + '_> {
+        match self {
+            Value::Array(a) => Box::new(a.clone()),
+            Value::Scalar(a) => Box::new(ArrowScalar::new(a.clone())),
+        }
+    }
+    fn into_array(self, len: usize) -> DeltaResult<ArrayRef> {
+        match self {
+            Value::Array(a) => Ok(a),
+            Value::Scalar(a) => {
+                let idx = arrow::array::UInt32Array::from(vec![0u32; len]);
+                Ok(arrow::compute::take(&a, &idx, None)?)
+            }
+        }
+    }
+}
+
+/// Evaluates operands of a binary operator with literal coercion to the other side's type.
+fn operands(l: &Expr, r: &Expr, batch: &RecordBatch) -> DeltaResult<(Value, Value)> {
+    match (l, r) {
+        (Expr::Literal(a), Expr::Literal(b)) => {
+            let t = match (a, b) {
+                (Scalar::Null, other) | (other, Scalar::Null) => scalar_default_type(other),
+                (a, _) => scalar_default_type(a),
+            };
+            Ok((Value::Scalar(scalar_to_array(a, &t)?), Value::Scalar(scalar_to_array(b, &t)?)))
+        }
+        (Expr::Literal(a), other) => {
+            let v = eval(other, batch)?;
+            let s = scalar_to_array(a, v.array().data_type())?;
+            Ok((Value::Scalar(s), v))
+        }
+        (other, Expr::Literal(b)) => {
+            let v = eval(other, batch)?;
+            let s = scalar_to_array(b, v.array().data_type())?;
+            Ok((v, Value::Scalar(s)))
+        }
+        (a, b) => {
+            let a = eval(a, batch)?;
+            let b = eval(b, batch)?;
+            if a.array().data_type() == b.array().data_type() {
+                return Ok((a, b));
+            }
+            let target = common_type(a.array().data_type(), b.array().data_type());
+            let cast = |v: Value| -> DeltaResult<Value> {
+                Ok(match v {
+                    Value::Array(x) => Value::Array(arrow::compute::cast(&x, &target)?),
+                    Value::Scalar(x) => Value::Scalar(arrow::compute::cast(&x, &target)?),
+                })
+            };
+            Ok((cast(a)?, cast(b)?))
+        }
+    }
+}
+
+fn common_type(a: &ArrowType, b: &ArrowType) -> ArrowType {
+    use ArrowType::*;
+    match (a, b) {
+        (Null, x) | (x, Null) => x.clone(),
+        (x, y) if x.is_integer() && y.is_integer() => Int64,
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => {
+            let s = (*s1).max(*s2);
+            let int = (*p1 as i16 - *s1 as i16).max(*p2 as i16 - *s2 as i16);
+            Decimal128(((int + s as i16) as u8).min(38), s)
+        }
+        (x, y) if x.is_numeric() && y.is_numeric() => Float64,
+        (Date32, Timestamp(u, tz)) | (Timestamp(u, tz), Date32) => Timestamp(*u, tz.clone()),
+        (x, _) => x.clone(),
+    }
+}
+
+fn eval(e: &Expr, batch: &RecordBatch) -> DeltaResult<Value> {
+    Ok(match e {
+        Expr::Column(path) => Value::Array(column_in_batch(batch, path)?),
+        Expr::Literal(s) => Value::Scalar(scalar_to_array(s, &scalar_default_type(s))?),
+        Expr::Cmp(op, l, r) => {
+            let (a, b) = operands(l, r, batch)?;
+            let (da, db) = (a.datum(), b.datum());
+            let out = match op {
+                CmpOp::Eq => cmp::eq(da.as_ref(), db.as_ref())?,
+                CmpOp::NotEq => cmp::neq(da.as_ref(), db.as_ref())?,
+                CmpOp::Lt => cmp::lt(da.as_ref(), db.as_ref())?,
+                CmpOp::LtEq => cmp::lt_eq(da.as_ref(), db.as_ref())?,
+                CmpOp::Gt => cmp::gt(da.as_ref(), db.as_ref())?,
+                CmpOp::GtEq => cmp::gt_eq(da.as_ref(), db.as_ref())?,
+                CmpOp::NullSafeEq => cmp::not_distinct(da.as_ref(), db.as_ref())?,
+            };
+            wrap(out, &a, &b)
+        }
+        Expr::Arith(op, l, r) => {
+            let (a, b) = operands(l, r, batch)?;
+            let (da, db) = (a.datum(), b.datum());
+            let out = match op {
+                ArithOp::Add => numeric::add(da.as_ref(), db.as_ref())?,
+                ArithOp::Sub => numeric::sub(da.as_ref(), db.as_ref())?,
+                ArithOp::Mul => numeric::mul(da.as_ref(), db.as_ref())?,
+                ArithOp::Div => numeric::div(da.as_ref(), db.as_ref())?,
+            };
+            match (&a, &b) {
+                (Value::Scalar(_), Value::Scalar(_)) => Value::Scalar(out),
+                _ => Value::Array(out),
+            }
+        }
+        Expr::And(l, r) => {
+            let n = batch.num_rows();
+            let a = bool_array(eval(l, batch)?, n)?;
+            let b = bool_array(eval(r, batch)?, n)?;
+            Value::Array(Arc::new(boolean::and_kleene(&a, &b)?))
+        }
+        Expr::Or(l, r) => {
+            let n = batch.num_rows();
+            let a = bool_array(eval(l, batch)?, n)?;
+            let b = bool_array(eval(r, batch)?, n)?;
+            Value::Array(Arc::new(boolean::or_kleene(&a, &b)?))
+        }
+        Expr::Not(inner) => {
+            let a = bool_array(eval(inner, batch)?, batch.num_rows())?;
+            Value::Array(Arc::new(boolean::not(&a)?))
+        }
+        Expr::IsNull(inner) => {
+            let a = eval(inner, batch)?.into_array(batch.num_rows())?;
+            Value::Array(Arc::new(arrow::compute::is_null(&a)?))
+        }
+        Expr::IsNotNull(inner) => {
+            let a = eval(inner, batch)?.into_array(batch.num_rows())?;
+            Value::Array(Arc::new(arrow::compute::is_not_null(&a)?))
+        }
+        Expr::In { expr, list, negated } => {
+            // x IN (a, b) ≡ x = a OR x = b, with SQL's null semantics.
+            let mut acc: Option<Expr> = None;
+            for item in list {
+                let eq = Expr::Cmp(CmpOp::Eq, expr.clone(), Box::new(item.clone()));
+                acc = Some(match acc {
+                    None => eq,
+                    Some(prev) => Expr::Or(Box::new(prev), Box::new(eq)),
+                });
+            }
+            let Some(disjunction) = acc else {
+                let n = batch.num_rows();
+                return Ok(Value::Array(Arc::new(BooleanArray::from(vec![*negated; n]))));
+            };
+            let e = if *negated { Expr::Not(Box::new(disjunction)) } else { disjunction };
+            eval(&e, batch)?
+        }
+        Expr::Like { expr, pattern, negated } => {
+            let a = eval(expr, batch)?.into_array(batch.num_rows())?;
+            let a = arrow::compute::cast(&a, &ArrowType::Utf8)?;
+            let p = ArrowScalar::new(StringArray::from(vec![pattern.as_str()]));
+            let out = if *negated {
+                arrow::compute::kernels::comparison::nlike(&a, &p)?
+            } else {
+                arrow::compute::kernels::comparison::like(&a, &p)?
+            };
+            Value::Array(Arc::new(out))
+        }
+    })
+}
+
+fn wrap(out: BooleanArray, a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Scalar(_), Value::Scalar(_)) => Value::Scalar(Arc::new(out)),
+        _ => Value::Array(Arc::new(out)),
+    }
+}
+
+fn bool_array(v: Value, len: usize) -> DeltaResult<BooleanArray> {
+    let a = v.into_array(len)?;
+    let a = match a.data_type() {
+        ArrowType::Boolean => a,
+        ArrowType::Null => new_null_array(&ArrowType::Boolean, a.len()),
+        other => return Err(DeltaError::expr(format!("{other}"), "a predicate must be boolean")),
+    };
+    Ok(a.as_boolean().clone())
+}
+
+/// Evaluates any expression over a batch to an array of `num_rows`.
+pub fn evaluate(e: &Expr, batch: &RecordBatch) -> DeltaResult<ArrayRef> {
+    eval(e, batch)?.into_array(batch.num_rows())
+}
+
+/// Evaluates a predicate to a filter mask: null counts as false.
+pub fn evaluate_predicate(e: &Expr, batch: &RecordBatch) -> DeltaResult<BooleanArray> {
+    let a = bool_array(eval(e, batch)?, batch.num_rows())?;
+    Ok(arrow::compute::prep_null_mask_filter(&a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Date32Array, Int32Array};
+    use arrow::datatypes::{Field, Schema};
+
+    fn batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", ArrowType::Int32, true),
+            Field::new("d", ArrowType::Date32, true),
+            Field::new("country", ArrowType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(1), Some(2), None, Some(4)])),
+                Arc::new(Date32Array::from(vec![Some(19723), Some(19724), Some(19725), None])),
+                Arc::new(StringArray::from(vec![Some("UK"), Some("FR"), Some("DE"), None])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn rows(text: &str) -> Vec<bool> {
+        let e = Expr::parse(text).unwrap();
+        evaluate_predicate(&e, &batch()).unwrap().iter().map(|v| v.unwrap()).collect()
+    }
+
+    #[test]
+    fn spark_predicates_evaluate_with_coercion() {
+        assert_eq!(rows("d > '2024-01-01' AND country IN ('UK','FR')"), vec![false, true, false, false]);
+        assert_eq!(rows("id >= 2 OR country = 'UK'"), vec![true, true, false, true]);
+        assert_eq!(rows("id IS NULL"), vec![false, false, true, false]);
+        assert_eq!(rows("NOT (id = 1)"), vec![false, true, false, true]);
+        assert_eq!(rows("id BETWEEN 2 AND 4"), vec![false, true, false, true]);
+        assert_eq!(rows("country LIKE 'U%'"), vec![true, false, false, false]);
+        assert_eq!(rows("id + 1 = 3"), vec![false, true, false, false]);
+        assert_eq!(rows("d = DATE '2024-01-02'"), vec![false, true, false, false]);
+        assert_eq!(rows("country NOT IN ('UK')"), vec![false, true, true, false]);
+    }
+
+    #[test]
+    fn bad_text_is_a_typed_error() {
+        for t in ["id >", "id = 1 garbage", "foo(1)", "", "a IN (SELECT 1)"] {
+            assert!(matches!(Expr::parse(t), Err(DeltaError::InvalidExpression { .. })), "{t}");
+        }
+        let e = Expr::parse("missing = 1").unwrap();
+        assert!(matches!(evaluate_predicate(&e, &batch()), Err(DeltaError::ColumnNotFound { .. })));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for t in ["a > 1 AND (b = 'x''y' OR c IS NULL)", "`odd name`.x IN (1, 2.5, -3)", "NOT a LIKE 'x%'"] {
+            let e = Expr::parse(t).unwrap();
+            assert_eq!(Expr::parse(&e.to_string()).unwrap(), e, "{t}");
+        }
+    }
+}

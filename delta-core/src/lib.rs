@@ -1,0 +1,41 @@
+//! # delta-core
+//!
+//! The Delta Lake protocol in Rust: log replay, snapshots, scans (and, in later modules, commits).
+//!
+//! ```text
+//!  Table ──► LogSegment (listing, _last_checkpoint hint, contiguity checked)
+//!              │
+//!              ▼
+//!           replay (Arrow batches, newest first, dedup by (path, dv)) ──► Snapshot
+//!                                                                        │
+//!  predicate text ──► expr (sqlparser → IR) ─────────────────────────────┤
+//!                                                                        ▼
+//!                     Scan: partition pruning → stats skipping → row-group pruning →
+//!                           parquet read (projection) → DV mask → column mapping / widening
+//!                           → residual filter → stream of RecordBatch
+//! ```
+//!
+//! The public surface is async over [`object_store`]; CPU-heavy decoding runs off the I/O tasks.
+//! Every input from the log is untrusted: unknown actions and fields are ignored, unsupported reader
+//! features are refused by name before any data is read, sizes are capped, and every path goes
+//! through one resolver ([`storage::TableLocation::resolve`]).
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod error;
+pub mod log;
+pub mod protocol;
+pub mod replay;
+pub mod schema;
+pub mod snapshot;
+pub mod storage;
+
+pub use error::{DeltaError, DeltaResult};
+pub use snapshot::{CommitRecord, Snapshot, Table};
+pub use storage::{TableLocation, TableOptions};
+pub mod dv;
+pub mod expr;
+pub mod scan;
+pub mod skipping;
+
+pub use expr::Expr;
+pub use scan::{Scan, ScanBuilder, ScanFile};

@@ -1,0 +1,621 @@
+//! Scans: from a snapshot and an optional predicate to a stream of Arrow record batches.
+//!
+//! ```text
+//!  Snapshot files ─► partition values + stats ─► can_match? ─► ScanFile list (pruned)
+//!                                                                  │ (io_concurrency tasks)
+//!                                                                  ▼
+//!   parquet footer ─► row-group stats ─► can_match? ─► read projected columns
+//!        ─► adapt (column mapping, widening, INT96, missing columns) ─► add partition columns
+//!        ─► drop DV-deleted rows ─► residual predicate ─► project ─► bounded channel ─► stream
+//! ```
+//!
+//! Output columns use the table's logical names and the Arrow types of
+//! [`crate::schema::StructType::to_arrow`]; every output field is nullable (older files may lack
+//! columns added later).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, GenericListArray, MapArray, RecordBatch, StringArray, StructArray, UInt32Array};
+use arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
+use arrow::datatypes::{DataType as ArrowType, Field, FieldRef, Fields, Int64Type, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::basic::Type as PhysicalType;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use roaring::RoaringTreemap;
+use serde_json::Value;
+
+use crate::error::{DeltaError, DeltaResult, PathKind};
+use crate::expr::{evaluate_predicate, Expr};
+use crate::protocol::{add_col, DeletionVectorDescriptor};
+use crate::replay::map_cell;
+use crate::schema::{ColumnMappingMode, DataType, StructField, StructType, PARQUET_FIELD_ID_KEY};
+use crate::skipping::{can_match, FileStats, RowGroupStats};
+use crate::snapshot::Snapshot;
+use crate::storage::{ResolvedPath, TableLocation};
+
+/// An `AsyncFileReader` over an object store.
+pub struct StoreFileReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: Option<u64>,
+}
+
+impl StoreFileReader {
+    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Self {
+        StoreFileReader { store, path, size }
+    }
+}
+
+impl AsyncFileReader for StoreFileReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move { self.store.get_range(&self.path, range).await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e))) }
+            .boxed()
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store.get_ranges(&self.path, &ranges).await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(&'a mut self, _options: Option<&'a ArrowReaderOptions>) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = match self.size {
+                Some(s) => s,
+                None => {
+                    let head = self.store.head(&self.path).await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+                    self.size = Some(head.size);
+                    head.size
+                }
+            };
+            let reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(64 * 1024));
+            Ok(Arc::new(reader.load_and_finish(self, size).await?))
+        }
+        .boxed()
+    }
+}
+
+/// A file a scan will read.
+#[derive(Debug, Clone)]
+pub struct ScanFile {
+    /// The path as the log names it.
+    pub path: String,
+    pub size: i64,
+    /// Partition values by logical column name.
+    pub partition_values: HashMap<String, Option<String>>,
+    /// Number of records, from stats.
+    pub num_records: Option<u64>,
+    pub deletion_vector: Option<DeletionVectorDescriptor>,
+    stats_json: Option<String>,
+}
+
+impl ScanFile {
+    /// The stats JSON string, if the log had one.
+    pub fn stats(&self) -> Option<&str> {
+        self.stats_json.as_deref()
+    }
+}
+
+/// Builds a [`Scan`].
+pub struct ScanBuilder {
+    snapshot: Snapshot,
+    columns: Option<Vec<String>>,
+    predicate: Option<Expr>,
+    batch_size: usize,
+}
+
+impl ScanBuilder {
+    pub fn new(snapshot: Snapshot) -> Self {
+        ScanBuilder { snapshot, columns: None, predicate: None, batch_size: 8192 }
+    }
+
+    /// Output only these columns (logical names), in this order.
+    pub fn with_columns<S: AsRef<str>>(mut self, columns: &[S]) -> Self {
+        self.columns = Some(columns.iter().map(|c| c.as_ref().to_string()).collect());
+        self
+    }
+
+    /// Keep only rows matching `predicate`; files and row groups that cannot match are skipped.
+    pub fn with_predicate(mut self, predicate: Expr) -> Self {
+        self.predicate = Some(predicate);
+        self
+    }
+
+    /// Parses Spark SQL expression text as the predicate.
+    pub fn with_filter(self, text: &str) -> DeltaResult<Self> {
+        Ok(self.with_predicate(Expr::parse(text)?))
+    }
+
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Resolves columns, validates the predicate and prunes files.
+    pub fn build(self) -> DeltaResult<Scan> {
+        let snapshot = self.snapshot;
+        let schema = snapshot.schema().clone();
+        let table_arrow = snapshot.arrow_schema();
+        let available = || table_arrow.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
+        let output_names: Vec<String> = match &self.columns {
+            Some(cols) => cols
+                .iter()
+                .map(|c| {
+                    schema
+                        .field(c)
+                        .map(|f| f.name.clone())
+                        .ok_or_else(|| DeltaError::ColumnNotFound { column: c.clone(), available: available() })
+                })
+                .collect::<DeltaResult<_>>()?,
+            None => schema.fields.iter().map(|f| f.name.clone()).collect(),
+        };
+        let mut read_names = output_names.clone();
+        if let Some(p) = &self.predicate {
+            for col in p.columns() {
+                let top = schema.field(&col[0]).ok_or_else(|| DeltaError::ColumnNotFound { column: col.join("."), available: available() })?;
+                if !read_names.contains(&top.name) {
+                    read_names.push(top.name.clone());
+                }
+            }
+        }
+        let nullable = |f: &StructField| -> DeltaResult<Field> { Ok(f.to_arrow(false)?.with_nullable(true)) };
+        let output_schema = Arc::new(Schema::new(
+            output_names.iter().filter_map(|n| schema.field(n)).map(nullable).collect::<DeltaResult<Vec<_>>>()?,
+        ));
+        let read_fields: Vec<StructField> = read_names.iter().filter_map(|n| schema.field(n)).cloned().collect();
+        let read_schema = Arc::new(Schema::new(read_fields.iter().map(nullable).collect::<DeltaResult<Vec<_>>>()?));
+        let partition_cols: Vec<String> = snapshot.partition_columns().to_vec();
+        let mode = snapshot.column_mapping_mode();
+        let partition_physical: Vec<(String, String, ArrowType)> = partition_cols
+            .iter()
+            .map(|c| {
+                let f = schema.field(c).ok_or_else(|| DeltaError::schema(format!("partition column `{c}` is not in the schema")))?;
+                Ok((f.name.clone(), f.physical_name(mode).to_string(), f.data_type.to_arrow(false)?))
+            })
+            .collect::<DeltaResult<_>>()?;
+        let prefix_len = snapshot
+            .metadata()
+            .property("delta.dataSkippingStringPrefixLength")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(32usize);
+
+        let mut files = Vec::with_capacity(snapshot.num_files());
+        let mut total_files = 0usize;
+        for column in snapshot.file_columns() {
+            let paths = column.column(add_col::PATH).as_string::<i32>();
+            let sizes = column.column(add_col::SIZE).as_primitive::<Int64Type>();
+            let stats_col = column.column(add_col::STATS).as_string::<i32>();
+            let pv_col = column.column(add_col::PARTITION_VALUES).as_map();
+            let dv_col = column.column(add_col::DELETION_VECTOR).as_struct();
+            for row in 0..column.len() {
+                total_files += 1;
+                let raw_pv = map_cell(pv_col, row).unwrap_or_default();
+                let mut partition_values = HashMap::with_capacity(partition_physical.len());
+                let mut partition_arrays: HashMap<String, ArrayRef> = HashMap::new();
+                for (logical, physical, t) in &partition_physical {
+                    let value = raw_pv.get(physical).or_else(|| raw_pv.get(logical)).cloned().flatten();
+                    let value = value.filter(|v| !v.is_empty());
+                    if self.predicate.is_some() {
+                        partition_arrays.insert(logical.clone(), parse_partition_value(logical, value.as_deref(), t)?);
+                    }
+                    partition_values.insert(logical.clone(), value);
+                }
+                let stats_json = stats_col.is_valid(row).then(|| stats_col.value(row).to_string());
+                let parsed_stats: Option<Value> = stats_json.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                let num_records = parsed_stats.as_ref().and_then(|s| s.get("numRecords")).and_then(Value::as_u64);
+                if let Some(p) = &self.predicate {
+                    let physical = |c: &[String]| crate::schema::physical_path(&schema, c, mode);
+                    let fs = FileStats { stats: parsed_stats, partition_values: &partition_arrays, physical: &physical, string_prefix_length: prefix_len };
+                    if !can_match(p, &fs, table_arrow.as_ref()) {
+                        continue;
+                    }
+                }
+                let deletion_vector = dv_at(dv_col, row);
+                files.push(ScanFile {
+                    path: paths.value(row).to_string(),
+                    size: sizes.value(row),
+                    partition_values,
+                    num_records,
+                    deletion_vector,
+                    stats_json,
+                });
+            }
+        }
+        Ok(Scan {
+            inner: Arc::new(ScanInner {
+                location: snapshot.location().clone(),
+                table_schema: schema,
+                mode,
+                output_schema,
+                read_schema,
+                read_fields,
+                partition_physical,
+                predicate: self.predicate,
+                batch_size: self.batch_size,
+            }),
+            files,
+            total_files,
+        })
+    }
+}
+
+fn dv_at(dv: &StructArray, row: usize) -> Option<DeletionVectorDescriptor> {
+    if dv.is_null(row) {
+        return None;
+    }
+    let s = |name: &str| dv.column_by_name(name).and_then(|c| c.as_string_opt::<i32>().filter(|a| a.is_valid(row)).map(|a| a.value(row).to_string()));
+    let i32v = |name: &str| dv.column_by_name(name).and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)));
+    let i64v = |name: &str| dv.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)));
+    Some(DeletionVectorDescriptor {
+        storage_type: s("storageType")?,
+        path_or_inline_dv: s("pathOrInlineDv")?,
+        offset: i32v("offset"),
+        size_in_bytes: i32v("sizeInBytes").unwrap_or(0),
+        cardinality: i64v("cardinality").unwrap_or(0),
+    })
+}
+
+/// Parses a partition value (its string form in the log) as a one-row array of `t`.
+pub fn parse_partition_value(column: &str, value: Option<&str>, t: &ArrowType) -> DeltaResult<ArrayRef> {
+    let Some(value) = value else { return Ok(new_null_array(t, 1)) };
+    let invalid = || DeltaError::InvalidPartitionValue { column: column.to_string(), value: value.to_string(), data_type: t.to_string() };
+    let text: ArrayRef = Arc::new(StringArray::from(vec![value]));
+    let opts = CastOptions { safe: false, ..Default::default() };
+    match t {
+        ArrowType::Timestamp(_, tz) => {
+            // `2021-09-08 11:11:11[.ffffff]` (UTC for `timestamp`, wall clock for `timestamp_ntz`)
+            // or ISO-8601 with a zone.
+            let parsed = cast_with_options(&text, &ArrowType::Timestamp(TimeUnit::Microsecond, tz.clone()), &opts).map_err(|_| invalid())?;
+            Ok(parsed)
+        }
+        ArrowType::Binary => Ok(Arc::new(arrow::array::BinaryArray::from(vec![value.as_bytes()]))),
+        ArrowType::Null => Ok(new_null_array(t, 1)),
+        _ => cast_with_options(&text, t, &opts).map_err(|_| invalid()),
+    }
+}
+
+struct ScanInner {
+    location: TableLocation,
+    table_schema: StructType,
+    mode: ColumnMappingMode,
+    output_schema: SchemaRef,
+    read_schema: SchemaRef,
+    read_fields: Vec<StructField>,
+    partition_physical: Vec<(String, String, ArrowType)>,
+    predicate: Option<Expr>,
+    batch_size: usize,
+}
+
+/// A planned scan: the files left after pruning, and how to read them.
+pub struct Scan {
+    inner: Arc<ScanInner>,
+    files: Vec<ScanFile>,
+    total_files: usize,
+}
+
+impl Scan {
+    /// Files that will be read (after partition pruning and data skipping).
+    pub fn files(&self) -> &[ScanFile] {
+        &self.files
+    }
+
+    /// Files in the snapshot before pruning.
+    pub fn total_files(&self) -> usize {
+        self.total_files
+    }
+
+    /// The schema of the output batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.inner.output_schema.clone()
+    }
+
+    /// Reads the files with up to `io_concurrency` in flight; batches arrive through a bounded
+    /// channel, so memory stays proportional to the concurrency, not the table.
+    pub fn execute(self) -> BoxStream<'static, DeltaResult<RecordBatch>> {
+        let concurrency = self.inner.location.options().io_concurrency.max(1);
+        let (tx, rx) = tokio::sync::mpsc::channel::<DeltaResult<RecordBatch>>(concurrency * 2);
+        let inner = self.inner.clone();
+        let files = self.files;
+        tokio::spawn(async move {
+            let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
+            let mut handles = Vec::with_capacity(files.len());
+            for file in files {
+                let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
+                if tx.is_closed() {
+                    break;
+                }
+                let inner = inner.clone();
+                let tx = tx.clone();
+                handles.push(tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = read_file(&inner, &file, &tx).await {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                }));
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+        });
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    }
+
+    /// Reads everything into memory.
+    pub async fn collect(self) -> DeltaResult<Vec<RecordBatch>> {
+        self.execute().try_collect().await
+    }
+}
+
+/// Finds the file column for a table field: by field id in id mode, else by physical name.
+fn find_file_field(fields: &Fields, field: &StructField, mode: ColumnMappingMode) -> Option<usize> {
+    if mode == ColumnMappingMode::Id {
+        if let Some(id) = field.field_id() {
+            if let Some(i) = fields.iter().position(|f| f.metadata().get(PARQUET_FIELD_ID_KEY).and_then(|v| v.parse::<i64>().ok()) == Some(id)) {
+                return Some(i);
+            }
+        }
+    }
+    let name = field.physical_name(mode);
+    fields.iter().position(|f| f.name() == name).or_else(|| {
+        // Spark resolves names case-insensitively.
+        fields.iter().position(|f| f.name().eq_ignore_ascii_case(name))
+    })
+}
+
+/// Converts a column read from a file to the table's type for `field`.
+fn adapt(array: &ArrayRef, data_type: &DataType, mode: ColumnMappingMode, path: &str) -> DeltaResult<ArrayRef> {
+    let mismatch = |reason: String| DeltaError::SchemaMismatch { path: path.to_string(), reason };
+    let target = data_type.to_arrow(false)?;
+    Ok(match (data_type, array.data_type()) {
+        (DataType::Void, _) => new_null_array(&ArrowType::Null, array.len()),
+        (DataType::Variant, ArrowType::Struct(fields)) => {
+            let s = array.as_struct();
+            if let Some(i) = fields.iter().position(|f| f.name() == "typed_value") {
+                if s.column(i).null_count() < s.len() {
+                    return Err(DeltaError::UnsupportedType { data_type: "shredded variant (typed_value present)".into() });
+                }
+            }
+            let pick = |name: &str| -> DeltaResult<ArrayRef> {
+                let c = s.column_by_name(name).ok_or_else(|| mismatch(format!("variant column lacks `{name}`")))?;
+                Ok(arrow::compute::cast(c, &ArrowType::Binary)?)
+            };
+            let ArrowType::Struct(target_fields) = target else { return Err(DeltaError::Internal("variant type".into())) };
+            Arc::new(StructArray::try_new(target_fields, vec![pick("metadata")?, pick("value")?], s.nulls().cloned())?)
+        }
+        (DataType::Struct(st), ArrowType::Struct(file_fields)) => {
+            let s = array.as_struct();
+            let mut columns = Vec::with_capacity(st.fields.len());
+            let mut out_fields = Vec::with_capacity(st.fields.len());
+            for f in &st.fields {
+                let col = match find_file_field(file_fields, f, mode) {
+                    Some(i) => adapt(s.column(i), &f.data_type, mode, path)?,
+                    None => new_null_array(&f.data_type.to_arrow(false)?, s.len()),
+                };
+                out_fields.push(Arc::new(Field::new(&f.name, col.data_type().clone(), true)));
+                columns.push(col);
+            }
+            Arc::new(StructArray::try_new(Fields::from(out_fields), columns, s.nulls().cloned())?)
+        }
+        (DataType::Array(elem, _), ArrowType::List(_) | ArrowType::LargeList(_)) => {
+            let list = if let ArrowType::LargeList(f) = array.data_type() {
+                let t = ArrowType::List(Arc::new(Field::new("element", f.data_type().clone(), true)));
+                arrow::compute::cast(array, &t)?.as_list::<i32>().clone()
+            } else {
+                array.as_list::<i32>().clone()
+            };
+            let values = adapt(list.values(), elem, mode, path)?;
+            let field = Arc::new(Field::new("element", values.data_type().clone(), true));
+            Arc::new(GenericListArray::<i32>::try_new(field, list.offsets().clone(), values, list.nulls().cloned())?)
+        }
+        (DataType::Map(k, v, _), ArrowType::Map(_, _)) => {
+            let m = array.as_map();
+            let keys = adapt(m.keys(), k, mode, path)?;
+            let values = adapt(m.values(), v, mode, path)?;
+            let entry_fields = Fields::from(vec![
+                Field::new("key", keys.data_type().clone(), false),
+                Field::new("value", values.data_type().clone(), true),
+            ]);
+            let entries = StructArray::try_new(entry_fields.clone(), vec![keys, values], None)?;
+            let field: FieldRef = Arc::new(Field::new("key_value", ArrowType::Struct(entry_fields), false));
+            Arc::new(MapArray::try_new(field, m.offsets().clone(), entries, m.nulls().cloned(), false)?)
+        }
+        (DataType::Primitive(_), _) => {
+            if array.data_type() == &target {
+                array.clone()
+            } else {
+                arrow::compute::cast(array, &target).map_err(|e| mismatch(format!("cannot read {} as {}: {e}", array.data_type(), target)))?
+            }
+        }
+        (expected, found) => return Err(mismatch(format!("expected {expected}, found {found}"))),
+    })
+}
+
+/// Replaces `Timestamp(ns, None)` (how INT96 is read by default) with microseconds, so that
+/// timestamps beyond year 2262 survive.
+fn int96_hint(t: &ArrowType) -> ArrowType {
+    match t {
+        ArrowType::Timestamp(TimeUnit::Nanosecond, None) => ArrowType::Timestamp(TimeUnit::Microsecond, None),
+        ArrowType::Struct(fields) => ArrowType::Struct(fields.iter().map(|f| Arc::new(f.as_ref().clone().with_data_type(int96_hint(f.data_type())))).collect()),
+        ArrowType::List(f) => ArrowType::List(Arc::new(f.as_ref().clone().with_data_type(int96_hint(f.data_type())))),
+        ArrowType::LargeList(f) => ArrowType::LargeList(Arc::new(f.as_ref().clone().with_data_type(int96_hint(f.data_type())))),
+        ArrowType::Map(f, s) => ArrowType::Map(Arc::new(f.as_ref().clone().with_data_type(int96_hint(f.data_type()))), *s),
+        other => other.clone(),
+    }
+}
+
+async fn load_dv(inner: &ScanInner, file: &ScanFile) -> DeltaResult<Option<RoaringTreemap>> {
+    match &file.deletion_vector {
+        Some(dv) => Ok(Some(dv.load(&inner.location, file.num_records).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::Sender<DeltaResult<RecordBatch>>) -> DeltaResult<()> {
+    let resolved: ResolvedPath = inner.location.resolve(PathKind::Data, &file.path)?;
+    let display = resolved.url.to_string();
+    let deleted = load_dv(inner, file).await?;
+    let mut reader = StoreFileReader::new(inner.location.store().clone(), resolved.store_path.clone(), (file.size > 0).then_some(file.size as u64));
+    let metadata = match ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new().with_skip_arrow_metadata(true)).await {
+        Ok(m) => m,
+        Err(parquet::errors::ParquetError::External(e)) if e.downcast_ref::<object_store::Error>().is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })) => {
+            return Err(DeltaError::DataFileNotFound { path: display });
+        }
+        Err(e) => return Err(DeltaError::parquet(&display, e)),
+    };
+    let has_int96 = metadata.metadata().file_metadata().schema_descr().columns().iter().any(|c| c.physical_type() == PhysicalType::INT96);
+    let metadata = if has_int96 {
+        let hinted = Schema::new(
+            metadata.schema().fields().iter().map(|f| f.as_ref().clone().with_data_type(int96_hint(f.data_type()))).collect::<Vec<_>>(),
+        );
+        let opts = ArrowReaderOptions::new().with_schema(Arc::new(hinted));
+        ArrowReaderMetadata::try_new(metadata.metadata().clone(), opts).unwrap_or(metadata)
+    } else {
+        metadata
+    };
+    let file_schema = metadata.schema().clone();
+    let file_fields = file_schema.fields();
+    // Table field → file root column.
+    let mut roots: Vec<Option<usize>> = Vec::with_capacity(inner.read_fields.len());
+    for f in &inner.read_fields {
+        let is_partition = inner.partition_physical.iter().any(|(l, _, _)| *l == f.name);
+        roots.push(if is_partition { None } else { find_file_field(file_fields, f, inner.mode) });
+    }
+    // Row-group pruning on top-level primitive columns the predicate reads.
+    let parquet_meta = metadata.metadata().clone();
+    let num_groups = parquet_meta.num_row_groups();
+    let mut keep_groups: Vec<usize> = (0..num_groups).collect();
+    if let (Some(pred), true) = (&inner.predicate, num_groups > 1) {
+        let mut columns = HashMap::new();
+        for col in pred.columns() {
+            if col.len() != 1 {
+                continue;
+            }
+            let Some(idx) = inner.read_fields.iter().position(|f| f.name.eq_ignore_ascii_case(&col[0])) else { continue };
+            let Some(root) = roots[idx] else { continue };
+            if !matches!(inner.read_fields[idx].data_type, DataType::Primitive(_)) {
+                continue;
+            }
+            let file_name = file_fields[root].name();
+            let Ok(conv) = StatisticsConverter::try_new(file_name, &file_schema, parquet_meta.file_metadata().schema_descr()) else { continue };
+            let groups = parquet_meta.row_groups();
+            let (Ok(mins), Ok(maxes)) = (conv.row_group_mins(groups.iter()), conv.row_group_maxes(groups.iter())) else { continue };
+            let nulls = conv.row_group_null_counts(groups.iter()).ok().map(|a| a.iter().collect::<Vec<_>>());
+            columns.insert(vec![inner.read_fields[idx].name.clone()], (mins, maxes, nulls));
+        }
+        if !columns.is_empty() {
+            keep_groups.retain(|rg| {
+                let stats = RowGroupStats { row_group: *rg, num_rows: parquet_meta.row_group(*rg).num_rows().max(0) as u64, columns: &columns };
+                can_match(pred, &stats, inner.read_schema.as_ref())
+            });
+        }
+    }
+    if keep_groups.is_empty() {
+        return Ok(());
+    }
+    // File row index of each kept row group's first row.
+    let mut starts = Vec::with_capacity(num_groups);
+    let mut acc = 0u64;
+    for rg in parquet_meta.row_groups() {
+        starts.push(acc);
+        acc += rg.num_rows().max(0) as u64;
+    }
+    let ranges: Vec<(u64, u64)> = keep_groups.iter().map(|rg| (starts[*rg], parquet_meta.row_group(*rg).num_rows().max(0) as u64)).collect();
+
+    let root_indices: Vec<usize> = {
+        let mut v: Vec<usize> = roots.iter().flatten().copied().collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let mask = ProjectionMask::roots(parquet_meta.file_metadata().schema_descr(), root_indices);
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone())
+        .with_projection(mask)
+        .with_row_groups(keep_groups)
+        .with_batch_size(inner.batch_size);
+    let mut stream = builder.build().map_err(|e| DeltaError::parquet(&display, e))?;
+
+    // Partition columns as one-row arrays.
+    let mut partition_arrays: HashMap<&str, ArrayRef> = HashMap::new();
+    for (logical, _, t) in &inner.partition_physical {
+        let value = file.partition_values.get(logical).cloned().flatten();
+        partition_arrays.insert(logical.as_str(), parse_partition_value(logical, value.as_deref(), t)?);
+    }
+
+    let mut range_idx = 0usize;
+    let mut offset_in_range = 0u64;
+    while let Some(batch) = stream.try_next().await.map_err(|e| DeltaError::parquet(&display, e))? {
+        let n = batch.num_rows();
+        let batch_schema = batch.schema();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(inner.read_fields.len());
+        for (f, root) in inner.read_fields.iter().zip(&roots) {
+            let col = if let Some(p) = partition_arrays.get(f.name.as_str()) {
+                let idx = UInt32Array::from(vec![0u32; n]);
+                arrow::compute::take(p, &idx, None)?
+            } else {
+                match root.and_then(|r| batch_schema.index_of(file_fields[r].name()).ok()) {
+                    Some(i) => adapt(batch.column(i), &f.data_type, inner.mode, &display)?,
+                    None => new_null_array(&f.data_type.to_arrow(false)?, n),
+                }
+            };
+            columns.push(col);
+        }
+        let mut working = RecordBatch::try_new_with_options(
+            inner.read_schema.clone(),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        // Deletion vector: drop rows whose file row index is deleted.
+        if let Some(deleted) = &deleted {
+            let mut keep = Vec::with_capacity(n);
+            for _ in 0..n {
+                while range_idx < ranges.len() && offset_in_range >= ranges[range_idx].1 {
+                    range_idx += 1;
+                    offset_in_range = 0;
+                }
+                let row = ranges.get(range_idx).map(|r| r.0 + offset_in_range).unwrap_or(u64::MAX);
+                keep.push(!deleted.contains(row));
+                offset_in_range += 1;
+            }
+            working = filter_record_batch(&working, &BooleanArray::from(keep))?;
+        }
+        if let Some(pred) = &inner.predicate {
+            let mask = evaluate_predicate(pred, &working)?;
+            working = filter_record_batch(&working, &mask)?;
+        }
+        let out_cols: Vec<ArrayRef> = inner
+            .output_schema
+            .fields()
+            .iter()
+            .map(|f| working.column_by_name(f.name()).cloned().ok_or_else(|| DeltaError::Internal(format!("missing column {}", f.name()))))
+            .collect::<DeltaResult<_>>()?;
+        let out = RecordBatch::try_new_with_options(
+            inner.output_schema.clone(),
+            out_cols,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(working.num_rows())),
+        )?;
+        if out.num_rows() > 0 && tx.send(Ok(out)).await.is_err() {
+            break;
+        }
+    }
+    let _ = &inner.table_schema;
+    Ok(())
+}
+
+impl Snapshot {
+    /// Starts building a scan of this snapshot.
+    pub fn scan(&self) -> ScanBuilder {
+        ScanBuilder::new(self.clone())
+    }
+}

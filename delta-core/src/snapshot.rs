@@ -1,0 +1,347 @@
+//! Immutable snapshots of a table at a version, and the [`Table`] handle that makes them.
+//!
+//! A [`Snapshot`] holds the protocol, metadata, parsed schema and the live file index (Arrow
+//! columns, see [`crate::replay`]). Snapshots are opened at the latest version, at a version, or at
+//! a timestamp. Timestamps follow the protocol: once in-commit timestamps are enabled, a commit's
+//! time is its `commitInfo.inCommitTimestamp`; before that, commit-file modification times made
+//! monotonic (a commit is never earlier than its predecessor + 1 ms).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, StructArray};
+use arrow::datatypes::{Int64Type, SchemaRef};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{DeltaError, DeltaResult};
+use crate::log::{LogFile, LogListing, LogSegment};
+use crate::protocol::{add_col, AppTransaction, CommitInfo, DomainMetadata, Metadata, Protocol, TableFeature};
+use crate::replay::{replay, ReplayState};
+use crate::schema::{ColumnMappingMode, StructType};
+use crate::storage::{TableLocation, TableOptions};
+
+/// A Delta table at a location. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Table {
+    location: TableLocation,
+}
+
+/// One entry of [`Table::history`].
+#[derive(Debug, Clone)]
+pub struct CommitRecord {
+    pub version: i64,
+    /// Commit time in ms since the epoch (in-commit timestamp when enabled).
+    pub timestamp_ms: i64,
+    /// The commit's `commitInfo`, or an empty map when it has none.
+    pub commit_info: CommitInfo,
+}
+
+impl Table {
+    /// Opens a table at a local path or URL with default options. Does no I/O.
+    pub fn open(location: &str) -> DeltaResult<Self> {
+        Self::open_with(location, TableOptions::default())
+    }
+
+    /// Opens a table with options. Does no I/O.
+    pub fn open_with(location: &str, options: TableOptions) -> DeltaResult<Self> {
+        Ok(Table { location: TableLocation::open(location, options)? })
+    }
+
+    /// A table over an existing location.
+    pub fn from_location(location: TableLocation) -> Self {
+        Table { location }
+    }
+
+    pub fn location(&self) -> &TableLocation {
+        &self.location
+    }
+
+    /// The latest snapshot.
+    pub async fn snapshot(&self) -> DeltaResult<Snapshot> {
+        Snapshot::load(&self.location, None).await
+    }
+
+    /// The snapshot at `version`.
+    pub async fn snapshot_at(&self, version: i64) -> DeltaResult<Snapshot> {
+        Snapshot::load(&self.location, Some(version)).await
+    }
+
+    /// The snapshot of the newest commit at or before `timestamp_ms` (ms since the epoch).
+    pub async fn snapshot_at_timestamp(&self, timestamp_ms: i64) -> DeltaResult<Snapshot> {
+        let version = self.version_at_timestamp(timestamp_ms).await?;
+        self.snapshot_at(version).await
+    }
+
+    /// Resolves a timestamp to a version, as delta-spark does for `timestampAsOf`: the newest commit
+    /// whose timestamp is at or before it; an error when it is before the first retained commit or
+    /// after the latest one.
+    pub async fn version_at_timestamp(&self, timestamp_ms: i64) -> DeltaResult<i64> {
+        let listing = LogSegment::full_listing(&self.location).await?;
+        let timestamps = self.commit_timestamps(&listing).await?;
+        let Some((first_v, first_ts)) = timestamps.first().copied() else {
+            return Err(DeltaError::NoCommits { location: self.location.root_url().to_string() });
+        };
+        let _ = first_v;
+        if timestamp_ms < first_ts {
+            return Err(DeltaError::TimestampTooEarly { timestamp_ms, earliest_ms: first_ts });
+        }
+        if let Some((_, last_ts)) = timestamps.last() {
+            if timestamp_ms > *last_ts {
+                return Err(DeltaError::TimestampAfterLatest { timestamp_ms, latest_ms: *last_ts });
+            }
+        }
+        let idx = timestamps.partition_point(|(_, ts)| *ts <= timestamp_ms);
+        Ok(timestamps[idx - 1].0)
+    }
+
+    /// `(version, timestamp)` of every retained commit, ascending, with the protocol's rules.
+    pub async fn commit_timestamps(&self, listing: &LogListing) -> DeltaResult<Vec<(i64, i64)>> {
+        let latest = Snapshot::load(&self.location, None).await?;
+        let ict_from = latest.in_commit_timestamps_from();
+        let mut out: Vec<(i64, i64)> = Vec::with_capacity(listing.commits.len());
+        let mut previous: Option<i64> = None;
+        for (v, file) in &listing.commits {
+            let ts = match ict_from {
+                Some(from) if *v >= from => {
+                    let info = read_commit_info(&self.location, file).await?;
+                    info.get("inCommitTimestamp").and_then(Value::as_i64).ok_or_else(|| {
+                        DeltaError::corrupt(&file.meta.location, "in-commit timestamps are enabled but commitInfo.inCommitTimestamp is missing")
+                    })?
+                }
+                _ => {
+                    let file_ts = file.meta.last_modified.timestamp_millis();
+                    match previous {
+                        Some(p) if file_ts <= p => p + 1,
+                        _ => file_ts,
+                    }
+                }
+            };
+            previous = Some(ts);
+            out.push((*v, ts));
+        }
+        Ok(out)
+    }
+
+    /// Every retained commit's `commitInfo`, newest first, at most `limit`.
+    pub async fn history(&self, limit: Option<usize>) -> DeltaResult<Vec<CommitRecord>> {
+        let listing = LogSegment::full_listing(&self.location).await?;
+        if listing.latest_version().is_none() {
+            return Err(if listing.any_object {
+                DeltaError::NoCommits { location: self.location.root_url().to_string() }
+            } else {
+                DeltaError::NotATable { location: self.location.root_url().to_string() }
+            });
+        }
+        let timestamps: HashMap<i64, i64> = self.commit_timestamps(&listing).await?.into_iter().collect();
+        let mut out = Vec::new();
+        for (v, file) in listing.commits.iter().rev().take(limit.unwrap_or(usize::MAX)) {
+            let info = read_commit_info(&self.location, file).await?;
+            out.push(CommitRecord { version: *v, timestamp_ms: timestamps.get(v).copied().unwrap_or(0), commit_info: info });
+        }
+        Ok(out)
+    }
+}
+
+/// Reads the `commitInfo` of one commit file (an empty map if it has none).
+pub async fn read_commit_info(location: &TableLocation, file: &LogFile) -> DeltaResult<CommitInfo> {
+    let bytes = location.read_bounded(&file.meta.location, Some(file.meta.size)).await?;
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.is_empty() || !line.windows(13).any(|w| w == b"\"commitInfo\":") {
+            continue;
+        }
+        let v: Value = serde_json::from_slice(line).map_err(|e| DeltaError::corrupt(&file.meta.location, e))?;
+        if let Some(Value::Object(info)) = v.get("commitInfo") {
+            return Ok(info.clone());
+        }
+    }
+    Ok(CommitInfo::new())
+}
+
+/// The checksum (`.crc`) fields used for validation.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionChecksum {
+    table_size_bytes: i64,
+    num_files: i64,
+    protocol: Option<Protocol>,
+}
+
+/// An immutable view of a table at one version.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    location: TableLocation,
+    version: i64,
+    protocol: Protocol,
+    metadata: Metadata,
+    schema: Arc<StructType>,
+    arrow_schema: SchemaRef,
+    column_mapping: ColumnMappingMode,
+    files: Arc<Vec<StructArray>>,
+    txns: Arc<HashMap<String, AppTransaction>>,
+    domains: Arc<HashMap<String, DomainMetadata>>,
+    segment: Arc<LogSegment>,
+    in_commit_timestamp: Option<i64>,
+}
+
+impl Snapshot {
+    /// Loads the snapshot at `version` (latest when `None`).
+    pub async fn load(location: &TableLocation, version: Option<i64>) -> DeltaResult<Snapshot> {
+        let segment = LogSegment::build(location, version).await?;
+        let state = replay(location, &segment).await?;
+        Self::from_state(location.clone(), segment, state).await
+    }
+
+    async fn from_state(location: TableLocation, segment: LogSegment, state: ReplayState) -> DeltaResult<Snapshot> {
+        let version = segment.end_version;
+        let protocol = state.protocol.clone().ok_or(DeltaError::MissingProtocol { version })?;
+        // The reader gate runs before the metadata (and so the schema) is interpreted.
+        protocol.ensure_readable()?;
+        let metadata = state.metadata.clone().ok_or(DeltaError::MissingMetadata { version })?;
+        let schema = StructType::parse(&metadata.schema_string)?;
+        let column_mapping = if protocol.has_feature(&TableFeature::ColumnMapping) || protocol.min_reader_version >= 2 {
+            ColumnMappingMode::from_config(metadata.property("delta.columnMapping.mode"))?
+        } else {
+            ColumnMappingMode::None
+        };
+        let arrow_schema = schema.to_arrow()?;
+        let snapshot = Snapshot {
+            location,
+            version,
+            protocol,
+            metadata,
+            schema: Arc::new(schema),
+            arrow_schema,
+            column_mapping,
+            files: Arc::new(state.files),
+            txns: Arc::new(state.txns),
+            domains: Arc::new(state.domains),
+            segment: Arc::new(segment),
+            in_commit_timestamp: state.newest_in_commit_timestamp,
+        };
+        snapshot.validate_checksum().await?;
+        Ok(snapshot)
+    }
+
+    /// Compares the replayed state with the version's `.crc` file when one exists and parses.
+    /// An unparsable checksum is ignored (it is an optimisation file); a parsable one that
+    /// disagrees means the log or the checksum is corrupt, and the snapshot is refused.
+    async fn validate_checksum(&self) -> DeltaResult<()> {
+        let Some(file) = &self.segment.checksum else { return Ok(()) };
+        let Ok(Some(bytes)) = self.location.read_optional(&file.meta.location).await else { return Ok(()) };
+        let Ok(crc) = serde_json::from_slice::<VersionChecksum>(&bytes) else { return Ok(()) };
+        let num_files = self.num_files() as i64;
+        if crc.num_files != num_files {
+            return Err(DeltaError::ChecksumMismatch {
+                version: self.version,
+                field: "numFiles",
+                expected: crc.num_files.to_string(),
+                actual: num_files.to_string(),
+            });
+        }
+        let size = self.total_size_bytes();
+        if crc.table_size_bytes != size {
+            return Err(DeltaError::ChecksumMismatch {
+                version: self.version,
+                field: "tableSizeBytes",
+                expected: crc.table_size_bytes.to_string(),
+                actual: size.to_string(),
+            });
+        }
+        if let Some(p) = crc.protocol {
+            if p.min_reader_version != self.protocol.min_reader_version || p.min_writer_version != self.protocol.min_writer_version {
+                return Err(DeltaError::ChecksumMismatch {
+                    version: self.version,
+                    field: "protocol",
+                    expected: format!("{}/{}", p.min_reader_version, p.min_writer_version),
+                    actual: format!("{}/{}", self.protocol.min_reader_version, self.protocol.min_writer_version),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+    pub fn protocol(&self) -> &Protocol {
+        &self.protocol
+    }
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+    pub fn schema(&self) -> &StructType {
+        &self.schema
+    }
+    /// The table schema in Arrow, with logical names.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        self.arrow_schema.clone()
+    }
+    pub fn column_mapping_mode(&self) -> ColumnMappingMode {
+        self.column_mapping
+    }
+    pub fn partition_columns(&self) -> &[String] {
+        &self.metadata.partition_columns
+    }
+    pub fn location(&self) -> &TableLocation {
+        &self.location
+    }
+    /// Live `add` actions, as struct columns of [`crate::protocol::add_fields`].
+    pub fn file_columns(&self) -> &[StructArray] {
+        &self.files
+    }
+    pub fn app_transactions(&self) -> &HashMap<String, AppTransaction> {
+        &self.txns
+    }
+    /// Domain metadata that is not removed.
+    pub fn domain_metadata(&self) -> impl Iterator<Item = &DomainMetadata> {
+        self.domains.values().filter(|d| !d.removed)
+    }
+    pub fn log_segment(&self) -> &LogSegment {
+        &self.segment
+    }
+    pub fn num_files(&self) -> usize {
+        self.files.iter().map(|f| f.len()).sum()
+    }
+    /// Sum of `add.size` of live files.
+    pub fn total_size_bytes(&self) -> i64 {
+        self.files
+            .iter()
+            .map(|f| f.column(add_col::SIZE).as_primitive::<Int64Type>().iter().flatten().sum::<i64>())
+            .sum()
+    }
+
+    /// The version from which commits carry in-commit timestamps, when the feature is enabled.
+    pub fn in_commit_timestamps_from(&self) -> Option<i64> {
+        if !self.metadata.bool_property("delta.enableInCommitTimestamps", false)
+            && !self.metadata.bool_property("delta.enableInCommitTimestamps-preview", false)
+        {
+            return None;
+        }
+        Some(
+            self.metadata
+                .property("delta.inCommitTimestampEnablementVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        )
+    }
+
+    /// The commit time of this version: the in-commit timestamp when enabled, else the commit file's
+    /// modification time (not made monotonic; use [`Table::commit_timestamps`] for that).
+    pub fn timestamp_ms(&self) -> Option<i64> {
+        if self.in_commit_timestamps_from().is_some_and(|v| self.version >= v) {
+            if let Some(ts) = self.in_commit_timestamp {
+                return Some(ts);
+            }
+        }
+        self.segment.commits.last().map(|c| c.meta.last_modified.timestamp_millis())
+    }
+
+    /// Whether a file has a deletion vector.
+    pub fn has_deletion_vectors(&self) -> bool {
+        self.files.iter().any(|f| {
+            let dv = f.column(add_col::DELETION_VECTOR);
+            dv.null_count() < dv.len()
+        })
+    }
+}
