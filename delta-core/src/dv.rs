@@ -39,6 +39,18 @@ pub fn z85_decode(s: &str) -> DeltaResult<Vec<u8>> {
     }
     let mut out = Vec::with_capacity(bytes.len() / 5 * 4);
     for block in bytes.chunks(5) {
+        // A block that starts with `#` cannot be valid Z85 (it exceeds 2^32); some writers use
+        // leading `#`s to pad a short final block: `##093` carries the last two bytes of 93.
+        let pad = block.iter().take_while(|c| **c == b'#').count();
+        if pad > 0 && pad < 4 {
+            let mut v: u64 = 0;
+            for c in &block[pad..] {
+                let d = z85_index(*c).ok_or_else(|| DeltaError::dv(format!("invalid Z85 character {:?}", *c as char)))?;
+                v = v * 85 + d as u64;
+            }
+            out.extend_from_slice(&(v as u32).to_be_bytes()[pad..]);
+            continue;
+        }
         let mut v: u64 = 0;
         for c in block {
             let d = z85_index(*c).ok_or_else(|| DeltaError::dv(format!("invalid Z85 character {:?}", *c as char)))?;

@@ -230,7 +230,7 @@ impl LogListing {
         // The newest complete checkpoint at or before `end`.
         let checkpoint = self.checkpoints.range(..=end).rev().find_map(|(v, _)| self.complete_checkpoint(*v));
         let start = checkpoint.as_ref().map(|c| c.version + 1).unwrap_or(0);
-        let commits: Vec<LogFile> = self.commits.range(start..=end).map(|(_, f)| f.clone()).collect();
+        let commits: Vec<LogFile> = if start <= end { self.commits.range(start..=end).map(|(_, f)| f.clone()).collect() } else { Vec::new() };
         // Contiguity: start..=end must all be present.
         let mut expected = start;
         for c in &commits {

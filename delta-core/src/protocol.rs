@@ -52,6 +52,8 @@ pub struct Metadata {
     pub description: Option<String>,
     #[serde(default)]
     pub format: Format,
+    /// The table schema as JSON. Empty when the log's metaData lacks it (scans then refuse).
+    #[serde(default)]
     pub schema_string: String,
     #[serde(default)]
     pub partition_columns: Vec<String>,

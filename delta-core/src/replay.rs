@@ -264,9 +264,7 @@ fn metadata_at(s: &StructArray, row: usize) -> DeltaResult<Metadata> {
             provider: format.and_then(|f| str_at(f, "provider", row)).unwrap_or("parquet").to_string(),
             options: format.and_then(|f| string_map_at(f, "options", row)).unwrap_or_default(),
         },
-        schema_string: str_at(s, "schemaString", row)
-            .ok_or_else(|| DeltaError::corrupt("metaData", "schemaString missing"))?
-            .to_string(),
+        schema_string: str_at(s, "schemaString", row).unwrap_or_default().to_string(),
         partition_columns: string_list_at(s, "partitionColumns", row).unwrap_or_default(),
         created_time: i64_at(s, "createdTime", row),
         configuration: string_map_at(s, "configuration", row).unwrap_or_default(),
@@ -423,14 +421,22 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
     }
     units.reverse();
     let concurrency = location.options().io_concurrency.max(1);
-    let mut decoded = futures::stream::iter(units.iter().map(|f| read_log_file(location, f))).buffered(concurrency);
+    let mut decoded = futures::stream::iter(units.into_iter().map(|f| {
+        let location = location.clone();
+        async move { read_log_file(&location, &f).await }
+    }))
+    .buffered(concurrency);
     while let Some(batches) = decoded.next().await {
         for batch in batches? {
             state.apply(location, &batch, false)?;
         }
     }
     if let Some(cp) = &segment.checkpoint {
-        let mut parts = futures::stream::iter(cp.parts.iter().map(|f| read_log_file(location, f))).buffered(concurrency);
+        let mut parts = futures::stream::iter(cp.parts.clone().into_iter().map(|f| {
+            let location = location.clone();
+            async move { read_log_file(&location, &f).await }
+        }))
+        .buffered(concurrency);
         let mut sidecars: Vec<String> = Vec::new();
         while let Some(batches) = parts.next().await {
             for batch in batches.map_err(|e| DeltaError::InvalidCheckpoint { version: cp.version, reason: e.to_string() })? {
@@ -449,7 +455,11 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
             let resolved = location.resolve_url(PathKind::Sidecar, raw, url)?;
             reads.push(resolved.store_path);
         }
-        let mut sidecar_batches = futures::stream::iter(reads.iter().map(|p| read_checkpoint_parquet(location, p, None))).buffered(concurrency);
+        let mut sidecar_batches = futures::stream::iter(reads.into_iter().map(|p| {
+            let location = location.clone();
+            async move { read_checkpoint_parquet(&location, &p, None).await }
+        }))
+        .buffered(concurrency);
         while let Some(batches) = sidecar_batches.next().await {
             for batch in batches.map_err(|e| DeltaError::InvalidCheckpoint { version: cp.version, reason: format!("sidecar: {e}") })? {
                 state.apply(location, &batch, true)?;
@@ -466,15 +476,6 @@ pub fn files_batch(files: &[StructArray]) -> DeltaResult<RecordBatch> {
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
 
-#[allow(dead_code)]
-fn field_ref(name: &str, dt: DataType) -> FieldRef {
-    Arc::new(Field::new(name, dt, true))
-}
-
-#[allow(dead_code)]
-fn strings(v: &[&str]) -> ArrayRef {
-    Arc::new(StringArray::from(v.to_vec()))
-}
 
 #[cfg(test)]
 mod tests {

@@ -146,6 +146,9 @@ impl ScanBuilder {
     /// Resolves columns, validates the predicate and prunes files.
     pub fn build(self) -> DeltaResult<Scan> {
         let snapshot = self.snapshot;
+        if snapshot.metadata().schema_string.is_empty() {
+            return Err(DeltaError::schema(format!("the metaData action at version {} has no schemaString", snapshot.version())));
+        }
         let schema = snapshot.schema().clone();
         let table_arrow = snapshot.arrow_schema();
         let available = || table_arrow.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
@@ -170,7 +173,7 @@ impl ScanBuilder {
                 }
             }
         }
-        let nullable = |f: &StructField| -> DeltaResult<Field> { Ok(f.to_arrow(false)?.with_nullable(true)) };
+        let nullable = |f: &StructField| -> DeltaResult<Field> { Ok(crate::schema::all_nullable(&f.to_arrow(false)?)) };
         let output_schema = Arc::new(Schema::new(
             output_names.iter().filter_map(|n| schema.field(n)).map(nullable).collect::<DeltaResult<Vec<_>>>()?,
         ));

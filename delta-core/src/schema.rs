@@ -390,6 +390,26 @@ impl StructField {
     }
 }
 
+/// The field with every nested field marked nullable (scan output: files written before a column
+/// existed, or by lax writers, hold nulls anywhere).
+pub fn all_nullable(f: &Field) -> Field {
+    let t = match f.data_type() {
+        ArrowType::Struct(fields) => ArrowType::Struct(fields.iter().map(|c| Arc::new(all_nullable(c))).collect()),
+        ArrowType::List(e) => ArrowType::List(Arc::new(all_nullable(e))),
+        ArrowType::Map(e, sorted) => {
+            let ArrowType::Struct(kv) = e.data_type() else { return f.clone().with_nullable(true) };
+            let kv: Fields = kv
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Arc::new(if i == 0 { c.as_ref().clone() } else { all_nullable(c) }))
+                .collect();
+            ArrowType::Map(Arc::new(Field::new(e.name(), ArrowType::Struct(kv), false)), *sorted)
+        }
+        other => other.clone(),
+    };
+    f.clone().with_data_type(t).with_nullable(true)
+}
+
 /// Every column path of a schema (dot-joined logical names) with its field, depth first.
 pub fn leaf_columns(schema: &StructType) -> Vec<(Vec<String>, &StructField)> {
     fn walk<'a>(prefix: &[String], s: &'a StructType, out: &mut Vec<(Vec<String>, &'a StructField)>) {

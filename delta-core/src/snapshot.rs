@@ -182,6 +182,7 @@ pub struct Snapshot {
     domains: Arc<HashMap<String, DomainMetadata>>,
     segment: Arc<LogSegment>,
     in_commit_timestamp: Option<i64>,
+    checksum_mismatch: Option<Arc<DeltaError>>,
 }
 
 impl Snapshot {
@@ -198,7 +199,7 @@ impl Snapshot {
         // The reader gate runs before the metadata (and so the schema) is interpreted.
         protocol.ensure_readable()?;
         let metadata = state.metadata.clone().ok_or(DeltaError::MissingMetadata { version })?;
-        let schema = StructType::parse(&metadata.schema_string)?;
+        let schema = if metadata.schema_string.is_empty() { StructType::default() } else { StructType::parse(&metadata.schema_string)? };
         let column_mapping = if protocol.has_feature(&TableFeature::ColumnMapping) || protocol.min_reader_version >= 2 {
             ColumnMappingMode::from_config(metadata.property("delta.columnMapping.mode"))?
         } else {
@@ -218,8 +219,15 @@ impl Snapshot {
             domains: Arc::new(state.domains),
             segment: Arc::new(segment),
             in_commit_timestamp: state.newest_in_commit_timestamp,
+            checksum_mismatch: None,
         };
-        snapshot.validate_checksum().await?;
+        let mut snapshot = snapshot;
+        if let Err(e) = snapshot.validate_checksum().await {
+            if snapshot.location.options().strict_checksums {
+                return Err(e);
+            }
+            snapshot.checksum_mismatch = Some(Arc::new(e));
+        }
         Ok(snapshot)
     }
 
@@ -259,6 +267,11 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+
+    /// How the version's `.crc` file disagreed with the replayed state, if it did.
+    pub fn checksum_mismatch(&self) -> Option<&DeltaError> {
+        self.checksum_mismatch.as_deref()
     }
 
     pub fn version(&self) -> i64 {

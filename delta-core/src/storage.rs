@@ -35,6 +35,9 @@ pub struct TableOptions {
     pub max_actions_per_commit: u64,
     /// Files read concurrently by scans and replay.
     pub io_concurrency: usize,
+    /// Refuse a snapshot whose `.crc` file disagrees with the replayed state. Off by default, as
+    /// in delta-spark: the mismatch is recorded on the snapshot ([`crate::Snapshot::checksum_mismatch`]).
+    pub strict_checksums: bool,
 }
 
 impl Default for TableOptions {
@@ -45,6 +48,7 @@ impl Default for TableOptions {
             max_commit_bytes: 1 << 30,
             max_actions_per_commit: 50_000_000,
             io_concurrency: 16,
+            strict_checksums: false,
         }
     }
 }
