@@ -555,7 +555,10 @@ pub fn evaluate(e: &Expr, batch: &RecordBatch) -> DeltaResult<ArrayRef> {
 /// Evaluates a predicate to a filter mask: null counts as false.
 pub fn evaluate_predicate(e: &Expr, batch: &RecordBatch) -> DeltaResult<BooleanArray> {
     let a = bool_array(eval(e, batch)?, batch.num_rows())?;
-    Ok(arrow::compute::prep_null_mask_filter(&a))
+    Ok(match a.nulls() {
+        Some(nulls) => BooleanArray::new(a.values() & nulls.inner(), None),
+        None => a,
+    })
 }
 
 #[cfg(test)]
