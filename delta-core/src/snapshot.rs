@@ -347,7 +347,7 @@ impl Snapshot {
                 return Some(ts);
             }
         }
-        self.segment.commits.last().map(|c| c.meta.last_modified.timestamp_millis())
+        self.segment.all_commits.last().filter(|c| c.name.version == self.version).map(|c| c.meta.last_modified.timestamp_millis())
     }
 
     /// Whether a file has a deletion vector.
