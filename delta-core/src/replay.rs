@@ -130,6 +130,59 @@ fn conform_to_actions(batch: &RecordBatch) -> DeltaResult<RecordBatch> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
+/// Checkpoints may carry statistics only as structs (`add.stats_parsed`, with
+/// `delta.checkpoint.writeStatsAsJson=false`). Data skipping reads JSON stats, so rows whose
+/// `stats` is null get their `stats_parsed` struct rendered as JSON.
+fn with_json_stats(batch: &RecordBatch) -> DeltaResult<RecordBatch> {
+    let Some(add) = batch.column_by_name("add").and_then(|a| a.as_struct_opt()) else { return Ok(batch.clone()) };
+    let Some(parsed) = add.column_by_name("stats_parsed").and_then(|p| p.as_struct_opt()) else { return Ok(batch.clone()) };
+    let json = add.column_by_name("stats").and_then(|s| s.as_string_opt::<i32>().cloned());
+    let needs = (0..add.len()).any(|r| add.is_valid(r) && parsed.is_valid(r) && json.as_ref().is_none_or(|j| j.is_null(r)));
+    if !needs {
+        return Ok(batch.clone());
+    }
+    // (`RecordBatch::from(StructArray)` panics on null structs; build it by hand.)
+    let rows = RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(parsed.fields().clone())),
+        parsed.columns().to_vec(),
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(parsed.len())),
+    )?;
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow::json::LineDelimitedWriter::new(&mut buf);
+        writer.write(&rows)?;
+        writer.finish()?;
+    }
+    let lines: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
+    let mut out: Vec<Option<String>> = Vec::with_capacity(add.len());
+    for r in 0..add.len() {
+        let existing = json.as_ref().filter(|j| j.is_valid(r)).map(|j| j.value(r).to_string());
+        let rendered = (parsed.is_valid(r)).then(|| lines.get(r).map(|l| String::from_utf8_lossy(l).into_owned())).flatten();
+        out.push(existing.or(rendered));
+    }
+    let stats: ArrayRef = Arc::new(StringArray::from(out));
+    let mut fields: Vec<FieldRef> = add.fields().iter().cloned().collect();
+    let mut columns: Vec<ArrayRef> = add.columns().to_vec();
+    match add.fields().iter().position(|f| f.name() == "stats") {
+        Some(i) => {
+            fields[i] = Arc::new(Field::new("stats", DataType::Utf8, true));
+            columns[i] = stats;
+        }
+        None => {
+            fields.push(Arc::new(Field::new("stats", DataType::Utf8, true)));
+            columns.push(stats);
+        }
+    }
+    let new_add: ArrayRef = Arc::new(StructArray::try_new(Fields::from(fields), columns, add.nulls().cloned())?);
+    let schema = batch.schema();
+    let idx = schema.index_of("add")?;
+    let mut cols = batch.columns().to_vec();
+    cols[idx] = new_add.clone();
+    let mut schema_fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    schema_fields[idx] = Arc::new(Field::new("add", new_add.data_type().clone(), true));
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(schema_fields)), cols)?)
+}
+
 /// Reads a checkpoint or sidecar parquet file into action batches, projecting only what replay
 /// needs (no `remove`, no parsed stats).
 pub async fn read_checkpoint_parquet(location: &TableLocation, path: &Path, size: Option<u64>) -> DeltaResult<Vec<RecordBatch>> {
@@ -145,7 +198,7 @@ pub async fn read_checkpoint_parquet(location: &TableLocation, path: &Path, size
         .filter(|i| {
             let parts = descr.column(*i).path().parts().to_vec();
             match parts.first().map(String::as_str) {
-                Some("add") => parts.get(1).is_some_and(|p| add_names.contains(p)),
+                Some("add") => parts.get(1).is_some_and(|p| add_names.contains(p) || p == "stats_parsed"),
                 Some(root) => wanted_roots.contains(&root),
                 None => false,
             }
@@ -154,7 +207,7 @@ pub async fn read_checkpoint_parquet(location: &TableLocation, path: &Path, size
     let mask = ProjectionMask::leaves(descr, leaves);
     let stream = builder.with_projection(mask).with_batch_size(16384).build().map_err(|e| DeltaError::parquet(path, e))?;
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| DeltaError::parquet(path, e))?;
-    batches.iter().map(conform_to_actions).collect()
+    batches.iter().map(|b| conform_to_actions(&with_json_stats(b)?)).collect()
 }
 
 /// Reads one log file (commit, compaction, checkpoint part) into action batches.
@@ -472,7 +525,10 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
 /// Builds a `RecordBatch` from the live add columns (for inspection and the CLI).
 pub fn files_batch(files: &[StructArray]) -> DeltaResult<RecordBatch> {
     let schema = Arc::new(Schema::new(add_fields()));
-    let batches: Vec<RecordBatch> = files.iter().map(|s| RecordBatch::from(s.clone())).collect();
+    let batches = files
+        .iter()
+        .map(|s| RecordBatch::try_new(schema.clone(), s.columns().to_vec()))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
 
