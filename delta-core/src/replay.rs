@@ -26,7 +26,6 @@ use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Int64Type, 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
 use crate::error::{DeltaError, DeltaResult, PathKind};
@@ -186,10 +185,7 @@ fn with_json_stats(batch: &RecordBatch) -> DeltaResult<RecordBatch> {
 /// Reads a checkpoint or sidecar parquet file into action batches, projecting only what replay
 /// needs (no `remove`, no parsed stats).
 pub async fn read_checkpoint_parquet(location: &TableLocation, path: &Path, size: Option<u64>) -> DeltaResult<Vec<RecordBatch>> {
-    let mut reader = ParquetObjectReader::new(location.store().clone(), path.clone());
-    if let Some(size) = size {
-        reader = reader.with_file_size(size);
-    }
+    let reader = crate::scan::StoreFileReader::new(location.store().clone(), path.clone(), size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| DeltaError::parquet(path, e))?;
     let add_names: HashSet<String> = add_fields().iter().map(|f| f.name().clone()).collect();
     let wanted_roots = ["add", "metaData", "protocol", "txn", "domainMetadata", "checkpointMetadata", "sidecar"];

@@ -158,12 +158,12 @@ impl TableLocation {
 
     /// The object path of `_delta_log/<name>`.
     pub fn log_path(&self, name: &str) -> Path {
-        self.root.child("_delta_log").child(name)
+        self.root.clone().join("_delta_log").join(name)
     }
 
     /// The `_delta_log` prefix.
     pub fn log_dir(&self) -> Path {
-        self.root.child("_delta_log")
+        self.root.clone().join("_delta_log")
     }
 
     /// Canonicalises a path named by the log (a URI-encoded relative path, an absolute path or a
@@ -214,7 +214,7 @@ impl TableLocation {
             let rel = Path::from_url_path(rel).map_err(|e| invalid(e.to_string()))?;
             let mut p = self.root.clone();
             for part in rel.parts() {
-                p = p.child(part);
+                p = p.join(part);
             }
             p
         } else {
