@@ -46,11 +46,11 @@ pub fn normalize_type(t: &DataType) -> DataType {
 /// Appends the canonical text of `array[row]`.
 pub fn write_value(out: &mut String, array: &ArrayRef, row: usize) {
     if array.is_null(row) {
-        out.push_str("∅");
+        out.push('∅');
         return;
     }
     match array.data_type() {
-        DataType::Null => out.push_str("∅"),
+        DataType::Null => out.push('∅'),
         DataType::Boolean => out.push_str(if array.as_boolean().value(row) { "true" } else { "false" }),
         DataType::Int8 => { let _ = write!(out, "{}", array.as_primitive::<Int8Type>().value(row)); }
         DataType::Int16 => { let _ = write!(out, "{}", array.as_primitive::<Int16Type>().value(row)); }
@@ -183,7 +183,7 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true), Field::new("f", DataType::Float64, true)]));
         let b1 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2])), Arc::new(Float64Array::from(vec![f64::NAN, 1.0]))]).unwrap();
         let b2 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![2, 1])), Arc::new(Float64Array::from(vec![1.0, -f64::NAN]))]).unwrap();
-        assert!(compare(&[b1.clone()], &schema, &[b2], &schema).is_ok());
+        assert!(compare(std::slice::from_ref(&b1), &schema, &[b2], &schema).is_ok());
         let b3 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![2, 1])), Arc::new(Float64Array::from(vec![1.0, 0.0]))]).unwrap();
         assert!(compare(&[b1], &schema, &[b3], &schema).is_err());
     }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{RecordBatch, RecordBatchReader};
@@ -217,7 +217,7 @@ async fn run_entry(root: &Path, entry: &Value) -> Result<String, String> {
             .await;
             match result {
                 Ok(_) => Err(format!("expected error {want}, read succeeded")),
-                Err(e) if error_class(&e) == want => Ok(format!("{want}")),
+                Err(e) if error_class(&e) == want => Ok(want.to_string()),
                 Err(e) if want == "unknown-reader-feature" && refused_listed_feature(&e, entry) => Ok(want.to_string()),
                 Err(e) => Err(format!("expected {want}, got {} ({e})", error_class(&e))),
             }
@@ -245,7 +245,7 @@ fn main() {
         .cloned()
         .collect();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let root = Arc::new(PathBuf::from(root));
+    let root = Arc::new(root);
     let results: Vec<(Value, Result<String, String>)> = rt.block_on(async {
         futures::stream::iter(entries.into_iter().map(|e| {
             let root = root.clone();

@@ -34,7 +34,7 @@ fn z85_index(c: u8) -> Option<u32> {
 /// decoder does, so a final `#`-padded block decodes as delta-spark reads it.
 pub fn z85_decode(s: &str) -> DeltaResult<Vec<u8>> {
     let bytes = s.as_bytes();
-    if bytes.len() % 5 != 0 {
+    if !bytes.len().is_multiple_of(5) {
         return Err(DeltaError::dv(format!("Z85 text length {} is not a multiple of 5", bytes.len())));
     }
     let mut out = Vec::with_capacity(bytes.len() / 5 * 4);
@@ -129,7 +129,7 @@ pub fn serialize_bitmap_array(map: &RoaringTreemap) -> DeltaResult<Vec<u8>> {
     out.extend_from_slice(&(bitmaps.len() as i64).to_le_bytes());
     for (key, bitmap) in bitmaps {
         out.extend_from_slice(&(key as i32).to_le_bytes());
-        bitmap.serialize_into(&mut out).map_err(|e| DeltaError::dv(e))?;
+        bitmap.serialize_into(&mut out).map_err(DeltaError::dv)?;
     }
     Ok(out)
 }

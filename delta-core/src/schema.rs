@@ -4,7 +4,6 @@
 //! [`StructField::physical_name`] and [`StructField::field_id`] give what data files use under
 //! column mapping. Parsing is bounded by [`SchemaLimits`] because the log is untrusted.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -263,7 +262,7 @@ impl StructType {
     /// Parses a `schemaString`, refusing schemas deeper or wider than `limits`.
     pub fn parse_with_limits(schema_string: &str, limits: SchemaLimits) -> DeltaResult<Self> {
         // serde_json has its own recursion limit (128), which bounds the stack before ours applies.
-        let v: Value = serde_json::from_str(schema_string).map_err(|e| DeltaError::schema(e))?;
+        let v: Value = serde_json::from_str(schema_string).map_err(DeltaError::schema)?;
         let o = v.as_object().ok_or_else(|| DeltaError::schema("schema is not a JSON object"))?;
         if o.get("type").and_then(Value::as_str) != Some("struct") {
             return Err(DeltaError::schema("top-level schema type must be struct"));
@@ -458,11 +457,6 @@ pub fn partition_fields<'a>(
             Ok((f, f.physical_name(mode).to_string()))
         })
         .collect()
-}
-
-/// A cheap name → index lookup.
-pub(crate) fn index_by_name(fields: &Fields) -> HashMap<&str, usize> {
-    fields.iter().enumerate().map(|(i, f)| (f.name().as_str(), i)).collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef};
 use arrow::compute::kernels::cmp;
 use arrow::datatypes::DataType as ArrowType;
 use serde_json::Value;
@@ -134,12 +134,10 @@ fn cmp_can_match(column: &[String], op: CmpOp, v: &Scalar, stats: &dyn StatsSour
     }
     let min = stats.min(column, &t);
     let max = stats.max(column, &t);
-    let lit_lt = |bound: &Option<ArrayRef>, op: CmpOp| -> bool {
-        // true when `bound op lit` is known to be false … expressed per call site below.
-        bound.as_ref().and_then(|b| compare(b, &lit, op)).unwrap_or(true)
-    };
+    // `bound op lit` may hold: false only when the bound is known and the comparison fails.
+    let may_hold = |bound: &Option<ArrayRef>, op: CmpOp| -> bool { bound.as_ref().and_then(|b| compare(b, &lit, op)).unwrap_or(true) };
     match op {
-        CmpOp::Eq | CmpOp::NullSafeEq => lit_lt(&min, CmpOp::LtEq) && lit_lt(&max, CmpOp::GtEq),
+        CmpOp::Eq | CmpOp::NullSafeEq => may_hold(&min, CmpOp::LtEq) && may_hold(&max, CmpOp::GtEq),
         CmpOp::NotEq => match (&min, &max) {
             (Some(lo), Some(hi)) => {
                 let all_equal = compare(lo, &lit, CmpOp::Eq) == Some(true) && compare(hi, &lit, CmpOp::Eq) == Some(true);
@@ -147,10 +145,10 @@ fn cmp_can_match(column: &[String], op: CmpOp, v: &Scalar, stats: &dyn StatsSour
             }
             _ => true,
         },
-        CmpOp::Lt => lit_lt(&min, CmpOp::Lt),
-        CmpOp::LtEq => lit_lt(&min, CmpOp::LtEq),
-        CmpOp::Gt => lit_lt(&max, CmpOp::Gt),
-        CmpOp::GtEq => lit_lt(&max, CmpOp::GtEq),
+        CmpOp::Lt => may_hold(&min, CmpOp::Lt),
+        CmpOp::LtEq => may_hold(&min, CmpOp::LtEq),
+        CmpOp::Gt => may_hold(&max, CmpOp::Gt),
+        CmpOp::GtEq => may_hold(&max, CmpOp::GtEq),
     }
 }
 
@@ -246,12 +244,16 @@ impl StatsSource for FileStats<'_> {
     }
 }
 
-/// Statistics of one parquet row group: per-column min/max arrays (one entry per row group).
+/// Per-column statistics of every row group of a file: mins, maxes (one entry per row group) and
+/// null counts.
+pub type RowGroupColumnStats = HashMap<Vec<String>, (ArrayRef, ArrayRef, Option<Vec<Option<u64>>>)>;
+
+/// Statistics of one parquet row group.
 pub struct RowGroupStats<'a> {
     pub row_group: usize,
     pub num_rows: u64,
-    /// Logical column → (mins, maxes, null counts) over all row groups.
-    pub columns: &'a HashMap<Vec<String>, (ArrayRef, ArrayRef, Option<Vec<Option<u64>>>)>,
+    /// Logical column → statistics over all row groups.
+    pub columns: &'a RowGroupColumnStats,
 }
 
 impl StatsSource for RowGroupStats<'_> {
@@ -272,12 +274,6 @@ impl StatsSource for RowGroupStats<'_> {
         let (_, _, nulls) = self.columns.get(column)?;
         nulls.as_ref()?.get(self.row_group).copied().flatten()
     }
-}
-
-/// Whether an array of strings reads as booleans of a struct: helper kept for tests.
-#[allow(dead_code)]
-fn is_true(a: &ArrayRef) -> bool {
-    a.as_boolean_opt().is_some_and(|b| b.len() == 1 && b.is_valid(0) && b.value(0))
 }
 
 #[cfg(test)]
