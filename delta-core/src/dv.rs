@@ -179,6 +179,9 @@ impl DeletionVectorDescriptor {
                 }
                 let (prefix, encoded) = s.split_at(s.len() - 20);
                 let uuid = z85_decode(encoded)?;
+                if uuid.len() != 16 {
+                    return Err(DeltaError::dv(format!("relative DV id `{s}` does not encode a 16-byte UUID")));
+                }
                 let name = format!("deletion_vector_{}.bin", uuid_string(&uuid));
                 let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
                 let path = table.resolve(PathKind::DeletionVector, &rel)?;
