@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, GenericListArray, MapArray, RecordBatch, StringArray, StructArray, UInt32Array};
@@ -39,7 +40,7 @@ use crate::error::{DeltaError, DeltaResult, PathKind};
 use crate::expr::{evaluate_predicate, Expr};
 use crate::protocol::{add_col, DeletionVectorDescriptor};
 use crate::replay::map_cell;
-use crate::schema::{ColumnMappingMode, DataType, StructField, StructType, PARQUET_FIELD_ID_KEY};
+use crate::schema::{ColumnMappingMode, DataType, StructField, PARQUET_FIELD_ID_KEY};
 use crate::skipping::{can_match, FileStats, RowGroupStats};
 use crate::snapshot::Snapshot;
 use crate::storage::{ResolvedPath, TableLocation};
@@ -239,7 +240,6 @@ impl ScanBuilder {
         Ok(Scan {
             inner: Arc::new(ScanInner {
                 location: snapshot.location().clone(),
-                table_schema: schema,
                 mode,
                 output_schema,
                 read_schema,
@@ -247,6 +247,7 @@ impl ScanBuilder {
                 partition_physical,
                 predicate: self.predicate,
                 batch_size: self.batch_size,
+                metrics: Arc::new(ScanMetrics::default()),
             }),
             files,
             total_files,
@@ -291,7 +292,6 @@ pub fn parse_partition_value(column: &str, value: Option<&str>, t: &ArrowType) -
 
 struct ScanInner {
     location: TableLocation,
-    table_schema: StructType,
     mode: ColumnMappingMode,
     output_schema: SchemaRef,
     read_schema: SchemaRef,
@@ -299,6 +299,7 @@ struct ScanInner {
     partition_physical: Vec<(String, String, ArrowType)>,
     predicate: Option<Expr>,
     batch_size: usize,
+    metrics: Arc<ScanMetrics>,
 }
 
 /// A planned scan: the files left after pruning, and how to read them.
@@ -306,6 +307,36 @@ pub struct Scan {
     inner: Arc<ScanInner>,
     files: Vec<ScanFile>,
     total_files: usize,
+}
+
+/// Counters of what a scan read, filled while it executes (shared with the executing tasks).
+#[derive(Debug, Default)]
+pub struct ScanMetrics {
+    pub files_opened: AtomicU64,
+    pub row_groups_total: AtomicU64,
+    pub row_groups_read: AtomicU64,
+    pub rows_read: AtomicU64,
+    pub rows_deleted_by_dv: AtomicU64,
+    pub rows_output: AtomicU64,
+}
+
+impl ScanMetrics {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `(files opened, row groups read, row groups in those files, rows read, rows deleted by DVs, rows output)`.
+    pub fn snapshot(&self) -> (u64, u64, u64, u64, u64, u64) {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (
+            g(&self.files_opened),
+            g(&self.row_groups_read),
+            g(&self.row_groups_total),
+            g(&self.rows_read),
+            g(&self.rows_deleted_by_dv),
+            g(&self.rows_output),
+        )
+    }
 }
 
 impl Scan {
@@ -317,6 +348,11 @@ impl Scan {
     /// Files in the snapshot before pruning.
     pub fn total_files(&self) -> usize {
         self.total_files
+    }
+
+    /// Counters filled while the scan executes; keep the `Arc` to read them afterwards.
+    pub fn metrics(&self) -> Arc<ScanMetrics> {
+        self.inner.metrics.clone()
     }
 
     /// The schema of the output batches.
@@ -487,6 +523,8 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
     } else {
         metadata
     };
+    let metrics = &inner.metrics;
+    ScanMetrics::add(&metrics.files_opened, 1);
     let file_schema = metadata.schema().clone();
     let file_fields = file_schema.fields();
     // Table field → file root column.
@@ -524,6 +562,8 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
             });
         }
     }
+    ScanMetrics::add(&metrics.row_groups_total, num_groups as u64);
+    ScanMetrics::add(&metrics.row_groups_read, keep_groups.len() as u64);
     if keep_groups.is_empty() {
         return Ok(());
     }
@@ -560,6 +600,7 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
     let mut offset_in_range = 0u64;
     while let Some(batch) = stream.try_next().await.map_err(|e| DeltaError::parquet(&display, e))? {
         let n = batch.num_rows();
+        ScanMetrics::add(&metrics.rows_read, n as u64);
         let batch_schema = batch.schema();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(inner.read_fields.len());
         for (f, root) in inner.read_fields.iter().zip(&roots) {
@@ -591,7 +632,9 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
                 keep.push(!deleted.contains(row));
                 offset_in_range += 1;
             }
-            working = filter_record_batch(&working, &BooleanArray::from(keep))?;
+            let mask = BooleanArray::from(keep);
+            ScanMetrics::add(&metrics.rows_deleted_by_dv, (n - mask.true_count()) as u64);
+            working = filter_record_batch(&working, &mask)?;
         }
         if let Some(pred) = &inner.predicate {
             let mask = evaluate_predicate(pred, &working)?;
@@ -608,11 +651,11 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
             out_cols,
             &arrow::array::RecordBatchOptions::new().with_row_count(Some(working.num_rows())),
         )?;
+        ScanMetrics::add(&metrics.rows_output, out.num_rows() as u64);
         if out.num_rows() > 0 && tx.send(Ok(out)).await.is_err() {
             break;
         }
     }
-    let _ = &inner.table_schema;
     Ok(())
 }
 

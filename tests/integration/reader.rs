@@ -260,3 +260,42 @@ async fn a_dropped_scan_stream_stops_reading() {
     assert_eq!(all.iter().map(|b| b.num_rows()).sum::<usize>(), 40_000);
     let _ = Arc::new(());
 }
+
+#[tokio::test]
+async fn row_groups_that_cannot_match_are_not_read() {
+    let t = TestTable::create(&tmp("rowgroups"));
+    // One file, 8 row groups of 1024 rows, ids ascending; the log has no stats, so only the
+    // parquet row-group statistics can prune.
+    let rows: Vec<i64> = (0..8192).collect();
+    let size = t.write_parquet("one.parquet", &id_batch(&rows));
+    let no_stats = json!({"add": {"path": "one.parquet", "partitionValues": {}, "size": size, "modificationTime": 0, "dataChange": true}});
+    t.commit(0, &[protocol(1, 2, None), metadata(false, json!({})), no_stats]);
+    let snapshot = Table::open(&t.uri()).unwrap().snapshot().await.unwrap();
+    let scan = snapshot.scan().with_filter("id BETWEEN 3000 AND 3010").unwrap().build().unwrap();
+    let metrics = scan.metrics();
+    assert_eq!(ids(&scan.collect().await.unwrap()), (3000..=3010).collect::<Vec<_>>());
+    let (files, groups_read, groups_total, rows_read, _, out) = metrics.snapshot();
+    assert_eq!((files, groups_read, groups_total, out), (1, 1, 8, 11));
+    assert_eq!(rows_read, 1024);
+}
+
+#[tokio::test]
+async fn compacted_log_files_stand_in_for_the_commits_they_cover() {
+    let t = three_commits("compacted", json!({}));
+    // v1 adds f1, v2 adds f2; a compaction of 1..2 that also (as a reconciled file would) removes
+    // nothing. Then v3 removes f1. Results must be identical with and without the compaction.
+    t.commit(3, &[remove("f1.parquet")]);
+    let table = Table::open(&t.uri()).unwrap();
+    let before = ids(&table.snapshot().await.unwrap().scan().build().unwrap().collect().await.unwrap());
+    let log = t.root.join("_delta_log");
+    let c1 = std::fs::read_to_string(log.join(format!("{:020}.json", 1))).unwrap();
+    let c2 = std::fs::read_to_string(log.join(format!("{:020}.json", 2))).unwrap();
+    std::fs::write(log.join(format!("{:020}.{:020}.compacted.json", 1, 2)), c1 + &c2).unwrap();
+    let segment = delta_core::log::LogSegment::build(table.location(), None).await.unwrap();
+    assert_eq!(segment.compactions.len(), 1);
+    let after = ids(&table.snapshot().await.unwrap().scan().build().unwrap().collect().await.unwrap());
+    assert_eq!(before, after);
+    assert_eq!(after, vec![0, 1, 20, 21]);
+    // Time travel inside the compacted range does not use it.
+    assert_eq!(ids(&table.snapshot_at(1).await.unwrap().scan().build().unwrap().collect().await.unwrap()), vec![0, 1, 10, 11]);
+}
