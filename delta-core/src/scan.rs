@@ -82,10 +82,31 @@ impl AsyncFileReader for StoreFileReader {
                 }
             };
             let reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(64 * 1024));
-            Ok(Arc::new(reader.load_and_finish(self, size).await?))
+            let metadata = reader.load_and_finish(self, size).await?;
+            validate_metadata(&metadata, size)?;
+            Ok(Arc::new(metadata))
         }
         .boxed()
     }
+}
+
+/// Checks the footer's offsets and sizes before any reader uses them: the parquet crate asserts
+/// (panics) on negative column offsets, and the footer is untrusted input.
+fn validate_metadata(metadata: &ParquetMetaData, file_size: u64) -> parquet::errors::Result<()> {
+    let bad = |what: String| Err(parquet::errors::ParquetError::General(format!("corrupt parquet footer: {what}")));
+    for (i, rg) in metadata.row_groups().iter().enumerate() {
+        if rg.num_rows() < 0 {
+            return bad(format!("row group {i} has {} rows", rg.num_rows()));
+        }
+        for (j, col) in rg.columns().iter().enumerate() {
+            let start = col.dictionary_page_offset().unwrap_or(col.data_page_offset());
+            let len = col.compressed_size();
+            if start < 0 || len < 0 || col.data_page_offset() < 0 || (start as u64).saturating_add(len as u64) > file_size {
+                return bad(format!("row group {i} column {j}: chunk at {start} of {len} bytes in a {file_size}-byte file"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A file a scan will read.
@@ -385,7 +406,11 @@ impl Scan {
                 }));
             }
             for h in handles {
-                let _ = h.await;
+                if let Err(e) = h.await {
+                    // A read task that panicked (a bug, here or in a decoder) must not look like
+                    // a file with no rows.
+                    let _ = tx.send(Err(DeltaError::Internal(format!("file read task failed: {e}")))).await;
+                }
             }
         });
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()

@@ -212,6 +212,9 @@ impl TableLocation {
         let store_path = if inside {
             let rel = &url.path()[self.root_url.path().len()..];
             let rel = Path::from_url_path(rel).map_err(|e| invalid(e.to_string()))?;
+            if rel.as_ref().is_empty() {
+                return Err(invalid("names the table root, not a file".into()));
+            }
             let mut p = self.root.clone();
             for part in rel.parts() {
                 p = p.join(part);
