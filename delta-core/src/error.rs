@@ -153,6 +153,18 @@ pub enum DeltaError {
     #[error("invalid table location `{location}`: {reason}")]
     InvalidLocation { location: String, reason: String },
 
+    /// A commit conflicted with a concurrent one (from [`crate::txn::CommitOutcome::version`]).
+    #[error("commit conflict: {reason}")]
+    CommitConflict { reason: String },
+
+    /// Whether a commit landed is unknown; look it up later by its transaction id.
+    #[error("commit outcome unknown (txnId {txn_id}): {reason}")]
+    CommitIndeterminate { txn_id: String, reason: String },
+
+    /// A write was refused by a table rule (schema, NOT NULL, CHECK, appendOnly …).
+    #[error("write refused: {reason}")]
+    WriteRefused { reason: String },
+
     /// An error from the object store.
     #[error("object store error: {source}")]
     ObjectStore {

@@ -40,7 +40,7 @@ use crate::error::{DeltaError, DeltaResult, PathKind};
 use crate::expr::{evaluate_predicate, Expr};
 use crate::protocol::{add_col, DeletionVectorDescriptor};
 use crate::replay::map_cell;
-use crate::schema::{ColumnMappingMode, DataType, StructField, PARQUET_FIELD_ID_KEY};
+use crate::schema::{ColumnMappingMode, DataType, StructField, StructType, PARQUET_FIELD_ID_KEY};
 use crate::skipping::{can_match, FileStats, RowGroupStats};
 use crate::snapshot::Snapshot;
 use crate::storage::{ResolvedPath, TableLocation};
@@ -210,11 +210,7 @@ impl ScanBuilder {
                 Ok((f.name.clone(), f.physical_name(mode).to_string(), f.data_type.to_arrow(false)?))
             })
             .collect::<DeltaResult<_>>()?;
-        let prefix_len = snapshot
-            .metadata()
-            .property("delta.dataSkippingStringPrefixLength")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(32usize);
+        let pruner = FilePruner::new(&snapshot)?;
 
         let mut files = Vec::with_capacity(snapshot.num_files());
         let mut total_files = 0usize;
@@ -227,23 +223,12 @@ impl ScanBuilder {
             for row in 0..column.len() {
                 total_files += 1;
                 let raw_pv = map_cell(pv_col, row).unwrap_or_default();
-                let mut partition_values = HashMap::with_capacity(partition_physical.len());
-                let mut partition_arrays: HashMap<String, ArrayRef> = HashMap::new();
-                for (logical, physical, t) in &partition_physical {
-                    let value = raw_pv.get(physical).or_else(|| raw_pv.get(logical)).cloned().flatten();
-                    let value = value.filter(|v| !v.is_empty());
-                    if self.predicate.is_some() {
-                        partition_arrays.insert(logical.clone(), parse_partition_value(logical, value.as_deref(), t)?);
-                    }
-                    partition_values.insert(logical.clone(), value);
-                }
+                let partition_values = pruner.logical_partition_values(&raw_pv);
                 let stats_json = stats_col.is_valid(row).then(|| stats_col.value(row).to_string());
                 let parsed_stats: Option<Value> = stats_json.as_deref().and_then(|s| serde_json::from_str(s).ok());
                 let num_records = parsed_stats.as_ref().and_then(|s| s.get("numRecords")).and_then(Value::as_u64);
                 if let Some(p) = &self.predicate {
-                    let physical = |c: &[String]| crate::schema::physical_path(&schema, c, mode);
-                    let fs = FileStats { stats: parsed_stats, partition_values: &partition_arrays, physical: &physical, string_prefix_length: prefix_len };
-                    if !can_match(p, &fs, table_arrow.as_ref()) {
+                    if !pruner.may_match(p, &partition_values, parsed_stats)? {
                         continue;
                     }
                 }
@@ -276,7 +261,65 @@ impl ScanBuilder {
     }
 }
 
-fn dv_at(dv: &StructArray, row: usize) -> Option<DeletionVectorDescriptor> {
+/// Decides whether a file can hold rows matching a predicate, from its partition values and
+/// statistics. Shared by scans and by the conflict checker (files added by a winning commit
+/// against a transaction's read predicates).
+pub struct FilePruner {
+    schema: StructType,
+    arrow_schema: SchemaRef,
+    mode: ColumnMappingMode,
+    /// (logical, physical, type) of each partition column.
+    partitions: Vec<(String, String, ArrowType)>,
+    string_prefix_length: usize,
+}
+
+impl FilePruner {
+    pub fn new(snapshot: &Snapshot) -> DeltaResult<Self> {
+        let schema = snapshot.schema().clone();
+        let mode = snapshot.column_mapping_mode();
+        let partitions = snapshot
+            .partition_columns()
+            .iter()
+            .map(|c| {
+                let f = schema.field(c).ok_or_else(|| DeltaError::schema(format!("partition column `{c}` is not in the schema")))?;
+                Ok((f.name.clone(), f.physical_name(mode).to_string(), f.data_type.to_arrow(false)?))
+            })
+            .collect::<DeltaResult<_>>()?;
+        let string_prefix_length = snapshot
+            .metadata()
+            .property("delta.dataSkippingStringPrefixLength")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(32usize);
+        Ok(FilePruner { arrow_schema: snapshot.arrow_schema(), schema, mode, partitions, string_prefix_length })
+    }
+
+    /// Partition values keyed by logical column name (the log keys them by physical name under
+    /// column mapping); empty strings are nulls.
+    pub fn logical_partition_values(&self, raw: &HashMap<String, Option<String>>) -> HashMap<String, Option<String>> {
+        self.partitions
+            .iter()
+            .map(|(logical, physical, _)| {
+                let v = raw.get(physical).or_else(|| raw.get(logical)).cloned().flatten().filter(|v| !v.is_empty());
+                (logical.clone(), v)
+            })
+            .collect()
+    }
+
+    /// Whether a file with these (logical) partition values and stats can match `predicate`.
+    pub fn may_match(&self, predicate: &Expr, partition_values: &HashMap<String, Option<String>>, stats: Option<Value>) -> DeltaResult<bool> {
+        let mut arrays: HashMap<String, ArrayRef> = HashMap::with_capacity(self.partitions.len());
+        for (logical, _, t) in &self.partitions {
+            let v = partition_values.get(logical).cloned().flatten();
+            arrays.insert(logical.clone(), parse_partition_value(logical, v.as_deref(), t)?);
+        }
+        let physical = |c: &[String]| crate::schema::physical_path(&self.schema, c, self.mode);
+        let fs = FileStats { stats, partition_values: &arrays, physical: &physical, string_prefix_length: self.string_prefix_length };
+        Ok(can_match(predicate, &fs, self.arrow_schema.as_ref()))
+    }
+}
+
+/// The deletion vector descriptor of row `row` of an `add.deletionVector` column.
+pub fn dv_at(dv: &StructArray, row: usize) -> Option<DeletionVectorDescriptor> {
     if dv.is_null(row) {
         return None;
     }

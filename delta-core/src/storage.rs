@@ -120,7 +120,8 @@ impl TableLocation {
     pub fn open(location: &str, options: TableOptions) -> DeltaResult<Self> {
         let root_url = location_url(location)?;
         let (store, root): (Arc<dyn ObjectStore>, Path) = if root_url.scheme() == "file" {
-            let store = LocalFileSystem::new();
+            // fsync on: a commit that returned must survive a machine crash.
+            let store = LocalFileSystem::new().with_fsync(true);
             let root = Path::from_url_path(root_url.path()).map_err(|e| DeltaError::InvalidLocation {
                 location: location.to_string(),
                 reason: e.to_string(),
@@ -252,6 +253,20 @@ impl TableLocation {
             return Err(DeltaError::LimitExceeded { what: "log file size", limit, actual: bytes.len() as u64 });
         }
         Ok(bytes)
+    }
+
+    /// Writes `bytes` at `path` only if nothing is there: the one operation that makes a
+    /// version visible. `AlreadyExists` comes back as `DeltaError::ObjectStore`.
+    pub async fn put_if_absent(&self, path: &Path, bytes: Vec<u8>) -> DeltaResult<()> {
+        let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        self.store.put_opts(path, bytes.into(), opts).await?;
+        Ok(())
+    }
+
+    /// Writes (or replaces) an object atomically.
+    pub async fn put(&self, path: &Path, bytes: Vec<u8>) -> DeltaResult<()> {
+        self.store.put(path, bytes.into()).await?;
+        Ok(())
     }
 
     /// Reads an optional object: `None` when it does not exist.
