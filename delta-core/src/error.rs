@@ -77,6 +77,10 @@ pub enum DeltaError {
     #[error("unsupported writer version {version}")]
     UnsupportedWriterVersion { version: i32 },
 
+    /// A writer feature this implementation cannot honour when writing.
+    #[error("unsupported writer feature `{feature}`: refusing to write to the table")]
+    UnsupportedWriterFeature { feature: String },
+
     /// A reader feature this implementation does not support.
     #[error("unsupported reader feature `{feature}`: refusing to read the table")]
     UnsupportedReaderFeature { feature: String },

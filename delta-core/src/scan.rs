@@ -136,11 +136,12 @@ pub struct ScanBuilder {
     columns: Option<Vec<String>>,
     predicate: Option<Expr>,
     batch_size: usize,
+    only_files: Option<std::collections::HashSet<String>>,
 }
 
 impl ScanBuilder {
     pub fn new(snapshot: Snapshot) -> Self {
-        ScanBuilder { snapshot, columns: None, predicate: None, batch_size: 8192 }
+        ScanBuilder { snapshot, columns: None, predicate: None, batch_size: 8192, only_files: None }
     }
 
     /// Output only these columns (logical names), in this order.
@@ -158,6 +159,12 @@ impl ScanBuilder {
     /// Parses Spark SQL expression text as the predicate.
     pub fn with_filter(self, text: &str) -> DeltaResult<Self> {
         Ok(self.with_predicate(Expr::parse(text)?))
+    }
+
+    /// Restricts the scan to these files (their `add.path`), for rewrites of single files.
+    pub fn only_files(mut self, paths: &[String]) -> Self {
+        self.only_files = Some(paths.iter().cloned().collect());
+        self
     }
 
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
@@ -222,6 +229,9 @@ impl ScanBuilder {
             let dv_col = column.column(add_col::DELETION_VECTOR).as_struct();
             for row in 0..column.len() {
                 total_files += 1;
+                if self.only_files.as_ref().is_some_and(|only| !only.contains(paths.value(row))) {
+                    continue;
+                }
                 let raw_pv = map_cell(pv_col, row).unwrap_or_default();
                 let partition_values = pruner.logical_partition_values(&raw_pv);
                 let stats_json = stats_col.is_valid(row).then(|| stats_col.value(row).to_string());
@@ -457,6 +467,20 @@ impl Scan {
             }
         });
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    }
+
+    /// Counts the rows the scan would return. Without a predicate and deletion vectors, and with
+    /// `numRecords` in every file's statistics, the answer comes from the log alone.
+    pub async fn count(self) -> DeltaResult<u64> {
+        if self.inner.predicate.is_none() && self.files.iter().all(|f| f.deletion_vector.is_none() && f.num_records.is_some()) {
+            return Ok(self.files.iter().filter_map(|f| f.num_records).sum());
+        }
+        let mut stream = self.execute();
+        let mut n = 0u64;
+        while let Some(b) = stream.try_next().await? {
+            n += b.num_rows() as u64;
+        }
+        Ok(n)
     }
 
     /// Reads everything into memory.

@@ -187,10 +187,88 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Loads the snapshot at `version` (latest when `None`).
+    ///
+    /// A checkpoint that cannot be read (torn, or removed while being read) is never used: the
+    /// snapshot is rebuilt from an older checkpoint, or from commit 0, when the listing proves the
+    /// log contiguous from there; otherwise the checkpoint's error is returned.
     pub async fn load(location: &TableLocation, version: Option<i64>) -> DeltaResult<Snapshot> {
         let segment = LogSegment::build(location, version).await?;
-        let state = replay(location, &segment).await?;
-        Self::from_state(location.clone(), segment, state).await
+        match replay(location, &segment).await {
+            Ok(state) => Self::from_state(location.clone(), segment, state).await,
+            Err(DeltaError::InvalidCheckpoint { version: bad, reason }) => {
+                let mut listing = LogSegment::full_listing(location).await?;
+                let mut bad_versions = vec![bad];
+                loop {
+                    for b in &bad_versions {
+                        listing.checkpoints.remove(b);
+                    }
+                    let segment = listing
+                        .segment(location.root_url().as_str(), version)
+                        .map_err(|_| DeltaError::InvalidCheckpoint { version: bad, reason: reason.clone() })?;
+                    match replay(location, &segment).await {
+                        Ok(state) => return Self::from_state(location.clone(), segment, state).await,
+                        Err(DeltaError::InvalidCheckpoint { version: b, .. }) if !bad_versions.contains(&b) => bad_versions.push(b),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An empty snapshot "before version 0", carrying the protocol and metadata a create commits.
+    pub(crate) fn new_table(location: TableLocation, protocol: Protocol, metadata: Metadata) -> DeltaResult<Snapshot> {
+        let schema = StructType::parse(&metadata.schema_string)?;
+        let column_mapping = ColumnMappingMode::from_config(metadata.property("delta.columnMapping.mode"))?;
+        Ok(Snapshot {
+            arrow_schema: schema.to_arrow()?,
+            location,
+            version: -1,
+            protocol,
+            metadata,
+            schema: Arc::new(schema),
+            column_mapping,
+            files: Arc::new(Vec::new()),
+            txns: Arc::new(HashMap::new()),
+            domains: Arc::new(HashMap::new()),
+            segment: Arc::new(LogSegment { end_version: -1, checkpoint: None, commits: vec![], compactions: vec![], checksum: None, all_commits: vec![] }),
+            in_commit_timestamp: None,
+            checksum_mismatch: None,
+        })
+    }
+
+    /// The live files as `add` actions (materialised one struct per file: for writers that remove
+    /// or rewrite files, not for scans).
+    pub fn add_files(&self) -> DeltaResult<Vec<crate::actions::AddFile>> {
+        use arrow::array::Array;
+        let mut out = Vec::with_capacity(self.num_files());
+        for column in self.files.iter() {
+            let paths = column.column(add_col::PATH).as_string::<i32>();
+            let pvs = column.column(add_col::PARTITION_VALUES).as_map();
+            let sizes = column.column(add_col::SIZE).as_primitive::<Int64Type>();
+            let mtimes = column.column(add_col::MODIFICATION_TIME).as_primitive::<Int64Type>();
+            let stats = column.column(add_col::STATS).as_string::<i32>();
+            let dvs = column.column(add_col::DELETION_VECTOR).as_struct();
+            let i64_col = |name: &str, row: usize| {
+                column.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
+            };
+            for row in 0..column.len() {
+                out.push(crate::actions::AddFile {
+                    path: paths.value(row).to_string(),
+                    partition_values: crate::replay::map_cell(pvs, row).unwrap_or_default(),
+                    size: sizes.value(row),
+                    modification_time: if mtimes.is_valid(row) { mtimes.value(row) } else { 0 },
+                    data_change: true,
+                    stats: stats.is_valid(row).then(|| stats.value(row).to_string()),
+                    tags: None,
+                    deletion_vector: crate::scan::dv_at(dvs, row),
+                    base_row_id: i64_col("baseRowId", row),
+                    default_row_commit_version: i64_col("defaultRowCommitVersion", row),
+                    clustering_provider: None,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn from_state(location: TableLocation, segment: LogSegment, state: ReplayState) -> DeltaResult<Snapshot> {

@@ -3,3 +3,4 @@
 
 mod fuzz_replay;
 mod reader;
+mod writer;

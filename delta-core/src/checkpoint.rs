@@ -1,0 +1,132 @@
+//! Writing checkpoints, `_last_checkpoint` and version checksum (`.crc`) files.
+//!
+//! A classic checkpoint at version v holds the protocol, metadata, application transactions,
+//! domain metadata and every live `add` of the snapshot at v (the adds are the snapshot's Arrow
+//! columns, written as they are). It is written with one atomic `put` under its final name, so a
+//! reader never sees a torn file from this writer; a torn file from elsewhere is skipped by
+//! [`crate::Snapshot::load`]. `_last_checkpoint` is written after the checkpoint and is only ever a
+//! hint. Tables with the v2Checkpoint feature are not checkpointed by this writer yet (their
+//! commits remain valid; readers replay from the last checkpoint another engine wrote).
+
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StructArray};
+use arrow::datatypes::{Field, Schema};
+use parquet::arrow::ArrowWriter;
+use serde_json::json;
+
+use crate::actions::{commit_bytes, Action};
+use crate::error::{DeltaError, DeltaResult};
+use crate::protocol::{action_col, action_schema, TableFeature};
+use crate::replay::decode_commit_json;
+use crate::snapshot::{Snapshot, Table};
+
+/// Columns of a classic checkpoint (a subset of the replay layout).
+const CHECKPOINT_COLUMNS: [usize; 6] = [action_col::ADD, action_col::REMOVE, action_col::METADATA, action_col::PROTOCOL, action_col::TXN, action_col::DOMAIN_METADATA];
+
+/// The checkpoint's batches: one for the small actions, one per file column of the snapshot.
+pub fn checkpoint_batches(snapshot: &Snapshot) -> DeltaResult<Vec<RecordBatch>> {
+    let full = action_schema();
+    let schema = Arc::new(full.project(&CHECKPOINT_COLUMNS)?);
+    let mut small = vec![Action::Protocol(snapshot.protocol().clone()), Action::Metadata(snapshot.metadata().clone())];
+    let mut txns: Vec<_> = snapshot.app_transactions().values().cloned().collect();
+    txns.sort_by(|a, b| a.app_id.cmp(&b.app_id));
+    small.extend(txns.into_iter().map(Action::Txn));
+    let mut domains: Vec<_> = snapshot.domain_metadata().cloned().collect();
+    domains.sort_by(|a, b| a.domain.cmp(&b.domain));
+    small.extend(domains.into_iter().map(Action::DomainMetadata));
+    let bytes = commit_bytes(&small)?;
+    let mut out = Vec::new();
+    for b in decode_commit_json("checkpoint", &bytes, u64::MAX)? {
+        out.push(b.project(&CHECKPOINT_COLUMNS)?);
+    }
+    for files in snapshot.file_columns() {
+        let n = files.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(CHECKPOINT_COLUMNS.len());
+        for (i, f) in schema.fields().iter().enumerate() {
+            if i == 0 {
+                let add: ArrayRef = Arc::new(StructArray::try_new(
+                    match f.data_type() {
+                        arrow::datatypes::DataType::Struct(fs) => fs.clone(),
+                        _ => return Err(DeltaError::Internal("add is a struct".into())),
+                    },
+                    files.columns().to_vec(),
+                    None,
+                )?);
+                columns.push(add);
+            } else {
+                columns.push(new_null_array(f.data_type(), n));
+            }
+        }
+        out.push(RecordBatch::try_new(schema.clone(), columns)?);
+    }
+    Ok(out)
+}
+
+/// Writes a classic checkpoint of `snapshot` and then `_last_checkpoint`.
+pub async fn write_checkpoint(snapshot: &Snapshot) -> DeltaResult<()> {
+    if snapshot.protocol().has_feature(&TableFeature::V2Checkpoint) {
+        return Err(DeltaError::UnsupportedWriterFeature { feature: "v2Checkpoint (checkpoint writing)".into() });
+    }
+    let batches = checkpoint_batches(snapshot)?;
+    let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::new(Vec::<Field>::new())));
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, None).map_err(|e| DeltaError::parquet("checkpoint", e))?;
+    let mut rows = 0usize;
+    for b in &batches {
+        rows += b.num_rows();
+        writer.write(b).map_err(|e| DeltaError::parquet("checkpoint", e))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| DeltaError::parquet("checkpoint", e))?;
+    let size = bytes.len();
+    let location = snapshot.location();
+    let name = format!("{:020}.checkpoint.parquet", snapshot.version());
+    location.put(&location.log_path(&name), bytes).await?;
+    let hint = json!({"version": snapshot.version(), "size": rows, "sizeInBytes": size, "numOfAddFiles": snapshot.num_files()});
+    location.put(&location.log_path("_last_checkpoint"), hint.to_string().into_bytes()).await?;
+    Ok(())
+}
+
+/// Writes the version checksum file of `snapshot` (if none exists).
+pub async fn write_checksum(snapshot: &Snapshot, txn_id: Option<&str>) -> DeltaResult<()> {
+    let mut crc = json!({
+        "tableSizeBytes": snapshot.total_size_bytes(),
+        "numFiles": snapshot.num_files(),
+        "numMetadata": 1,
+        "numProtocol": 1,
+        "metadata": snapshot.metadata(),
+        "protocol": snapshot.protocol(),
+        "setTransactions": snapshot.app_transactions().values().collect::<Vec<_>>(),
+        "domainMetadata": snapshot.domain_metadata().collect::<Vec<_>>(),
+    });
+    if let Some(t) = txn_id {
+        crc["txnId"] = json!(t);
+    }
+    let location = snapshot.location();
+    let path = location.log_path(&format!("{:020}.crc", snapshot.version()));
+    match location.put_if_absent(&path, crc.to_string().into_bytes()).await {
+        Ok(()) | Err(DeltaError::ObjectStore { source: object_store::Error::AlreadyExists { .. } }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// After a commit at `version`: the checksum file, and a checkpoint every
+/// `delta.checkpointInterval` (default 10) versions. Failures here never undo the commit; they
+/// are returned so callers can log them, but the commit stands.
+pub async fn post_commit(table: &Table, version: i64) -> DeltaResult<()> {
+    let snapshot = table.snapshot_at(version).await?;
+    write_checksum(&snapshot, None).await?;
+    let interval: i64 = snapshot.metadata().property("delta.checkpointInterval").and_then(|v| v.parse().ok()).filter(|v| *v > 0).unwrap_or(10);
+    if version > 0 && version % interval == 0 && !snapshot.protocol().has_feature(&TableFeature::V2Checkpoint) {
+        write_checkpoint(&snapshot).await?;
+    }
+    Ok(())
+}
+
+impl Table {
+    /// Writes a checkpoint of the latest version now.
+    pub async fn checkpoint(&self) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        write_checkpoint(&snapshot).await?;
+        Ok(snapshot.version())
+    }
+}

@@ -1,0 +1,1092 @@
+//! Writes: data files with statistics, then one commit.
+//!
+//! ```text
+//!  RecordBatch stream ─► enforce schema (cast safe widenings, fill missing nullable columns,
+//!        │               mergeSchema / overwriteSchema) ─► NOT NULL, invariants, CHECK constraints
+//!        ▼
+//!  split by partition values ─► parquet files at a target size (physical names and field ids under
+//!        │                      column mapping) ─► add actions with numRecords/min/max/nullCount
+//!        ▼
+//!  Transaction: adds (+ removes for overwrite / replaceWhere / dynamic partition overwrite,
+//!               + metaData when the schema changes, + txn for idempotent writes) ─► commit
+//!        ▼
+//!  post-commit: checkpoint every `delta.checkpointInterval` commits, `.crc` file
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, StructArray, UInt32Array};
+use arrow::compute::{cast, concat, sort_to_indices, take, SortOptions};
+use arrow::datatypes::{DataType as ArrowType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use futures::{Stream, StreamExt};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde_json::{json, Value};
+
+use crate::actions::{Action, AddFile};
+use crate::error::{DeltaError, DeltaResult, PathKind};
+use crate::expr::{evaluate_predicate, Expr};
+use crate::protocol::{AppTransaction, Format, Metadata, Protocol, TableFeature};
+use crate::scan::FilePruner;
+use crate::schema::{ColumnMappingMode, DataType, PrimitiveType, StructField, StructType, FIELD_ID_KEY, PARQUET_FIELD_ID_KEY};
+use crate::snapshot::{Snapshot, Table};
+use crate::storage::TableLocation;
+use crate::txn::{CommitOutcome, IsolationLevel, Transaction};
+
+/// How a write treats existing data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SaveMode {
+    #[default]
+    Append,
+    Overwrite,
+    /// Fail if the table exists.
+    ErrorIfExists,
+    /// Do nothing if the table exists.
+    Ignore,
+}
+
+/// Options of [`Table::write`].
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub mode: SaveMode,
+    /// Overwrite only rows matching this predicate; every written row must match it.
+    pub replace_where: Option<Expr>,
+    /// Overwrite only the partitions present in the written data.
+    pub dynamic_partition_overwrite: bool,
+    /// Partition columns when the write creates the table (must match an existing table's).
+    pub partition_by: Option<Vec<String>>,
+    /// Add new columns (nested too) found in the data; widen types where typeWidening is on.
+    pub merge_schema: bool,
+    /// Replace the schema (and partitioning) on overwrite.
+    pub overwrite_schema: bool,
+    /// Table properties when the write creates the table.
+    pub properties: HashMap<String, String>,
+    /// Target size of data files in bytes (default `delta.targetFileSize` or 128 MiB).
+    pub target_file_size: Option<u64>,
+    /// Idempotent write: application id and version. A version not above the table's last
+    /// recorded one for the application is skipped.
+    pub app_transaction: Option<(String, i64)>,
+    pub isolation: Option<IsolationLevel>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteResult {
+    /// The committed version; `None` when nothing was committed (Ignore mode on an existing
+    /// table, or an idempotent write already applied).
+    pub version: Option<i64>,
+    pub files_added: usize,
+    pub files_removed: usize,
+    pub rows_written: u64,
+}
+
+/// Writer features this implementation honours when writing.
+fn ensure_writable(protocol: &Protocol, metadata: &Metadata, schema: &StructType) -> DeltaResult<()> {
+    if protocol.min_writer_version > 7 || protocol.min_writer_version < 1 {
+        return Err(DeltaError::UnsupportedWriterVersion { version: protocol.min_writer_version });
+    }
+    let supported = |f: &TableFeature| {
+        matches!(
+            f,
+            TableFeature::AppendOnly
+                | TableFeature::Invariants
+                | TableFeature::CheckConstraints
+                | TableFeature::ChangeDataFeed
+                | TableFeature::ColumnMapping
+                | TableFeature::DeletionVectors
+                | TableFeature::TimestampNtz
+                | TableFeature::DomainMetadata
+                | TableFeature::V2Checkpoint
+                | TableFeature::InCommitTimestamp
+                | TableFeature::TypeWidening
+                | TableFeature::TypeWideningPreview
+                | TableFeature::VacuumProtocolCheck
+                | TableFeature::CheckpointProtection
+                | TableFeature::VariantType
+                | TableFeature::VariantTypePreview
+        )
+    };
+    for f in protocol.writer_feature_set() {
+        if !supported(&f) {
+            return Err(DeltaError::UnsupportedWriterFeature { feature: f.name().to_string() });
+        }
+    }
+    // Legacy writer versions imply features: 4 = generated columns + CDF, 6 = identity columns.
+    let generated = crate::schema::leaf_columns(schema).iter().any(|(_, f)| f.metadata.contains_key("delta.generationExpression"));
+    if generated {
+        return Err(DeltaError::UnsupportedWriterFeature { feature: "generatedColumns".into() });
+    }
+    let identity = crate::schema::leaf_columns(schema).iter().any(|(_, f)| f.metadata.keys().any(|k| k.starts_with("delta.identity.")));
+    if identity {
+        return Err(DeltaError::UnsupportedWriterFeature { feature: "identityColumns".into() });
+    }
+    if metadata.bool_property("delta.enableRowTracking", false) {
+        return Err(DeltaError::UnsupportedWriterFeature { feature: "rowTracking".into() });
+    }
+    Ok(())
+}
+
+/// The smallest protocol for a new table with this schema and these properties, as delta-spark
+/// chooses: legacy versions where they suffice, table features (3, 7) otherwise.
+pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -> Protocol {
+    let prop = |k: &str| properties.get(k).map(|v| v.eq_ignore_ascii_case("true")).unwrap_or(false);
+    let mut reader_features: Vec<&str> = Vec::new();
+    let mut writer_features: Vec<&str> = Vec::new();
+    let has_ntz = crate::schema::leaf_columns(schema).iter().any(|(_, f)| f.data_type == DataType::Primitive(PrimitiveType::TimestampNtz));
+    let has_variant = crate::schema::leaf_columns(schema).iter().any(|(_, f)| f.data_type == DataType::Variant);
+    if has_ntz {
+        reader_features.push("timestampNtz");
+        writer_features.push("timestampNtz");
+    }
+    if has_variant {
+        reader_features.push("variantType");
+        writer_features.push("variantType");
+    }
+    if prop("delta.enableDeletionVectors") {
+        reader_features.push("deletionVectors");
+        writer_features.push("deletionVectors");
+    }
+    if prop("delta.enableInCommitTimestamps") {
+        writer_features.push("inCommitTimestamp");
+    }
+    let column_mapping = properties.get("delta.columnMapping.mode").is_some_and(|m| m != "none");
+    let constraints = properties.keys().any(|k| k.starts_with("delta.constraints."));
+    let cdf = prop("delta.enableChangeDataFeed");
+    let append_only = prop("delta.appendOnly");
+    if reader_features.is_empty() && writer_features.is_empty() {
+        // Legacy protocol versions.
+        let writer = if column_mapping {
+            5
+        } else if cdf {
+            4
+        } else if constraints {
+            3
+        } else {
+            2
+        };
+        return Protocol { min_reader_version: if column_mapping { 2 } else { 1 }, min_writer_version: writer, reader_features: None, writer_features: None };
+    }
+    if column_mapping {
+        reader_features.push("columnMapping");
+        writer_features.push("columnMapping");
+    }
+    // Features implied by legacy writer versions, spelled out under table features.
+    writer_features.push("appendOnly");
+    writer_features.push("invariants");
+    if constraints {
+        writer_features.push("checkConstraints");
+    }
+    if cdf {
+        writer_features.push("changeDataFeed");
+    }
+    let _ = append_only;
+    let reader_version = if reader_features.is_empty() { 1 } else { 3 };
+    Protocol {
+        min_reader_version: reader_version,
+        min_writer_version: 7,
+        reader_features: (reader_version == 3).then(|| reader_features.iter().map(|s| s.to_string()).collect()),
+        writer_features: Some(writer_features.iter().map(|s| s.to_string()).collect()),
+    }
+}
+
+/// A Delta schema from an Arrow schema (nullable as the Arrow fields say).
+pub fn schema_from_arrow(schema: &Schema) -> DeltaResult<StructType> {
+    fn field(f: &Field) -> DeltaResult<StructField> {
+        Ok(StructField { name: f.name().clone(), data_type: data_type(f.data_type())?, nullable: f.is_nullable(), metadata: Default::default() })
+    }
+    fn data_type(t: &ArrowType) -> DeltaResult<DataType> {
+        use PrimitiveType as P;
+        Ok(match t {
+            ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::Primitive(P::String),
+            ArrowType::Int64 => DataType::Primitive(P::Long),
+            ArrowType::Int32 => DataType::Primitive(P::Integer),
+            ArrowType::Int16 => DataType::Primitive(P::Short),
+            ArrowType::Int8 => DataType::Primitive(P::Byte),
+            ArrowType::Float32 => DataType::Primitive(P::Float),
+            ArrowType::Float64 => DataType::Primitive(P::Double),
+            ArrowType::Boolean => DataType::Primitive(P::Boolean),
+            ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView => DataType::Primitive(P::Binary),
+            ArrowType::Date32 | ArrowType::Date64 => DataType::Primitive(P::Date),
+            ArrowType::Timestamp(_, Some(_)) => DataType::Primitive(P::Timestamp),
+            ArrowType::Timestamp(_, None) => DataType::Primitive(P::TimestampNtz),
+            ArrowType::Decimal128(p, s) if *p <= 38 && *s >= 0 => DataType::Primitive(P::Decimal(*p, *s)),
+            ArrowType::Null => DataType::Void,
+            ArrowType::Struct(fields) => DataType::Struct(StructType { fields: fields.iter().map(|f| field(f)).collect::<DeltaResult<_>>()? }),
+            ArrowType::List(e) | ArrowType::LargeList(e) => DataType::Array(Box::new(data_type(e.data_type())?), e.is_nullable()),
+            ArrowType::Map(entries, _) => {
+                let ArrowType::Struct(kv) = entries.data_type() else { return Err(DeltaError::UnsupportedType { data_type: t.to_string() }) };
+                if kv.len() != 2 {
+                    return Err(DeltaError::UnsupportedType { data_type: t.to_string() });
+                }
+                DataType::Map(Box::new(data_type(kv[0].data_type())?), Box::new(data_type(kv[1].data_type())?), kv[1].is_nullable())
+            }
+            other => return Err(DeltaError::UnsupportedType { data_type: other.to_string() }),
+        })
+    }
+    Ok(StructType { fields: schema.fields().iter().map(|f| field(f)).collect::<DeltaResult<_>>()? })
+}
+
+/// Whether `from` can be written into a column of `to` without loss (Spark's store assignment).
+fn safe_cast(from: &ArrowType, to: &ArrowType) -> bool {
+    use ArrowType::*;
+    if from == to {
+        return true;
+    }
+    match (from, to) {
+        (Int8, Int16 | Int32 | Int64) | (Int16, Int32 | Int64) | (Int32, Int64) => true,
+        (Int8 | Int16 | Int32, Float64) | (Float32, Float64) => true,
+        (Utf8View | LargeUtf8, Utf8) | (BinaryView | LargeBinary, Binary) => true,
+        (Date64, Date32) => true,
+        (Timestamp(_, a), Timestamp(TimeUnit::Microsecond, b)) => a.is_some() == b.is_some(),
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => s2 >= s1 && (*p2 as i16 - *s2 as i16) >= (*p1 as i16 - *s1 as i16),
+        (Null, _) => true,
+        (Struct(_), Struct(_)) | (List(_), List(_)) | (LargeList(_), List(_)) | (Map(_, _), Map(_, _)) => true,
+        _ => false,
+    }
+}
+
+/// Conforms a batch to the table's logical Arrow schema: columns by name (case-insensitive), safe
+/// casts, missing nullable columns as nulls. Errors name the column and both types.
+fn conform_batch(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<RecordBatch> {
+    let input = batch.schema();
+    for f in input.fields() {
+        if schema.field(f.name()).is_none() {
+            return Err(DeltaError::WriteRefused {
+                reason: format!("column `{}` ({}) is not in the table schema; use mergeSchema to add it", f.name(), f.data_type()),
+            });
+        }
+    }
+    let mut columns = Vec::with_capacity(target.fields().len());
+    for (tf, sf) in target.fields().iter().zip(&schema.fields) {
+        let idx = input.index_of(tf.name()).ok().or_else(|| input.fields().iter().position(|f| f.name().eq_ignore_ascii_case(tf.name())));
+        let col = match idx {
+            Some(i) => {
+                let c = batch.column(i);
+                if !safe_cast(c.data_type(), tf.data_type()) {
+                    return Err(DeltaError::WriteRefused {
+                        reason: format!("column `{}` has type {} in the data but {} in the table", tf.name(), c.data_type(), sf.data_type),
+                    });
+                }
+                if c.data_type() == tf.data_type() {
+                    c.clone()
+                } else {
+                    crate::replay::conform(c, tf.data_type())?
+                }
+            }
+            None => {
+                if !sf.nullable {
+                    return Err(DeltaError::WriteRefused { reason: format!("column `{}` is NOT NULL but missing from the data", sf.name) });
+                }
+                new_null_array(tf.data_type(), batch.num_rows())
+            }
+        };
+        if !sf.nullable && col.null_count() > 0 {
+            return Err(DeltaError::WriteRefused { reason: format!("NOT NULL constraint violated: column `{}` has {} null values", sf.name, col.null_count()) });
+        }
+        columns.push(col);
+    }
+    Ok(RecordBatch::try_new_with_options(target.clone(), columns, &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())))?)
+}
+
+/// Merges the data's schema into the table's: new columns (nested too) are appended as nullable.
+/// Type changes are refused unless `widen` (typeWidening) allows them.
+pub fn merge_schemas(table: &StructType, data: &StructType, widen: bool) -> DeltaResult<StructType> {
+    let mut out = table.clone();
+    for df in &data.fields {
+        match out.fields.iter_mut().find(|f| f.name.eq_ignore_ascii_case(&df.name)) {
+            None => {
+                let mut f = df.clone();
+                f.nullable = true;
+                out.fields.push(f);
+            }
+            Some(tf) => {
+                tf.data_type = merge_types(&tf.name, &tf.data_type, &df.data_type, widen)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn merge_types(name: &str, table: &DataType, data: &DataType, widen: bool) -> DeltaResult<DataType> {
+    use PrimitiveType as P;
+    Ok(match (table, data) {
+        (a, b) if a == b => a.clone(),
+        (DataType::Struct(t), DataType::Struct(d)) => DataType::Struct(merge_schemas(t, d, widen)?),
+        (DataType::Array(t, n), DataType::Array(d, _)) => DataType::Array(Box::new(merge_types(name, t, d, widen)?), *n),
+        (DataType::Map(tk, tv, n), DataType::Map(dk, dv, _)) => {
+            DataType::Map(Box::new(merge_types(name, tk, dk, widen)?), Box::new(merge_types(name, tv, dv, widen)?), *n)
+        }
+        (DataType::Primitive(t), DataType::Primitive(d)) => {
+            // Narrower data into a wider column is a plain write.
+            let into_wider = matches!((t, d), (P::Long, P::Integer | P::Short | P::Byte) | (P::Integer, P::Short | P::Byte) | (P::Short, P::Byte) | (P::Double, P::Float));
+            let widening = matches!(
+                (t, d),
+                (P::Byte, P::Short | P::Integer | P::Long) | (P::Short, P::Integer | P::Long) | (P::Integer, P::Long) | (P::Float, P::Double) | (P::Date, P::TimestampNtz)
+            );
+            if into_wider {
+                table.clone()
+            } else if widening && widen {
+                data.clone()
+            } else {
+                return Err(DeltaError::WriteRefused { reason: format!("column `{name}` has type {table} in the table and {data} in the data") });
+            }
+        }
+        (DataType::Void, other) => other.clone(),
+        (t, DataType::Void) => t.clone(),
+        (t, d) => return Err(DeltaError::WriteRefused { reason: format!("column `{name}` has type {t} in the table and {d} in the data") }),
+    })
+}
+
+/// The CHECK constraints (`delta.constraints.<name>`) and column invariants of a table.
+fn table_rules(metadata: &Metadata, schema: &StructType) -> DeltaResult<Vec<(String, Expr)>> {
+    let mut rules = Vec::new();
+    for (k, v) in &metadata.configuration {
+        if let (Some(name), Some(text)) = (k.strip_prefix("delta.constraints."), v) {
+            rules.push((format!("CHECK constraint {name} ({text})"), Expr::parse(text)?));
+        }
+    }
+    for (path, f) in crate::schema::leaf_columns(schema) {
+        if let Some(inv) = f.metadata.get("delta.invariants").and_then(Value::as_str) {
+            let v: Value = serde_json::from_str(inv).map_err(|e| DeltaError::schema(format!("invariant of `{}`: {e}", path.join("."))))?;
+            if let Some(text) = v.pointer("/expression/expression").and_then(Value::as_str) {
+                rules.push((format!("invariant on `{}` ({text})", path.join(".")), Expr::parse(text)?));
+            }
+        }
+    }
+    rules.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(rules)
+}
+
+fn check_rules(batch: &RecordBatch, rules: &[(String, Expr)]) -> DeltaResult<()> {
+    for (name, expr) in rules {
+        // A row violates a CHECK when the expression is false (NULL passes, as in SQL).
+        let not = Expr::Not(Box::new(expr.clone()));
+        let violations = evaluate_predicate(&not, batch)?.true_count();
+        if violations > 0 {
+            return Err(DeltaError::WriteRefused { reason: format!("{name} violated by {violations} row(s)") });
+        }
+    }
+    Ok(())
+}
+
+/// Characters Spark escapes in partition directory names (`ExternalCatalogUtils.escapePathName`).
+fn escape_partition_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        let needs = (c as u32) < 0x20 || matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\x7f' | '{' | '[' | ']' | '^');
+        if needs {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Percent-encodes a relative path for `add.path` (a URI reference).
+pub fn encode_path(path: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b'=');
+    percent_encoding::utf8_percent_encode(path, KEEP).to_string()
+}
+
+/// The string form of a partition value (Delta's partition value serialisation).
+fn partition_strings(col: &ArrayRef) -> DeltaResult<Vec<Option<String>>> {
+    let n = col.len();
+    Ok(match col.data_type() {
+        ArrowType::Timestamp(TimeUnit::Microsecond, tz) => {
+            let a = col.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            (0..n)
+                .map(|i| {
+                    a.is_valid(i).then(|| {
+                        let t = chrono::DateTime::from_timestamp_micros(a.value(i)).unwrap_or_default();
+                        if tz.is_some() {
+                            t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+                        } else {
+                            t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+                        }
+                    })
+                })
+                .collect()
+        }
+        ArrowType::Binary | ArrowType::Struct(_) | ArrowType::List(_) | ArrowType::Map(_, _) => {
+            return Err(DeltaError::WriteRefused { reason: format!("partition columns of type {} are not supported", col.data_type()) })
+        }
+        _ => {
+            let s = cast(col, &ArrowType::Utf8)?;
+            let s = s.as_string::<i32>();
+            (0..n).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect()
+        }
+    })
+}
+
+/// Renames a logical batch's fields to physical names with field ids (column mapping).
+fn to_physical(batch: &RecordBatch, schema: &StructType, mode: ColumnMappingMode) -> DeltaResult<RecordBatch> {
+    if mode == ColumnMappingMode::None {
+        return Ok(batch.clone());
+    }
+    fn field_for(sf: &StructField, array: &ArrayRef, mode: ColumnMappingMode) -> DeltaResult<(Field, ArrayRef)> {
+        let (t, a) = physical_array(&sf.data_type, array, mode)?;
+        let mut f = Field::new(sf.physical_name(mode), t, true);
+        if let Some(id) = sf.metadata.get(FIELD_ID_KEY).and_then(Value::as_i64) {
+            let md: std::collections::HashMap<String, String> = [(PARQUET_FIELD_ID_KEY.to_string(), id.to_string())].into();
+            f = f.with_metadata(md);
+        }
+        Ok((f, a))
+    }
+    fn physical_array(t: &DataType, array: &ArrayRef, mode: ColumnMappingMode) -> DeltaResult<(ArrowType, ArrayRef)> {
+        Ok(match t {
+            DataType::Struct(st) => {
+                let s = array.as_struct();
+                let mut fields = Vec::new();
+                let mut cols = Vec::new();
+                for (i, sf) in st.fields.iter().enumerate() {
+                    let (f, a) = field_for(sf, s.column(i), mode)?;
+                    fields.push(Arc::new(f));
+                    cols.push(a);
+                }
+                let fields = Fields::from(fields);
+                let out = StructArray::try_new(fields.clone(), cols, s.nulls().cloned())?;
+                (ArrowType::Struct(fields), Arc::new(out))
+            }
+            _ => (array.data_type().clone(), array.clone()),
+        })
+    }
+    let mut fields = Vec::new();
+    let mut cols = Vec::new();
+    for (i, sf) in schema.fields.iter().enumerate() {
+        let (f, a) = field_for(sf, batch.column(i), mode)?;
+        fields.push(f);
+        cols.push(a);
+    }
+    Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), cols, &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())))?)
+}
+
+/// Running min/max/null count of one leaf column within one file.
+struct ColumnStats {
+    path: Vec<String>,
+    min: Option<ArrayRef>,
+    max: Option<ArrayRef>,
+    nulls: u64,
+    /// Min/max are not collected for this type (or became unreliable, e.g. NaN).
+    no_bounds: bool,
+}
+
+fn extreme(a: &ArrayRef, descending: bool) -> DeltaResult<Option<ArrayRef>> {
+    if a.len() == a.null_count() {
+        return Ok(None);
+    }
+    let idx = sort_to_indices(a, Some(SortOptions { descending, nulls_first: false }), Some(1))?;
+    Ok(Some(take(a, &idx, None)?))
+}
+
+fn leaf_arrays(batch: &RecordBatch, schema: &StructType, mode: ColumnMappingMode) -> Vec<(Vec<String>, ArrayRef)> {
+    fn walk(prefix: &[String], t: &StructType, arrays: &[ArrayRef], mode: ColumnMappingMode, out: &mut Vec<(Vec<String>, ArrayRef)>) {
+        for (f, a) in t.fields.iter().zip(arrays) {
+            let mut p = prefix.to_vec();
+            p.push(f.physical_name(mode).to_string());
+            match (&f.data_type, a.as_struct_opt()) {
+                (DataType::Struct(inner), Some(s)) => walk(&p, inner, s.columns(), mode, out),
+                _ => out.push((p, a.clone())),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&[], schema, batch.columns(), mode, &mut out);
+    out
+}
+
+impl ColumnStats {
+    fn update(&mut self, a: &ArrayRef) -> DeltaResult<()> {
+        self.nulls += a.null_count() as u64;
+        if self.no_bounds {
+            return Ok(());
+        }
+        match a.data_type() {
+            ArrowType::Boolean | ArrowType::Binary | ArrowType::Null | ArrowType::List(_) | ArrowType::Map(_, _) | ArrowType::Struct(_) => {
+                self.no_bounds = true;
+                return Ok(());
+            }
+            ArrowType::Float32 | ArrowType::Float64 => {
+                let f = cast(a, &ArrowType::Float64)?;
+                if f.as_primitive::<arrow::datatypes::Float64Type>().iter().flatten().any(f64::is_nan) {
+                    self.no_bounds = true;
+                    return Ok(());
+                }
+            }
+            _ => {}
+        }
+        let merge = |prev: &Option<ArrayRef>, new: Option<ArrayRef>, desc: bool| -> DeltaResult<Option<ArrayRef>> {
+            match (prev, new) {
+                (None, n) => Ok(n),
+                (p, None) => Ok(p.clone()),
+                (Some(p), Some(n)) => extreme(&concat(&[p.as_ref(), n.as_ref()])?, desc),
+            }
+        };
+        self.min = merge(&self.min, extreme(a, false)?, false)?;
+        self.max = merge(&self.max, extreme(a, true)?, true)?;
+        Ok(())
+    }
+}
+
+/// Renders a one-row array as a stats JSON value; `is_max` rounds the way readers expect
+/// (strings truncated to 32 characters with a tie-breaker for maxima, timestamps to ms).
+fn stat_value(a: &ArrayRef, is_max: bool) -> DeltaResult<Option<Value>> {
+    Ok(Some(match a.data_type() {
+        ArrowType::Int8 | ArrowType::Int16 | ArrowType::Int32 | ArrowType::Int64 => {
+            json!(cast(a, &ArrowType::Int64)?.as_primitive::<arrow::datatypes::Int64Type>().value(0))
+        }
+        ArrowType::Float32 | ArrowType::Float64 => {
+            let v = cast(a, &ArrowType::Float64)?.as_primitive::<arrow::datatypes::Float64Type>().value(0);
+            match serde_json::Number::from_f64(v) {
+                Some(n) => Value::Number(n),
+                None => return Ok(None),
+            }
+        }
+        ArrowType::Decimal128(_, _) => {
+            let s = cast(a, &ArrowType::Utf8)?;
+            let text = s.as_string::<i32>().value(0).to_string();
+            match serde_json::from_str::<Value>(&text) {
+                // serde_json keeps integers exact; fractional decimals become f64 (exact for
+                // the precision stats need to bound, since parsing rounds to nearest).
+                Ok(v) if v.is_number() => v,
+                _ => return Ok(None),
+            }
+        }
+        ArrowType::Date32 => json!(cast(a, &ArrowType::Utf8)?.as_string::<i32>().value(0)),
+        ArrowType::Timestamp(TimeUnit::Microsecond, tz) => {
+            let us = a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(0);
+            let ms = us.div_euclid(1000);
+            let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+            let _ = is_max; // readers widen maxima by 999 µs
+            if tz.is_some() {
+                json!(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            } else {
+                json!(t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.3f").to_string())
+            }
+        }
+        ArrowType::Utf8 => {
+            let s = a.as_string::<i32>().value(0);
+            if s.chars().count() > 32 {
+                let prefix: String = s.chars().take(32).collect();
+                if is_max {
+                    json!(format!("{prefix}\u{10FFFF}"))
+                } else {
+                    json!(prefix)
+                }
+            } else {
+                json!(s)
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn insert_path(obj: &mut serde_json::Map<String, Value>, path: &[String], v: Value) {
+    if path.len() == 1 {
+        obj.insert(path[0].clone(), v);
+        return;
+    }
+    let child = obj.entry(path[0].clone()).or_insert_with(|| json!({}));
+    if let Some(o) = child.as_object_mut() {
+        insert_path(o, &path[1..], v);
+    }
+}
+
+/// Which leaf columns get statistics: `delta.dataSkippingStatsColumns`, else the first
+/// `delta.dataSkippingNumIndexedCols` (default 32; -1 for all).
+fn stats_columns(metadata: &Metadata, schema: &StructType, mode: ColumnMappingMode) -> Vec<Vec<String>> {
+    let leaves: Vec<(Vec<String>, Vec<String>)> = crate::schema::leaf_columns(schema)
+        .into_iter()
+        .map(|(logical, _)| {
+            let physical = crate::schema::physical_path(schema, &logical, mode).unwrap_or_else(|| logical.clone());
+            (logical, physical)
+        })
+        .collect();
+    if let Some(cols) = metadata.property("delta.dataSkippingStatsColumns") {
+        let wanted: Vec<Vec<String>> = cols.split(',').map(|c| c.trim().split('.').map(|p| p.trim_matches('`').to_string()).collect()).collect();
+        return leaves
+            .into_iter()
+            .filter(|(l, _)| wanted.iter().any(|w| l.len() >= w.len() && l[..w.len()].iter().zip(w).all(|(a, b)| a.eq_ignore_ascii_case(b))))
+            .map(|(_, p)| p)
+            .collect();
+    }
+    let n: i64 = metadata.property("delta.dataSkippingNumIndexedCols").and_then(|v| v.parse().ok()).unwrap_or(32);
+    let take_n = if n < 0 { usize::MAX } else { n as usize };
+    leaves.into_iter().take(take_n).map(|(_, p)| p).collect()
+}
+
+/// One data file being written.
+struct OpenFile {
+    writer: ArrowWriter<Vec<u8>>,
+    rows: u64,
+    stats: Vec<ColumnStats>,
+}
+
+/// Writes partitioned parquet files with statistics and returns their `add` actions.
+pub struct DeltaWriter {
+    location: TableLocation,
+    schema: StructType,
+    logical_arrow: SchemaRef,
+    data_schema: StructType,
+    partition_columns: Vec<String>,
+    mode: ColumnMappingMode,
+    stats_columns: Vec<Vec<String>>,
+    target_file_size: u64,
+    open: BTreeMap<Vec<Option<String>>, OpenFile>,
+    done: Vec<AddFile>,
+    rows: u64,
+}
+
+impl DeltaWriter {
+    /// A writer for a table with this metadata.
+    pub fn new(location: TableLocation, metadata: &Metadata, schema: &StructType, mode: ColumnMappingMode, target_file_size: u64) -> DeltaResult<Self> {
+        let partition_columns = metadata.partition_columns.clone();
+        let data_schema = StructType {
+            fields: schema.fields.iter().filter(|f| !partition_columns.iter().any(|p| p.eq_ignore_ascii_case(&f.name))).cloned().collect(),
+        };
+        let stats_columns = stats_columns(metadata, &data_schema, mode);
+        Ok(DeltaWriter {
+            location,
+            logical_arrow: schema.to_arrow()?,
+            schema: schema.clone(),
+            data_schema,
+            partition_columns,
+            mode,
+            stats_columns,
+            target_file_size: target_file_size.max(1),
+            open: BTreeMap::new(),
+            done: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// The table schema as Arrow (logical names): what [`DeltaWriter::write`] expects.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        self.logical_arrow.clone()
+    }
+
+    /// Writes one batch already conformed to [`DeltaWriter::arrow_schema`].
+    pub async fn write(&mut self, batch: &RecordBatch) -> DeltaResult<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        if self.partition_columns.is_empty() {
+            return self.write_partition(Vec::new(), batch).await;
+        }
+        // Partition keys per row.
+        let mut keys: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(self.partition_columns.len()); batch.num_rows()];
+        for p in &self.partition_columns {
+            let idx = self.schema.fields.iter().position(|f| f.name.eq_ignore_ascii_case(p)).ok_or_else(|| DeltaError::schema(format!("partition column `{p}` is not in the schema")))?;
+            for (row, v) in partition_strings(batch.column(idx))?.into_iter().enumerate() {
+                keys[row].push(v.filter(|s| !s.is_empty()));
+            }
+        }
+        let mut groups: BTreeMap<Vec<Option<String>>, Vec<u32>> = BTreeMap::new();
+        for (row, k) in keys.into_iter().enumerate() {
+            groups.entry(k).or_default().push(row as u32);
+        }
+        for (key, rows) in groups {
+            let idx = UInt32Array::from(rows);
+            let cols = batch.columns().iter().map(|c| take(c, &idx, None)).collect::<Result<Vec<_>, _>>()?;
+            let part = RecordBatch::try_new(batch.schema(), cols)?;
+            self.write_partition(key, &part).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_partition(&mut self, key: Vec<Option<String>>, batch: &RecordBatch) -> DeltaResult<()> {
+        // Data files hold the non-partition columns, under physical names.
+        let keep: Vec<usize> = self
+            .schema
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !self.partition_columns.iter().any(|p| p.eq_ignore_ascii_case(&f.name)))
+            .map(|(i, _)| i)
+            .collect();
+        let data = batch.project(&keep)?;
+        let physical = to_physical(&data, &self.data_schema, self.mode)?;
+        if !self.open.contains_key(&key) {
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| DeltaError::Internal(e.to_string()))?))
+                .build();
+            let writer = ArrowWriter::try_new(Vec::new(), physical.schema(), Some(props)).map_err(|e| DeltaError::parquet("new file", e))?;
+            let stats = self.stats_columns.iter().map(|p| ColumnStats { path: p.clone(), min: None, max: None, nulls: 0, no_bounds: false }).collect();
+            self.open.insert(key.clone(), OpenFile { writer, rows: 0, stats });
+        }
+        let leaves = leaf_arrays(&data, &self.data_schema, self.mode);
+        let full = {
+            let Some(file) = self.open.get_mut(&key) else { return Err(DeltaError::Internal("open file vanished".into())) };
+            file.writer.write(&physical).map_err(|e| DeltaError::parquet("new file", e))?;
+            file.rows += physical.num_rows() as u64;
+            for s in &mut file.stats {
+                if let Some((_, a)) = leaves.iter().find(|(p, _)| *p == s.path) {
+                    s.update(a)?;
+                }
+            }
+            (file.writer.bytes_written() + file.writer.in_progress_size()) as u64 >= self.target_file_size
+        };
+        if full {
+            self.close_file(&key).await?;
+        }
+        Ok(())
+    }
+
+    async fn close_file(&mut self, key: &Vec<Option<String>>) -> DeltaResult<()> {
+        let Some(file) = self.open.remove(key) else { return Ok(()) };
+        let rows = file.rows;
+        let bytes = file.writer.into_inner().map_err(|e| DeltaError::parquet("new file", e))?;
+        let mut dir = String::new();
+        let mut partition_values = HashMap::new();
+        for (p, v) in self.partition_columns.iter().zip(key) {
+            let field = self.schema.field(p).ok_or_else(|| DeltaError::schema(format!("partition column `{p}` is not in the schema")))?;
+            let name = field.physical_name(self.mode).to_string();
+            let shown = v.as_deref().map(escape_partition_value).unwrap_or_else(|| "__HIVE_DEFAULT_PARTITION__".into());
+            dir.push_str(&format!("{}={shown}/", escape_partition_value(&name)));
+            partition_values.insert(name, v.clone());
+        }
+        let rel = format!("{dir}part-{:05}-{}-c000.zstd.parquet", self.done.len(), uuid::Uuid::new_v4());
+        let path = self.location.resolve(PathKind::Data, &encode_path(&rel))?;
+        let size = bytes.len() as i64;
+        self.location.put(&path.store_path, bytes).await?;
+        let mut min = serde_json::Map::new();
+        let mut max = serde_json::Map::new();
+        let mut nulls = serde_json::Map::new();
+        for s in &file.stats {
+            insert_path(&mut nulls, &s.path, json!(s.nulls));
+            if s.no_bounds {
+                continue;
+            }
+            if let Some(v) = s.min.as_ref().map(|a| stat_value(a, false)).transpose()?.flatten() {
+                insert_path(&mut min, &s.path, v);
+            }
+            if let Some(v) = s.max.as_ref().map(|a| stat_value(a, true)).transpose()?.flatten() {
+                insert_path(&mut max, &s.path, v);
+            }
+        }
+        let stats = json!({"numRecords": rows, "minValues": min, "maxValues": max, "nullCount": nulls});
+        self.done.push(AddFile {
+            path: encode_path(&rel),
+            partition_values,
+            size,
+            modification_time: chrono::Utc::now().timestamp_millis(),
+            data_change: true,
+            stats: Some(stats.to_string()),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        });
+        Ok(())
+    }
+
+    /// Closes every open file and returns the `add` actions.
+    pub async fn finish(mut self) -> DeltaResult<(Vec<AddFile>, u64)> {
+        let keys: Vec<_> = self.open.keys().cloned().collect();
+        for k in keys {
+            self.close_file(&k).await?;
+        }
+        Ok((self.done, self.rows))
+    }
+}
+
+fn new_metadata(schema: &StructType, partition_columns: Vec<String>, properties: &HashMap<String, String>) -> Metadata {
+    Metadata {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: None,
+        description: None,
+        format: Format { provider: "parquet".into(), options: HashMap::new() },
+        schema_string: schema.to_json().to_string(),
+        partition_columns,
+        created_time: Some(chrono::Utc::now().timestamp_millis()),
+        configuration: properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+    }
+}
+
+/// Assigns column mapping ids and physical names to every field (new tables and new columns).
+fn assign_column_mapping(schema: &mut StructType, next_id: &mut i64) {
+    for f in &mut schema.fields {
+        if !f.metadata.contains_key(FIELD_ID_KEY) {
+            f.metadata.insert(FIELD_ID_KEY.into(), json!(*next_id));
+            f.metadata.insert(crate::schema::PHYSICAL_NAME_KEY.into(), json!(format!("col-{}", uuid::Uuid::new_v4())));
+            *next_id += 1;
+        }
+        if let DataType::Struct(inner) = &mut f.data_type {
+            assign_column_mapping(inner, next_id);
+        }
+    }
+}
+
+fn max_column_id(schema: &StructType) -> i64 {
+    schema
+        .fields
+        .iter()
+        .map(|f| {
+            let own = f.field_id().unwrap_or(0);
+            match &f.data_type {
+                DataType::Struct(inner) => own.max(max_column_id(inner)),
+                _ => own,
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+impl Table {
+    /// Creates the table at version 0 with this schema, partitioning and properties.
+    pub async fn create(&self, schema: StructType, partition_columns: &[String], properties: HashMap<String, String>) -> DeltaResult<i64> {
+        match self.snapshot().await {
+            Ok(s) => return Err(DeltaError::WriteRefused { reason: format!("a table already exists at {} (version {})", self.location().root_url(), s.version()) }),
+            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        for p in partition_columns {
+            if schema.field(p).is_none() {
+                return Err(DeltaError::WriteRefused { reason: format!("partition column `{p}` is not in the schema") });
+            }
+        }
+        let mut schema = schema;
+        let mut properties = properties;
+        if properties.get("delta.columnMapping.mode").is_some_and(|m| m != "none") {
+            let mut next = 1;
+            assign_column_mapping(&mut schema, &mut next);
+            properties.insert("delta.columnMapping.maxColumnId".into(), (next - 1).to_string());
+        }
+        let protocol = min_protocol(&schema, &properties);
+        let metadata = new_metadata(&schema, partition_columns.to_vec(), &properties);
+        let snapshot = Snapshot::new_table(self.location().clone(), protocol.clone(), metadata.clone())?;
+        let mut txn = Transaction::create(snapshot).with_operation("CREATE TABLE", json!({"partitionBy": serde_json::to_string(partition_columns).unwrap_or_default(), "properties": serde_json::to_string(&properties).unwrap_or_default()}));
+        txn.add_action(Action::Protocol(protocol));
+        txn.add_action(Action::Metadata(metadata));
+        match txn.commit().await? {
+            CommitOutcome::Committed { version } => Ok(version),
+            CommitOutcome::Conflict(_) => Err(DeltaError::WriteRefused { reason: format!("a table was created concurrently at {}", self.location().root_url()) }),
+            other => other.version(),
+        }
+    }
+
+    /// Writes batches (any stream of them) with `options`; creates the table from the first
+    /// batch's schema when it does not exist.
+    pub async fn write_stream<S>(&self, batches: S, options: WriteOptions) -> DeltaResult<WriteResult>
+    where
+        S: Stream<Item = DeltaResult<RecordBatch>> + Send + Unpin,
+    {
+        let mut batches = batches.peekable();
+        let existing = match self.snapshot().await {
+            Ok(s) => Some(s),
+            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let first_schema = match std::pin::Pin::new(&mut batches).peek().await {
+            Some(Ok(b)) => Some(b.schema()),
+            Some(Err(_)) => None,
+            None => None,
+        };
+        let snapshot = match existing {
+            Some(s) => {
+                match options.mode {
+                    SaveMode::ErrorIfExists => return Err(DeltaError::WriteRefused { reason: format!("table exists at version {}", s.version()) }),
+                    SaveMode::Ignore => return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0 }),
+                    _ => {}
+                }
+                s
+            }
+            None => {
+                let schema = match &first_schema {
+                    Some(s) => schema_from_arrow(s)?,
+                    None => return Err(DeltaError::WriteRefused { reason: "cannot create a table from an empty input without a schema".into() }),
+                };
+                let parts = options.partition_by.clone().unwrap_or_default();
+                self.create(schema, &parts, options.properties.clone()).await?;
+                self.snapshot().await?
+            }
+        };
+        if let Some(parts) = &options.partition_by {
+            let same = parts.len() == snapshot.partition_columns().len() && parts.iter().zip(snapshot.partition_columns()).all(|(a, b)| a.eq_ignore_ascii_case(b));
+            if !same && !(options.overwrite_schema && options.mode == SaveMode::Overwrite) {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("partitioning {:?} differs from the table's {:?}", parts, snapshot.partition_columns()),
+                });
+            }
+        }
+        write_to_snapshot(self, snapshot, batches, options, first_schema).await
+    }
+
+    /// Writes in-memory batches; see [`Table::write_stream`].
+    pub async fn write(&self, batches: Vec<RecordBatch>, options: WriteOptions) -> DeltaResult<WriteResult> {
+        self.write_stream(futures::stream::iter(batches.into_iter().map(Ok)), options).await
+    }
+}
+
+async fn write_to_snapshot<S>(table: &Table, snapshot: Snapshot, mut batches: S, options: WriteOptions, first_schema: Option<SchemaRef>) -> DeltaResult<WriteResult>
+where
+    S: Stream<Item = DeltaResult<RecordBatch>> + Send + Unpin,
+{
+    let mut metadata = snapshot.metadata().clone();
+    let mut protocol = snapshot.protocol().clone();
+    let mut schema = snapshot.schema().clone();
+    ensure_writable(&protocol, &metadata, &schema)?;
+    if let Some((app, v)) = &options.app_transaction {
+        if snapshot.app_transactions().get(app).is_some_and(|t| t.version >= *v) {
+            return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0 });
+        }
+    }
+    let removes_data = options.mode == SaveMode::Overwrite;
+    if removes_data && metadata.bool_property("delta.appendOnly", false) {
+        return Err(DeltaError::WriteRefused { reason: "the table is append-only (delta.appendOnly=true); overwrite is not allowed".into() });
+    }
+    // Schema evolution.
+    let mut schema_changed = false;
+    if let Some(input) = &first_schema {
+        let data_schema = schema_from_arrow(input)?;
+        if options.overwrite_schema && options.mode == SaveMode::Overwrite && options.replace_where.is_none() {
+            if data_schema != schema {
+                schema = data_schema;
+                schema_changed = true;
+                if let Some(parts) = &options.partition_by {
+                    metadata.partition_columns = parts.clone();
+                }
+            }
+        } else if options.merge_schema {
+            let widen = protocol.has_feature(&TableFeature::TypeWidening) || protocol.has_feature(&TableFeature::TypeWideningPreview);
+            let merged = merge_schemas(&schema, &data_schema, widen)?;
+            if merged != schema {
+                schema = merged;
+                schema_changed = true;
+            }
+        }
+    }
+    let mode = snapshot.column_mapping_mode();
+    if schema_changed {
+        if mode != ColumnMappingMode::None {
+            let mut next = metadata.property("delta.columnMapping.maxColumnId").and_then(|v| v.parse().ok()).unwrap_or_else(|| max_column_id(&schema)) + 1;
+            assign_column_mapping(&mut schema, &mut next);
+            metadata.configuration.insert("delta.columnMapping.maxColumnId".into(), Some((next - 1).to_string()));
+        }
+        metadata.schema_string = schema.to_json().to_string();
+        let props: HashMap<String, String> = metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let needed = min_protocol(&schema, &props);
+        if needed.min_writer_version > protocol.min_writer_version || needed.min_reader_version > protocol.min_reader_version {
+            protocol = needed;
+        }
+    }
+    let target = schema.to_arrow()?;
+    let rules = table_rules(&metadata, &schema)?;
+    let target_size = options
+        .target_file_size
+        .or_else(|| metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()))
+        .unwrap_or(128 * 1024 * 1024);
+    let mut writer = DeltaWriter::new(snapshot.location().clone(), &metadata, &schema, mode, target_size)?;
+    while let Some(batch) = batches.next().await {
+        let batch = conform_batch(&batch?, &target, &schema)?;
+        check_rules(&batch, &rules)?;
+        if let Some(pred) = &options.replace_where {
+            let outside = batch.num_rows() - evaluate_predicate(pred, &batch)?.true_count();
+            if outside > 0 {
+                return Err(DeltaError::WriteRefused { reason: format!("{outside} written row(s) do not match replaceWhere `{pred}`") });
+            }
+        }
+        writer.write(&batch).await?;
+    }
+    let (adds, rows) = writer.finish().await?;
+    let written_partitions: Vec<HashMap<String, Option<String>>> = adds.iter().map(|a| a.partition_values.clone()).collect();
+
+    let isolation = options.isolation.unwrap_or(IsolationLevel::WriteSerializable);
+    let mut txn = Transaction::new(snapshot.clone()).with_isolation(isolation);
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut removed = 0usize;
+    let mut extra_adds: Vec<AddFile> = Vec::new();
+    let op_mode = if options.mode == SaveMode::Overwrite { "Overwrite" } else { "Append" };
+    let mut params = json!({"mode": op_mode, "partitionBy": serde_json::to_string(&metadata.partition_columns).unwrap_or_default()});
+    if options.mode == SaveMode::Overwrite {
+        let current = snapshot.add_files()?;
+        if let Some(pred) = &options.replace_where {
+            params["predicate"] = json!(pred.to_string());
+            txn.read_predicate(pred.clone());
+            let pruner = FilePruner::new(&snapshot)?;
+            let partition_only = pred.columns().iter().all(|c| c.len() == 1 && snapshot.partition_columns().iter().any(|p| p.eq_ignore_ascii_case(&c[0])));
+            for add in current {
+                let pv = pruner.logical_partition_values(&add.partition_values);
+                let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                if !pruner.may_match(pred, &pv, stats)? {
+                    continue;
+                }
+                if !partition_only {
+                    // Keep the rows of this file that the predicate does not select.
+                    let kept = crate::dml::rows_not_matching(&snapshot, &add, pred).await?;
+                    if !kept.is_empty() {
+                        let mut w = DeltaWriter::new(snapshot.location().clone(), &metadata, &schema, mode, target_size)?;
+                        for b in &kept {
+                            let b = conform_batch(b, &target, &schema)?;
+                            w.write(&b).await?;
+                        }
+                        let (more, _) = w.finish().await?;
+                        extra_adds.extend(more);
+                    }
+                }
+                txn.read_file(&add.path);
+                txn.add_action(Action::Remove(add.to_remove(now, true)));
+                removed += 1;
+            }
+        } else if options.dynamic_partition_overwrite && !metadata.partition_columns.is_empty() {
+            params["partitionOverwriteMode"] = json!("dynamic");
+            let pruner = FilePruner::new(&snapshot)?;
+            for add in current {
+                let pv = pruner.logical_partition_values(&add.partition_values);
+                let written = written_partitions.iter().any(|w| pruner.logical_partition_values(w) == pv);
+                if written {
+                    txn.read_file(&add.path);
+                    txn.add_action(Action::Remove(add.to_remove(now, true)));
+                    removed += 1;
+                }
+            }
+            // The transaction read the partitions it replaced.
+            for w in &written_partitions {
+                let pv = pruner.logical_partition_values(w);
+                let mut pred: Option<Expr> = None;
+                for (col, v) in pv {
+                    let term = match v {
+                        Some(v) => Expr::Cmp(crate::expr::CmpOp::Eq, Box::new(Expr::col(&col)), Box::new(Expr::Literal(crate::expr::Scalar::String(v)))),
+                        None => Expr::IsNull(Box::new(Expr::col(&col))),
+                    };
+                    pred = Some(match pred {
+                        None => term,
+                        Some(p) => Expr::And(Box::new(p), Box::new(term)),
+                    });
+                }
+                if let Some(p) = pred {
+                    txn.read_predicate(p);
+                }
+            }
+        } else {
+            txn.read_whole_table();
+            for add in current {
+                txn.add_action(Action::Remove(add.to_remove(now, true)));
+                removed += 1;
+            }
+        }
+    }
+    if schema_changed {
+        txn.add_action(Action::Metadata(metadata.clone()));
+        if &protocol != snapshot.protocol() {
+            txn.add_action(Action::Protocol(protocol.clone()));
+        }
+    }
+    let files_added = adds.len() + extra_adds.len();
+    for a in adds.into_iter().chain(extra_adds) {
+        txn.add_action(Action::Add(a));
+    }
+    if let Some((app, v)) = &options.app_transaction {
+        txn.read_app_transaction(app);
+        txn.add_action(Action::Txn(AppTransaction { app_id: app.clone(), version: *v, last_updated: Some(now) }));
+    }
+    let metrics = json!({"numFiles": files_added.to_string(), "numOutputRows": rows.to_string(), "numRemovedFiles": removed.to_string()});
+    let txn = txn.with_operation("WRITE", params).with_metrics(metrics);
+    let version = txn.commit().await?.version()?;
+    crate::checkpoint::post_commit(table, version).await?;
+    Ok(WriteResult { version: Some(version), files_added, files_removed: removed, rows_written: rows })
+}
