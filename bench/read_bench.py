@@ -67,7 +67,8 @@ else:
     elif op == "filter":
         fn = lambda: con.execute(f"SELECT count(*) FROM delta_scan('{path}') WHERE {arg}").fetchall()
 out, ts = timed(fn)
-print(json.dumps({"median_s": statistics.median(ts), "runs_s": ts, "result": str(out)}))
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"median_s": statistics.median(ts), "runs_s": ts, "result": str(out), "peak_rss_mb": round(hwm / 1024, 1)}))
 '''
 
 
@@ -77,9 +78,9 @@ def run_measured(cmd):
     out, err = p.stdout.read(), p.stderr.read()
     if status != 0:
         return {"error": err.strip().splitlines()[-1] if err.strip() else f"exit {status}"}
-    res = json.loads(out.strip().splitlines()[-1])
-    res["peak_rss_mb"] = round(ru.ru_maxrss / 1024, 1)
-    return res
+    # Peak RSS comes from the child itself (VmHWM): ru_maxrss would include the parent's memory
+    # inherited across fork+exec.
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main():
@@ -102,6 +103,7 @@ def main():
         ("scan.count", "count", os.path.join(tpch, "lineitem"), "l_orderkey"),
         ("scan.sum", "sum", os.path.join(tpch, "lineitem"), "l_quantity"),
         ("filter.month.sorted", "filter", os.path.join(tpch, "lineitem_sorted"), None),
+        ("filter.month", "filter", os.path.join(tpch, "lineitem"), None),
     ]
     results = []
     for name, op, path, arg in cases:
@@ -110,6 +112,8 @@ def main():
             continue
         for peer in ["ours", "deltalake", "duckdb"]:
             a = arg if arg is not None else (MONTH[0] if peer != "duckdb" else MONTH[1])
+            if peer == "ours" and arg is None:
+                a = "l_shipdate|" + a
             if peer == "ours":
                 cmd = [OURS, op, path, str(args.runs), a]
             else:

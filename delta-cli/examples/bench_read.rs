@@ -36,7 +36,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let s = table.snapshot().await?;
                 rows = s.num_files() as u64;
             }
-            "count" | "sum" => {
+            "count" => {
+                let s = table.snapshot().await?;
+                let scan = s.scan().with_columns(&[arg.as_str()]).build()?;
+                files = (scan.files().len(), scan.total_files());
+                rows = scan.count().await?;
+            }
+            "sum" => {
                 let s = table.snapshot().await?;
                 let scan = s.scan().with_columns(&[arg.as_str()]).build()?;
                 files = (scan.files().len(), scan.total_files());
@@ -50,6 +56,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         value += match c.data_type() {
                             arrow::datatypes::DataType::Float64 => arrow::compute::sum(c.as_primitive::<Float64Type>()).unwrap_or(0.0),
                             arrow::datatypes::DataType::Int64 => arrow::compute::sum(c.as_primitive::<Int64Type>()).unwrap_or(0) as f64,
+                            arrow::datatypes::DataType::Decimal128(_, s) => {
+                                let s = *s;
+                                arrow::compute::sum(c.as_primitive::<arrow::datatypes::Decimal128Type>()).unwrap_or(0) as f64 / 10f64.powi(s as i32)
+                            }
                             other => return Err(format!("cannot sum {other}").into()),
                         };
                         let _ = c.null_count();
@@ -58,7 +68,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "filter" => {
                 let s = table.snapshot().await?;
-                let scan = s.scan().with_filter(&arg)?.build()?;
+                // ARG is "COLUMN|PREDICATE": count the rows matching, reading COLUMN.
+                let (col, pred) = arg.split_once('|').unwrap_or(("", arg.as_str()));
+                let mut b = s.scan().with_filter(pred)?;
+                if !col.is_empty() {
+                    b = b.with_columns(&[col]);
+                }
+                let scan = b.build()?;
                 files = (scan.files().len(), scan.total_files());
                 let mut stream = scan.execute();
                 rows = 0;
@@ -71,13 +87,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.push(t0.elapsed().as_secs_f64());
     }
     let warmup = times.remove(0);
+    // Peak RSS of this process (VmHWM is per address space, so it is not inherited from the parent).
+    let hwm_kb: u64 = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .unwrap_or(0);
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or(warmup);
     println!(
         "{}",
         serde_json::json!({"op": op, "median_s": median, "runs_s": times, "warmup_s": warmup, "rows": rows,
-                           "value": value, "files_read": files.0, "files_total": files.1})
+                           "value": value, "files_read": files.0, "files_total": files.1,
+                           "peak_rss_mb": hwm_kb as f64 / 1024.0})
     );
     Ok(())
 }

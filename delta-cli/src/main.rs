@@ -6,6 +6,12 @@
 //! delta cat TABLE [--version N | --timestamp T] [--columns a,b] [--where EXPR] [--limit N]
 //!                 [--format table|csv|json|parquet] [--output FILE]
 //! delta files TABLE [--version N] [--where EXPR]
+//! delta create TABLE --schema "id long NOT NULL, name string" [--partition-by c] [--property k=v]
+//! delta write TABLE FILE... [--mode append|overwrite] [--replace-where EXPR] [--partition-by c]
+//!                           [--merge-schema] [--overwrite-schema]
+//! delta checkpoint TABLE
+//! delta property TABLE k=v...
+//! delta constraint TABLE add NAME EXPR | drop NAME
 //! ```
 //! TABLE is a local path or an object-store URL. Errors are one line on stderr, exit code 1.
 
@@ -15,6 +21,8 @@ use std::process::ExitCode;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use clap::{Parser, Subcommand, ValueEnum};
+use delta_core::schema::{DataType, PrimitiveType, StructField, StructType};
+use delta_core::write::{SaveMode, WriteOptions};
 use delta_core::{DeltaError, Snapshot, Table};
 use futures::TryStreamExt;
 
@@ -31,6 +39,18 @@ enum Format {
     Csv,
     Json,
     Parquet,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WriteMode {
+    Append,
+    Overwrite,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ConstraintAction {
+    Add,
+    Drop,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +84,48 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<String>,
+    },
+    /// Create a table: `--schema "id long NOT NULL, name string, day date"` (or Delta schema JSON).
+    Create {
+        table: String,
+        #[arg(long)]
+        schema: String,
+        #[arg(long = "partition-by", value_delimiter = ',')]
+        partition_by: Vec<String>,
+        /// `key=value`, repeatable.
+        #[arg(long = "property")]
+        properties: Vec<String>,
+    },
+    /// Write parquet, CSV or JSON-lines files into a table (created from the input if missing).
+    Write {
+        table: String,
+        #[arg(required = true)]
+        files: Vec<String>,
+        #[arg(long, value_enum, default_value = "append")]
+        mode: WriteMode,
+        #[arg(long = "replace-where")]
+        replace_where: Option<String>,
+        #[arg(long = "partition-by", value_delimiter = ',')]
+        partition_by: Option<Vec<String>>,
+        #[arg(long = "merge-schema")]
+        merge_schema: bool,
+        #[arg(long = "overwrite-schema")]
+        overwrite_schema: bool,
+    },
+    /// Write a checkpoint of the latest version.
+    Checkpoint { table: String },
+    /// Set table properties: `delta property TABLE key=value ...`.
+    Property {
+        table: String,
+        #[arg(required = true)]
+        properties: Vec<String>,
+    },
+    /// `delta constraint TABLE add NAME EXPR` or `delta constraint TABLE drop NAME`.
+    Constraint {
+        table: String,
+        action: ConstraintAction,
+        name: String,
+        expr: Option<String>,
     },
     /// The files a scan would read after pruning, then `N of M files`.
     Files {
@@ -264,6 +326,55 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             drop(stream);
             write_batches(batches, schema, format, output.as_deref())?;
         }
+        Command::Create { table, schema, partition_by, properties } => {
+            let schema = parse_schema(&schema)?;
+            let version = Table::open(&table)?.create(schema, &partition_by, parse_properties(&properties)?).await?;
+            println!("created {table} at version {version}");
+        }
+        Command::Write { table, files, mode, replace_where, partition_by, merge_schema, overwrite_schema } => {
+            let t = Table::open(&table)?;
+            let existing = t.snapshot().await.ok();
+            let mut options = WriteOptions {
+                mode: match mode {
+                    WriteMode::Append => SaveMode::Append,
+                    WriteMode::Overwrite => SaveMode::Overwrite,
+                },
+                partition_by,
+                merge_schema,
+                overwrite_schema,
+                ..Default::default()
+            };
+            if let Some(p) = &replace_where {
+                options.replace_where = Some(delta_core::Expr::parse(p)?);
+                options.mode = SaveMode::Overwrite;
+            }
+            let hint = existing.as_ref().map(|s| s.arrow_schema());
+            let batches = read_inputs(&files, hint)?;
+            let result = t.write(batches, options).await?;
+            match result.version {
+                Some(v) => println!("version {v}: {} rows in {} files added, {} files removed", result.rows_written, result.files_added, result.files_removed),
+                None => println!("nothing to write"),
+            }
+        }
+        Command::Checkpoint { table } => {
+            let v = Table::open(&table)?.checkpoint().await?;
+            println!("checkpoint written at version {v}");
+        }
+        Command::Property { table, properties } => {
+            let v = Table::open(&table)?.set_properties(parse_properties(&properties)?).await?;
+            println!("properties set at version {v}");
+        }
+        Command::Constraint { table, action, name, expr } => {
+            let t = Table::open(&table)?;
+            let v = match action {
+                ConstraintAction::Add => {
+                    let expr = expr.ok_or_else(|| CliError::Usage("constraint add needs NAME and EXPR".into()))?;
+                    t.add_constraint(&name, &expr).await?
+                }
+                ConstraintAction::Drop => t.drop_constraint(&name).await?,
+            };
+            println!("constraint {name} {} at version {v}", match action { ConstraintAction::Add => "added", ConstraintAction::Drop => "dropped" });
+        }
         Command::Files { table, version, predicate } => {
             let snapshot = snapshot_for(&Table::open(&table)?, version, None).await?;
             let mut scan = snapshot.scan();
@@ -281,6 +392,169 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+fn parse_properties(items: &[String]) -> Result<std::collections::HashMap<String, String>, CliError> {
+    items
+        .iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| CliError::Usage(format!("property `{kv}` is not key=value"))))
+        .collect()
+}
+
+/// Parses `name type [NOT NULL], ...` (Spark DDL types) or a Delta schema JSON document.
+fn parse_schema(text: &str) -> Result<StructType, CliError> {
+    if text.trim_start().starts_with('{') {
+        return Ok(StructType::parse(text)?);
+    }
+    let mut fields = Vec::new();
+    for part in split_top_level(text, ',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let (name, rest) = part.split_once(char::is_whitespace).ok_or_else(|| CliError::Usage(format!("column `{part}` has no type")))?;
+        let mut rest = rest.trim().to_string();
+        let mut nullable = true;
+        if rest.to_ascii_uppercase().ends_with("NOT NULL") {
+            nullable = false;
+            rest.truncate(rest.len() - "NOT NULL".len());
+        }
+        fields.push(StructField { name: name.trim_matches('`').to_string(), data_type: parse_type(rest.trim())?, nullable, metadata: Default::default() });
+    }
+    if fields.is_empty() {
+        return Err(CliError::Usage("the schema has no columns".into()));
+    }
+    Ok(StructType { fields })
+}
+
+fn split_top_level(text: &str, sep: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut cur = String::new();
+    for c in text.chars() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            _ => {}
+        }
+        if c == sep && depth == 0 {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn parse_type(t: &str) -> Result<DataType, CliError> {
+    let lower = t.to_ascii_lowercase();
+    let bad = || CliError::Usage(format!("unknown type `{t}`"));
+    let p = |p: PrimitiveType| Ok(DataType::Primitive(p));
+    match lower.as_str() {
+        "string" | "varchar" | "text" => return p(PrimitiveType::String),
+        "long" | "bigint" => return p(PrimitiveType::Long),
+        "int" | "integer" => return p(PrimitiveType::Integer),
+        "short" | "smallint" => return p(PrimitiveType::Short),
+        "byte" | "tinyint" => return p(PrimitiveType::Byte),
+        "float" | "real" => return p(PrimitiveType::Float),
+        "double" => return p(PrimitiveType::Double),
+        "boolean" | "bool" => return p(PrimitiveType::Boolean),
+        "binary" => return p(PrimitiveType::Binary),
+        "date" => return p(PrimitiveType::Date),
+        "timestamp" => return p(PrimitiveType::Timestamp),
+        "timestamp_ntz" => return p(PrimitiveType::TimestampNtz),
+        "variant" => return Ok(DataType::Variant),
+        _ => {}
+    }
+    if let Some(inner) = lower.strip_prefix("decimal(").and_then(|r| r.strip_suffix(')')) {
+        let (a, b) = inner.split_once(',').ok_or_else(bad)?;
+        let (prec, scale): (u8, i8) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        if !(1..=38).contains(&prec) || scale < 0 || scale as u8 > prec {
+            return Err(bad());
+        }
+        return p(PrimitiveType::Decimal(prec, scale));
+    }
+    let inner = |prefix: &str| t.get(prefix.len()..t.len().saturating_sub(1)).filter(|_| lower.starts_with(prefix) && lower.ends_with('>'));
+    if let Some(e) = inner("array<") {
+        return Ok(DataType::Array(Box::new(parse_type(e.trim())?), true));
+    }
+    if let Some(kv) = inner("map<") {
+        let parts = split_top_level(kv, ',');
+        if parts.len() != 2 {
+            return Err(bad());
+        }
+        return Ok(DataType::Map(Box::new(parse_type(parts[0].trim())?), Box::new(parse_type(parts[1].trim())?), true));
+    }
+    if let Some(fs) = inner("struct<") {
+        let mut fields = Vec::new();
+        for f in split_top_level(fs, ',') {
+            let (name, ty) = f.split_once(':').ok_or_else(bad)?;
+            fields.push(StructField { name: name.trim().trim_matches('`').to_string(), data_type: parse_type(ty.trim())?, nullable: true, metadata: Default::default() });
+        }
+        return Ok(DataType::Struct(StructType { fields }));
+    }
+    Err(bad())
+}
+
+/// Reads parquet, CSV (with a header) or JSON-lines files. CSV and JSON are read with the table's
+/// schema when the table exists, else with an inferred one.
+fn read_inputs(files: &[String], table_schema: Option<arrow::datatypes::SchemaRef>) -> Result<Vec<RecordBatch>, CliError> {
+    use std::io::IsTerminal;
+    let progress = std::io::stderr().is_terminal();
+    let mut out = Vec::new();
+    let mut rows = 0usize;
+    for (i, path) in files.iter().enumerate() {
+        let lower = path.to_ascii_lowercase();
+        let file = std::fs::File::open(path).map_err(|e| CliError::Usage(format!("{path}: {e}")))?;
+        if lower.ends_with(".parquet") {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+            for b in reader {
+                let b = b?;
+                rows += b.num_rows();
+                out.push(b);
+            }
+        } else if lower.ends_with(".csv") {
+            let schema = match &table_schema {
+                Some(s) => s.clone(),
+                None => {
+                    let mut f = std::fs::File::open(path)?;
+                    let (schema, _) = arrow::csv::reader::Format::default().with_header(true).infer_schema(&mut f, Some(10_000))?;
+                    std::sync::Arc::new(schema)
+                }
+            };
+            let reader = arrow::csv::ReaderBuilder::new(schema).with_header(true).build(file)?;
+            for b in reader {
+                let b = b?;
+                rows += b.num_rows();
+                out.push(b);
+            }
+        } else if lower.ends_with(".json") || lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
+            let schema = match &table_schema {
+                Some(s) => s.clone(),
+                None => {
+                    let f = std::io::BufReader::new(std::fs::File::open(path)?);
+                    let (schema, _) = arrow::json::reader::infer_json_schema(f, Some(10_000))?;
+                    std::sync::Arc::new(schema)
+                }
+            };
+            let reader = arrow::json::ReaderBuilder::new(schema).build(std::io::BufReader::new(file))?;
+            for b in reader {
+                let b = b?;
+                rows += b.num_rows();
+                out.push(b);
+            }
+        } else {
+            return Err(CliError::Usage(format!("{path}: unknown input format (use .parquet, .csv or .json/.jsonl)")));
+        }
+        if progress {
+            eprint!("\rread {}/{} files, {rows} rows", i + 1, files.len());
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    Ok(out)
 }
 
 /// Log paths are URI-encoded; show them as file names.

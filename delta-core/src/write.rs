@@ -1090,3 +1090,104 @@ where
     crate::checkpoint::post_commit(table, version).await?;
     Ok(WriteResult { version: Some(version), files_added, files_removed: removed, rows_written: rows })
 }
+
+impl Table {
+    /// Sets table properties (`ALTER TABLE … SET TBLPROPERTIES`), upgrading the protocol when a
+    /// property needs a feature.
+    pub async fn set_properties(&self, properties: HashMap<String, String>) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        let mut metadata = snapshot.metadata().clone();
+        ensure_writable(snapshot.protocol(), &metadata, snapshot.schema())?;
+        if properties.keys().any(|k| k.starts_with("delta.constraints.")) {
+            return Err(DeltaError::WriteRefused { reason: "use add_constraint to add CHECK constraints (existing rows must be validated)".into() });
+        }
+        if properties.contains_key("delta.columnMapping.mode") && snapshot.column_mapping_mode() == ColumnMappingMode::None {
+            return Err(DeltaError::WriteRefused { reason: "enabling column mapping on an existing table is not supported yet".into() });
+        }
+        for (k, v) in &properties {
+            metadata.configuration.insert(k.clone(), Some(v.clone()));
+        }
+        let mut txn = Transaction::new(snapshot.clone()).with_operation("SET TBLPROPERTIES", json!({"properties": serde_json::to_string(&properties).unwrap_or_default()}));
+        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        crate::checkpoint::post_commit(self, version).await?;
+        Ok(version)
+    }
+
+    /// Removes table properties (`UNSET TBLPROPERTIES`).
+    pub async fn unset_properties(&self, keys: &[String]) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        let mut metadata = snapshot.metadata().clone();
+        for k in keys {
+            metadata.configuration.remove(k);
+        }
+        let mut txn = Transaction::new(snapshot.clone()).with_operation("UNSET TBLPROPERTIES", json!({"properties": serde_json::to_string(keys).unwrap_or_default()}));
+        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        crate::checkpoint::post_commit(self, version).await?;
+        Ok(version)
+    }
+
+    /// Adds a CHECK constraint after validating every existing row.
+    pub async fn add_constraint(&self, name: &str, expression: &str) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        let key = format!("delta.constraints.{}", name.to_ascii_lowercase());
+        if snapshot.metadata().configuration.contains_key(&key) {
+            return Err(DeltaError::WriteRefused { reason: format!("constraint `{name}` already exists") });
+        }
+        let expr = Expr::parse(expression)?;
+        let violating = Expr::Not(Box::new(expr.clone()));
+        let bad = snapshot.scan().with_predicate(violating).build()?.count().await?;
+        if bad > 0 {
+            return Err(DeltaError::WriteRefused { reason: format!("{bad} existing row(s) violate CHECK constraint {name} ({expression})") });
+        }
+        let mut metadata = snapshot.metadata().clone();
+        metadata.configuration.insert(key, Some(expression.to_string()));
+        let mut txn = Transaction::new(snapshot.clone()).with_operation("ADD CONSTRAINT", json!({"name": name, "expr": expression}));
+        // The validation read every row: a concurrent append must conflict.
+        txn.read_whole_table();
+        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        crate::checkpoint::post_commit(self, version).await?;
+        Ok(version)
+    }
+
+    /// Drops a CHECK constraint.
+    pub async fn drop_constraint(&self, name: &str) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        let key = format!("delta.constraints.{}", name.to_ascii_lowercase());
+        let mut metadata = snapshot.metadata().clone();
+        if metadata.configuration.remove(&key).is_none() {
+            return Err(DeltaError::WriteRefused { reason: format!("constraint `{name}` does not exist") });
+        }
+        let mut txn = Transaction::new(snapshot.clone()).with_operation("DROP CONSTRAINT", json!({"name": name}));
+        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        crate::checkpoint::post_commit(self, version).await?;
+        Ok(version)
+    }
+
+    /// Stages a metadata change (and any protocol upgrade it needs).
+    fn commit_metadata(&self, snapshot: &Snapshot, metadata: Metadata, txn: &mut Transaction) -> DeltaResult<()> {
+        let schema = StructType::parse(&metadata.schema_string)?;
+        let props: HashMap<String, String> = metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let needed = min_protocol(&schema, &props);
+        let current = snapshot.protocol();
+        if needed.min_writer_version > current.min_writer_version || needed.min_reader_version > current.min_reader_version {
+            let mut upgraded = needed;
+            // Keep features the table already had.
+            if current.min_writer_version == 7 && upgraded.min_writer_version == 7 {
+                let mut w: Vec<String> = upgraded.writer_features.take().unwrap_or_default();
+                for f in current.writer_features.iter().flatten() {
+                    if !w.contains(f) {
+                        w.push(f.clone());
+                    }
+                }
+                upgraded.writer_features = Some(w);
+            }
+            txn.add_action(Action::Protocol(upgraded));
+        }
+        txn.add_action(Action::Metadata(metadata));
+        Ok(())
+    }
+}
