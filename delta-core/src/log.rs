@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::error::{DeltaError, DeltaResult};
 use crate::storage::TableLocation;
+use object_store::ObjectStoreExt;
 
 /// What kind of file a log entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,21 +295,45 @@ impl LogSegment {
             _ => None,
         };
         if let Some(hint) = hint.filter(|h| h.version >= 0 && target.is_none_or(|t| t >= h.version)) {
+            // Everything after `<version>` sorts after this exclusive bound, the checkpoint included.
             let offset = format!("{:020}", hint.version);
-            // Everything at or after the hinted version (the offset is an exclusive bound, so
-            // start just before the checkpoint's files).
-            let before = format!("{offset}.");
-            let objects = location.list_log(Some(&before[..before.len() - 1])).await?;
+            let objects = location.list_log(Some(&offset)).await?;
             let listing = LogListing::from_objects(objects);
             if listing.complete_checkpoint(hint.version).is_some() {
-                let segment = listing.segment(&name, target)?;
-                if segment.checkpoint.as_ref().is_some_and(|c| c.version >= hint.version) {
-                    return Ok(segment);
+                match listing.segment(&name, target) {
+                    Ok(segment) if segment.checkpoint.as_ref().is_some_and(|c| c.version >= hint.version) => return Ok(segment),
+                    // A gap may be a listing race: fall through to full listings, which retry.
+                    Ok(_) | Err(DeltaError::VersionsNotContiguous { .. }) => {}
+                    Err(e) => return Err(e),
                 }
             }
         }
-        let listing = LogListing::from_objects(location.list_log(None).await?);
-        listing.segment(&name, target)
+        let mut listing = LogListing::from_objects(location.list_log(None).await?);
+        // A directory listing is not a snapshot: on a local file system a commit created while
+        // `readdir` runs can be missed while a later one is seen. Before reporting a gap, each
+        // missing commit is looked up directly; only a commit that is really absent is a gap.
+        loop {
+            match listing.segment(&name, target) {
+                Err(DeltaError::VersionsNotContiguous { before, after }) => {
+                    let mut filled = false;
+                    for v in (before + 1)..after {
+                        let path = location.log_path(&format!("{v:020}.json"));
+                        match location.store().head(&path).await {
+                            Ok(meta) => {
+                                listing.commits.insert(v, LogFile { name: LogFileName { version: v, kind: LogFileKind::Commit }, meta });
+                                filled = true;
+                            }
+                            Err(object_store::Error::NotFound { .. }) => return Err(DeltaError::VersionsNotContiguous { before, after }),
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    if !filled {
+                        return Err(DeltaError::VersionsNotContiguous { before, after });
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Lists the whole log (for history and timestamp resolution).

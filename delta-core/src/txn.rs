@@ -135,6 +135,7 @@ pub struct Transaction {
     operation: String,
     operation_parameters: Value,
     operation_metrics: Value,
+    extra_commit_info: serde_json::Map<String, Value>,
     txn_id: String,
     retry: RetryPolicy,
     /// The version the table had before this transaction (−1 for a new table).
@@ -169,6 +170,7 @@ impl Transaction {
             operation: "WRITE".into(),
             operation_parameters: json!({}),
             operation_metrics: json!({}),
+            extra_commit_info: serde_json::Map::new(),
             txn_id: uuid::Uuid::new_v4().to_string(),
             retry: RetryPolicy::default(),
             read_version,
@@ -202,6 +204,11 @@ impl Transaction {
     pub fn with_operation(mut self, operation: &str, parameters: Value) -> Self {
         self.operation = operation.to_string();
         self.operation_parameters = parameters;
+        self
+    }
+    /// Extra `commitInfo` entries; they cannot replace the ones the transaction sets.
+    pub fn with_commit_info(mut self, entries: serde_json::Map<String, Value>) -> Self {
+        self.extra_commit_info = entries;
         self
     }
     pub fn with_metrics(mut self, metrics: Value) -> Self {
@@ -269,6 +276,9 @@ impl Transaction {
         }
         info.insert("engineInfo".into(), json!(concat!("delta-core/", env!("CARGO_PKG_VERSION"))));
         info.insert("txnId".into(), json!(self.txn_id));
+        for (k, v) in &self.extra_commit_info {
+            info.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         // commitInfo first: required when in-commit timestamps are enabled.
         let mut out = vec![Action::CommitInfo(info)];
         if let Some(p) = &self.protocol {

@@ -69,6 +69,8 @@ pub struct WriteOptions {
     /// recorded one for the application is skipped.
     pub app_transaction: Option<(String, i64)>,
     pub isolation: Option<IsolationLevel>,
+    /// Extra `commitInfo` entries (e.g. `userMetadata`), as Spark's `userMetadata` option.
+    pub commit_info: serde_json::Map<String, Value>,
 }
 
 /// What a write did.
@@ -1085,7 +1087,7 @@ where
         txn.add_action(Action::Txn(AppTransaction { app_id: app.clone(), version: *v, last_updated: Some(now) }));
     }
     let metrics = json!({"numFiles": files_added.to_string(), "numOutputRows": rows.to_string(), "numRemovedFiles": removed.to_string()});
-    let txn = txn.with_operation("WRITE", params).with_metrics(metrics);
+    let txn = txn.with_operation("WRITE", params).with_metrics(metrics).with_commit_info(options.commit_info.clone());
     let version = txn.commit().await?.version()?;
     crate::checkpoint::post_commit(table, version).await?;
     Ok(WriteResult { version: Some(version), files_added, files_removed: removed, rows_written: rows })

@@ -3,4 +3,5 @@
 
 mod fuzz_replay;
 mod reader;
+mod simulation;
 mod writer;

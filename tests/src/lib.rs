@@ -3,4 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fuzz_targets;
+pub mod faulty_store;
+pub mod sim;
 pub mod tables;
