@@ -1,6 +1,7 @@
 //! The one integration test binary (link time is the cost on a small machine).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod conflicts;
 mod fuzz_replay;
 mod reader;
 mod simulation;
