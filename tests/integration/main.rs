@@ -3,6 +3,7 @@
 
 mod conflicts;
 mod fuzz_replay;
+mod interop;
 mod reader;
 mod simulation;
 mod writer;

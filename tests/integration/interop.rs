@@ -1,0 +1,249 @@
+//! Tables written by this project read back identically by delta-rs (`deltalake`) and DuckDB's
+//! delta extension; and a table written by `deltalake`, appended to here, read by `deltalake`.
+//!
+//! The Python side (`tests/interop/check_tables.py`) runs with `$DELTA_INTEROP_PYTHON`, or
+//! `.ci-venv/bin/python` (which `.ci/run` creates with the pinned peers from PyPI). Without
+//! one the test says so and passes, unless `CI=true`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow::array::*;
+use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use delta_core::write::{SaveMode, WriteOptions};
+use delta_core::{Expr, Table};
+
+fn python() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("DELTA_INTEROP_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci-venv/bin/python");
+    venv.exists().then_some(venv)
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/check_tables.py")
+}
+
+fn batch(fields: Vec<Field>, cols: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+fn ids_names(ids: &[i64], parts: &[&str]) -> RecordBatch {
+    let names: Vec<String> = ids.iter().map(|i| format!("name-{i}")).collect();
+    batch(
+        vec![Field::new("id", DataType::Int64, true), Field::new("name", DataType::Utf8, true), Field::new("part", DataType::Utf8, true)],
+        vec![Arc::new(Int64Array::from(ids.to_vec())), Arc::new(StringArray::from(names)), Arc::new(StringArray::from(parts.to_vec()))],
+    )
+}
+
+fn props(kv: &[(&str, &str)]) -> HashMap<String, String> {
+    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn all_types(n: usize, offset: i64) -> RecordBatch {
+    let r = |i: usize| offset + i as i64;
+    batch(
+        vec![
+            Field::new("b", DataType::Int8, true),
+            Field::new("s", DataType::Int16, true),
+            Field::new("i", DataType::Int32, true),
+            Field::new("l", DataType::Int64, true),
+            Field::new("f", DataType::Float32, true),
+            Field::new("d", DataType::Float64, true),
+            Field::new("flag", DataType::Boolean, true),
+            Field::new("dec", DataType::Decimal128(10, 2), true),
+            Field::new("big", DataType::Decimal128(38, 18), true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new("str", DataType::Utf8, true),
+            Field::new("bin", DataType::Binary, true),
+        ],
+        vec![
+            Arc::new(Int8Array::from((0..n).map(|i| (r(i) % 100) as i8).collect::<Vec<_>>())),
+            Arc::new(Int16Array::from((0..n).map(|i| (r(i) * 3) as i16).collect::<Vec<_>>())),
+            Arc::new(Int32Array::from((0..n).map(|i| if i % 5 == 0 { None } else { Some(r(i) as i32 * 7) }).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from((0..n).map(|i| r(i) * 1_000_000_007).collect::<Vec<_>>())),
+            Arc::new(Float32Array::from((0..n).map(|i| r(i) as f32 / 3.0).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from((0..n).map(|i| -(r(i) as f64) / 7.0).collect::<Vec<_>>())),
+            Arc::new(BooleanArray::from((0..n).map(|i| i % 2 == 0).collect::<Vec<_>>())),
+            Arc::new(Decimal128Array::from((0..n).map(|i| r(i) as i128 * 123 - 5000).collect::<Vec<_>>()).with_precision_and_scale(10, 2).unwrap()),
+            Arc::new(Decimal128Array::from((0..n).map(|i| (r(i) as i128) * 10i128.pow(18) + 1).collect::<Vec<_>>()).with_precision_and_scale(38, 18).unwrap()),
+            Arc::new(Date32Array::from((0..n).map(|i| 19000 + r(i) as i32).collect::<Vec<_>>())),
+            Arc::new(TimestampMicrosecondArray::from((0..n).map(|i| 1_700_000_000_000_000 + r(i) * 1_234_567).collect::<Vec<_>>()).with_timezone("UTC")),
+            Arc::new(StringArray::from((0..n).map(|i| if i % 7 == 3 { None } else { Some(format!("s-{}-é", r(i))) }).collect::<Vec<_>>())),
+            Arc::new(BinaryArray::from((0..n).map(|i| vec![r(i) as u8, 0, 255]).collect::<Vec<_>>().iter().map(|v| v.as_slice()).collect::<Vec<_>>())),
+        ],
+    )
+}
+
+fn nested(n: usize) -> RecordBatch {
+    let inner = Fields::from(vec![Field::new("x", DataType::Int32, true), Field::new("y", DataType::Utf8, true)]);
+    let structs = StructArray::try_new(
+        inner.clone(),
+        vec![Arc::new(Int32Array::from((0..n as i32).collect::<Vec<_>>())), Arc::new(StringArray::from((0..n).map(|i| format!("y{i}")).collect::<Vec<_>>()))],
+        None,
+    )
+    .unwrap();
+    let mut lists = ListBuilder::new(Int64Builder::new());
+    let mut maps = MapBuilder::new(None, StringBuilder::new(), Int32Builder::new());
+    for i in 0..n {
+        for j in 0..(i % 3) {
+            lists.values().append_value((i * 10 + j) as i64);
+        }
+        lists.append(i % 4 != 3);
+        for j in 0..(i % 2 + 1) {
+            maps.keys().append_value(format!("k{j}"));
+            maps.values().append_value((i + j) as i32);
+        }
+        maps.append(true).unwrap();
+    }
+    let lists = lists.finish();
+    let maps = maps.finish();
+    batch(
+        vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("st", DataType::Struct(inner), true),
+            Field::new("arr", lists.data_type().clone(), true),
+            Field::new("m", maps.data_type().clone(), true),
+        ],
+        vec![Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())), Arc::new(structs), Arc::new(lists), Arc::new(maps)],
+    )
+}
+
+/// Writes every table shape under `root/<name>/table` and its rows (read back by this project)
+/// to `root/<name>/expected.parquet`.
+async fn write_shapes(root: &Path) -> usize {
+    let mut shapes: Vec<(&str, Box<dyn Fn(Table) -> futures::future::BoxFuture<'static, ()>>)> = Vec::new();
+    use futures::FutureExt;
+    shapes.push(("simple", Box::new(|t| async move { t.write(vec![ids_names(&[1, 2, 3], &["a", "b", "c"])], WriteOptions::default()).await.unwrap(); }.boxed())));
+    shapes.push(("partitioned_string", Box::new(|t| async move {
+        t.write(vec![ids_names(&[1, 2, 3, 4], &["a", "b", "a", "c"])], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() }).await.unwrap();
+    }.boxed())));
+    shapes.push(("partition_special_chars", Box::new(|t| async move {
+        let parts = ["a b", "c:d", "e/f", "g%h", "i=j", "k#l", "ü ñ"];
+        let ids: Vec<i64> = (0..parts.len() as i64).collect();
+        t.write(vec![ids_names(&ids, &parts)], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() }).await.unwrap();
+    }.boxed())));
+    shapes.push(("partition_nulls", Box::new(|t| async move {
+        let b = batch(
+            vec![Field::new("id", DataType::Int64, true), Field::new("part", DataType::Utf8, true)],
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3])), Arc::new(StringArray::from(vec![Some("x"), None, Some("")]))],
+        );
+        t.write(vec![b], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() }).await.unwrap();
+    }.boxed())));
+    shapes.push(("partitioned_int_and_date", Box::new(|t| async move {
+        let b = batch(
+            vec![Field::new("id", DataType::Int64, true), Field::new("year", DataType::Int32, true), Field::new("day", DataType::Date32, true)],
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3, 4])), Arc::new(Int32Array::from(vec![2023, 2024, 2024, 2023])), Arc::new(Date32Array::from(vec![19000, 19001, 19001, 19500]))],
+        );
+        t.write(vec![b], WriteOptions { partition_by: Some(vec!["year".into(), "day".into()]), ..Default::default() }).await.unwrap();
+    }.boxed())));
+    shapes.push(("all_types", Box::new(|t| async move {
+        t.write(vec![all_types(50, 0)], WriteOptions::default()).await.unwrap();
+        t.write(vec![all_types(20, 100)], WriteOptions::default()).await.unwrap();
+    }.boxed())));
+    shapes.push(("timestamp_ntz", Box::new(|t| async move {
+        let b = batch(
+            vec![Field::new("id", DataType::Int64, true), Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), true)],
+            vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(TimestampMicrosecondArray::from(vec![Some(1_600_000_000_123_456), None]))],
+        );
+        t.write(vec![b], WriteOptions::default()).await.unwrap();
+    }.boxed())));
+    shapes.push(("nested", Box::new(|t| async move { t.write(vec![nested(30)], WriteOptions::default()).await.unwrap(); }.boxed())));
+    shapes.push(("column_mapping", Box::new(|t| async move {
+        let opts = WriteOptions { properties: props(&[("delta.columnMapping.mode", "name")]), ..Default::default() };
+        t.write(vec![nested(12)], opts).await.unwrap();
+        t.write(vec![nested(5)], WriteOptions::default()).await.unwrap();
+    }.boxed())));
+    shapes.push(("column_mapping_partitioned", Box::new(|t| async move {
+        let opts = WriteOptions { partition_by: Some(vec!["part".into()]), properties: props(&[("delta.columnMapping.mode", "name")]), ..Default::default() };
+        t.write(vec![ids_names(&[1, 2, 3], &["a", "b", "a"])], opts).await.unwrap();
+    }.boxed())));
+    shapes.push(("check_constraint", Box::new(|t| async move {
+        let opts = WriteOptions { properties: props(&[("delta.constraints.positive_id", "id > 0")]), ..Default::default() };
+        t.write(vec![ids_names(&[1, 2], &["a", "b"])], opts).await.unwrap();
+        assert!(t.write(vec![ids_names(&[-1], &["a"])], WriteOptions::default()).await.is_err());
+    }.boxed())));
+    shapes.push(("many_commits_with_checkpoints", Box::new(|t| async move {
+        for i in 0..25 {
+            t.write(vec![ids_names(&[i], &["p"])], WriteOptions::default()).await.unwrap();
+        }
+    }.boxed())));
+    shapes.push(("overwritten", Box::new(|t| async move {
+        t.write(vec![ids_names(&[1, 2], &["a", "b"])], WriteOptions::default()).await.unwrap();
+        t.write(vec![ids_names(&[3], &["c"])], WriteOptions { mode: SaveMode::Overwrite, ..Default::default() }).await.unwrap();
+    }.boxed())));
+    shapes.push(("replace_where", Box::new(|t| async move {
+        t.write(vec![ids_names(&[1, 2, 3], &["a", "b", "a"])], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() }).await.unwrap();
+        let opts = WriteOptions { mode: SaveMode::Overwrite, replace_where: Some(Expr::parse("part = 'a'").unwrap()), ..Default::default() };
+        t.write(vec![ids_names(&[10], &["a"])], opts).await.unwrap();
+    }.boxed())));
+    shapes.push(("schema_evolution", Box::new(|t| async move {
+        t.write(vec![ids_names(&[1], &["a"])], WriteOptions::default()).await.unwrap();
+        let b = batch(
+            vec![Field::new("id", DataType::Int64, true), Field::new("score", DataType::Float64, true)],
+            vec![Arc::new(Int64Array::from(vec![2])), Arc::new(Float64Array::from(vec![0.5]))],
+        );
+        t.write(vec![b], WriteOptions { merge_schema: true, ..Default::default() }).await.unwrap();
+    }.boxed())));
+    shapes.push(("empty", Box::new(|t| async move {
+        let schema = delta_core::write::schema_from_arrow(&ids_names(&[], &[]).schema()).unwrap();
+        t.create(schema, &[], HashMap::new()).await.unwrap();
+    }.boxed())));
+    shapes.push(("append_only_with_ict", Box::new(|t| async move {
+        let opts = WriteOptions { properties: props(&[("delta.appendOnly", "true"), ("delta.enableInCommitTimestamps", "true")]), ..Default::default() };
+        t.write(vec![ids_names(&[1], &["a"])], opts).await.unwrap();
+        t.write(vec![ids_names(&[2], &["b"])], WriteOptions::default()).await.unwrap();
+    }.boxed())));
+    let count = shapes.len();
+    for (name, make) in shapes {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = Table::open(dir.join("table").to_str().unwrap()).unwrap();
+        make(table.clone()).await;
+        let scan = table.snapshot().await.unwrap().scan().build().unwrap();
+        let schema = scan.schema();
+        let batches = scan.collect().await.unwrap();
+        let file = std::fs::File::create(dir.join("expected.parquet")).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        w.close().unwrap();
+    }
+    count
+}
+
+#[tokio::test]
+async fn tables_written_here_read_identically_in_deltalake_and_duckdb() {
+    let Some(py) = python() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but no interop Python (set DELTA_INTEROP_PYTHON or run .ci/run)");
+        }
+        eprintln!("interop: no Python with deltalake/duckdb (.ci/run installs one); skipping");
+        return;
+    };
+    let root = std::env::temp_dir().join(format!("delta-interop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let shapes = write_shapes(&root).await;
+    assert!(shapes >= 15, "at least 15 table shapes");
+    let out = Command::new(&py).arg(script()).arg("verify").arg(&root).output().expect("run python");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    assert!(out.status.success(), "interop verification failed:\n{text}");
+
+    // A table written by deltalake, appended to here, read by deltalake.
+    let dl = root.join("from_deltalake");
+    let st = Command::new(&py).arg(script()).arg("make-deltalake").arg(&dl).status().expect("python");
+    assert!(st.success());
+    let table = Table::open(dl.to_str().unwrap()).unwrap();
+    table.write(vec![ids_names(&[10, 20], &["x", "z"])], WriteOptions::default()).await.unwrap();
+    let out = Command::new(&py).arg(script()).arg("read-deltalake").arg(&dl).output().expect("python");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["rows"], 5);
+    assert_eq!(v["sum_id"], 36);
+    let _ = std::fs::remove_dir_all(&root);
+}
