@@ -37,6 +37,17 @@ use crate::storage::TableLocation;
 
 /// Decodes one commit (or compacted / V2-JSON checkpoint) file into action batches.
 pub fn decode_commit_json(path: &str, bytes: &[u8], max_actions: u64) -> DeltaResult<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    decode_commit_json_each(path, bytes, max_actions, |b| {
+        out.push(b);
+        true
+    })?;
+    Ok(out)
+}
+
+/// Decodes a commit file batch by batch, handing each to `each` (which returns `false` to stop),
+/// so that memory holds one batch, not the decoded file.
+pub fn decode_commit_json_each(path: &str, bytes: &[u8], max_actions: u64, mut each: impl FnMut(RecordBatch) -> bool) -> DeltaResult<()> {
     let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64 + 1;
     if lines > max_actions.saturating_add(1) {
         return Err(DeltaError::LimitExceeded { what: "actions per commit", limit: max_actions, actual: lines });
@@ -47,13 +58,14 @@ pub fn decode_commit_json(path: &str, bytes: &[u8], max_actions: u64) -> DeltaRe
         .with_batch_size(8192)
         .build_decoder()
         .map_err(|e| DeltaError::corrupt(path, e))?;
-    let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         let consumed = decoder.decode(rest).map_err(|e| DeltaError::corrupt(path, e))?;
         rest = &rest[consumed..];
         if let Some(batch) = decoder.flush().map_err(|e| DeltaError::corrupt(path, e))? {
-            out.push(batch);
+            if !each(batch) {
+                return Ok(());
+            }
         }
         if consumed == 0 && !rest.is_empty() {
             return Err(DeltaError::corrupt(path, "decoder made no progress"));
@@ -63,9 +75,9 @@ pub fn decode_commit_json(path: &str, bytes: &[u8], max_actions: u64) -> DeltaRe
         return Err(DeltaError::corrupt(path, "truncated JSON record at end of file"));
     }
     if let Some(batch) = decoder.flush().map_err(|e| DeltaError::corrupt(path, e))? {
-        out.push(batch);
+        each(batch);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Makes `array` have exactly `target`'s type: struct fields matched by name (missing ones are
@@ -204,6 +216,54 @@ pub async fn read_checkpoint_parquet(location: &TableLocation, path: &Path, size
     let stream = builder.with_projection(mask).with_batch_size(16384).build().map_err(|e| DeltaError::parquet(path, e))?;
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| DeltaError::parquet(path, e))?;
     batches.iter().map(|b| conform_to_actions(&with_json_stats(b)?)).collect()
+}
+
+/// Starts reading one log file in the background; its action batches arrive, in order, through
+/// the returned bounded channel (at most two batches buffered), so replay can apply them while
+/// later files are still being decoded, and memory holds a few batches rather than whole files.
+pub fn stream_log_file(location: &TableLocation, file: &LogFile) -> tokio::sync::mpsc::Receiver<DeltaResult<RecordBatch>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let location = location.clone();
+    let file = file.clone();
+    tokio::spawn(async move {
+        let is_parquet = match file.name.kind {
+            LogFileKind::SinglePartCheckpoint | LogFileKind::MultiPartCheckpoint { .. } => true,
+            LogFileKind::V2Checkpoint { parquet } => parquet,
+            _ => false,
+        };
+        if is_parquet {
+            match read_checkpoint_parquet(&location, &file.meta.location, Some(file.meta.size)).await {
+                Ok(batches) => {
+                    for b in batches {
+                        if tx.send(Ok(b)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+            return;
+        }
+        let bytes = match location.read_bounded(&file.meta.location, Some(file.meta.size)).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let path = file.meta.location.to_string();
+        let max = location.options().max_actions_per_commit;
+        let decode = tokio::task::spawn_blocking(move || {
+            let result = decode_commit_json_each(&path, &bytes, max, |b| tx.blocking_send(Ok(b)).is_ok());
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let _ = decode.await;
+    });
+    rx
 }
 
 /// Reads one log file (commit, compaction, checkpoint part) into action batches.
@@ -469,17 +529,22 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
         }
     }
     units.reverse();
-    let concurrency = location.options().io_concurrency.max(1);
-    let mut decoded = futures::stream::iter(units.into_iter().map(|f| {
-        let location = location.clone();
-        async move { read_log_file(&location, &f).await }
-    }))
-    .buffered(concurrency);
-    while let Some(batches) = decoded.next().await {
-        for batch in batches? {
-            state.apply(location, &batch, false)?;
+    // Newest first, applied batch by batch while the next files decode (two files ahead: enough
+    // to keep both the I/O and a second core busy, little enough to keep memory flat).
+    let ahead = location.options().io_concurrency.clamp(1, 2);
+    let mut pending: std::collections::VecDeque<tokio::sync::mpsc::Receiver<DeltaResult<RecordBatch>>> = std::collections::VecDeque::new();
+    let mut next = 0usize;
+    for _ in 0..units.len() {
+        while next < units.len() && pending.len() <= ahead {
+            pending.push_back(stream_log_file(location, &units[next]));
+            next += 1;
+        }
+        let Some(mut rx) = pending.pop_front() else { break };
+        while let Some(batch) = rx.recv().await {
+            state.apply(location, &batch?, false)?;
         }
     }
+    let concurrency = location.options().io_concurrency.max(1);
     if let Some(cp) = &segment.checkpoint {
         let mut parts = futures::stream::iter(cp.parts.clone().into_iter().map(|f| {
             let location = location.clone();

@@ -82,6 +82,10 @@ pub struct TableLocation {
     /// Root as an object-store path.
     root: Path,
     options: Arc<TableOptions>,
+    /// The local directory of `_delta_log` when the store is this machine's file system: listing
+    /// reads the directory and stats only the entries it keeps (object_store's local listing
+    /// stats every entry, which dominates snapshot loads of long logs).
+    local_log_dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for TableLocation {
@@ -119,6 +123,7 @@ impl TableLocation {
     /// Opens a location: a local path, `file://`, `memory://` or any URL object_store understands.
     pub fn open(location: &str, options: TableOptions) -> DeltaResult<Self> {
         let root_url = location_url(location)?;
+        let local_log_dir = if root_url.scheme() == "file" { root_url.to_file_path().ok().map(|p| p.join("_delta_log")) } else { None };
         let (store, root): (Arc<dyn ObjectStore>, Path) = if root_url.scheme() == "file" {
             // fsync on: a commit that returned must survive a machine crash.
             let store = LocalFileSystem::new().with_fsync(true);
@@ -132,13 +137,13 @@ impl TableLocation {
                 .map_err(|e| DeltaError::InvalidLocation { location: location.to_string(), reason: e.to_string() })?;
             (Arc::from(store), root)
         };
-        Ok(TableLocation { store, root_url, root, options: Arc::new(options) })
+        Ok(TableLocation { store, root_url, root, options: Arc::new(options), local_log_dir })
     }
 
     /// A location over an existing store whose paths are relative to `root` (used with in-memory and
     /// fault-injecting stores in tests). `root_url` names it in errors and canonical paths.
     pub fn with_store(store: Arc<dyn ObjectStore>, root_url: Url, root: Path, options: TableOptions) -> Self {
-        TableLocation { store, root_url, root, options: Arc::new(options) }
+        TableLocation { store, root_url, root, options: Arc::new(options), local_log_dir: None }
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -230,6 +235,15 @@ impl TableLocation {
     /// Lists `_delta_log`, optionally starting at `offset_name` (exclusive lower bound, as
     /// object_store defines it), sorted by name.
     pub async fn list_log(&self, offset_name: Option<&str>) -> DeltaResult<Vec<ObjectMeta>> {
+        if let Some(dir) = &self.local_log_dir {
+            let dir = dir.clone();
+            let offset = offset_name.map(str::to_string);
+            let log = self.log_dir();
+            let listed = tokio::task::spawn_blocking(move || list_local(&dir, offset.as_deref(), &log))
+                .await
+                .map_err(|e| DeltaError::Internal(format!("listing task failed: {e}")))?;
+            return listed;
+        }
         let prefix = self.log_dir();
         let stream = match offset_name {
             Some(name) => self.store.list_with_offset(Some(&prefix), &self.log_path(name)),
@@ -277,6 +291,33 @@ impl TableLocation {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Lists a local `_delta_log` directory: names first, then a `stat` only for names after the
+/// offset. A missing directory lists as empty (as object stores do).
+fn list_local(dir: &std::path::Path, offset: Option<&str>, log: &Path) -> DeltaResult<Vec<ObjectMeta>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DeltaError::ObjectStore { source: object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) } }),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if offset.is_some_and(|o| name <= o) || name.contains('#') {
+            continue;
+        }
+        // Entries can vanish between readdir and stat (a staged upload, a cleanup).
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let last_modified = meta.modified().map(chrono::DateTime::<chrono::Utc>::from).unwrap_or_default();
+        out.push(ObjectMeta { location: log.clone().join(name), last_modified, size: meta.len(), e_tag: None, version: None });
+    }
+    out.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(out)
 }
 
 #[cfg(test)]
