@@ -110,8 +110,8 @@ pub async fn write_checksum(snapshot: &Snapshot, txn_id: Option<&str>) -> DeltaR
 }
 
 /// After a commit at `version`: the checksum file, and a checkpoint every
-/// `delta.checkpointInterval` (default 10) versions. Failures here never undo the commit; they
-/// are returned so callers can log them, but the commit stands.
+/// `delta.checkpointInterval` (default 10) versions. Failures here never undo the commit: callers
+/// report them beside the committed version, never instead of it.
 pub async fn post_commit(table: &Table, version: i64) -> DeltaResult<()> {
     let snapshot = table.snapshot_at(version).await?;
     write_checksum(&snapshot, None).await?;

@@ -82,6 +82,9 @@ pub struct WriteResult {
     pub files_added: usize,
     pub files_removed: usize,
     pub rows_written: u64,
+    /// A failure after the commit (checksum or checkpoint writing). The commit stands; the next
+    /// commit or an explicit checkpoint repairs what is missing.
+    pub post_commit_error: Option<String>,
 }
 
 /// Writer features this implementation honours when writing.
@@ -892,7 +895,7 @@ impl Table {
             Some(s) => {
                 match options.mode {
                     SaveMode::ErrorIfExists => return Err(DeltaError::WriteRefused { reason: format!("table exists at version {}", s.version()) }),
-                    SaveMode::Ignore => return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0 }),
+                    SaveMode::Ignore => return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0, post_commit_error: None }),
                     _ => {}
                 }
                 s
@@ -934,7 +937,7 @@ where
     ensure_writable(&protocol, &metadata, &schema)?;
     if let Some((app, v)) = &options.app_transaction {
         if snapshot.app_transactions().get(app).is_some_and(|t| t.version >= *v) {
-            return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0 });
+            return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0, post_commit_error: None });
         }
     }
     let removes_data = options.mode == SaveMode::Overwrite;
@@ -1089,8 +1092,8 @@ where
     let metrics = json!({"numFiles": files_added.to_string(), "numOutputRows": rows.to_string(), "numRemovedFiles": removed.to_string()});
     let txn = txn.with_operation("WRITE", params).with_metrics(metrics).with_commit_info(options.commit_info.clone());
     let version = txn.commit().await?.version()?;
-    crate::checkpoint::post_commit(table, version).await?;
-    Ok(WriteResult { version: Some(version), files_added, files_removed: removed, rows_written: rows })
+    let post_commit_error = crate::checkpoint::post_commit(table, version).await.err().map(|e| e.to_string());
+    Ok(WriteResult { version: Some(version), files_added, files_removed: removed, rows_written: rows, post_commit_error })
 }
 
 impl Table {
@@ -1112,7 +1115,8 @@ impl Table {
         let mut txn = Transaction::new(snapshot.clone()).with_operation("SET TBLPROPERTIES", json!({"properties": serde_json::to_string(&properties).unwrap_or_default()}));
         self.commit_metadata(&snapshot, metadata, &mut txn)?;
         let version = txn.commit().await?.version()?;
-        crate::checkpoint::post_commit(self, version).await?;
+        // Post-commit work never turns a committed change into an error.
+        let _ = crate::checkpoint::post_commit(self, version).await;
         Ok(version)
     }
 
@@ -1126,7 +1130,8 @@ impl Table {
         let mut txn = Transaction::new(snapshot.clone()).with_operation("UNSET TBLPROPERTIES", json!({"properties": serde_json::to_string(keys).unwrap_or_default()}));
         self.commit_metadata(&snapshot, metadata, &mut txn)?;
         let version = txn.commit().await?.version()?;
-        crate::checkpoint::post_commit(self, version).await?;
+        // Post-commit work never turns a committed change into an error.
+        let _ = crate::checkpoint::post_commit(self, version).await;
         Ok(version)
     }
 
@@ -1150,7 +1155,8 @@ impl Table {
         txn.read_whole_table();
         self.commit_metadata(&snapshot, metadata, &mut txn)?;
         let version = txn.commit().await?.version()?;
-        crate::checkpoint::post_commit(self, version).await?;
+        // Post-commit work never turns a committed change into an error.
+        let _ = crate::checkpoint::post_commit(self, version).await;
         Ok(version)
     }
 
@@ -1165,7 +1171,8 @@ impl Table {
         let mut txn = Transaction::new(snapshot.clone()).with_operation("DROP CONSTRAINT", json!({"name": name}));
         self.commit_metadata(&snapshot, metadata, &mut txn)?;
         let version = txn.commit().await?.version()?;
-        crate::checkpoint::post_commit(self, version).await?;
+        // Post-commit work never turns a committed change into an error.
+        let _ = crate::checkpoint::post_commit(self, version).await;
         Ok(version)
     }
 
