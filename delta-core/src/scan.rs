@@ -141,7 +141,7 @@ pub struct ScanBuilder {
 
 impl ScanBuilder {
     pub fn new(snapshot: Snapshot) -> Self {
-        ScanBuilder { snapshot, columns: None, predicate: None, batch_size: 8192, only_files: None }
+        ScanBuilder { snapshot, columns: None, predicate: None, batch_size: 65536, only_files: None }
     }
 
     /// Output only these columns (logical names), in this order.

@@ -21,7 +21,7 @@ use arrow::compute::{cast, concat, sort_to_indices, take, SortOptions};
 use arrow::datatypes::{DataType as ArrowType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use futures::{Stream, StreamExt};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::{json, Value};
 
@@ -478,9 +478,36 @@ struct ColumnStats {
     no_bounds: bool,
 }
 
+/// The smallest (or largest) non-null value as a one-row array: arrow's aggregate kernels for
+/// primitives and strings (one pass), a partial sort for anything else.
 fn extreme(a: &ArrayRef, descending: bool) -> DeltaResult<Option<ArrayRef>> {
+    use arrow::datatypes::*;
     if a.len() == a.null_count() {
         return Ok(None);
+    }
+    macro_rules! prim {
+        ($t:ty) => {{
+            let p = a.as_primitive::<$t>();
+            let v = if descending { arrow::compute::max(p) } else { arrow::compute::min(p) };
+            return Ok(v.map(|v| Arc::new(arrow::array::PrimitiveArray::<$t>::from(vec![v]).with_data_type(a.data_type().clone())) as ArrayRef));
+        }};
+    }
+    match a.data_type() {
+        ArrowType::Int8 => prim!(Int8Type),
+        ArrowType::Int16 => prim!(Int16Type),
+        ArrowType::Int32 => prim!(Int32Type),
+        ArrowType::Int64 => prim!(Int64Type),
+        ArrowType::Float32 => prim!(Float32Type),
+        ArrowType::Float64 => prim!(Float64Type),
+        ArrowType::Date32 => prim!(Date32Type),
+        ArrowType::Timestamp(TimeUnit::Microsecond, _) => prim!(TimestampMicrosecondType),
+        ArrowType::Decimal128(_, _) => prim!(Decimal128Type),
+        ArrowType::Utf8 => {
+            let s = a.as_string::<i32>();
+            let v = if descending { arrow::compute::max_string(s) } else { arrow::compute::min_string(s) };
+            return Ok(v.map(|v| Arc::new(arrow::array::StringArray::from(vec![v])) as ArrayRef));
+        }
+        _ => {}
     }
     let idx = sort_to_indices(a, Some(SortOptions { descending, nulls_first: false }), Some(1))?;
     Ok(Some(take(a, &idx, None)?))
@@ -715,25 +742,33 @@ impl DeltaWriter {
         let data = batch.project(&keep)?;
         let physical = to_physical(&data, &self.data_schema, self.mode)?;
         if !self.open.contains_key(&key) {
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| DeltaError::Internal(e.to_string()))?))
-                .build();
+            // Snappy, as Spark and delta-rs write by default.
+            let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
             let writer = ArrowWriter::try_new(Vec::new(), physical.schema(), Some(props)).map_err(|e| DeltaError::parquet("new file", e))?;
             let stats = self.stats_columns.iter().map(|p| ColumnStats { path: p.clone(), min: None, max: None, nulls: 0, no_bounds: false }).collect();
             self.open.insert(key.clone(), OpenFile { writer, rows: 0, stats });
         }
         let leaves = leaf_arrays(&data, &self.data_schema, self.mode);
-        let full = {
-            let Some(file) = self.open.get_mut(&key) else { return Err(DeltaError::Internal("open file vanished".into())) };
-            file.writer.write(&physical).map_err(|e| DeltaError::parquet("new file", e))?;
-            file.rows += physical.num_rows() as u64;
-            for s in &mut file.stats {
-                if let Some((_, a)) = leaves.iter().find(|(p, _)| *p == s.path) {
-                    s.update(a)?;
+        let Some(mut file) = self.open.remove(&key) else { return Err(DeltaError::Internal("open file vanished".into())) };
+        // Encoding is CPU work: off the async runtime's threads.
+        let (file, result) = tokio::task::spawn_blocking(move || {
+            let result = (|| -> DeltaResult<()> {
+                file.writer.write(&physical).map_err(|e| DeltaError::parquet("new file", e))?;
+                file.rows += physical.num_rows() as u64;
+                for s in &mut file.stats {
+                    if let Some((_, a)) = leaves.iter().find(|(p, _)| *p == s.path) {
+                        s.update(a)?;
+                    }
                 }
-            }
-            (file.writer.bytes_written() + file.writer.in_progress_size()) as u64 >= self.target_file_size
-        };
+                Ok(())
+            })();
+            (file, result)
+        })
+        .await
+        .map_err(|e| DeltaError::Internal(format!("encoding task failed: {e}")))?;
+        result?;
+        let full = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64 >= self.target_file_size;
+        self.open.insert(key.clone(), file);
         if full {
             self.close_file(&key).await?;
         }
@@ -743,7 +778,12 @@ impl DeltaWriter {
     async fn close_file(&mut self, key: &Vec<Option<String>>) -> DeltaResult<()> {
         let Some(file) = self.open.remove(key) else { return Ok(()) };
         let rows = file.rows;
-        let bytes = file.writer.into_inner().map_err(|e| DeltaError::parquet("new file", e))?;
+        let stats_of_file = file.stats;
+        let writer = file.writer;
+        let bytes = tokio::task::spawn_blocking(move || writer.into_inner())
+            .await
+            .map_err(|e| DeltaError::Internal(format!("encoding task failed: {e}")))?
+            .map_err(|e| DeltaError::parquet("new file", e))?;
         let mut dir = String::new();
         let mut partition_values = HashMap::new();
         for (p, v) in self.partition_columns.iter().zip(key) {
@@ -753,14 +793,14 @@ impl DeltaWriter {
             dir.push_str(&format!("{}={shown}/", escape_partition_value(&name)));
             partition_values.insert(name, v.clone());
         }
-        let rel = format!("{dir}part-{:05}-{}-c000.zstd.parquet", self.done.len(), uuid::Uuid::new_v4());
+        let rel = format!("{dir}part-{:05}-{}-c000.snappy.parquet", self.done.len(), uuid::Uuid::new_v4());
         let path = self.location.resolve(PathKind::Data, &encode_path(&rel))?;
         let size = bytes.len() as i64;
         self.location.put(&path.store_path, bytes).await?;
         let mut min = serde_json::Map::new();
         let mut max = serde_json::Map::new();
         let mut nulls = serde_json::Map::new();
-        for s in &file.stats {
+        for s in &stats_of_file {
             insert_path(&mut nulls, &s.path, json!(s.nulls));
             if s.no_bounds {
                 continue;
@@ -985,19 +1025,66 @@ where
         .target_file_size
         .or_else(|| metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()))
         .unwrap_or(128 * 1024 * 1024);
-    let mut writer = DeltaWriter::new(snapshot.location().clone(), &metadata, &schema, mode, target_size)?;
+    // Several writers encode in parallel (one file each at a time); batches go round-robin.
+    let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+    let mut senders = Vec::with_capacity(parallelism);
+    let mut handles = Vec::with_capacity(parallelism);
+    for _ in 0..parallelism {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let mut writer = DeltaWriter::new(snapshot.location().clone(), &metadata, &schema, mode, target_size)?;
+        senders.push(tx);
+        handles.push(tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                writer.write(&b).await?;
+            }
+            writer.finish().await
+        }));
+    }
+    let mut next = 0usize;
+    let mut input_error = None;
     while let Some(batch) = batches.next().await {
-        let batch = conform_batch(&batch?, &target, &schema)?;
-        check_rules(&batch, &rules)?;
-        if let Some(pred) = &options.replace_where {
-            let outside = batch.num_rows() - evaluate_predicate(pred, &batch)?.true_count();
-            if outside > 0 {
-                return Err(DeltaError::WriteRefused { reason: format!("{outside} written row(s) do not match replaceWhere `{pred}`") });
+        let checked = (|| -> DeltaResult<RecordBatch> {
+            let batch = conform_batch(&batch?, &target, &schema)?;
+            check_rules(&batch, &rules)?;
+            if let Some(pred) = &options.replace_where {
+                let outside = batch.num_rows() - evaluate_predicate(pred, &batch)?.true_count();
+                if outside > 0 {
+                    return Err(DeltaError::WriteRefused { reason: format!("{outside} written row(s) do not match replaceWhere `{pred}`") });
+                }
+            }
+            Ok(batch)
+        })();
+        match checked {
+            Ok(b) => {
+                if senders[next % parallelism].send(b).await.is_err() {
+                    break;
+                }
+                next += 1;
+            }
+            Err(e) => {
+                input_error = Some(e);
+                break;
             }
         }
-        writer.write(&batch).await?;
     }
-    let (adds, rows) = writer.finish().await?;
+    drop(senders);
+    let mut adds = Vec::new();
+    let mut rows = 0u64;
+    let mut writer_error = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok((a, r))) => {
+                adds.extend(a);
+                rows += r;
+            }
+            Ok(Err(e)) => writer_error = writer_error.or(Some(e)),
+            Err(e) => writer_error = writer_error.or(Some(DeltaError::Internal(format!("writer task failed: {e}")))),
+        }
+    }
+    // Nothing is committed on error; files already written stay unreferenced (VACUUM removes them).
+    if let Some(e) = input_error.or(writer_error) {
+        return Err(e);
+    }
     let written_partitions: Vec<HashMap<String, Option<String>>> = adds.iter().map(|a| a.partition_values.clone()).collect();
 
     let isolation = options.isolation.unwrap_or(IsolationLevel::WriteSerializable);
