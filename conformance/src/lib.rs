@@ -30,13 +30,21 @@ pub fn corpus_dir() -> Option<PathBuf> {
 /// A type with list/map field names and nullability erased, for "same type" checks.
 pub fn normalize_type(t: &DataType) -> DataType {
     match t {
-        DataType::List(f) | DataType::LargeList(f) => DataType::List(std::sync::Arc::new(Field::new("e", normalize_type(f.data_type()), true))),
+        DataType::List(f) | DataType::LargeList(f) => {
+            DataType::List(std::sync::Arc::new(Field::new("e", normalize_type(f.data_type()), true)))
+        }
         DataType::Map(f, _) => {
             let DataType::Struct(kv) = f.data_type() else { return t.clone() };
-            let fields: Vec<Field> = kv.iter().enumerate().map(|(i, f)| Field::new(if i == 0 { "k" } else { "v" }, normalize_type(f.data_type()), true)).collect();
+            let fields: Vec<Field> = kv
+                .iter()
+                .enumerate()
+                .map(|(i, f)| Field::new(if i == 0 { "k" } else { "v" }, normalize_type(f.data_type()), true))
+                .collect();
             DataType::Map(std::sync::Arc::new(Field::new("kv", DataType::Struct(Fields::from(fields)), false)), false)
         }
-        DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| Field::new(f.name(), normalize_type(f.data_type()), true)).collect()),
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| Field::new(f.name(), normalize_type(f.data_type()), true)).collect())
+        }
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
         other => other.clone(),
@@ -52,20 +60,40 @@ pub fn write_value(out: &mut String, array: &ArrayRef, row: usize) {
     match array.data_type() {
         DataType::Null => out.push('∅'),
         DataType::Boolean => out.push_str(if array.as_boolean().value(row) { "true" } else { "false" }),
-        DataType::Int8 => { let _ = write!(out, "{}", array.as_primitive::<Int8Type>().value(row)); }
-        DataType::Int16 => { let _ = write!(out, "{}", array.as_primitive::<Int16Type>().value(row)); }
-        DataType::Int32 => { let _ = write!(out, "{}", array.as_primitive::<Int32Type>().value(row)); }
-        DataType::Int64 => { let _ = write!(out, "{}", array.as_primitive::<Int64Type>().value(row)); }
+        DataType::Int8 => {
+            let _ = write!(out, "{}", array.as_primitive::<Int8Type>().value(row));
+        }
+        DataType::Int16 => {
+            let _ = write!(out, "{}", array.as_primitive::<Int16Type>().value(row));
+        }
+        DataType::Int32 => {
+            let _ = write!(out, "{}", array.as_primitive::<Int32Type>().value(row));
+        }
+        DataType::Int64 => {
+            let _ = write!(out, "{}", array.as_primitive::<Int64Type>().value(row));
+        }
         DataType::Float32 => {
             let v = array.as_primitive::<Float32Type>().value(row);
-            if v.is_nan() { out.push_str("NaN") } else { let _ = write!(out, "f{:08x}", v.to_bits()); }
+            if v.is_nan() {
+                out.push_str("NaN")
+            } else {
+                let _ = write!(out, "f{:08x}", v.to_bits());
+            }
         }
         DataType::Float64 => {
             let v = array.as_primitive::<Float64Type>().value(row);
-            if v.is_nan() { out.push_str("NaN") } else { let _ = write!(out, "d{:016x}", v.to_bits()); }
+            if v.is_nan() {
+                out.push_str("NaN")
+            } else {
+                let _ = write!(out, "d{:016x}", v.to_bits());
+            }
         }
-        DataType::Decimal128(_, s) => { let _ = write!(out, "{}e-{s}", array.as_primitive::<Decimal128Type>().value(row)); }
-        DataType::Date32 => { let _ = write!(out, "D{}", array.as_primitive::<Date32Type>().value(row)); }
+        DataType::Decimal128(_, s) => {
+            let _ = write!(out, "{}e-{s}", array.as_primitive::<Decimal128Type>().value(row));
+        }
+        DataType::Date32 => {
+            let _ = write!(out, "D{}", array.as_primitive::<Date32Type>().value(row));
+        }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             let _ = write!(out, "T{}", array.as_primitive::<TimestampMicrosecondType>().value(row));
         }
@@ -73,15 +101,29 @@ pub fn write_value(out: &mut String, array: &ArrayRef, row: usize) {
             let cast = arrow::compute::cast(&array.slice(row, 1), &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()));
             match cast {
                 Ok(c) => write_value(out, &c, 0),
-                Err(e) => { let _ = write!(out, "<{e}>"); }
+                Err(e) => {
+                    let _ = write!(out, "<{e}>");
+                }
             }
         }
-        DataType::Utf8 => { let _ = write!(out, "{:?}", array.as_string::<i32>().value(row)); }
-        DataType::LargeUtf8 => { let _ = write!(out, "{:?}", array.as_string::<i64>().value(row)); }
-        DataType::Utf8View => { let _ = write!(out, "{:?}", array.as_string_view().value(row)); }
-        DataType::Binary => { let _ = write!(out, "b{:02x?}", array.as_binary::<i32>().value(row)); }
-        DataType::LargeBinary => { let _ = write!(out, "b{:02x?}", array.as_binary::<i64>().value(row)); }
-        DataType::BinaryView => { let _ = write!(out, "b{:02x?}", array.as_binary_view().value(row)); }
+        DataType::Utf8 => {
+            let _ = write!(out, "{:?}", array.as_string::<i32>().value(row));
+        }
+        DataType::LargeUtf8 => {
+            let _ = write!(out, "{:?}", array.as_string::<i64>().value(row));
+        }
+        DataType::Utf8View => {
+            let _ = write!(out, "{:?}", array.as_string_view().value(row));
+        }
+        DataType::Binary => {
+            let _ = write!(out, "b{:02x?}", array.as_binary::<i32>().value(row));
+        }
+        DataType::LargeBinary => {
+            let _ = write!(out, "b{:02x?}", array.as_binary::<i64>().value(row));
+        }
+        DataType::BinaryView => {
+            let _ = write!(out, "b{:02x?}", array.as_binary_view().value(row));
+        }
         DataType::Struct(fields) => {
             let s = array.as_struct();
             let mut parts: Vec<(String, String)> = Vec::new();
@@ -123,7 +165,9 @@ pub fn write_value(out: &mut String, array: &ArrayRef, row: usize) {
             pairs.sort();
             let _ = write!(out, "map{pairs:?}");
         }
-        other => { let _ = write!(out, "<unsupported {other}>"); }
+        other => {
+            let _ = write!(out, "<unsupported {other}>");
+        }
     }
 }
 
@@ -149,7 +193,12 @@ pub fn canonical_rows(batches: &[RecordBatch]) -> Vec<String> {
 
 /// Compares two results: same column names, same normalized types, same multiset of rows.
 /// Returns a description of the first difference.
-pub fn compare(actual: &[RecordBatch], actual_schema: &arrow::datatypes::Schema, expected: &[RecordBatch], expected_schema: &arrow::datatypes::Schema) -> Result<(), String> {
+pub fn compare(
+    actual: &[RecordBatch],
+    actual_schema: &arrow::datatypes::Schema,
+    expected: &[RecordBatch],
+    expected_schema: &arrow::datatypes::Schema,
+) -> Result<(), String> {
     let cols = |s: &arrow::datatypes::Schema| -> BTreeMap<String, DataType> {
         s.fields().iter().map(|f| (f.name().clone(), normalize_type(f.data_type()))).collect()
     };
@@ -181,10 +230,22 @@ mod tests {
     #[test]
     fn compare_is_order_insensitive_and_nan_aware() {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true), Field::new("f", DataType::Float64, true)]));
-        let b1 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2])), Arc::new(Float64Array::from(vec![f64::NAN, 1.0]))]).unwrap();
-        let b2 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![2, 1])), Arc::new(Float64Array::from(vec![1.0, -f64::NAN]))]).unwrap();
+        let b1 = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![1, 2])), Arc::new(Float64Array::from(vec![f64::NAN, 1.0]))],
+        )
+        .unwrap();
+        let b2 = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![2, 1])), Arc::new(Float64Array::from(vec![1.0, -f64::NAN]))],
+        )
+        .unwrap();
         assert!(compare(std::slice::from_ref(&b1), &schema, &[b2], &schema).is_ok());
-        let b3 = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![2, 1])), Arc::new(Float64Array::from(vec![1.0, 0.0]))]).unwrap();
+        let b3 = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![2, 1])), Arc::new(Float64Array::from(vec![1.0, 0.0]))],
+        )
+        .unwrap();
         assert!(compare(&[b1], &schema, &[b3], &schema).is_err());
     }
 

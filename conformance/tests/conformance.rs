@@ -49,13 +49,21 @@ async fn scan_version(table: &Table, version: i64) -> Result<(Vec<RecordBatch>, 
 /// Oracle for pruning: for a few columns, `col = v`, `col < v`, `col > v` and `col IS NULL` (with
 /// `v` taken from the expected rows) must return exactly the expected rows that satisfy the same
 /// predicate. Partition pruning, stats skipping and row-group pruning may drop files, never rows.
-async fn check_predicates(table: &Table, version: i64, expected: &[RecordBatch], schema: &arrow::datatypes::Schema) -> Result<usize, String> {
+async fn check_predicates(
+    table: &Table,
+    version: i64,
+    expected: &[RecordBatch],
+    schema: &arrow::datatypes::Schema,
+) -> Result<usize, String> {
     use arrow::datatypes::DataType as T;
     use delta_core::expr::{evaluate_predicate, CmpOp, Expr, Scalar};
     let mut checked = 0;
     let Some(first) = expected.iter().find(|b| b.num_rows() > 0) else { return Ok(0) };
     for (i, field) in schema.fields().iter().enumerate() {
-        let supported = matches!(field.data_type(), T::Int8 | T::Int16 | T::Int32 | T::Int64 | T::Utf8 | T::Date32 | T::Timestamp(_, _) | T::Decimal128(_, _) | T::Boolean);
+        let supported = matches!(
+            field.data_type(),
+            T::Int8 | T::Int16 | T::Int32 | T::Int64 | T::Utf8 | T::Date32 | T::Timestamp(_, _) | T::Decimal128(_, _) | T::Boolean
+        );
         if !supported || checked >= 12 {
             continue;
         }
@@ -91,7 +99,10 @@ async fn check_predicates(table: &Table, version: i64, expected: &[RecordBatch],
 fn refused_listed_feature(e: &DeltaError, entry: &Value) -> bool {
     let name = match e {
         DeltaError::UnsupportedReaderFeature { feature } | DeltaError::CatalogManaged { feature } => feature,
-        DeltaError::UnsupportedType { .. } => return entry["readerFeatures"].as_array().is_some_and(|f| !f.is_empty()) && matches!(e, DeltaError::UnsupportedType { data_type } if data_type.starts_with("geometry") || data_type.contains("shredded")),
+        DeltaError::UnsupportedType { .. } => {
+            return entry["readerFeatures"].as_array().is_some_and(|f| !f.is_empty())
+                && matches!(e, DeltaError::UnsupportedType { data_type } if data_type.starts_with("geometry") || data_type.contains("shredded"))
+        }
         _ => return false,
     };
     entry["readerFeatures"].as_array().is_some_and(|fs| fs.iter().any(|f| f.as_str() == Some(name)))
@@ -122,7 +133,8 @@ async fn check_log(table: &Table, entry: &Value, checks: &Value) -> Result<Strin
         }
         for key in ["readerFeatures", "writerFeatures"] {
             let sorted = |v: &Value| -> Vec<String> {
-                let mut s: Vec<String> = v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
+                let mut s: Vec<String> =
+                    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
                 s.sort();
                 s
             };
@@ -266,7 +278,8 @@ fn main() {
     let mut by_feature: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
     for (entry, result) in &results {
-        let mut feats: Vec<String> = entry["features"].as_array().map(|f| f.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
+        let mut feats: Vec<String> =
+            entry["features"].as_array().map(|f| f.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
         feats.push(format!("kind:{}", entry["expect"]["kind"].as_str().unwrap_or("?")));
         for f in feats {
             let e = by_feature.entry(f).or_default();

@@ -58,7 +58,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             arrow::datatypes::DataType::Int64 => arrow::compute::sum(c.as_primitive::<Int64Type>()).unwrap_or(0) as f64,
                             arrow::datatypes::DataType::Decimal128(_, s) => {
                                 let s = *s;
-                                arrow::compute::sum(c.as_primitive::<arrow::datatypes::Decimal128Type>()).unwrap_or(0) as f64 / 10f64.powi(s as i32)
+                                arrow::compute::sum(c.as_primitive::<arrow::datatypes::Decimal128Type>()).unwrap_or(0) as f64
+                                    / 10f64.powi(s as i32)
                             }
                             other => return Err(format!("cannot sum {other}").into()),
                         };

@@ -22,7 +22,9 @@ fn read(path: &str) -> Result<Vec<RecordBatch>, Box<dyn std::error::Error>> {
 fn hwm_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok())
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
@@ -42,7 +44,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t0 = Instant::now();
             for i in 0..n {
                 let slice = all.slice(i * per, per.min(rows - i * per));
-                let chunks: Vec<RecordBatch> = (0..slice.num_rows()).step_by(65536).map(|o| slice.slice(o, 65536.min(slice.num_rows() - o))).collect();
+                let chunks: Vec<RecordBatch> =
+                    (0..slice.num_rows()).step_by(65536).map(|o| slice.slice(o, 65536.min(slice.num_rows() - o))).collect();
                 table.write(chunks, WriteOptions::default()).await?;
             }
             (t0.elapsed().as_secs_f64(), rows, n)

@@ -42,7 +42,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = Table::open(&dir)?;
 
     println!("== create + append: 4 countries, partitioned by country ({dir})");
-    let first: Vec<RecordBatch> = ["UK", "FR", "DE", "US"].iter().enumerate().map(|(i, c)| sales(i as i64 * 1000, 1000, c)).collect::<Result<_, _>>()?;
+    let first: Vec<RecordBatch> =
+        ["UK", "FR", "DE", "US"].iter().enumerate().map(|(i, c)| sales(i as i64 * 1000, 1000, c)).collect::<Result<_, _>>()?;
     let opts = WriteOptions { partition_by: Some(vec!["country".into()]), ..Default::default() };
     let r = table.write(first, opts).await?;
     println!("   version {:?}: {} rows in {} files", r.version, r.rows_written, r.files_added);
@@ -63,7 +64,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Field::new("country", DataType::Utf8, true),
             Field::new("channel", DataType::Utf8, true),
         ])),
-        vec![Arc::new(Int64Array::from(vec![10_000, 10_001])), Arc::new(StringArray::from(vec!["FR", "FR"])), Arc::new(StringArray::from(vec!["web", "shop"]))],
+        vec![
+            Arc::new(Int64Array::from(vec![10_000, 10_001])),
+            Arc::new(StringArray::from(vec!["FR", "FR"])),
+            Arc::new(StringArray::from(vec!["web", "shop"])),
+        ],
     )?;
     let r = table.write(vec![extra], WriteOptions { merge_schema: true, ..Default::default() }).await?;
     println!("   version {:?}", r.version);
@@ -75,8 +80,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let v1 = table.snapshot_at(1).await?;
     println!("   rows at version 1 (time travel): {}", rows(&v1.scan().build()?.collect().await?));
 
-    let scan = snapshot.scan().with_columns(&["id", "day", "amount", "channel"]).with_filter("country = 'UK' AND day >= '2024-03-01' AND id < 4300")?.build()?;
-    println!("\n== filter country = 'UK' AND day >= '2024-03-01' AND id < 4300: reads {} of {} files", scan.files().len(), scan.total_files());
+    let scan = snapshot
+        .scan()
+        .with_columns(&["id", "day", "amount", "channel"])
+        .with_filter("country = 'UK' AND day >= '2024-03-01' AND id < 4300")?
+        .build()?;
+    println!(
+        "\n== filter country = 'UK' AND day >= '2024-03-01' AND id < 4300: reads {} of {} files",
+        scan.files().len(),
+        scan.total_files()
+    );
     let filtered = scan.collect().await?;
     let head: Vec<RecordBatch> = filtered.iter().take(1).map(|b| b.slice(0, b.num_rows().min(3))).collect();
     println!("{}", arrow::util::pretty::pretty_format_batches(&head)?);

@@ -121,12 +121,7 @@ enum Command {
         properties: Vec<String>,
     },
     /// `delta constraint TABLE add NAME EXPR` or `delta constraint TABLE drop NAME`.
-    Constraint {
-        table: String,
-        action: ConstraintAction,
-        name: String,
-        expr: Option<String>,
-    },
+    Constraint { table: String, action: ConstraintAction, name: String, expr: Option<String> },
     /// The files a scan would read after pruning, then `N of M files`.
     Files {
         table: String,
@@ -218,7 +213,9 @@ fn describe(snapshot: &Snapshot) -> String {
         out.push_str(&format!("name:              {name}\n"));
     }
     out.push_str(&format!("protocol:          reader {} / writer {}\n", p.min_reader_version, p.min_writer_version));
-    let list = |v: &Option<Vec<String>>| v.as_ref().map(|f| if f.is_empty() { "(none)".to_string() } else { f.join(", ") }).unwrap_or_else(|| "(legacy versions)".into());
+    let list = |v: &Option<Vec<String>>| {
+        v.as_ref().map(|f| if f.is_empty() { "(none)".to_string() } else { f.join(", ") }).unwrap_or_else(|| "(legacy versions)".into())
+    };
     out.push_str(&format!("reader features:   {}\n", list(&p.reader_features)));
     out.push_str(&format!("writer features:   {}\n", list(&p.writer_features)));
     let parts = snapshot.partition_columns();
@@ -352,7 +349,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let batches = read_inputs(&files, hint)?;
             let result = t.write(batches, options).await?;
             match result.version {
-                Some(v) => println!("version {v}: {} rows in {} files added, {} files removed", result.rows_written, result.files_added, result.files_removed),
+                Some(v) => println!(
+                    "version {v}: {} rows in {} files added, {} files removed",
+                    result.rows_written, result.files_added, result.files_removed
+                ),
                 None => println!("nothing to write"),
             }
         }
@@ -373,7 +373,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 }
                 ConstraintAction::Drop => t.drop_constraint(&name).await?,
             };
-            println!("constraint {name} {} at version {v}", match action { ConstraintAction::Add => "added", ConstraintAction::Drop => "dropped" });
+            println!(
+                "constraint {name} {} at version {v}",
+                match action {
+                    ConstraintAction::Add => "added",
+                    ConstraintAction::Drop => "dropped",
+                }
+            );
         }
         Command::Files { table, version, predicate } => {
             let snapshot = snapshot_for(&Table::open(&table)?, version, None).await?;
@@ -397,7 +403,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 fn parse_properties(items: &[String]) -> Result<std::collections::HashMap<String, String>, CliError> {
     items
         .iter()
-        .map(|kv| kv.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| CliError::Usage(format!("property `{kv}` is not key=value"))))
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| CliError::Usage(format!("property `{kv}` is not key=value")))
+        })
         .collect()
 }
 
@@ -419,7 +429,12 @@ fn parse_schema(text: &str) -> Result<StructType, CliError> {
             nullable = false;
             rest.truncate(rest.len() - "NOT NULL".len());
         }
-        fields.push(StructField { name: name.trim_matches('`').to_string(), data_type: parse_type(rest.trim())?, nullable, metadata: Default::default() });
+        fields.push(StructField {
+            name: name.trim_matches('`').to_string(),
+            data_type: parse_type(rest.trim())?,
+            nullable,
+            metadata: Default::default(),
+        });
     }
     if fields.is_empty() {
         return Err(CliError::Usage("the schema has no columns".into()));
@@ -490,7 +505,12 @@ fn parse_type(t: &str) -> Result<DataType, CliError> {
         let mut fields = Vec::new();
         for f in split_top_level(fs, ',') {
             let (name, ty) = f.split_once(':').ok_or_else(bad)?;
-            fields.push(StructField { name: name.trim().trim_matches('`').to_string(), data_type: parse_type(ty.trim())?, nullable: true, metadata: Default::default() });
+            fields.push(StructField {
+                name: name.trim().trim_matches('`').to_string(),
+                data_type: parse_type(ty.trim())?,
+                nullable: true,
+                metadata: Default::default(),
+            });
         }
         return Ok(DataType::Struct(StructType { fields }));
     }

@@ -22,7 +22,8 @@ use crate::replay::decode_commit_json;
 use crate::snapshot::{Snapshot, Table};
 
 /// Columns of a classic checkpoint (a subset of the replay layout).
-const CHECKPOINT_COLUMNS: [usize; 6] = [action_col::ADD, action_col::REMOVE, action_col::METADATA, action_col::PROTOCOL, action_col::TXN, action_col::DOMAIN_METADATA];
+const CHECKPOINT_COLUMNS: [usize; 6] =
+    [action_col::ADD, action_col::REMOVE, action_col::METADATA, action_col::PROTOCOL, action_col::TXN, action_col::DOMAIN_METADATA];
 
 /// The checkpoint's batches: one for the small actions, one per file column of the snapshot.
 pub fn checkpoint_batches(snapshot: &Snapshot) -> DeltaResult<Vec<RecordBatch>> {
@@ -115,7 +116,8 @@ pub async fn write_checksum(snapshot: &Snapshot, txn_id: Option<&str>) -> DeltaR
 pub async fn post_commit(table: &Table, version: i64) -> DeltaResult<()> {
     let snapshot = table.snapshot_at(version).await?;
     write_checksum(&snapshot, None).await?;
-    let interval: i64 = snapshot.metadata().property("delta.checkpointInterval").and_then(|v| v.parse().ok()).filter(|v| *v > 0).unwrap_or(10);
+    let interval: i64 =
+        snapshot.metadata().property("delta.checkpointInterval").and_then(|v| v.parse().ok()).filter(|v| *v > 0).unwrap_or(10);
     if version > 0 && version % interval == 0 && !snapshot.protocol().has_feature(&TableFeature::V2Checkpoint) {
         write_checkpoint(&snapshot).await?;
     }

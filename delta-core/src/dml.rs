@@ -12,5 +12,5 @@ use crate::snapshot::Snapshot;
 /// when the matching rows are deleted. SQL semantics: rows where it is NULL remain.
 pub async fn rows_not_matching(snapshot: &Snapshot, file: &AddFile, predicate: &Expr) -> DeltaResult<Vec<RecordBatch>> {
     let keep = Expr::Or(Box::new(Expr::Not(Box::new(predicate.clone()))), Box::new(Expr::IsNull(Box::new(predicate.clone()))));
-    snapshot.scan().with_predicate(keep).only_files(&[file.path.clone()]).build()?.collect().await
+    snapshot.scan().with_predicate(keep).only_files(std::slice::from_ref(&file.path)).build()?.collect().await
 }

@@ -108,8 +108,16 @@ pub enum Expr {
     Not(Box<Expr>),
     IsNull(Box<Expr>),
     IsNotNull(Box<Expr>),
-    In { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
-    Like { expr: Box<Expr>, pattern: String, negated: bool },
+    In {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: String,
+        negated: bool,
+    },
 }
 
 impl fmt::Display for Scalar {
@@ -264,11 +272,9 @@ fn from_sql(text: &str, e: ast::Expr) -> DeltaResult<Expr> {
         ast::Expr::UnaryOp { op: UnaryOperator::Plus, expr } => from_sql(text, *expr)?,
         ast::Expr::IsNull(e) => Expr::IsNull(conv(*e)?),
         ast::Expr::IsNotNull(e) => Expr::IsNotNull(conv(*e)?),
-        ast::Expr::In { expr, target: ast::InTarget::List(list), negated, .. } => Expr::In {
-            expr: conv(*expr)?,
-            list: list.into_iter().map(|e| from_sql(text, e)).collect::<DeltaResult<_>>()?,
-            negated,
-        },
+        ast::Expr::In { expr, target: ast::InTarget::List(list), negated, .. } => {
+            Expr::In { expr: conv(*expr)?, list: list.into_iter().map(|e| from_sql(text, e)).collect::<DeltaResult<_>>()?, negated }
+        }
         ast::Expr::Between { expr, negated, low, high } => {
             let e = from_sql(text, *expr)?;
             let between = Expr::And(

@@ -36,11 +36,11 @@ pub mod actions;
 pub mod checkpoint;
 pub mod dml;
 pub mod dv;
-pub mod txn;
-pub mod write;
 pub mod expr;
 pub mod scan;
 pub mod skipping;
+pub mod txn;
+pub mod write;
 
 pub use expr::Expr;
 pub use scan::{Scan, ScanBuilder, ScanFile};

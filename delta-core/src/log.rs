@@ -87,10 +87,7 @@ impl LogFileName {
 
     /// Whether this is any kind of checkpoint.
     pub fn is_checkpoint(&self) -> bool {
-        matches!(
-            self.kind,
-            LogFileKind::SinglePartCheckpoint | LogFileKind::MultiPartCheckpoint { .. } | LogFileKind::V2Checkpoint { .. }
-        )
+        matches!(self.kind, LogFileKind::SinglePartCheckpoint | LogFileKind::MultiPartCheckpoint { .. } | LogFileKind::V2Checkpoint { .. })
     }
 }
 
@@ -231,7 +228,8 @@ impl LogListing {
         // The newest complete checkpoint at or before `end`.
         let checkpoint = self.checkpoints.range(..=end).rev().find_map(|(v, _)| self.complete_checkpoint(*v));
         let start = checkpoint.as_ref().map(|c| c.version + 1).unwrap_or(0);
-        let commits: Vec<LogFile> = if start <= end { self.commits.range(start..=end).map(|(_, f)| f.clone()).collect() } else { Vec::new() };
+        let commits: Vec<LogFile> =
+            if start <= end { self.commits.range(start..=end).map(|(_, f)| f.clone()).collect() } else { Vec::new() };
         // Contiguity: start..=end must all be present.
         let mut expected = start;
         for c in &commits {
@@ -349,13 +347,7 @@ mod tests {
     use object_store::path::Path;
 
     fn meta(name: &str) -> ObjectMeta {
-        ObjectMeta {
-            location: Path::from(format!("t/_delta_log/{name}")),
-            last_modified: Utc::now(),
-            size: 1,
-            e_tag: None,
-            version: None,
-        }
+        ObjectMeta { location: Path::from(format!("t/_delta_log/{name}")), last_modified: Utc::now(), size: 1, e_tag: None, version: None }
     }
 
     #[test]

@@ -269,35 +269,21 @@ impl fmt::Display for TableFeature {
 impl Protocol {
     /// Reader features as parsed names (empty below reader version 3).
     pub fn reader_feature_set(&self) -> Vec<TableFeature> {
-        self.reader_features
-            .iter()
-            .flatten()
-            .map(|s| s.parse().unwrap_or(TableFeature::Unknown(s.clone())))
-            .collect()
+        self.reader_features.iter().flatten().map(|s| s.parse().unwrap_or(TableFeature::Unknown(s.clone()))).collect()
     }
 
     /// Writer features as parsed names (empty below writer version 7).
     pub fn writer_feature_set(&self) -> Vec<TableFeature> {
-        self.writer_features
-            .iter()
-            .flatten()
-            .map(|s| s.parse().unwrap_or(TableFeature::Unknown(s.clone())))
-            .collect()
+        self.writer_features.iter().flatten().map(|s| s.parse().unwrap_or(TableFeature::Unknown(s.clone()))).collect()
     }
 
     /// Whether the table has `feature` enabled, on the reader or writer side, including the
     /// features implied by legacy protocol versions.
     pub fn has_feature(&self, feature: &TableFeature) -> bool {
-        let listed = self
-            .reader_feature_set()
-            .iter()
-            .chain(self.writer_feature_set().iter())
-            .any(|f| f == feature);
+        let listed = self.reader_feature_set().iter().chain(self.writer_feature_set().iter()).any(|f| f == feature);
         listed
             || match feature {
-                TableFeature::ColumnMapping => {
-                    self.min_reader_version == 2 && self.min_writer_version >= 5
-                }
+                TableFeature::ColumnMapping => self.min_reader_version == 2 && self.min_writer_version >= 5,
                 _ => false,
             }
     }
@@ -314,9 +300,7 @@ impl Protocol {
                             return Err(DeltaError::CatalogManaged { feature: feature.name().to_string() })
                         }
                         f if f.is_readable() => {}
-                        f => {
-                            return Err(DeltaError::UnsupportedReaderFeature { feature: f.name().to_string() })
-                        }
+                        f => return Err(DeltaError::UnsupportedReaderFeature { feature: f.name().to_string() }),
                     }
                 }
                 Ok(())
@@ -333,10 +317,7 @@ fn string_map() -> DataType {
     DataType::Map(
         Arc::new(Field::new(
             "key_value",
-            DataType::Struct(Fields::from(vec![
-                Field::new("key", DataType::Utf8, false),
-                Field::new("value", DataType::Utf8, true),
-            ])),
+            DataType::Struct(Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Utf8, true)])),
             false,
         )),
         false,
@@ -457,11 +438,7 @@ pub fn action_schema() -> SchemaRef {
                     ])),
                     true,
                 ),
-                Field::new(
-                    "checkpointMetadata",
-                    DataType::Struct(Fields::from(vec![Field::new("version", DataType::Int64, true)])),
-                    true,
-                ),
+                Field::new("checkpointMetadata", DataType::Struct(Fields::from(vec![Field::new("version", DataType::Int64, true)])), true),
                 Field::new(
                     "sidecar",
                     DataType::Struct(Fields::from(vec![

@@ -18,8 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, GenericListArray, ListArray, MapArray, RecordBatch, StringArray,
-    StructArray,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, GenericListArray, ListArray, MapArray, RecordBatch, StringArray, StructArray,
 };
 use arrow::compute::filter;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Int64Type, Schema};
@@ -30,9 +29,7 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
 use crate::error::{DeltaError, DeltaResult, PathKind};
 use crate::log::{compaction_end, LogFile, LogFileKind, LogSegment};
-use crate::protocol::{
-    action_col, action_schema, add_col, add_fields, AppTransaction, DomainMetadata, Format, Metadata, Protocol,
-};
+use crate::protocol::{action_col, action_schema, add_col, add_fields, AppTransaction, DomainMetadata, Format, Metadata, Protocol};
 use crate::storage::TableLocation;
 
 /// Decodes one commit (or compacted / V2-JSON checkpoint) file into action batches.
@@ -103,7 +100,10 @@ pub fn conform(array: &ArrayRef, target: &DataType) -> DeltaResult<ArrayRef> {
         (DataType::List(_) | DataType::LargeList(_), DataType::List(tf)) => {
             let list: ListArray = match array.data_type() {
                 DataType::LargeList(_) => {
-                    let cast = arrow::compute::cast(array, &DataType::List(Arc::new(Field::new("element", array.as_list::<i64>().values().data_type().clone(), true))))?;
+                    let cast = arrow::compute::cast(
+                        array,
+                        &DataType::List(Arc::new(Field::new("element", array.as_list::<i64>().values().data_type().clone(), true))),
+                    )?;
                     cast.as_list::<i32>().clone()
                 }
                 _ => array.as_list::<i32>().clone(),
@@ -353,8 +353,10 @@ pub fn map_cell(m: &MapArray, row: usize) -> Option<HashMap<String, Option<Strin
 }
 
 fn protocol_at(s: &StructArray, row: usize) -> DeltaResult<Protocol> {
-    let min_reader_version = i32_at(s, "minReaderVersion", row).ok_or_else(|| DeltaError::corrupt("protocol", "minReaderVersion missing"))?;
-    let min_writer_version = i32_at(s, "minWriterVersion", row).ok_or_else(|| DeltaError::corrupt("protocol", "minWriterVersion missing"))?;
+    let min_reader_version =
+        i32_at(s, "minReaderVersion", row).ok_or_else(|| DeltaError::corrupt("protocol", "minReaderVersion missing"))?;
+    let min_writer_version =
+        i32_at(s, "minWriterVersion", row).ok_or_else(|| DeltaError::corrupt("protocol", "minWriterVersion missing"))?;
     Ok(Protocol {
         min_reader_version,
         min_writer_version,
@@ -565,7 +567,11 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
         let sidecar_root = location.root_url().join("_delta_log/_sidecars/").map_err(|e| DeltaError::Internal(e.to_string()))?;
         let mut reads = Vec::new();
         for raw in &sidecars {
-            let url = sidecar_root.join(raw).map_err(|e| DeltaError::InvalidPath { kind: PathKind::Sidecar, path: raw.clone(), reason: e.to_string() })?;
+            let url = sidecar_root.join(raw).map_err(|e| DeltaError::InvalidPath {
+                kind: PathKind::Sidecar,
+                path: raw.clone(),
+                reason: e.to_string(),
+            })?;
             let resolved = location.resolve_url(PathKind::Sidecar, raw, url)?;
             reads.push(resolved.store_path);
         }
@@ -586,13 +592,9 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
 /// Builds a `RecordBatch` from the live add columns (for inspection and the CLI).
 pub fn files_batch(files: &[StructArray]) -> DeltaResult<RecordBatch> {
     let schema = Arc::new(Schema::new(add_fields()));
-    let batches = files
-        .iter()
-        .map(|s| RecordBatch::try_new(schema.clone(), s.columns().to_vec()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let batches = files.iter().map(|s| RecordBatch::try_new(schema.clone(), s.columns().to_vec())).collect::<Result<Vec<_>, _>>()?;
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,9 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, GenericListArray, MapArray, RecordBatch, StringArray, StructArray, UInt32Array};
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, GenericListArray, MapArray, RecordBatch, StringArray, StructArray, UInt32Array,
+};
 use arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use arrow::datatypes::{DataType as ArrowType, Field, FieldRef, Fields, Int64Type, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
@@ -65,13 +67,14 @@ impl AsyncFileReader for StoreFileReader {
     }
 
     fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move {
-            self.store.get_ranges(&self.path, &ranges).await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
-        }
-        .boxed()
+        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e))) }
+            .boxed()
     }
 
-    fn get_metadata<'a>(&'a mut self, _options: Option<&'a ArrowReaderOptions>) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = match self.size {
                 Some(s) => s,
@@ -196,16 +199,16 @@ impl ScanBuilder {
         let mut read_names = output_names.clone();
         if let Some(p) = &self.predicate {
             for col in p.columns() {
-                let top = schema.field(&col[0]).ok_or_else(|| DeltaError::ColumnNotFound { column: col.join("."), available: available() })?;
+                let top =
+                    schema.field(&col[0]).ok_or_else(|| DeltaError::ColumnNotFound { column: col.join("."), available: available() })?;
                 if !read_names.contains(&top.name) {
                     read_names.push(top.name.clone());
                 }
             }
         }
         let nullable = |f: &StructField| -> DeltaResult<Field> { Ok(crate::schema::all_nullable(&f.to_arrow(false)?)) };
-        let output_schema = Arc::new(Schema::new(
-            output_names.iter().filter_map(|n| schema.field(n)).map(nullable).collect::<DeltaResult<Vec<_>>>()?,
-        ));
+        let output_schema =
+            Arc::new(Schema::new(output_names.iter().filter_map(|n| schema.field(n)).map(nullable).collect::<DeltaResult<Vec<_>>>()?));
         let read_fields: Vec<StructField> = read_names.iter().filter_map(|n| schema.field(n)).cloned().collect();
         let read_schema = Arc::new(Schema::new(read_fields.iter().map(nullable).collect::<DeltaResult<Vec<_>>>()?));
         let partition_cols: Vec<String> = snapshot.partition_columns().to_vec();
@@ -295,11 +298,8 @@ impl FilePruner {
                 Ok((f.name.clone(), f.physical_name(mode).to_string(), f.data_type.to_arrow(false)?))
             })
             .collect::<DeltaResult<_>>()?;
-        let string_prefix_length = snapshot
-            .metadata()
-            .property("delta.dataSkippingStringPrefixLength")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(32usize);
+        let string_prefix_length =
+            snapshot.metadata().property("delta.dataSkippingStringPrefixLength").and_then(|v| v.parse().ok()).unwrap_or(32usize);
         Ok(FilePruner { arrow_schema: snapshot.arrow_schema(), schema, mode, partitions, string_prefix_length })
     }
 
@@ -316,7 +316,12 @@ impl FilePruner {
     }
 
     /// Whether a file with these (logical) partition values and stats can match `predicate`.
-    pub fn may_match(&self, predicate: &Expr, partition_values: &HashMap<String, Option<String>>, stats: Option<Value>) -> DeltaResult<bool> {
+    pub fn may_match(
+        &self,
+        predicate: &Expr,
+        partition_values: &HashMap<String, Option<String>>,
+        stats: Option<Value>,
+    ) -> DeltaResult<bool> {
         let mut arrays: HashMap<String, ArrayRef> = HashMap::with_capacity(self.partitions.len());
         for (logical, _, t) in &self.partitions {
             let v = partition_values.get(logical).cloned().flatten();
@@ -333,9 +338,16 @@ pub fn dv_at(dv: &StructArray, row: usize) -> Option<DeletionVectorDescriptor> {
     if dv.is_null(row) {
         return None;
     }
-    let s = |name: &str| dv.column_by_name(name).and_then(|c| c.as_string_opt::<i32>().filter(|a| a.is_valid(row)).map(|a| a.value(row).to_string()));
-    let i32v = |name: &str| dv.column_by_name(name).and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)));
-    let i64v = |name: &str| dv.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)));
+    let s = |name: &str| {
+        dv.column_by_name(name).and_then(|c| c.as_string_opt::<i32>().filter(|a| a.is_valid(row)).map(|a| a.value(row).to_string()))
+    };
+    let i32v = |name: &str| {
+        dv.column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
+    };
+    let i64v = |name: &str| {
+        dv.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
+    };
     Some(DeletionVectorDescriptor {
         storage_type: s("storageType")?,
         path_or_inline_dv: s("pathOrInlineDv")?,
@@ -355,7 +367,8 @@ pub fn parse_partition_value(column: &str, value: Option<&str>, t: &ArrowType) -
         ArrowType::Timestamp(_, tz) => {
             // `2021-09-08 11:11:11[.ffffff]` (UTC for `timestamp`, wall clock for `timestamp_ntz`)
             // or ISO-8601 with a zone.
-            let parsed = cast_with_options(&text, &ArrowType::Timestamp(TimeUnit::Microsecond, tz.clone()), &opts).map_err(|_| invalid())?;
+            let parsed =
+                cast_with_options(&text, &ArrowType::Timestamp(TimeUnit::Microsecond, tz.clone()), &opts).map_err(|_| invalid())?;
             Ok(parsed)
         }
         ArrowType::Binary => Ok(Arc::new(arrow::array::BinaryArray::from(vec![value.as_bytes()]))),
@@ -493,7 +506,9 @@ impl Scan {
 fn find_file_field(fields: &Fields, field: &StructField, mode: ColumnMappingMode) -> Option<usize> {
     if mode == ColumnMappingMode::Id {
         if let Some(id) = field.field_id() {
-            if let Some(i) = fields.iter().position(|f| f.metadata().get(PARQUET_FIELD_ID_KEY).and_then(|v| v.parse::<i64>().ok()) == Some(id)) {
+            if let Some(i) =
+                fields.iter().position(|f| f.metadata().get(PARQUET_FIELD_ID_KEY).and_then(|v| v.parse::<i64>().ok()) == Some(id))
+            {
                 return Some(i);
             }
         }
@@ -566,7 +581,8 @@ fn adapt(array: &ArrayRef, data_type: &DataType, mode: ColumnMappingMode, path: 
             if array.data_type() == &target {
                 array.clone()
             } else {
-                arrow::compute::cast(array, &target).map_err(|e| mismatch(format!("cannot read {} as {}: {e}", array.data_type(), target)))?
+                arrow::compute::cast(array, &target)
+                    .map_err(|e| mismatch(format!("cannot read {} as {}: {e}", array.data_type(), target)))?
             }
         }
         (expected, found) => return Err(mismatch(format!("expected {expected}, found {found}"))),
@@ -578,7 +594,9 @@ fn adapt(array: &ArrayRef, data_type: &DataType, mode: ColumnMappingMode, path: 
 fn int96_hint(t: &ArrowType) -> ArrowType {
     match t {
         ArrowType::Timestamp(TimeUnit::Nanosecond, None) => ArrowType::Timestamp(TimeUnit::Microsecond, None),
-        ArrowType::Struct(fields) => ArrowType::Struct(fields.iter().map(|f| Arc::new(f.as_ref().clone().with_data_type(int96_hint(f.data_type())))).collect()),
+        ArrowType::Struct(fields) => {
+            ArrowType::Struct(fields.iter().map(|f| Arc::new(f.as_ref().clone().with_data_type(int96_hint(f.data_type())))).collect())
+        }
         ArrowType::List(f) => ArrowType::List(Arc::new(f.as_ref().clone().with_data_type(int96_hint(f.data_type())))),
         ArrowType::LargeList(f) => ArrowType::LargeList(Arc::new(f.as_ref().clone().with_data_type(int96_hint(f.data_type())))),
         ArrowType::Map(f, s) => ArrowType::Map(Arc::new(f.as_ref().clone().with_data_type(int96_hint(f.data_type()))), *s),
@@ -597,10 +615,13 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
     let resolved: ResolvedPath = inner.location.resolve(PathKind::Data, &file.path)?;
     let display = resolved.url.to_string();
     let deleted = load_dv(inner, file).await?;
-    let mut reader = StoreFileReader::new(inner.location.store().clone(), resolved.store_path.clone(), (file.size > 0).then_some(file.size as u64));
+    let mut reader =
+        StoreFileReader::new(inner.location.store().clone(), resolved.store_path.clone(), (file.size > 0).then_some(file.size as u64));
     let metadata = match ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new().with_skip_arrow_metadata(true)).await {
         Ok(m) => m,
-        Err(parquet::errors::ParquetError::External(e)) if e.downcast_ref::<object_store::Error>().is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })) => {
+        Err(parquet::errors::ParquetError::External(e))
+            if e.downcast_ref::<object_store::Error>().is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })) =>
+        {
             return Err(DeltaError::DataFileNotFound { path: display });
         }
         Err(e) => return Err(DeltaError::parquet(&display, e)),
@@ -641,7 +662,9 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
                 continue;
             }
             let file_name = file_fields[root].name();
-            let Ok(conv) = StatisticsConverter::try_new(file_name, &file_schema, parquet_meta.file_metadata().schema_descr()) else { continue };
+            let Ok(conv) = StatisticsConverter::try_new(file_name, &file_schema, parquet_meta.file_metadata().schema_descr()) else {
+                continue;
+            };
             let groups = parquet_meta.row_groups();
             let (Ok(mins), Ok(maxes)) = (conv.row_group_mins(groups.iter()), conv.row_group_maxes(groups.iter())) else { continue };
             let nulls = conv.row_group_null_counts(groups.iter()).ok().map(|a| a.iter().collect::<Vec<_>>());
@@ -649,7 +672,8 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
         }
         if !columns.is_empty() {
             keep_groups.retain(|rg| {
-                let stats = RowGroupStats { row_group: *rg, num_rows: parquet_meta.row_group(*rg).num_rows().max(0) as u64, columns: &columns };
+                let stats =
+                    RowGroupStats { row_group: *rg, num_rows: parquet_meta.row_group(*rg).num_rows().max(0) as u64, columns: &columns };
                 can_match(pred, &stats, inner.read_schema.as_ref())
             });
         }
@@ -666,7 +690,8 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
         starts.push(acc);
         acc += rg.num_rows().max(0) as u64;
     }
-    let ranges: Vec<(u64, u64)> = keep_groups.iter().map(|rg| (starts[*rg], parquet_meta.row_group(*rg).num_rows().max(0) as u64)).collect();
+    let ranges: Vec<(u64, u64)> =
+        keep_groups.iter().map(|rg| (starts[*rg], parquet_meta.row_group(*rg).num_rows().max(0) as u64)).collect();
 
     let root_indices: Vec<usize> = {
         let mut v: Vec<usize> = roots.iter().flatten().copied().collect();

@@ -211,11 +211,7 @@ impl Parser {
                     let k = o.get("keyType").ok_or_else(|| DeltaError::schema("map without keyType"))?;
                     let val = o.get("valueType").ok_or_else(|| DeltaError::schema("map without valueType"))?;
                     let contains_null = o.get("valueContainsNull").and_then(Value::as_bool).unwrap_or(true);
-                    Ok(DataType::Map(
-                        Box::new(self.data_type(k, depth + 1)?),
-                        Box::new(self.data_type(val, depth + 1)?),
-                        contains_null,
-                    ))
+                    Ok(DataType::Map(Box::new(self.data_type(k, depth + 1)?), Box::new(self.data_type(val, depth + 1)?), contains_null))
                 }
                 other => Err(DeltaError::UnsupportedType { data_type: format!("{other:?}") }),
             },
@@ -224,10 +220,7 @@ impl Parser {
     }
 
     fn struct_type(&mut self, o: &Map<String, Value>, depth: usize) -> DeltaResult<StructType> {
-        let fields = o
-            .get("fields")
-            .and_then(Value::as_array)
-            .ok_or_else(|| DeltaError::schema("struct without a fields array"))?;
+        let fields = o.get("fields").and_then(Value::as_array).ok_or_else(|| DeltaError::schema("struct without a fields array"))?;
         self.fields_seen += fields.len();
         if self.fields_seen > self.limits.max_fields {
             return Err(DeltaError::LimitExceeded {
@@ -239,12 +232,9 @@ impl Parser {
         let mut out = Vec::with_capacity(fields.len());
         for f in fields {
             let f = f.as_object().ok_or_else(|| DeltaError::schema("struct field is not an object"))?;
-            let name = f
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| DeltaError::schema("struct field without a name"))?
-                .to_string();
-            let data_type = self.data_type(f.get("type").ok_or_else(|| DeltaError::schema(format!("field `{name}` has no type")))?, depth + 1)?;
+            let name = f.get("name").and_then(Value::as_str).ok_or_else(|| DeltaError::schema("struct field without a name"))?.to_string();
+            let data_type =
+                self.data_type(f.get("type").ok_or_else(|| DeltaError::schema(format!("field `{name}` has no type")))?, depth + 1)?;
             let nullable = f.get("nullable").and_then(Value::as_bool).unwrap_or(true);
             let metadata = f.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
             out.push(StructField { name, data_type, nullable, metadata });
@@ -272,10 +262,7 @@ impl StructType {
 
     /// The field named `name` (exact match first, then case-insensitive as Spark resolves).
     pub fn field(&self, name: &str) -> Option<&StructField> {
-        self.fields
-            .iter()
-            .find(|f| f.name == name)
-            .or_else(|| self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)))
+        self.fields.iter().find(|f| f.name == name).or_else(|| self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)))
     }
 
     /// Serialises back to Delta's JSON form.
@@ -311,7 +298,9 @@ impl DataType {
             DataType::Void => Value::String("void".into()),
             DataType::Struct(s) => s.to_json(),
             DataType::Array(e, n) => serde_json::json!({"type": "array", "elementType": e.to_json(), "containsNull": n}),
-            DataType::Map(k, v, n) => serde_json::json!({"type": "map", "keyType": k.to_json(), "valueType": v.to_json(), "valueContainsNull": n}),
+            DataType::Map(k, v, n) => {
+                serde_json::json!({"type": "map", "keyType": k.to_json(), "valueType": v.to_json(), "valueContainsNull": n})
+            }
         }
     }
 
@@ -343,10 +332,7 @@ impl DataType {
 
 /// The Arrow type of an unshredded variant.
 pub fn variant_arrow_type() -> ArrowType {
-    ArrowType::Struct(Fields::from(vec![
-        Field::new("metadata", ArrowType::Binary, true),
-        Field::new("value", ArrowType::Binary, true),
-    ]))
+    ArrowType::Struct(Fields::from(vec![Field::new("metadata", ArrowType::Binary, true), Field::new("value", ArrowType::Binary, true)]))
 }
 
 /// The Arrow type of a primitive Delta type.
@@ -397,11 +383,8 @@ pub fn all_nullable(f: &Field) -> Field {
         ArrowType::List(e) => ArrowType::List(Arc::new(all_nullable(e))),
         ArrowType::Map(e, sorted) => {
             let ArrowType::Struct(kv) = e.data_type() else { return f.clone().with_nullable(true) };
-            let kv: Fields = kv
-                .iter()
-                .enumerate()
-                .map(|(i, c)| Arc::new(if i == 0 { c.as_ref().clone() } else { all_nullable(c) }))
-                .collect();
+            let kv: Fields =
+                kv.iter().enumerate().map(|(i, c)| Arc::new(if i == 0 { c.as_ref().clone() } else { all_nullable(c) })).collect();
             ArrowType::Map(Arc::new(Field::new(e.name(), ArrowType::Struct(kv), false)), *sorted)
         }
         other => other.clone(),

@@ -191,7 +191,9 @@ impl FileStats<'_> {
             _ => return None,
         };
         let scalar = match t {
-            ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Date32 | ArrowType::Timestamp(_, _) | ArrowType::Binary => Scalar::String(text.clone()),
+            ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Date32 | ArrowType::Timestamp(_, _) | ArrowType::Binary => {
+                Scalar::String(text.clone())
+            }
             _ => Scalar::Number(text.clone()),
         };
         match t {
@@ -294,7 +296,12 @@ mod tests {
         let partitions: HashMap<String, ArrayRef> =
             [("p".to_string(), std::sync::Arc::new(arrow::array::StringArray::from(vec![Some("x")])) as ArrayRef)].into();
         let identity = |c: &[String]| Some(c.to_vec());
-        let fs = FileStats { stats: serde_json::from_str(stats).ok(), partition_values: &partitions, physical: &identity, string_prefix_length: 32 };
+        let fs = FileStats {
+            stats: serde_json::from_str(stats).ok(),
+            partition_values: &partitions,
+            physical: &identity,
+            string_prefix_length: 32,
+        };
         can_match(&Expr::parse(pred).unwrap(), &fs, &schema())
     }
 

@@ -106,7 +106,10 @@ impl Table {
                 Some(from) if *v >= from => {
                     let info = read_commit_info(&self.location, file).await?;
                     info.get("inCommitTimestamp").and_then(Value::as_i64).ok_or_else(|| {
-                        DeltaError::corrupt(&file.meta.location, "in-commit timestamps are enabled but commitInfo.inCommitTimestamp is missing")
+                        DeltaError::corrupt(
+                            &file.meta.location,
+                            "in-commit timestamps are enabled but commitInfo.inCommitTimestamp is missing",
+                        )
                     })?
                 }
                 _ => {
@@ -231,7 +234,14 @@ impl Snapshot {
             files: Arc::new(Vec::new()),
             txns: Arc::new(HashMap::new()),
             domains: Arc::new(HashMap::new()),
-            segment: Arc::new(LogSegment { end_version: -1, checkpoint: None, commits: vec![], compactions: vec![], checksum: None, all_commits: vec![] }),
+            segment: Arc::new(LogSegment {
+                end_version: -1,
+                checkpoint: None,
+                commits: vec![],
+                compactions: vec![],
+                checksum: None,
+                all_commits: vec![],
+            }),
             in_commit_timestamp: None,
             checksum_mismatch: None,
         })
@@ -250,7 +260,9 @@ impl Snapshot {
             let stats = column.column(add_col::STATS).as_string::<i32>();
             let dvs = column.column(add_col::DELETION_VECTOR).as_struct();
             let i64_col = |name: &str, row: usize| {
-                column.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
+                column
+                    .column_by_name(name)
+                    .and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
             };
             for row in 0..column.len() {
                 out.push(crate::actions::AddFile {
@@ -396,10 +408,7 @@ impl Snapshot {
     }
     /// Sum of `add.size` of live files.
     pub fn total_size_bytes(&self) -> i64 {
-        self.files
-            .iter()
-            .map(|f| f.column(add_col::SIZE).as_primitive::<Int64Type>().iter().flatten().sum::<i64>())
-            .sum()
+        self.files.iter().map(|f| f.column(add_col::SIZE).as_primitive::<Int64Type>().iter().flatten().sum::<i64>()).sum()
     }
 
     /// The version from which commits carry in-commit timestamps, when the feature is enabled.
@@ -409,12 +418,7 @@ impl Snapshot {
         {
             return None;
         }
-        Some(
-            self.metadata
-                .property("delta.inCommitTimestampEnablementVersion")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-        )
+        Some(self.metadata.property("delta.inCommitTimestampEnablementVersion").and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     /// The commit time of this version: the in-commit timestamp when enabled, else the commit file's

@@ -104,11 +104,8 @@ pub fn location_url(location: &str) -> DeltaResult<Url> {
         Url::parse(location).map_err(|e| invalid(e.to_string()))?
     } else {
         let path = std::path::Path::new(location);
-        let abs = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            std::env::current_dir().map_err(|e| invalid(e.to_string()))?.join(path)
-        };
+        let abs =
+            if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().map_err(|e| invalid(e.to_string()))?.join(path) };
         let abs = std::fs::canonicalize(&abs).unwrap_or(abs);
         Url::from_directory_path(&abs).map_err(|_| invalid("not an absolute path".into()))?
     };
@@ -127,10 +124,8 @@ impl TableLocation {
         let (store, root): (Arc<dyn ObjectStore>, Path) = if root_url.scheme() == "file" {
             // fsync on: a commit that returned must survive a machine crash.
             let store = LocalFileSystem::new().with_fsync(true);
-            let root = Path::from_url_path(root_url.path()).map_err(|e| DeltaError::InvalidLocation {
-                location: location.to_string(),
-                reason: e.to_string(),
-            })?;
+            let root = Path::from_url_path(root_url.path())
+                .map_err(|e| DeltaError::InvalidLocation { location: location.to_string(), reason: e.to_string() })?;
             (Arc::new(store), root)
         } else {
             let (store, root) = object_store::parse_url_opts(&root_url, options.storage_options.iter().cloned())
@@ -204,9 +199,8 @@ impl TableLocation {
     /// Confinement check and conversion of a canonical URL to a store path.
     pub fn resolve_url(&self, kind: PathKind, raw: &str, url: Url) -> DeltaResult<ResolvedPath> {
         let invalid = |reason: String| DeltaError::InvalidPath { kind, path: raw.to_string(), reason };
-        let same_origin = url.scheme() == self.root_url.scheme()
-            && url.host_str() == self.root_url.host_str()
-            && url.port() == self.root_url.port();
+        let same_origin =
+            url.scheme() == self.root_url.scheme() && url.host_str() == self.root_url.host_str() && url.port() == self.root_url.port();
         let store_path = Path::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
         let inside = same_origin && url.path().starts_with(self.root_url.path());
         let allowed = inside || self.options.allowed_external_prefixes.iter().any(|p| url.as_str().starts_with(p.as_str()));
@@ -299,7 +293,9 @@ fn list_local(dir: &std::path::Path, offset: Option<&str>, log: &Path) -> DeltaR
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(DeltaError::ObjectStore { source: object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) } }),
+        Err(e) => {
+            return Err(DeltaError::ObjectStore { source: object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) } })
+        }
     };
     let mut out = Vec::new();
     for entry in entries.flatten() {

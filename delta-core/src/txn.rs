@@ -19,7 +19,7 @@
 //! blind appends), files deleted that it read, files deleted by both. Then the in-commit timestamp
 //! is rebased past the winner's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -54,15 +54,36 @@ impl IsolationLevel {
 /// Why a commit could not be rebased over a concurrent winner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConflictReason {
-    ProtocolChanged { version: i64 },
-    MetadataChanged { version: i64 },
-    ConcurrentDomainMetadata { version: i64, domain: String },
-    ConcurrentTransaction { version: i64, app_id: String },
-    ConcurrentAppend { version: i64, path: String },
-    ConcurrentDeleteRead { version: i64, path: String },
-    ConcurrentDeleteDelete { version: i64, path: String },
+    ProtocolChanged {
+        version: i64,
+    },
+    MetadataChanged {
+        version: i64,
+    },
+    ConcurrentDomainMetadata {
+        version: i64,
+        domain: String,
+    },
+    ConcurrentTransaction {
+        version: i64,
+        app_id: String,
+    },
+    ConcurrentAppend {
+        version: i64,
+        path: String,
+    },
+    ConcurrentDeleteRead {
+        version: i64,
+        path: String,
+    },
+    ConcurrentDeleteDelete {
+        version: i64,
+        path: String,
+    },
     /// The retry budget ran out while other writers kept winning.
-    TooManyRetries { attempts: u32 },
+    TooManyRetries {
+        attempts: u32,
+    },
 }
 
 impl fmt::Display for ConflictReason {
@@ -70,10 +91,18 @@ impl fmt::Display for ConflictReason {
         match self {
             ConflictReason::ProtocolChanged { version } => write!(f, "the protocol changed in concurrent commit {version}"),
             ConflictReason::MetadataChanged { version } => write!(f, "the metadata changed in concurrent commit {version}"),
-            ConflictReason::ConcurrentDomainMetadata { version, domain } => write!(f, "domain `{domain}` changed in concurrent commit {version}"),
-            ConflictReason::ConcurrentTransaction { version, app_id } => write!(f, "application `{app_id}` committed concurrently in version {version}"),
-            ConflictReason::ConcurrentAppend { version, path } => write!(f, "concurrent commit {version} added `{path}`, which this transaction's read would have seen"),
-            ConflictReason::ConcurrentDeleteRead { version, path } => write!(f, "concurrent commit {version} removed `{path}`, which this transaction read"),
+            ConflictReason::ConcurrentDomainMetadata { version, domain } => {
+                write!(f, "domain `{domain}` changed in concurrent commit {version}")
+            }
+            ConflictReason::ConcurrentTransaction { version, app_id } => {
+                write!(f, "application `{app_id}` committed concurrently in version {version}")
+            }
+            ConflictReason::ConcurrentAppend { version, path } => {
+                write!(f, "concurrent commit {version} added `{path}`, which this transaction's read would have seen")
+            }
+            ConflictReason::ConcurrentDeleteRead { version, path } => {
+                write!(f, "concurrent commit {version} removed `{path}`, which this transaction read")
+            }
             ConflictReason::ConcurrentDeleteDelete { version, path } => write!(f, "concurrent commit {version} also removed `{path}`"),
             ConflictReason::TooManyRetries { attempts } => write!(f, "gave up after {attempts} attempts"),
         }
@@ -117,7 +146,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_rebases: 1000, max_transient_retries: 6, initial_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(500) }
+        RetryPolicy {
+            max_rebases: 1000,
+            max_transient_retries: 6,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(500),
+        }
     }
 }
 
@@ -145,7 +179,11 @@ pub struct Transaction {
 
 impl fmt::Debug for Transaction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transaction").field("read_version", &self.read_version).field("txn_id", &self.txn_id).field("actions", &self.actions.len()).finish()
+        f.debug_struct("Transaction")
+            .field("read_version", &self.read_version)
+            .field("txn_id", &self.txn_id)
+            .field("actions", &self.actions.len())
+            .finish()
     }
 }
 
@@ -248,7 +286,10 @@ impl Transaction {
         !self.read_whole_table
             && self.read_predicates.is_empty()
             && self.read_files.is_empty()
-            && self.actions.iter().all(|a| matches!(a, Action::Add(add) if add.data_change) || matches!(a, Action::Txn(_) | Action::CommitInfo(_)))
+            && self
+                .actions
+                .iter()
+                .all(|a| matches!(a, Action::Add(add) if add.data_change) || matches!(a, Action::Txn(_) | Action::CommitInfo(_)))
             && self.metadata.is_none()
             && self.protocol.is_none()
     }
@@ -296,11 +337,8 @@ impl Transaction {
         let location = self.snapshot.location().clone();
         let pruner = if self.creates_table { None } else { Some(FilePruner::new(&self.snapshot)?) };
         let mut version = self.read_version + 1;
-        let mut ict = if self.in_commit_timestamps() {
-            Some(now_ms().max(self.snapshot.timestamp_ms().map(|t| t + 1).unwrap_or(0)))
-        } else {
-            None
-        };
+        let mut ict =
+            if self.in_commit_timestamps() { Some(now_ms().max(self.snapshot.timestamp_ms().map(|t| t + 1).unwrap_or(0))) } else { None };
         let mut rebases = 0u32;
         loop {
             let body = commit_bytes(&self.build_actions(ict))?;
@@ -320,9 +358,15 @@ impl Transaction {
                                 Lookup::Other(_) | Lookup::Absent => {
                                     // Absent after the budget: nothing of ours is visible at this
                                     // version, but an in-flight write could still land.
-                                    CommitOutcome::Indeterminate { txn_id: self.txn_id.clone(), last_version_tried: version, error: e.to_string() }
+                                    CommitOutcome::Indeterminate {
+                                        txn_id: self.txn_id.clone(),
+                                        last_version_tried: version,
+                                        error: e.to_string(),
+                                    }
                                 }
-                                Lookup::Unreachable(err) => CommitOutcome::Indeterminate { txn_id: self.txn_id.clone(), last_version_tried: version, error: err },
+                                Lookup::Unreachable(err) => {
+                                    CommitOutcome::Indeterminate { txn_id: self.txn_id.clone(), last_version_tried: version, error: err }
+                                }
                             });
                         }
                         tokio::time::sleep(jitter(backoff, &self.txn_id, transient)).await;
@@ -337,7 +381,11 @@ impl Transaction {
                         // "Already exists" but not readable yet (a lagging store): retry, bounded.
                         transient += 1;
                         if transient > self.retry.max_transient_retries {
-                            return Ok(CommitOutcome::Indeterminate { txn_id: self.txn_id.clone(), last_version_tried: version, error: "version exists but cannot be read".into() });
+                            return Ok(CommitOutcome::Indeterminate {
+                                txn_id: self.txn_id.clone(),
+                                last_version_tried: version,
+                                error: "version exists but cannot be read".into(),
+                            });
                         }
                         tokio::time::sleep(jitter(backoff, &self.txn_id, transient)).await;
                         backoff = (backoff * 2).min(self.retry.max_backoff);
@@ -345,7 +393,11 @@ impl Transaction {
                     Lookup::Unreachable(err) => {
                         transient += 1;
                         if transient > self.retry.max_transient_retries {
-                            return Ok(CommitOutcome::Indeterminate { txn_id: self.txn_id.clone(), last_version_tried: version, error: err });
+                            return Ok(CommitOutcome::Indeterminate {
+                                txn_id: self.txn_id.clone(),
+                                last_version_tried: version,
+                                error: err,
+                            });
                         }
                         tokio::time::sleep(jitter(backoff, &self.txn_id, transient)).await;
                         backoff = (backoff * 2).min(self.retry.max_backoff);
@@ -378,17 +430,19 @@ impl Transaction {
         let path = location.log_path(&format!("{version:020}.json"));
         match location.read_optional(&path).await {
             Ok(None) => Lookup::Absent,
-            Ok(Some(bytes)) => match parse_commit(path.as_ref(), &bytes) {
-                Ok(actions) => {
-                    let ours = actions.iter().any(|a| matches!(a, Action::CommitInfo(ci) if ci.get("txnId").and_then(Value::as_str) == Some(self.txn_id.as_str())));
-                    if ours {
-                        Lookup::Ours
-                    } else {
-                        Lookup::Other(actions)
+            Ok(Some(bytes)) => {
+                match parse_commit(path.as_ref(), &bytes) {
+                    Ok(actions) => {
+                        let ours = actions.iter().any(|a| matches!(a, Action::CommitInfo(ci) if ci.get("txnId").and_then(Value::as_str) == Some(self.txn_id.as_str())));
+                        if ours {
+                            Lookup::Ours
+                        } else {
+                            Lookup::Other(actions)
+                        }
                     }
+                    Err(e) => Lookup::Unreachable(e.to_string()),
                 }
-                Err(e) => Lookup::Unreachable(e.to_string()),
-            },
+            }
             Err(e) => Lookup::Unreachable(e.to_string()),
         }
     }
@@ -404,7 +458,8 @@ impl Transaction {
             return Ok(Some(ConflictReason::MetadataChanged { version }));
         }
         // 3. Domain metadata touched by both.
-        let ours: HashSet<&str> = self.actions.iter().filter_map(|a| if let Action::DomainMetadata(d) = a { Some(d.domain.as_str()) } else { None }).collect();
+        let ours: HashSet<&str> =
+            self.actions.iter().filter_map(|a| if let Action::DomainMetadata(d) = a { Some(d.domain.as_str()) } else { None }).collect();
         for a in winner {
             if let Action::DomainMetadata(d) = a {
                 if ours.contains(d.domain.as_str()) {
@@ -427,7 +482,8 @@ impl Transaction {
             }
         }
         // 5. Files added that this transaction should have read.
-        let winner_blind = winner.iter().any(|a| matches!(a, Action::CommitInfo(ci) if ci.get("isBlindAppend").and_then(Value::as_bool) == Some(true)));
+        let winner_blind =
+            winner.iter().any(|a| matches!(a, Action::CommitInfo(ci) if ci.get("isBlindAppend").and_then(Value::as_bool) == Some(true)));
         let adds_count = !(self.isolation == IsolationLevel::WriteSerializable && winner_blind);
         if adds_count && (self.read_whole_table || !self.read_predicates.is_empty()) {
             for a in winner {
@@ -451,7 +507,8 @@ impl Transaction {
             }
         }
         // 7. Files deleted by both.
-        let our_removes: HashSet<&str> = self.actions.iter().filter_map(|a| if let Action::Remove(r) = a { Some(r.path.as_str()) } else { None }).collect();
+        let our_removes: HashSet<&str> =
+            self.actions.iter().filter_map(|a| if let Action::Remove(r) = a { Some(r.path.as_str()) } else { None }).collect();
         for a in winner {
             if let Action::Remove(r) = a {
                 if our_removes.contains(r.path.as_str()) {
@@ -520,9 +577,4 @@ pub async fn resolve_txn(location: &TableLocation, txn_id: &str, from: i64) -> D
         }
     }
     Ok(None)
-}
-
-/// Helper for callers that need a map of the current files by path.
-pub fn files_by_path(adds: &[AddFile]) -> HashMap<&str, &AddFile> {
-    adds.iter().map(|a| (a.path.as_str(), a)).collect()
 }

@@ -171,7 +171,12 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
         } else {
             2
         };
-        return Protocol { min_reader_version: if column_mapping { 2 } else { 1 }, min_writer_version: writer, reader_features: None, writer_features: None };
+        return Protocol {
+            min_reader_version: if column_mapping { 2 } else { 1 },
+            min_writer_version: writer,
+            reader_features: None,
+            writer_features: None,
+        };
     }
     if column_mapping {
         reader_features.push("columnMapping");
@@ -199,7 +204,12 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
 /// A Delta schema from an Arrow schema (nullable as the Arrow fields say).
 pub fn schema_from_arrow(schema: &Schema) -> DeltaResult<StructType> {
     fn field(f: &Field) -> DeltaResult<StructField> {
-        Ok(StructField { name: f.name().clone(), data_type: data_type(f.data_type())?, nullable: f.is_nullable(), metadata: Default::default() })
+        Ok(StructField {
+            name: f.name().clone(),
+            data_type: data_type(f.data_type())?,
+            nullable: f.is_nullable(),
+            metadata: Default::default(),
+        })
     }
     fn data_type(t: &ArrowType) -> DeltaResult<DataType> {
         use PrimitiveType as P;
@@ -218,10 +228,14 @@ pub fn schema_from_arrow(schema: &Schema) -> DeltaResult<StructType> {
             ArrowType::Timestamp(_, None) => DataType::Primitive(P::TimestampNtz),
             ArrowType::Decimal128(p, s) if *p <= 38 && *s >= 0 => DataType::Primitive(P::Decimal(*p, *s)),
             ArrowType::Null => DataType::Void,
-            ArrowType::Struct(fields) => DataType::Struct(StructType { fields: fields.iter().map(|f| field(f)).collect::<DeltaResult<_>>()? }),
+            ArrowType::Struct(fields) => {
+                DataType::Struct(StructType { fields: fields.iter().map(|f| field(f)).collect::<DeltaResult<_>>()? })
+            }
             ArrowType::List(e) | ArrowType::LargeList(e) => DataType::Array(Box::new(data_type(e.data_type())?), e.is_nullable()),
             ArrowType::Map(entries, _) => {
-                let ArrowType::Struct(kv) = entries.data_type() else { return Err(DeltaError::UnsupportedType { data_type: t.to_string() }) };
+                let ArrowType::Struct(kv) = entries.data_type() else {
+                    return Err(DeltaError::UnsupportedType { data_type: t.to_string() });
+                };
                 if kv.len() != 2 {
                     return Err(DeltaError::UnsupportedType { data_type: t.to_string() });
                 }
@@ -288,11 +302,17 @@ fn conform_batch(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -
             }
         };
         if !sf.nullable && col.null_count() > 0 {
-            return Err(DeltaError::WriteRefused { reason: format!("NOT NULL constraint violated: column `{}` has {} null values", sf.name, col.null_count()) });
+            return Err(DeltaError::WriteRefused {
+                reason: format!("NOT NULL constraint violated: column `{}` has {} null values", sf.name, col.null_count()),
+            });
         }
         columns.push(col);
     }
-    Ok(RecordBatch::try_new_with_options(target.clone(), columns, &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())))?)
+    Ok(RecordBatch::try_new_with_options(
+        target.clone(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
 }
 
 /// Merges the data's schema into the table's: new columns (nested too) are appended as nullable.
@@ -325,22 +345,33 @@ fn merge_types(name: &str, table: &DataType, data: &DataType, widen: bool) -> De
         }
         (DataType::Primitive(t), DataType::Primitive(d)) => {
             // Narrower data into a wider column is a plain write.
-            let into_wider = matches!((t, d), (P::Long, P::Integer | P::Short | P::Byte) | (P::Integer, P::Short | P::Byte) | (P::Short, P::Byte) | (P::Double, P::Float));
+            let into_wider = matches!(
+                (t, d),
+                (P::Long, P::Integer | P::Short | P::Byte) | (P::Integer, P::Short | P::Byte) | (P::Short, P::Byte) | (P::Double, P::Float)
+            );
             let widening = matches!(
                 (t, d),
-                (P::Byte, P::Short | P::Integer | P::Long) | (P::Short, P::Integer | P::Long) | (P::Integer, P::Long) | (P::Float, P::Double) | (P::Date, P::TimestampNtz)
+                (P::Byte, P::Short | P::Integer | P::Long)
+                    | (P::Short, P::Integer | P::Long)
+                    | (P::Integer, P::Long)
+                    | (P::Float, P::Double)
+                    | (P::Date, P::TimestampNtz)
             );
             if into_wider {
                 table.clone()
             } else if widening && widen {
                 data.clone()
             } else {
-                return Err(DeltaError::WriteRefused { reason: format!("column `{name}` has type {table} in the table and {data} in the data") });
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("column `{name}` has type {table} in the table and {data} in the data"),
+                });
             }
         }
         (DataType::Void, other) => other.clone(),
         (t, DataType::Void) => t.clone(),
-        (t, d) => return Err(DeltaError::WriteRefused { reason: format!("column `{name}` has type {t} in the table and {d} in the data") }),
+        (t, d) => {
+            return Err(DeltaError::WriteRefused { reason: format!("column `{name}` has type {t} in the table and {d} in the data") })
+        }
     })
 }
 
@@ -380,7 +411,8 @@ fn check_rules(batch: &RecordBatch, rules: &[(String, Expr)]) -> DeltaResult<()>
 fn escape_partition_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
-        let needs = (c as u32) < 0x20 || matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\x7f' | '{' | '[' | ']' | '^');
+        let needs =
+            (c as u32) < 0x20 || matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\x7f' | '{' | '[' | ']' | '^');
         if needs {
             out.push_str(&format!("%{:02X}", c as u32));
         } else {
@@ -392,7 +424,8 @@ fn escape_partition_value(v: &str) -> String {
 
 /// Percent-encodes a relative path for `add.path` (a URI reference).
 pub fn encode_path(path: &str) -> String {
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b'=');
+    const KEEP: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b'=');
     percent_encoding::utf8_percent_encode(path, KEEP).to_string()
 }
 
@@ -465,7 +498,11 @@ fn to_physical(batch: &RecordBatch, schema: &StructType, mode: ColumnMappingMode
         fields.push(f);
         cols.push(a);
     }
-    Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), cols, &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())))?)
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        cols,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
 }
 
 /// Running min/max/null count of one leaf column within one file.
@@ -489,7 +526,9 @@ fn extreme(a: &ArrayRef, descending: bool) -> DeltaResult<Option<ArrayRef>> {
         ($t:ty) => {{
             let p = a.as_primitive::<$t>();
             let v = if descending { arrow::compute::max(p) } else { arrow::compute::min(p) };
-            return Ok(v.map(|v| Arc::new(arrow::array::PrimitiveArray::<$t>::from(vec![v]).with_data_type(a.data_type().clone())) as ArrayRef));
+            return Ok(
+                v.map(|v| Arc::new(arrow::array::PrimitiveArray::<$t>::from(vec![v]).with_data_type(a.data_type().clone())) as ArrayRef)
+            );
         }};
     }
     match a.data_type() {
@@ -637,10 +676,13 @@ fn stats_columns(metadata: &Metadata, schema: &StructType, mode: ColumnMappingMo
         })
         .collect();
     if let Some(cols) = metadata.property("delta.dataSkippingStatsColumns") {
-        let wanted: Vec<Vec<String>> = cols.split(',').map(|c| c.trim().split('.').map(|p| p.trim_matches('`').to_string()).collect()).collect();
+        let wanted: Vec<Vec<String>> =
+            cols.split(',').map(|c| c.trim().split('.').map(|p| p.trim_matches('`').to_string()).collect()).collect();
         return leaves
             .into_iter()
-            .filter(|(l, _)| wanted.iter().any(|w| l.len() >= w.len() && l[..w.len()].iter().zip(w).all(|(a, b)| a.eq_ignore_ascii_case(b))))
+            .filter(|(l, _)| {
+                wanted.iter().any(|w| l.len() >= w.len() && l[..w.len()].iter().zip(w).all(|(a, b)| a.eq_ignore_ascii_case(b)))
+            })
             .map(|(_, p)| p)
             .collect();
     }
@@ -673,7 +715,13 @@ pub struct DeltaWriter {
 
 impl DeltaWriter {
     /// A writer for a table with this metadata.
-    pub fn new(location: TableLocation, metadata: &Metadata, schema: &StructType, mode: ColumnMappingMode, target_file_size: u64) -> DeltaResult<Self> {
+    pub fn new(
+        location: TableLocation,
+        metadata: &Metadata,
+        schema: &StructType,
+        mode: ColumnMappingMode,
+        target_file_size: u64,
+    ) -> DeltaResult<Self> {
         let partition_columns = metadata.partition_columns.clone();
         let data_schema = StructType {
             fields: schema.fields.iter().filter(|f| !partition_columns.iter().any(|p| p.eq_ignore_ascii_case(&f.name))).cloned().collect(),
@@ -711,7 +759,12 @@ impl DeltaWriter {
         // Partition keys per row.
         let mut keys: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(self.partition_columns.len()); batch.num_rows()];
         for p in &self.partition_columns {
-            let idx = self.schema.fields.iter().position(|f| f.name.eq_ignore_ascii_case(p)).ok_or_else(|| DeltaError::schema(format!("partition column `{p}` is not in the schema")))?;
+            let idx = self
+                .schema
+                .fields
+                .iter()
+                .position(|f| f.name.eq_ignore_ascii_case(p))
+                .ok_or_else(|| DeltaError::schema(format!("partition column `{p}` is not in the schema")))?;
             for (row, v) in partition_strings(batch.column(idx))?.into_iter().enumerate() {
                 keys[row].push(v.filter(|s| !s.is_empty()));
             }
@@ -744,8 +797,13 @@ impl DeltaWriter {
         if !self.open.contains_key(&key) {
             // Snappy, as Spark and delta-rs write by default.
             let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-            let writer = ArrowWriter::try_new(Vec::new(), physical.schema(), Some(props)).map_err(|e| DeltaError::parquet("new file", e))?;
-            let stats = self.stats_columns.iter().map(|p| ColumnStats { path: p.clone(), min: None, max: None, nulls: 0, no_bounds: false }).collect();
+            let writer =
+                ArrowWriter::try_new(Vec::new(), physical.schema(), Some(props)).map_err(|e| DeltaError::parquet("new file", e))?;
+            let stats = self
+                .stats_columns
+                .iter()
+                .map(|p| ColumnStats { path: p.clone(), min: None, max: None, nulls: 0, no_bounds: false })
+                .collect();
             self.open.insert(key.clone(), OpenFile { writer, rows: 0, stats });
         }
         let leaves = leaf_arrays(&data, &self.data_schema, self.mode);
@@ -885,7 +943,11 @@ impl Table {
     /// Creates the table at version 0 with this schema, partitioning and properties.
     pub async fn create(&self, schema: StructType, partition_columns: &[String], properties: HashMap<String, String>) -> DeltaResult<i64> {
         match self.snapshot().await {
-            Ok(s) => return Err(DeltaError::WriteRefused { reason: format!("a table already exists at {} (version {})", self.location().root_url(), s.version()) }),
+            Ok(s) => {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("a table already exists at {} (version {})", self.location().root_url(), s.version()),
+                })
+            }
             Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -909,7 +971,9 @@ impl Table {
         txn.add_action(Action::Metadata(metadata));
         match txn.commit().await? {
             CommitOutcome::Committed { version } => Ok(version),
-            CommitOutcome::Conflict(_) => Err(DeltaError::WriteRefused { reason: format!("a table was created concurrently at {}", self.location().root_url()) }),
+            CommitOutcome::Conflict(_) => {
+                Err(DeltaError::WriteRefused { reason: format!("a table was created concurrently at {}", self.location().root_url()) })
+            }
             other => other.version(),
         }
     }
@@ -934,8 +998,18 @@ impl Table {
         let snapshot = match existing {
             Some(s) => {
                 match options.mode {
-                    SaveMode::ErrorIfExists => return Err(DeltaError::WriteRefused { reason: format!("table exists at version {}", s.version()) }),
-                    SaveMode::Ignore => return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0, post_commit_error: None }),
+                    SaveMode::ErrorIfExists => {
+                        return Err(DeltaError::WriteRefused { reason: format!("table exists at version {}", s.version()) })
+                    }
+                    SaveMode::Ignore => {
+                        return Ok(WriteResult {
+                            version: None,
+                            files_added: 0,
+                            files_removed: 0,
+                            rows_written: 0,
+                            post_commit_error: None,
+                        })
+                    }
                     _ => {}
                 }
                 s
@@ -943,7 +1017,11 @@ impl Table {
             None => {
                 let schema = match &first_schema {
                     Some(s) => schema_from_arrow(s)?,
-                    None => return Err(DeltaError::WriteRefused { reason: "cannot create a table from an empty input without a schema".into() }),
+                    None => {
+                        return Err(DeltaError::WriteRefused {
+                            reason: "cannot create a table from an empty input without a schema".into(),
+                        })
+                    }
                 };
                 let parts = options.partition_by.clone().unwrap_or_default();
                 self.create(schema, &parts, options.properties.clone()).await?;
@@ -951,8 +1029,10 @@ impl Table {
             }
         };
         if let Some(parts) = &options.partition_by {
-            let same = parts.len() == snapshot.partition_columns().len() && parts.iter().zip(snapshot.partition_columns()).all(|(a, b)| a.eq_ignore_ascii_case(b));
-            if !same && !(options.overwrite_schema && options.mode == SaveMode::Overwrite) {
+            let same = parts.len() == snapshot.partition_columns().len()
+                && parts.iter().zip(snapshot.partition_columns()).all(|(a, b)| a.eq_ignore_ascii_case(b));
+            let replacing = options.overwrite_schema && options.mode == SaveMode::Overwrite;
+            if !same && !replacing {
                 return Err(DeltaError::WriteRefused {
                     reason: format!("partitioning {:?} differs from the table's {:?}", parts, snapshot.partition_columns()),
                 });
@@ -967,7 +1047,13 @@ impl Table {
     }
 }
 
-async fn write_to_snapshot<S>(table: &Table, snapshot: Snapshot, mut batches: S, options: WriteOptions, first_schema: Option<SchemaRef>) -> DeltaResult<WriteResult>
+async fn write_to_snapshot<S>(
+    table: &Table,
+    snapshot: Snapshot,
+    mut batches: S,
+    options: WriteOptions,
+    first_schema: Option<SchemaRef>,
+) -> DeltaResult<WriteResult>
 where
     S: Stream<Item = DeltaResult<RecordBatch>> + Send + Unpin,
 {
@@ -982,7 +1068,9 @@ where
     }
     let removes_data = options.mode == SaveMode::Overwrite;
     if removes_data && metadata.bool_property("delta.appendOnly", false) {
-        return Err(DeltaError::WriteRefused { reason: "the table is append-only (delta.appendOnly=true); overwrite is not allowed".into() });
+        return Err(DeltaError::WriteRefused {
+            reason: "the table is append-only (delta.appendOnly=true); overwrite is not allowed".into(),
+        });
     }
     // Schema evolution.
     let mut schema_changed = false;
@@ -1008,7 +1096,9 @@ where
     let mode = snapshot.column_mapping_mode();
     if schema_changed {
         if mode != ColumnMappingMode::None {
-            let mut next = metadata.property("delta.columnMapping.maxColumnId").and_then(|v| v.parse().ok()).unwrap_or_else(|| max_column_id(&schema)) + 1;
+            let mut next =
+                metadata.property("delta.columnMapping.maxColumnId").and_then(|v| v.parse().ok()).unwrap_or_else(|| max_column_id(&schema))
+                    + 1;
             assign_column_mapping(&mut schema, &mut next);
             metadata.configuration.insert("delta.columnMapping.maxColumnId".into(), Some((next - 1).to_string()));
         }
@@ -1049,7 +1139,9 @@ where
             if let Some(pred) = &options.replace_where {
                 let outside = batch.num_rows() - evaluate_predicate(pred, &batch)?.true_count();
                 if outside > 0 {
-                    return Err(DeltaError::WriteRefused { reason: format!("{outside} written row(s) do not match replaceWhere `{pred}`") });
+                    return Err(DeltaError::WriteRefused {
+                        reason: format!("{outside} written row(s) do not match replaceWhere `{pred}`"),
+                    });
                 }
             }
             Ok(batch)
@@ -1100,7 +1192,8 @@ where
             params["predicate"] = json!(pred.to_string());
             txn.read_predicate(pred.clone());
             let pruner = FilePruner::new(&snapshot)?;
-            let partition_only = pred.columns().iter().all(|c| c.len() == 1 && snapshot.partition_columns().iter().any(|p| p.eq_ignore_ascii_case(&c[0])));
+            let partition_only =
+                pred.columns().iter().all(|c| c.len() == 1 && snapshot.partition_columns().iter().any(|p| p.eq_ignore_ascii_case(&c[0])));
             for add in current {
                 let pv = pruner.logical_partition_values(&add.partition_values);
                 let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
@@ -1142,7 +1235,11 @@ where
                 let mut pred: Option<Expr> = None;
                 for (col, v) in pv {
                     let term = match v {
-                        Some(v) => Expr::Cmp(crate::expr::CmpOp::Eq, Box::new(Expr::col(&col)), Box::new(Expr::Literal(crate::expr::Scalar::String(v)))),
+                        Some(v) => Expr::Cmp(
+                            crate::expr::CmpOp::Eq,
+                            Box::new(Expr::col(&col)),
+                            Box::new(Expr::Literal(crate::expr::Scalar::String(v))),
+                        ),
                         None => Expr::IsNull(Box::new(Expr::col(&col))),
                     };
                     pred = Some(match pred {
@@ -1191,7 +1288,9 @@ impl Table {
         let mut metadata = snapshot.metadata().clone();
         ensure_writable(snapshot.protocol(), &metadata, snapshot.schema())?;
         if properties.keys().any(|k| k.starts_with("delta.constraints.")) {
-            return Err(DeltaError::WriteRefused { reason: "use add_constraint to add CHECK constraints (existing rows must be validated)".into() });
+            return Err(DeltaError::WriteRefused {
+                reason: "use add_constraint to add CHECK constraints (existing rows must be validated)".into(),
+            });
         }
         if properties.contains_key("delta.columnMapping.mode") && snapshot.column_mapping_mode() == ColumnMappingMode::None {
             return Err(DeltaError::WriteRefused { reason: "enabling column mapping on an existing table is not supported yet".into() });
@@ -1199,7 +1298,8 @@ impl Table {
         for (k, v) in &properties {
             metadata.configuration.insert(k.clone(), Some(v.clone()));
         }
-        let mut txn = Transaction::new(snapshot.clone()).with_operation("SET TBLPROPERTIES", json!({"properties": serde_json::to_string(&properties).unwrap_or_default()}));
+        let mut txn = Transaction::new(snapshot.clone())
+            .with_operation("SET TBLPROPERTIES", json!({"properties": serde_json::to_string(&properties).unwrap_or_default()}));
         self.commit_metadata(&snapshot, metadata, &mut txn)?;
         let version = txn.commit().await?.version()?;
         // Post-commit work never turns a committed change into an error.
@@ -1214,7 +1314,8 @@ impl Table {
         for k in keys {
             metadata.configuration.remove(k);
         }
-        let mut txn = Transaction::new(snapshot.clone()).with_operation("UNSET TBLPROPERTIES", json!({"properties": serde_json::to_string(keys).unwrap_or_default()}));
+        let mut txn = Transaction::new(snapshot.clone())
+            .with_operation("UNSET TBLPROPERTIES", json!({"properties": serde_json::to_string(keys).unwrap_or_default()}));
         self.commit_metadata(&snapshot, metadata, &mut txn)?;
         let version = txn.commit().await?.version()?;
         // Post-commit work never turns a committed change into an error.
@@ -1233,7 +1334,9 @@ impl Table {
         let violating = Expr::Not(Box::new(expr.clone()));
         let bad = snapshot.scan().with_predicate(violating).build()?.count().await?;
         if bad > 0 {
-            return Err(DeltaError::WriteRefused { reason: format!("{bad} existing row(s) violate CHECK constraint {name} ({expression})") });
+            return Err(DeltaError::WriteRefused {
+                reason: format!("{bad} existing row(s) violate CHECK constraint {name} ({expression})"),
+            });
         }
         let mut metadata = snapshot.metadata().clone();
         metadata.configuration.insert(key, Some(expression.to_string()));

@@ -28,7 +28,10 @@ async fn table(name: &str) -> Table {
                 arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, true),
                 arrow::datatypes::Field::new("part", arrow::datatypes::DataType::Utf8, true),
             ])),
-            vec![std::sync::Arc::new(arrow::array::Int64Array::from(vec![id])), std::sync::Arc::new(arrow::array::StringArray::from(vec![part]))],
+            vec![
+                std::sync::Arc::new(arrow::array::Int64Array::from(vec![id])),
+                std::sync::Arc::new(arrow::array::StringArray::from(vec![part])),
+            ],
         )
         .unwrap();
         t.write(vec![b], WriteOptions::default()).await.unwrap();
@@ -225,7 +228,9 @@ async fn in_commit_timestamps_are_rebased_past_the_winner() {
     let dir = std::env::temp_dir().join(format!("delta-conflict-{}-ict", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let t = Table::open(dir.to_str().unwrap()).unwrap();
-    let schema = delta_core::schema::StructType::parse(r#"{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}}]}"#).unwrap();
+    let schema =
+        delta_core::schema::StructType::parse(r#"{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}}]}"#)
+            .unwrap();
     t.create(schema, &[], [("delta.enableInCommitTimestamps".to_string(), "true".to_string())].into()).await.unwrap();
     let s = t.snapshot().await.unwrap();
     let mut w = Transaction::new(s.clone());
@@ -234,7 +239,8 @@ async fn in_commit_timestamps_are_rebased_past_the_winner() {
     l.add_action(add("l.parquet", "a"));
     assert!(committed(&race(w, l).await));
     let h = t.history(None).await.unwrap();
-    let ict = |v: i64| h.iter().find(|c| c.version == v).and_then(|c| c.commit_info.get("inCommitTimestamp")).and_then(|t| t.as_i64()).unwrap();
+    let ict =
+        |v: i64| h.iter().find(|c| c.version == v).and_then(|c| c.commit_info.get("inCommitTimestamp")).and_then(|t| t.as_i64()).unwrap();
     assert!(ict(2) > ict(1) && ict(1) > ict(0), "in-commit timestamps strictly increase: {} {} {}", ict(0), ict(1), ict(2));
 }
 

@@ -69,12 +69,25 @@ fn all_types(n: usize, offset: i64) -> RecordBatch {
             Arc::new(Float32Array::from((0..n).map(|i| r(i) as f32 / 3.0).collect::<Vec<_>>())),
             Arc::new(Float64Array::from((0..n).map(|i| -(r(i) as f64) / 7.0).collect::<Vec<_>>())),
             Arc::new(BooleanArray::from((0..n).map(|i| i % 2 == 0).collect::<Vec<_>>())),
-            Arc::new(Decimal128Array::from((0..n).map(|i| r(i) as i128 * 123 - 5000).collect::<Vec<_>>()).with_precision_and_scale(10, 2).unwrap()),
-            Arc::new(Decimal128Array::from((0..n).map(|i| (r(i) as i128) * 10i128.pow(18) + 1).collect::<Vec<_>>()).with_precision_and_scale(38, 18).unwrap()),
+            Arc::new(
+                Decimal128Array::from((0..n).map(|i| r(i) as i128 * 123 - 5000).collect::<Vec<_>>())
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+            Arc::new(
+                Decimal128Array::from((0..n).map(|i| (r(i) as i128) * 10i128.pow(18) + 1).collect::<Vec<_>>())
+                    .with_precision_and_scale(38, 18)
+                    .unwrap(),
+            ),
             Arc::new(Date32Array::from((0..n).map(|i| 19000 + r(i) as i32).collect::<Vec<_>>())),
-            Arc::new(TimestampMicrosecondArray::from((0..n).map(|i| 1_700_000_000_000_000 + r(i) * 1_234_567).collect::<Vec<_>>()).with_timezone("UTC")),
+            Arc::new(
+                TimestampMicrosecondArray::from((0..n).map(|i| 1_700_000_000_000_000 + r(i) * 1_234_567).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
             Arc::new(StringArray::from((0..n).map(|i| if i % 7 == 3 { None } else { Some(format!("s-{}-é", r(i))) }).collect::<Vec<_>>())),
-            Arc::new(BinaryArray::from((0..n).map(|i| vec![r(i) as u8, 0, 255]).collect::<Vec<_>>().iter().map(|v| v.as_slice()).collect::<Vec<_>>())),
+            Arc::new(BinaryArray::from(
+                (0..n).map(|i| vec![r(i) as u8, 0, 255]).collect::<Vec<_>>().iter().map(|v| v.as_slice()).collect::<Vec<_>>(),
+            )),
         ],
     )
 }
@@ -83,7 +96,10 @@ fn nested(n: usize) -> RecordBatch {
     let inner = Fields::from(vec![Field::new("x", DataType::Int32, true), Field::new("y", DataType::Utf8, true)]);
     let structs = StructArray::try_new(
         inner.clone(),
-        vec![Arc::new(Int32Array::from((0..n as i32).collect::<Vec<_>>())), Arc::new(StringArray::from((0..n).map(|i| format!("y{i}")).collect::<Vec<_>>()))],
+        vec![
+            Arc::new(Int32Array::from((0..n as i32).collect::<Vec<_>>())),
+            Arc::new(StringArray::from((0..n).map(|i| format!("y{i}")).collect::<Vec<_>>())),
+        ],
         None,
     )
     .unwrap();
@@ -116,88 +132,234 @@ fn nested(n: usize) -> RecordBatch {
 /// Writes every table shape under `root/<name>/table` and its rows (read back by this project)
 /// to `root/<name>/expected.parquet`.
 async fn write_shapes(root: &Path) -> usize {
-    let mut shapes: Vec<(&str, Box<dyn Fn(Table) -> futures::future::BoxFuture<'static, ()>>)> = Vec::new();
+    type Shape = Box<dyn Fn(Table) -> futures::future::BoxFuture<'static, ()>>;
+    let mut shapes: Vec<(&str, Shape)> = Vec::new();
     use futures::FutureExt;
-    shapes.push(("simple", Box::new(|t| async move { t.write(vec![ids_names(&[1, 2, 3], &["a", "b", "c"])], WriteOptions::default()).await.unwrap(); }.boxed())));
-    shapes.push(("partitioned_string", Box::new(|t| async move {
-        t.write(vec![ids_names(&[1, 2, 3, 4], &["a", "b", "a", "c"])], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() }).await.unwrap();
-    }.boxed())));
-    shapes.push(("partition_special_chars", Box::new(|t| async move {
-        let parts = ["a b", "c:d", "e/f", "g%h", "i=j", "k#l", "ü ñ"];
-        let ids: Vec<i64> = (0..parts.len() as i64).collect();
-        t.write(vec![ids_names(&ids, &parts)], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() }).await.unwrap();
-    }.boxed())));
-    shapes.push(("partition_nulls", Box::new(|t| async move {
-        let b = batch(
-            vec![Field::new("id", DataType::Int64, true), Field::new("part", DataType::Utf8, true)],
-            vec![Arc::new(Int64Array::from(vec![1, 2, 3])), Arc::new(StringArray::from(vec![Some("x"), None, Some("")]))],
-        );
-        t.write(vec![b], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() }).await.unwrap();
-    }.boxed())));
-    shapes.push(("partitioned_int_and_date", Box::new(|t| async move {
-        let b = batch(
-            vec![Field::new("id", DataType::Int64, true), Field::new("year", DataType::Int32, true), Field::new("day", DataType::Date32, true)],
-            vec![Arc::new(Int64Array::from(vec![1, 2, 3, 4])), Arc::new(Int32Array::from(vec![2023, 2024, 2024, 2023])), Arc::new(Date32Array::from(vec![19000, 19001, 19001, 19500]))],
-        );
-        t.write(vec![b], WriteOptions { partition_by: Some(vec!["year".into(), "day".into()]), ..Default::default() }).await.unwrap();
-    }.boxed())));
-    shapes.push(("all_types", Box::new(|t| async move {
-        t.write(vec![all_types(50, 0)], WriteOptions::default()).await.unwrap();
-        t.write(vec![all_types(20, 100)], WriteOptions::default()).await.unwrap();
-    }.boxed())));
-    shapes.push(("timestamp_ntz", Box::new(|t| async move {
-        let b = batch(
-            vec![Field::new("id", DataType::Int64, true), Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), true)],
-            vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(TimestampMicrosecondArray::from(vec![Some(1_600_000_000_123_456), None]))],
-        );
-        t.write(vec![b], WriteOptions::default()).await.unwrap();
-    }.boxed())));
-    shapes.push(("nested", Box::new(|t| async move { t.write(vec![nested(30)], WriteOptions::default()).await.unwrap(); }.boxed())));
-    shapes.push(("column_mapping", Box::new(|t| async move {
-        let opts = WriteOptions { properties: props(&[("delta.columnMapping.mode", "name")]), ..Default::default() };
-        t.write(vec![nested(12)], opts).await.unwrap();
-        t.write(vec![nested(5)], WriteOptions::default()).await.unwrap();
-    }.boxed())));
-    shapes.push(("column_mapping_partitioned", Box::new(|t| async move {
-        let opts = WriteOptions { partition_by: Some(vec!["part".into()]), properties: props(&[("delta.columnMapping.mode", "name")]), ..Default::default() };
-        t.write(vec![ids_names(&[1, 2, 3], &["a", "b", "a"])], opts).await.unwrap();
-    }.boxed())));
-    shapes.push(("check_constraint", Box::new(|t| async move {
-        let opts = WriteOptions { properties: props(&[("delta.constraints.positive_id", "id > 0")]), ..Default::default() };
-        t.write(vec![ids_names(&[1, 2], &["a", "b"])], opts).await.unwrap();
-        assert!(t.write(vec![ids_names(&[-1], &["a"])], WriteOptions::default()).await.is_err());
-    }.boxed())));
-    shapes.push(("many_commits_with_checkpoints", Box::new(|t| async move {
-        for i in 0..25 {
-            t.write(vec![ids_names(&[i], &["p"])], WriteOptions::default()).await.unwrap();
-        }
-    }.boxed())));
-    shapes.push(("overwritten", Box::new(|t| async move {
-        t.write(vec![ids_names(&[1, 2], &["a", "b"])], WriteOptions::default()).await.unwrap();
-        t.write(vec![ids_names(&[3], &["c"])], WriteOptions { mode: SaveMode::Overwrite, ..Default::default() }).await.unwrap();
-    }.boxed())));
-    shapes.push(("replace_where", Box::new(|t| async move {
-        t.write(vec![ids_names(&[1, 2, 3], &["a", "b", "a"])], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() }).await.unwrap();
-        let opts = WriteOptions { mode: SaveMode::Overwrite, replace_where: Some(Expr::parse("part = 'a'").unwrap()), ..Default::default() };
-        t.write(vec![ids_names(&[10], &["a"])], opts).await.unwrap();
-    }.boxed())));
-    shapes.push(("schema_evolution", Box::new(|t| async move {
-        t.write(vec![ids_names(&[1], &["a"])], WriteOptions::default()).await.unwrap();
-        let b = batch(
-            vec![Field::new("id", DataType::Int64, true), Field::new("score", DataType::Float64, true)],
-            vec![Arc::new(Int64Array::from(vec![2])), Arc::new(Float64Array::from(vec![0.5]))],
-        );
-        t.write(vec![b], WriteOptions { merge_schema: true, ..Default::default() }).await.unwrap();
-    }.boxed())));
-    shapes.push(("empty", Box::new(|t| async move {
-        let schema = delta_core::write::schema_from_arrow(&ids_names(&[], &[]).schema()).unwrap();
-        t.create(schema, &[], HashMap::new()).await.unwrap();
-    }.boxed())));
-    shapes.push(("append_only_with_ict", Box::new(|t| async move {
-        let opts = WriteOptions { properties: props(&[("delta.appendOnly", "true"), ("delta.enableInCommitTimestamps", "true")]), ..Default::default() };
-        t.write(vec![ids_names(&[1], &["a"])], opts).await.unwrap();
-        t.write(vec![ids_names(&[2], &["b"])], WriteOptions::default()).await.unwrap();
-    }.boxed())));
+    shapes.push((
+        "simple",
+        Box::new(|t| {
+            async move {
+                t.write(vec![ids_names(&[1, 2, 3], &["a", "b", "c"])], WriteOptions::default()).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "partitioned_string",
+        Box::new(|t| {
+            async move {
+                t.write(
+                    vec![ids_names(&[1, 2, 3, 4], &["a", "b", "a", "c"])],
+                    WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() },
+                )
+                .await
+                .unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "partition_special_chars",
+        Box::new(|t| {
+            async move {
+                let parts = ["a b", "c:d", "e/f", "g%h", "i=j", "k#l", "ü ñ"];
+                let ids: Vec<i64> = (0..parts.len() as i64).collect();
+                t.write(vec![ids_names(&ids, &parts)], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() })
+                    .await
+                    .unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "partition_nulls",
+        Box::new(|t| {
+            async move {
+                let b = batch(
+                    vec![Field::new("id", DataType::Int64, true), Field::new("part", DataType::Utf8, true)],
+                    vec![Arc::new(Int64Array::from(vec![1, 2, 3])), Arc::new(StringArray::from(vec![Some("x"), None, Some("")]))],
+                );
+                t.write(vec![b], WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() }).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "partitioned_int_and_date",
+        Box::new(|t| {
+            async move {
+                let b = batch(
+                    vec![
+                        Field::new("id", DataType::Int64, true),
+                        Field::new("year", DataType::Int32, true),
+                        Field::new("day", DataType::Date32, true),
+                    ],
+                    vec![
+                        Arc::new(Int64Array::from(vec![1, 2, 3, 4])),
+                        Arc::new(Int32Array::from(vec![2023, 2024, 2024, 2023])),
+                        Arc::new(Date32Array::from(vec![19000, 19001, 19001, 19500])),
+                    ],
+                );
+                t.write(vec![b], WriteOptions { partition_by: Some(vec!["year".into(), "day".into()]), ..Default::default() })
+                    .await
+                    .unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "all_types",
+        Box::new(|t| {
+            async move {
+                t.write(vec![all_types(50, 0)], WriteOptions::default()).await.unwrap();
+                t.write(vec![all_types(20, 100)], WriteOptions::default()).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "timestamp_ntz",
+        Box::new(|t| {
+            async move {
+                let b = batch(
+                    vec![
+                        Field::new("id", DataType::Int64, true),
+                        Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+                    ],
+                    vec![
+                        Arc::new(Int64Array::from(vec![1, 2])),
+                        Arc::new(TimestampMicrosecondArray::from(vec![Some(1_600_000_000_123_456), None])),
+                    ],
+                );
+                t.write(vec![b], WriteOptions::default()).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "nested",
+        Box::new(|t| {
+            async move {
+                t.write(vec![nested(30)], WriteOptions::default()).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "column_mapping",
+        Box::new(|t| {
+            async move {
+                let opts = WriteOptions { properties: props(&[("delta.columnMapping.mode", "name")]), ..Default::default() };
+                t.write(vec![nested(12)], opts).await.unwrap();
+                t.write(vec![nested(5)], WriteOptions::default()).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "column_mapping_partitioned",
+        Box::new(|t| {
+            async move {
+                let opts = WriteOptions {
+                    partition_by: Some(vec!["part".into()]),
+                    properties: props(&[("delta.columnMapping.mode", "name")]),
+                    ..Default::default()
+                };
+                t.write(vec![ids_names(&[1, 2, 3], &["a", "b", "a"])], opts).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "check_constraint",
+        Box::new(|t| {
+            async move {
+                let opts = WriteOptions { properties: props(&[("delta.constraints.positive_id", "id > 0")]), ..Default::default() };
+                t.write(vec![ids_names(&[1, 2], &["a", "b"])], opts).await.unwrap();
+                assert!(t.write(vec![ids_names(&[-1], &["a"])], WriteOptions::default()).await.is_err());
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "many_commits_with_checkpoints",
+        Box::new(|t| {
+            async move {
+                for i in 0..25 {
+                    t.write(vec![ids_names(&[i], &["p"])], WriteOptions::default()).await.unwrap();
+                }
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "overwritten",
+        Box::new(|t| {
+            async move {
+                t.write(vec![ids_names(&[1, 2], &["a", "b"])], WriteOptions::default()).await.unwrap();
+                t.write(vec![ids_names(&[3], &["c"])], WriteOptions { mode: SaveMode::Overwrite, ..Default::default() }).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "replace_where",
+        Box::new(|t| {
+            async move {
+                t.write(
+                    vec![ids_names(&[1, 2, 3], &["a", "b", "a"])],
+                    WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() },
+                )
+                .await
+                .unwrap();
+                let opts = WriteOptions {
+                    mode: SaveMode::Overwrite,
+                    replace_where: Some(Expr::parse("part = 'a'").unwrap()),
+                    ..Default::default()
+                };
+                t.write(vec![ids_names(&[10], &["a"])], opts).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "schema_evolution",
+        Box::new(|t| {
+            async move {
+                t.write(vec![ids_names(&[1], &["a"])], WriteOptions::default()).await.unwrap();
+                let b = batch(
+                    vec![Field::new("id", DataType::Int64, true), Field::new("score", DataType::Float64, true)],
+                    vec![Arc::new(Int64Array::from(vec![2])), Arc::new(Float64Array::from(vec![0.5]))],
+                );
+                t.write(vec![b], WriteOptions { merge_schema: true, ..Default::default() }).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "empty",
+        Box::new(|t| {
+            async move {
+                let schema = delta_core::write::schema_from_arrow(&ids_names(&[], &[]).schema()).unwrap();
+                t.create(schema, &[], HashMap::new()).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "append_only_with_ict",
+        Box::new(|t| {
+            async move {
+                let opts = WriteOptions {
+                    properties: props(&[("delta.appendOnly", "true"), ("delta.enableInCommitTimestamps", "true")]),
+                    ..Default::default()
+                };
+                t.write(vec![ids_names(&[1], &["a"])], opts).await.unwrap();
+                t.write(vec![ids_names(&[2], &["b"])], WriteOptions::default()).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
     let count = shapes.len();
     for (name, make) in shapes {
         let dir = root.join(name);

@@ -18,7 +18,8 @@ fn tmp(name: &str) -> std::path::PathBuf {
 }
 
 fn ids(batches: &[RecordBatch]) -> Vec<i64> {
-    let mut out: Vec<i64> = batches.iter().flat_map(|b| b.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec()).collect();
+    let mut out: Vec<i64> =
+        batches.iter().flat_map(|b| b.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec()).collect();
     out.sort();
     out
 }
@@ -120,7 +121,10 @@ async fn last_checkpoint_is_only_a_hint() {
 async fn unsupported_reader_features_are_refused_by_name_before_data() {
     let t = TestTable::create(&tmp("gate"));
     // The data file does not exist: refusing must happen before any read.
-    t.commit(0, &[protocol(3, 7, Some(&["deletionVectors", "fancyNewThing"])), metadata(false, json!({})), add("missing.parquet", 10, &[1], None)]);
+    t.commit(
+        0,
+        &[protocol(3, 7, Some(&["deletionVectors", "fancyNewThing"])), metadata(false, json!({})), add("missing.parquet", 10, &[1], None)],
+    );
     let err = Table::open(&t.uri()).unwrap().snapshot().await.unwrap_err();
     match err {
         DeltaError::UnsupportedReaderFeature { feature } => assert_eq!(feature, "fancyNewThing"),
@@ -159,7 +163,10 @@ async fn sorted_files_are_pruned_by_stats_and_partitions_by_value() {
     let scan = snapshot.scan().with_filter("part = 'p 0:x%y'").unwrap().build().unwrap();
     assert_eq!(scan.files().len(), 8);
     let batches = scan.collect().await.unwrap();
-    let parts: Vec<String> = batches.iter().flat_map(|b| b.column_by_name("part").unwrap().as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>()).collect();
+    let parts: Vec<String> = batches
+        .iter()
+        .flat_map(|b| b.column_by_name("part").unwrap().as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>())
+        .collect();
     assert!(parts.iter().all(|p| p == "p 0:x%y") && parts.len() == 800);
     // Projection keeps the requested order.
     let scan = snapshot.scan().with_columns(&["part", "id"]).with_filter("id = 1").unwrap().build().unwrap();

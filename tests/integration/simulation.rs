@@ -40,15 +40,14 @@ fn run_case(seed: u64, per_mille: u64, writers: Vec<Vec<Op>>) -> Result<(), Stri
 fn concurrent_writers_under_random_faults_match_the_model() {
     let cases: u32 = std::env::var("SIM_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|v| v.parse().ok()) {
-        let writers = vec![vec![Op::Append { rows: 2 }, Op::ReplacePartition { part: 1, rows: 2 }, Op::Checkpoint, Op::Overwrite { rows: 1 }]; 3];
+        let writers =
+            vec![vec![Op::Append { rows: 2 }, Op::ReplacePartition { part: 1, rows: 2 }, Op::Checkpoint, Op::Overwrite { rows: 1 }]; 3];
         run_case(seed, 150, writers).unwrap_or_else(|e| panic!("{e}"));
         return;
     }
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     let strategy = (any::<u64>(), 0u64..250, proptest::collection::vec(proptest::collection::vec(op_strategy(), 1..7), 1..4));
-    let result = runner.run(&strategy, |(seed, per_mille, writers)| {
-        run_case(seed, per_mille, writers).map_err(TestCaseError::fail)
-    });
+    let result = runner.run(&strategy, |(seed, per_mille, writers)| run_case(seed, per_mille, writers).map_err(TestCaseError::fail));
     if let Err(e) = result {
         panic!("simulation failed (replay with SIM_SEED=<seed> for the seed below): {e}");
     }
@@ -109,7 +108,10 @@ fn every_fault_at_every_store_call_keeps_the_table_consistent() {
                 faults_hit += sim.faulty.log.lock().map(|l| l.len() as u64).unwrap_or(0);
             }
         }
-        println!("exhaustive sweep: explored {explored} crash points ({calls} store calls × {} fault kinds), {faults_hit} faults injected", Fault::ALL_SWEPT.len());
+        println!(
+            "exhaustive sweep: explored {explored} crash points ({calls} store calls × {} fault kinds), {faults_hit} faults injected",
+            Fault::ALL_SWEPT.len()
+        );
         assert!(explored >= 4 * calls && calls > 20);
     });
 }
@@ -154,7 +156,13 @@ fn sixteen_writers_with_250_blind_appends_each_commit_exactly_once() {
         let history = table.history(None).await.expect("history");
         let mut seen = BTreeMap::new();
         for h in &history {
-            if let Some(id) = h.commit_info.get("userMetadata").and_then(|v| v.as_str()).and_then(|s| s.strip_prefix("op-")).and_then(|s| s.parse::<u64>().ok()) {
+            if let Some(id) = h
+                .commit_info
+                .get("userMetadata")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.strip_prefix("op-"))
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 assert!(seen.insert(id, h.version).is_none(), "op {id} committed twice");
             }
         }

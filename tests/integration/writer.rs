@@ -22,7 +22,8 @@ fn batch(ids: &[i64], parts: &[&str]) -> RecordBatch {
 
 async fn ids(table: &Table) -> Vec<i64> {
     let batches = table.snapshot().await.unwrap().scan().build().unwrap().collect().await.unwrap();
-    let mut out: Vec<i64> = batches.iter().flat_map(|b| b.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec()).collect();
+    let mut out: Vec<i64> =
+        batches.iter().flat_map(|b| b.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec()).collect();
     out.sort();
     out
 }
@@ -65,7 +66,8 @@ async fn replace_where_on_partitions_and_on_data_columns() {
     assert!(matches!(err, DeltaError::WriteRefused { .. }), "{err}");
     assert_eq!(ids(&table).await, vec![3, 4, 10]);
     // A data-column predicate rewrites the files it partly covers.
-    let opts = WriteOptions { mode: SaveMode::Overwrite, replace_where: Some(delta_core::Expr::parse("id >= 4").unwrap()), ..Default::default() };
+    let opts =
+        WriteOptions { mode: SaveMode::Overwrite, replace_where: Some(delta_core::Expr::parse("id >= 4").unwrap()), ..Default::default() };
     table.write(vec![batch(&[40, 50], &["b", "c"])], opts).await.unwrap();
     assert_eq!(ids(&table).await, vec![3, 40, 50]);
 }
@@ -92,7 +94,11 @@ async fn schema_is_enforced_and_evolves_on_request() {
     let err = table.write(vec![bad], WriteOptions::default()).await.unwrap_err().to_string();
     assert!(err.contains("`id`") && err.contains("Utf8") && err.contains("long"), "{err}");
     // A narrower integer is a safe write into a long column.
-    let narrow = RecordBatch::try_new(Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, true)])), vec![Arc::new(Int32Array::from(vec![7]))]).unwrap();
+    let narrow = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, true)])),
+        vec![Arc::new(Int32Array::from(vec![7]))],
+    )
+    .unwrap();
     table.write(vec![narrow], WriteOptions::default()).await.unwrap();
     // A new column: refused without mergeSchema, added with it.
     let wide = RecordBatch::try_new(
@@ -106,7 +112,11 @@ async fn schema_is_enforced_and_evolves_on_request() {
     assert_eq!(snap.schema().fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["id", "part", "extra"]);
     assert_eq!(ids(&table).await, vec![1, 7, 8]);
     // overwriteSchema replaces it.
-    let other = RecordBatch::try_new(Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)])), vec![Arc::new(StringArray::from(vec!["only"]))]).unwrap();
+    let other = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)])),
+        vec![Arc::new(StringArray::from(vec!["only"]))],
+    )
+    .unwrap();
     table.write(vec![other], WriteOptions { mode: SaveMode::Overwrite, overwrite_schema: true, ..Default::default() }).await.unwrap();
     let snap = table.snapshot().await.unwrap();
     assert_eq!(snap.schema().fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["k"]);
@@ -115,11 +125,16 @@ async fn schema_is_enforced_and_evolves_on_request() {
 #[tokio::test]
 async fn table_rules_refuse_bad_rows() {
     let table = Table::open(&tmp("rules")).unwrap();
-    let props: HashMap<String, String> = [("delta.constraints.positive".to_string(), "id > 0".to_string()), ("delta.appendOnly".to_string(), "true".to_string())].into();
+    let props: HashMap<String, String> =
+        [("delta.constraints.positive".to_string(), "id > 0".to_string()), ("delta.appendOnly".to_string(), "true".to_string())].into();
     table.write(vec![batch(&[1], &["a"])], WriteOptions { properties: props, ..Default::default() }).await.unwrap();
     let err = table.write(vec![batch(&[-5], &["a"])], WriteOptions::default()).await.unwrap_err().to_string();
     assert!(err.contains("positive"), "{err}");
-    let err = table.write(vec![batch(&[5], &["a"])], WriteOptions { mode: SaveMode::Overwrite, ..Default::default() }).await.unwrap_err().to_string();
+    let err = table
+        .write(vec![batch(&[5], &["a"])], WriteOptions { mode: SaveMode::Overwrite, ..Default::default() })
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("append-only"), "{err}");
     assert_eq!(ids(&table).await, vec![1]);
     let p = table.snapshot().await.unwrap().protocol().clone();

@@ -25,8 +25,8 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult, Result,
 };
 
 /// One kind of fault.
@@ -49,9 +49,16 @@ impl Fault {
 pub enum FaultPlan {
     None,
     /// Each call faults with probability `per_mille / 1000`, kind chosen by the seed.
-    Random { seed: u64, per_mille: u64 },
+    Random {
+        seed: u64,
+        per_mille: u64,
+    },
     /// Exactly one fault, at call `index` (0-based, counting every instrumented call).
-    At { index: u64, fault: Fault, seed: u64 },
+    At {
+        index: u64,
+        fault: Fault,
+        seed: u64,
+    },
 }
 
 fn mix(mut x: u64) -> u64 {
@@ -92,7 +99,14 @@ fn injected(what: &str) -> object_store::Error {
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>, plan: FaultPlan) -> Self {
-        FaultyStore { inner, plan: Mutex::new(plan), calls: AtomicU64::new(0), crashed: AtomicBool::new(false), recent: Mutex::new(Vec::new()), log: Mutex::new(Vec::new()) }
+        FaultyStore {
+            inner,
+            plan: Mutex::new(plan),
+            calls: AtomicU64::new(0),
+            crashed: AtomicBool::new(false),
+            recent: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+        }
     }
 
     /// Instrumented calls so far.
@@ -266,10 +280,13 @@ impl ObjectStore for FaultyStore {
                 self.crashed.store(true, Ordering::SeqCst);
                 futures::stream::once(async { Err(injected("process crashed during list")) }).boxed()
             }
-            Some(Fault::FailBefore) | Some(Fault::FailAfter) | Some(Fault::Torn) => futures::stream::once(async { Err(injected("list failed")) }).boxed(),
+            Some(Fault::FailBefore) | Some(Fault::FailAfter) | Some(Fault::Torn) => {
+                futures::stream::once(async { Err(injected("list failed")) }).boxed()
+            }
             Some(Fault::StaleList) => {
                 // Hide the newest 1..=3 objects written.
-                let hidden: Vec<Path> = self.recent.lock().map(|r| r.iter().rev().take(1 + (salt % 3) as usize).cloned().collect()).unwrap_or_default();
+                let hidden: Vec<Path> =
+                    self.recent.lock().map(|r| r.iter().rev().take(1 + (salt % 3) as usize).cloned().collect()).unwrap_or_default();
                 self.inner.list(prefix).try_filter(move |m| futures::future::ready(!hidden.contains(&m.location))).boxed()
             }
             _ => self.inner.list(prefix),

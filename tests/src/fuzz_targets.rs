@@ -21,8 +21,11 @@ use delta_core::{TableLocation, TableOptions};
 use object_store::path::Path;
 use object_store::ObjectMeta;
 
+/// A fuzz target: arbitrary bytes in, panics only on a broken oracle.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the replay test.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("commit_json", commit_json),
     ("schema_json", schema_json),
     ("checkpoint_parquet", checkpoint_parquet),
@@ -188,10 +191,7 @@ pub fn log_segment(data: &[u8]) {
 }
 
 fn sample_batch() -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("a", DataType::Int64, true),
-        Field::new("s", DataType::Utf8, true),
-    ]));
+    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("s", DataType::Utf8, true)]));
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(vec![Some(1), None, Some(-7), Some(i64::MAX)])),
         Arc::new(StringArray::from(vec![Some("x"), Some(""), None, Some("ü")])),
@@ -220,11 +220,8 @@ pub fn skipping_oracle(data: &[u8]) {
         return;
     }
     let (head, rest) = data.split_at(3);
-    let values: Vec<Option<i64>> = rest
-        .chunks(2)
-        .take(64)
-        .map(|c| if c[0] % 5 == 0 { None } else { Some(i64::from(*c.last().unwrap_or(&0) as i8)) })
-        .collect();
+    let values: Vec<Option<i64>> =
+        rest.chunks(2).take(64).map(|c| if c[0] % 5 == 0 { None } else { Some(i64::from(*c.last().unwrap_or(&0) as i8)) }).collect();
     if values.is_empty() {
         return;
     }

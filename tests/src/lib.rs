@@ -2,7 +2,7 @@
 //! by the `integration` test binary) and helpers that build real tables on local disk.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod fuzz_targets;
 pub mod faulty_store;
+pub mod fuzz_targets;
 pub mod sim;
 pub mod tables;

@@ -20,11 +20,20 @@ use crate::faulty_store::{FaultPlan, FaultyStore};
 /// An operation of a writer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Append { rows: u8 },
-    Overwrite { rows: u8 },
+    Append {
+        rows: u8,
+    },
+    Overwrite {
+        rows: u8,
+    },
     /// Overwrite partition `part` (rows all in it).
-    ReplacePartition { part: u8, rows: u8 },
-    SetProperty { value: u8 },
+    ReplacePartition {
+        part: u8,
+        rows: u8,
+    },
+    SetProperty {
+        value: u8,
+    },
     Checkpoint,
 }
 
@@ -78,7 +87,12 @@ impl SimTable {
     pub fn new(plan: FaultPlan) -> Self {
         let inner = Arc::new(InMemory::new());
         let faulty = Arc::new(FaultyStore::new(inner.clone(), plan));
-        SimTable { table: Table::from_location(location(faulty.clone())), clean: Table::from_location(location(inner.clone())), inner, faulty }
+        SimTable {
+            table: Table::from_location(location(faulty.clone())),
+            clean: Table::from_location(location(inner.clone())),
+            inner,
+            faulty,
+        }
     }
 
     /// Creates the table (no faults) so that writers have one to race on.
@@ -95,21 +109,34 @@ pub async fn run_op(table: &Table, op_id: u64, op: &Op) -> Outcome {
     commit_info.insert("userMetadata".into(), serde_json::json!(format!("op-{op_id}")));
     let rows = op_rows(op_id, op);
     let result = match op {
-        Op::Append { .. } => table.write(vec![rows_batch(&rows)], WriteOptions { commit_info, ..Default::default() }).await.map(|r| r.version),
-        Op::Overwrite { .. } => table.write(vec![rows_batch(&rows)], WriteOptions { mode: SaveMode::Overwrite, commit_info, ..Default::default() }).await.map(|r| r.version),
+        Op::Append { .. } => {
+            table.write(vec![rows_batch(&rows)], WriteOptions { commit_info, ..Default::default() }).await.map(|r| r.version)
+        }
+        Op::Overwrite { .. } => table
+            .write(vec![rows_batch(&rows)], WriteOptions { mode: SaveMode::Overwrite, commit_info, ..Default::default() })
+            .await
+            .map(|r| r.version),
         Op::ReplacePartition { part, .. } => {
             let pred = Expr::parse(&format!("part = 'p{}'", part % 3)).expect("pred");
-            table.write(vec![rows_batch(&rows)], WriteOptions { mode: SaveMode::Overwrite, replace_where: Some(pred), commit_info, ..Default::default() }).await.map(|r| r.version)
+            table
+                .write(
+                    vec![rows_batch(&rows)],
+                    WriteOptions { mode: SaveMode::Overwrite, replace_where: Some(pred), commit_info, ..Default::default() },
+                )
+                .await
+                .map(|r| r.version)
         }
         Op::SetProperty { value } => {
             let props: HashMap<String, String> = [("sim.value".to_string(), format!("{value}-{op_id}"))].into();
             // Properties carry the op id in their value; the checker finds them by it.
             table.set_properties(props).await.map(Some)
         }
-        Op::Checkpoint => return match table.checkpoint().await {
-            Ok(_) => Outcome::NoCommit,
-            Err(e) => Outcome::Unknown(e.to_string()),
-        },
+        Op::Checkpoint => {
+            return match table.checkpoint().await {
+                Ok(_) => Outcome::NoCommit,
+                Err(e) => Outcome::Unknown(e.to_string()),
+            }
+        }
     };
     match result {
         Ok(Some(v)) => Outcome::Committed(v),
@@ -126,14 +153,20 @@ async fn version_ops(clean: &Table, latest: i64) -> Result<BTreeMap<i64, (Option
     let history = clean.history(None).await.map_err(|e| e.to_string())?;
     let mut out = BTreeMap::new();
     for h in history {
-        let id = h.commit_info.get("userMetadata").and_then(|v| v.as_str()).and_then(|s| s.strip_prefix("op-")).and_then(|s| s.parse().ok()).or_else(|| {
-            h.commit_info
-                .get("operationParameters")
-                .and_then(|p| p.get("properties"))
-                .and_then(|p| p.as_str())
-                .and_then(|s| serde_json::from_str::<HashMap<String, String>>(s).ok())
-                .and_then(|m| m.get("sim.value").and_then(|v| v.split('-').nth(1)).and_then(|v| v.parse().ok()))
-        });
+        let id = h
+            .commit_info
+            .get("userMetadata")
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.strip_prefix("op-"))
+            .and_then(|s| s.parse().ok())
+            .or_else(|| {
+                h.commit_info
+                    .get("operationParameters")
+                    .and_then(|p| p.get("properties"))
+                    .and_then(|p| p.as_str())
+                    .and_then(|s| serde_json::from_str::<HashMap<String, String>>(s).ok())
+                    .and_then(|m| m.get("sim.value").and_then(|v| v.split('-').nth(1)).and_then(|v| v.parse().ok()))
+            });
         let read_version = h.commit_info.get("readVersion").and_then(|v| v.as_i64()).unwrap_or(h.version - 1);
         out.insert(h.version, (id, read_version));
     }
@@ -175,10 +208,8 @@ pub async fn check(sim: &SimTable, ops: &BTreeMap<u64, (Op, Outcome)>) -> Result
     }
     for (id, (op, outcome)) in ops {
         match outcome {
-            Outcome::Committed(v) => {
-                if seen.get(id) != Some(v) {
-                    return Err(format!("op {id} ({op:?}) acknowledged at v{v} but the log has it at {:?}", seen.get(id)));
-                }
+            Outcome::Committed(v) if seen.get(id) != Some(v) => {
+                return Err(format!("op {id} ({op:?}) acknowledged at v{v} but the log has it at {:?}", seen.get(id)));
             }
             Outcome::Rejected(why) => {
                 if let Some(v) = seen.get(id) {
@@ -216,7 +247,12 @@ pub async fn check(sim: &SimTable, ops: &BTreeMap<u64, (Op, Outcome)>) -> Result
         states.insert(*v, model.clone());
         let actual = rows_at(&sim.clean, *v).await?;
         if actual != model {
-            return Err(format!("v{v}: table has {} rows, model {} (first difference near {:?})", actual.len(), model.len(), actual.iter().zip(&model).find(|(a, b)| a != b)));
+            return Err(format!(
+                "v{v}: table has {} rows, model {} (first difference near {:?})",
+                actual.len(),
+                model.len(),
+                actual.iter().zip(&model).find(|(a, b)| a != b)
+            ));
         }
     }
     // Time travel by timestamp is exact.
