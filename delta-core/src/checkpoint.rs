@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StructArray};
+use object_store::ObjectStoreExt;
 use arrow::datatypes::{Field, Schema};
 use parquet::arrow::ArrowWriter;
 use serde_json::json;
@@ -120,6 +121,9 @@ pub async fn post_commit(table: &Table, version: i64) -> DeltaResult<()> {
         snapshot.metadata().property("delta.checkpointInterval").and_then(|v| v.parse().ok()).filter(|v| *v > 0).unwrap_or(10);
     if version > 0 && version % interval == 0 && !snapshot.protocol().has_feature(&TableFeature::V2Checkpoint) {
         write_checkpoint(&snapshot).await?;
+        if snapshot.metadata().bool_property("delta.enableExpiredLogCleanup", true) {
+            cleanup_expired_logs(&snapshot, chrono::Utc::now().timestamp_millis()).await?;
+        }
     }
     Ok(())
 }
@@ -130,5 +134,76 @@ impl Table {
         let snapshot = self.snapshot().await?;
         write_checkpoint(&snapshot).await?;
         Ok(snapshot.version())
+    }
+}
+
+/// Parses a Delta interval property (`interval 30 days`, `1 hour`, `0 seconds`) to milliseconds.
+pub fn parse_interval_ms(text: &str) -> Option<i64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let rest = lower.strip_prefix("interval").unwrap_or(&lower).trim();
+    let mut parts = rest.split_whitespace();
+    let n: i64 = parts.next()?.parse().ok()?;
+    let unit = parts.next().unwrap_or("days");
+    if parts.next().is_some() || n < 0 {
+        return None;
+    }
+    let ms = match unit.trim_end_matches('s') {
+        "millisecond" => 1,
+        "second" => 1_000,
+        "minute" => 60_000,
+        "hour" => 3_600_000,
+        "day" => 86_400_000,
+        "week" => 7 * 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(ms)
+}
+
+/// Removes expired log files (`delta.logRetentionDuration`, default 30 days): commits, checksums,
+/// compactions and checkpoints of versions before the newest checkpoint that is itself older than
+/// the cutoff, so the table stays readable from that checkpoint. Tables with
+/// checkpointProtection are left alone. Returns the number of files deleted.
+pub async fn cleanup_expired_logs(snapshot: &Snapshot, now_ms: i64) -> DeltaResult<usize> {
+    if snapshot.protocol().has_feature(&TableFeature::CheckpointProtection) {
+        return Ok(0);
+    }
+    let retention = snapshot.metadata().property("delta.logRetentionDuration").and_then(parse_interval_ms).unwrap_or(30 * 86_400_000);
+    let cutoff = now_ms.saturating_sub(retention);
+    let location = snapshot.location();
+    let listing = crate::log::LogSegment::full_listing(location).await?;
+    let expired = |f: &crate::log::LogFile| f.meta.last_modified.timestamp_millis() <= cutoff;
+    // The newest complete checkpoint, at or before this snapshot, that is past the cutoff.
+    let Some(keep_from) = listing
+        .checkpoints
+        .range(..=snapshot.version())
+        .rev()
+        .filter(|(v, files)| files.iter().all(expired) && listing.complete_checkpoint(**v).is_some())
+        .map(|(v, _)| *v)
+        .next()
+    else {
+        return Ok(0);
+    };
+    let mut doomed = Vec::new();
+    doomed.extend(listing.commits.range(..keep_from).map(|(_, f)| f).filter(|f| expired(f)).map(|f| f.meta.location.clone()));
+    doomed.extend(listing.checksums.range(..keep_from).map(|(_, f)| f).filter(|f| expired(f)).map(|f| f.meta.location.clone()));
+    doomed.extend(listing.checkpoints.range(..keep_from).flat_map(|(_, fs)| fs.iter()).filter(|f| expired(f)).map(|f| f.meta.location.clone()));
+    doomed.extend(listing.compactions.iter().filter(|f| crate::log::compaction_end(f) < keep_from && expired(f)).map(|f| f.meta.location.clone()));
+    // Oldest first: a crash part-way leaves a log that still starts at a readable point.
+    doomed.sort();
+    let n = doomed.len();
+    for path in doomed {
+        match location.store().delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
+impl Table {
+    /// Removes expired log files now (see [`cleanup_expired_logs`]).
+    pub async fn cleanup_log(&self) -> DeltaResult<usize> {
+        let snapshot = self.snapshot().await?;
+        cleanup_expired_logs(&snapshot, chrono::Utc::now().timestamp_millis()).await
     }
 }

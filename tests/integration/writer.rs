@@ -169,3 +169,25 @@ async fn checkpoints_every_interval_and_reads_from_them() {
     std::fs::write(log.join(format!("{:020}.checkpoint.parquet", 10)), b"PAR1 torn").unwrap();
     assert_eq!(ids(&table).await, (0..12).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn expired_logs_are_cleaned_up_behind_a_checkpoint() {
+    let dir = tmp("cleanup");
+    let table = Table::open(&dir).unwrap();
+    let props: HashMap<String, String> = [("delta.logRetentionDuration".to_string(), "interval 0 seconds".to_string())].into();
+    table.write(vec![batch(&[0], &["a"])], WriteOptions { properties: props, ..Default::default() }).await.unwrap();
+    for i in 1..12 {
+        table.write(vec![batch(&[i], &["a"])], WriteOptions::default()).await.unwrap();
+    }
+    let log = std::path::Path::new(&dir).join("_delta_log");
+    // The checkpoint at 10 was written and everything before it expired at once.
+    assert!(!log.join(format!("{:020}.json", 5)).exists());
+    assert!(log.join(format!("{:020}.json", 11)).exists());
+    assert_eq!(ids(&table).await, (0..12).collect::<Vec<_>>());
+    assert!(matches!(table.snapshot_at(5).await, Err(DeltaError::VersionNotFound { .. } | DeltaError::VersionsNotContiguous { .. })));
+    let history = table.history(None).await.unwrap();
+    assert_eq!(history.last().map(|h| h.version), Some(10));
+    assert_eq!(delta_core::checkpoint::parse_interval_ms("interval 30 days"), Some(30 * 86_400_000));
+    assert_eq!(delta_core::checkpoint::parse_interval_ms("2 hours"), Some(7_200_000));
+    assert_eq!(delta_core::checkpoint::parse_interval_ms("soon"), None);
+}
