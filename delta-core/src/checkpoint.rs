@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StructArray};
-use object_store::ObjectStoreExt;
 use arrow::datatypes::{Field, Schema};
+use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 use serde_json::json;
 
@@ -26,10 +26,88 @@ use crate::snapshot::{Snapshot, Table};
 const CHECKPOINT_COLUMNS: [usize; 6] =
     [action_col::ADD, action_col::REMOVE, action_col::METADATA, action_col::PROTOCOL, action_col::TXN, action_col::DOMAIN_METADATA];
 
+/// The `stats_parsed` struct type: numRecords, and min/max/nullCount over the data columns
+/// (physical names), for checkpoints with `delta.checkpoint.writeStatsAsStruct`.
+fn stats_struct_type(snapshot: &Snapshot) -> DeltaResult<arrow::datatypes::DataType> {
+    use crate::schema::{DataType, StructType};
+    use arrow::datatypes::{DataType as A, Fields};
+    let mode = snapshot.column_mapping_mode();
+    let parts = snapshot.partition_columns();
+    fn bounds(s: &StructType, mode: crate::schema::ColumnMappingMode) -> DeltaResult<Vec<Field>> {
+        let mut out = Vec::new();
+        for f in &s.fields {
+            let t = match &f.data_type {
+                DataType::Struct(inner) => A::Struct(Fields::from(bounds(inner, mode)?)),
+                DataType::Primitive(p) if !matches!(p, crate::schema::PrimitiveType::Binary | crate::schema::PrimitiveType::Boolean) => {
+                    f.data_type.to_arrow(false)?
+                }
+                _ => continue,
+            };
+            out.push(Field::new(f.physical_name(mode), t, true));
+        }
+        Ok(out)
+    }
+    fn counts(s: &StructType, mode: crate::schema::ColumnMappingMode) -> Vec<Field> {
+        s.fields
+            .iter()
+            .map(|f| match &f.data_type {
+                DataType::Struct(inner) => Field::new(f.physical_name(mode), A::Struct(Fields::from(counts(inner, mode))), true),
+                _ => Field::new(f.physical_name(mode), A::Int64, true),
+            })
+            .collect()
+    }
+    let data = StructType {
+        fields: snapshot.schema().fields.iter().filter(|f| !parts.iter().any(|p| p.eq_ignore_ascii_case(&f.name))).cloned().collect(),
+    };
+    Ok(A::Struct(Fields::from(vec![
+        Field::new("numRecords", A::Int64, true),
+        Field::new("minValues", A::Struct(Fields::from(bounds(&data, mode)?)), true),
+        Field::new("maxValues", A::Struct(Fields::from(bounds(&data, mode)?)), true),
+        Field::new("nullCount", A::Struct(Fields::from(counts(&data, mode))), true),
+    ])))
+}
+
+/// Decodes each file's JSON statistics into the `stats_parsed` struct (null where absent or
+/// unreadable).
+fn parse_stats(stats: &arrow::array::StringArray, t: &arrow::datatypes::DataType) -> DeltaResult<ArrayRef> {
+    let field = Arc::new(Field::new("stats_parsed", t.clone(), true));
+    let mut decoder = arrow::json::ReaderBuilder::new_with_field(field)
+        .with_coerce_primitive(true)
+        .with_batch_size(stats.len().max(1))
+        .build_decoder()?;
+    let mut lines = Vec::with_capacity(stats.len() * 64);
+    for i in 0..stats.len() {
+        let v = if stats.is_valid(i) { stats.value(i) } else { "null" };
+        // A corrupt stats string must not fail the checkpoint: write null for it.
+        let v = if serde_json::from_str::<serde_json::Value>(v).is_ok_and(|j| j.is_object()) { v } else { "null" };
+        lines.extend_from_slice(v.as_bytes());
+        lines.push(b'\n');
+    }
+    decoder.decode(&lines)?;
+    let batch = decoder.flush()?.ok_or_else(|| DeltaError::Internal("no stats decoded".into()))?;
+    Ok(batch.column(0).clone())
+}
+
 /// The checkpoint's batches: one for the small actions, one per file column of the snapshot.
 pub fn checkpoint_batches(snapshot: &Snapshot) -> DeltaResult<Vec<RecordBatch>> {
+    use arrow::array::AsArray;
     let full = action_schema();
-    let schema = Arc::new(full.project(&CHECKPOINT_COLUMNS)?);
+    let meta = snapshot.metadata();
+    let as_struct = meta.bool_property("delta.checkpoint.writeStatsAsStruct", false);
+    let as_json = meta.bool_property("delta.checkpoint.writeStatsAsJson", true);
+    let mut schema = full.project(&CHECKPOINT_COLUMNS)?;
+    let stats_type = if as_struct { Some(stats_struct_type(snapshot)?) } else { None };
+    if let Some(t) = &stats_type {
+        let arrow::datatypes::DataType::Struct(add_fields) = schema.field(0).data_type().clone() else {
+            return Err(DeltaError::Internal("add is a struct".into()));
+        };
+        let mut fields: Vec<Field> = add_fields.iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("stats_parsed", t.clone(), true));
+        let mut all: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        all[0] = Field::new("add", arrow::datatypes::DataType::Struct(fields.into()), true);
+        schema = Schema::new(all);
+    }
+    let schema = Arc::new(schema);
     let mut small = vec![Action::Protocol(snapshot.protocol().clone()), Action::Metadata(snapshot.metadata().clone())];
     let mut txns: Vec<_> = snapshot.app_transactions().values().cloned().collect();
     txns.sort_by(|a, b| a.app_id.cmp(&b.app_id));
@@ -40,19 +118,33 @@ pub fn checkpoint_batches(snapshot: &Snapshot) -> DeltaResult<Vec<RecordBatch>> 
     let bytes = commit_bytes(&small)?;
     let mut out = Vec::new();
     for b in decode_commit_json("checkpoint", &bytes, u64::MAX)? {
-        out.push(b.project(&CHECKPOINT_COLUMNS)?);
+        let b = b.project(&CHECKPOINT_COLUMNS)?;
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .map(|(f, c)| if c.data_type() == f.data_type() { c.clone() } else { new_null_array(f.data_type(), b.num_rows()) })
+            .collect();
+        out.push(RecordBatch::try_new(schema.clone(), columns)?);
     }
     for files in snapshot.file_columns() {
         let n = files.len();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(CHECKPOINT_COLUMNS.len());
         for (i, f) in schema.fields().iter().enumerate() {
             if i == 0 {
+                let mut add_columns = files.columns().to_vec();
+                if !as_json {
+                    add_columns[crate::protocol::add_col::STATS] = new_null_array(&arrow::datatypes::DataType::Utf8, n);
+                }
+                if let Some(t) = &stats_type {
+                    add_columns.push(parse_stats(files.column(crate::protocol::add_col::STATS).as_string::<i32>(), t)?);
+                }
                 let add: ArrayRef = Arc::new(StructArray::try_new(
                     match f.data_type() {
                         arrow::datatypes::DataType::Struct(fs) => fs.clone(),
                         _ => return Err(DeltaError::Internal("add is a struct".into())),
                     },
-                    files.columns().to_vec(),
+                    add_columns,
                     None,
                 )?);
                 columns.push(add);
@@ -186,8 +278,12 @@ pub async fn cleanup_expired_logs(snapshot: &Snapshot, now_ms: i64) -> DeltaResu
     let mut doomed = Vec::new();
     doomed.extend(listing.commits.range(..keep_from).map(|(_, f)| f).filter(|f| expired(f)).map(|f| f.meta.location.clone()));
     doomed.extend(listing.checksums.range(..keep_from).map(|(_, f)| f).filter(|f| expired(f)).map(|f| f.meta.location.clone()));
-    doomed.extend(listing.checkpoints.range(..keep_from).flat_map(|(_, fs)| fs.iter()).filter(|f| expired(f)).map(|f| f.meta.location.clone()));
-    doomed.extend(listing.compactions.iter().filter(|f| crate::log::compaction_end(f) < keep_from && expired(f)).map(|f| f.meta.location.clone()));
+    doomed.extend(
+        listing.checkpoints.range(..keep_from).flat_map(|(_, fs)| fs.iter()).filter(|f| expired(f)).map(|f| f.meta.location.clone()),
+    );
+    doomed.extend(
+        listing.compactions.iter().filter(|f| crate::log::compaction_end(f) < keep_from && expired(f)).map(|f| f.meta.location.clone()),
+    );
     // Oldest first: a crash part-way leaves a log that still starts at a readable point.
     doomed.sort();
     let n = doomed.len();

@@ -293,6 +293,26 @@ async fn write_shapes(root: &Path) -> usize {
         }),
     ));
     shapes.push((
+        "checkpoint_struct_stats",
+        Box::new(|t| {
+            async move {
+                let opts = WriteOptions {
+                    properties: props(&[
+                        ("delta.checkpoint.writeStatsAsStruct", "true"),
+                        ("delta.checkpoint.writeStatsAsJson", "false"),
+                        ("delta.checkpointInterval", "3"),
+                    ]),
+                    ..Default::default()
+                };
+                t.write(vec![all_types(10, 0)], opts).await.unwrap();
+                for i in 1..5 {
+                    t.write(vec![all_types(5, i * 10)], WriteOptions::default()).await.unwrap();
+                }
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
         "overwritten",
         Box::new(|t| {
             async move {
