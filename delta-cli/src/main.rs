@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use clap::{Parser, Subcommand, ValueEnum};
-use delta_core::schema::{DataType, PrimitiveType, StructField, StructType};
+use delta_core::schema::{DataType, StructField, StructType};
 use delta_core::write::{SaveMode, WriteOptions};
 use delta_core::{DeltaError, Snapshot, Table};
 use futures::TryStreamExt;
@@ -417,12 +417,25 @@ fn parse_schema(text: &str) -> Result<StructType, CliError> {
         return Ok(StructType::parse(text)?);
     }
     let mut fields = Vec::new();
-    for part in split_top_level(text, ',') {
+    for part in delta_core::schema::split_top_level(text, ',') {
         let part = part.trim();
         if part.is_empty() {
             continue;
         }
         let (name, rest) = part.split_once(char::is_whitespace).ok_or_else(|| CliError::Usage(format!("column `{part}` has no type")))?;
+        let mut rest = rest.trim().to_string();
+        let mut metadata = serde_json::Map::new();
+        // `name type GENERATED ALWAYS AS (expr)`
+        if let Some(at) = rest.to_ascii_uppercase().find("GENERATED ALWAYS AS") {
+            let expr = rest[at + "GENERATED ALWAYS AS".len()..].trim().to_string();
+            let expr = expr
+                .strip_prefix('(')
+                .and_then(|e| e.strip_suffix(')'))
+                .ok_or_else(|| CliError::Usage(format!("column `{name}`: GENERATED ALWAYS AS needs (expression)")))?;
+            delta_core::Expr::parse(expr)?;
+            metadata.insert("delta.generationExpression".into(), serde_json::Value::String(expr.to_string()));
+            rest.truncate(at);
+        }
         let mut rest = rest.trim().to_string();
         let mut nullable = true;
         if rest.to_ascii_uppercase().ends_with("NOT NULL") {
@@ -442,79 +455,8 @@ fn parse_schema(text: &str) -> Result<StructType, CliError> {
     Ok(StructType { fields })
 }
 
-fn split_top_level(text: &str, sep: char) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut depth = 0i32;
-    let mut cur = String::new();
-    for c in text.chars() {
-        match c {
-            '<' | '(' => depth += 1,
-            '>' | ')' => depth -= 1,
-            _ => {}
-        }
-        if c == sep && depth == 0 {
-            out.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
-        }
-    }
-    out.push(cur);
-    out
-}
-
 fn parse_type(t: &str) -> Result<DataType, CliError> {
-    let lower = t.to_ascii_lowercase();
-    let bad = || CliError::Usage(format!("unknown type `{t}`"));
-    let p = |p: PrimitiveType| Ok(DataType::Primitive(p));
-    match lower.as_str() {
-        "string" | "varchar" | "text" => return p(PrimitiveType::String),
-        "long" | "bigint" => return p(PrimitiveType::Long),
-        "int" | "integer" => return p(PrimitiveType::Integer),
-        "short" | "smallint" => return p(PrimitiveType::Short),
-        "byte" | "tinyint" => return p(PrimitiveType::Byte),
-        "float" | "real" => return p(PrimitiveType::Float),
-        "double" => return p(PrimitiveType::Double),
-        "boolean" | "bool" => return p(PrimitiveType::Boolean),
-        "binary" => return p(PrimitiveType::Binary),
-        "date" => return p(PrimitiveType::Date),
-        "timestamp" => return p(PrimitiveType::Timestamp),
-        "timestamp_ntz" => return p(PrimitiveType::TimestampNtz),
-        "variant" => return Ok(DataType::Variant),
-        _ => {}
-    }
-    if let Some(inner) = lower.strip_prefix("decimal(").and_then(|r| r.strip_suffix(')')) {
-        let (a, b) = inner.split_once(',').ok_or_else(bad)?;
-        let (prec, scale): (u8, i8) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-        if !(1..=38).contains(&prec) || scale < 0 || scale as u8 > prec {
-            return Err(bad());
-        }
-        return p(PrimitiveType::Decimal(prec, scale));
-    }
-    let inner = |prefix: &str| t.get(prefix.len()..t.len().saturating_sub(1)).filter(|_| lower.starts_with(prefix) && lower.ends_with('>'));
-    if let Some(e) = inner("array<") {
-        return Ok(DataType::Array(Box::new(parse_type(e.trim())?), true));
-    }
-    if let Some(kv) = inner("map<") {
-        let parts = split_top_level(kv, ',');
-        if parts.len() != 2 {
-            return Err(bad());
-        }
-        return Ok(DataType::Map(Box::new(parse_type(parts[0].trim())?), Box::new(parse_type(parts[1].trim())?), true));
-    }
-    if let Some(fs) = inner("struct<") {
-        let mut fields = Vec::new();
-        for f in split_top_level(fs, ',') {
-            let (name, ty) = f.split_once(':').ok_or_else(bad)?;
-            fields.push(StructField {
-                name: name.trim().trim_matches('`').to_string(),
-                data_type: parse_type(ty.trim())?,
-                nullable: true,
-                metadata: Default::default(),
-            });
-        }
-        return Ok(DataType::Struct(StructType { fields }));
-    }
-    Err(bad())
+    delta_core::schema::parse_sql_type(t).map_err(|_| CliError::Usage(format!("unknown type `{t}`")))
 }
 
 /// Reads parquet, CSV (with a header) or JSON-lines files. CSV and JSON are read with the table's

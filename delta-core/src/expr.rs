@@ -118,7 +118,39 @@ pub enum Expr {
         pattern: String,
         negated: bool,
     },
+    /// `CAST(expr AS type)`: Spark's non-ANSI cast (a value that does not convert is NULL).
+    Cast {
+        expr: Box<Expr>,
+        to: crate::schema::DataType,
+    },
+    /// A scalar function of Spark SQL (see [`FUNCTIONS`]); the name is lower case.
+    Function {
+        name: String,
+        args: Vec<Expr>,
+    },
 }
+
+/// The scalar functions this evaluator implements, with Spark's semantics.
+pub const FUNCTIONS: &[&str] = &[
+    "year",
+    "month",
+    "day",
+    "dayofmonth",
+    "hour",
+    "minute",
+    "second",
+    "upper",
+    "lower",
+    "concat",
+    "coalesce",
+    "length",
+    "char_length",
+    "substring",
+    "substr",
+    "to_date",
+    "date",
+    "abs",
+];
 
 impl fmt::Display for Scalar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -164,6 +196,11 @@ impl fmt::Display for Expr {
             Expr::Like { expr, pattern, negated } => {
                 write!(f, "({expr} {}LIKE {})", if *negated { "NOT " } else { "" }, Scalar::String(pattern.clone()))
             }
+            Expr::Cast { expr, to } => write!(f, "CAST({expr} AS {})", sql_type_name(to)),
+            Expr::Function { name, args } => {
+                let items: Vec<String> = args.iter().map(|e| e.to_string()).collect();
+                write!(f, "{name}({})", items.join(", "))
+            }
         }
     }
 }
@@ -206,7 +243,12 @@ impl Expr {
                 l.walk(f);
                 r.walk(f);
             }
-            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Like { expr: e, .. } => e.walk(f),
+            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Like { expr: e, .. } | Expr::Cast { expr: e, .. } => e.walk(f),
+            Expr::Function { args, .. } => {
+                for e in args {
+                    e.walk(f);
+                }
+            }
             Expr::In { expr, list, .. } => {
                 expr.walk(f);
                 for e in list {
@@ -291,7 +333,179 @@ fn from_sql(text: &str, e: ast::Expr) -> DeltaResult<Expr> {
             Expr::Literal(Scalar::String(p)) => Expr::Like { expr: conv(*expr)?, pattern: p, negated },
             _ => return Err(DeltaError::expr(text, "LIKE needs a string literal pattern")),
         },
+        ast::Expr::Cast { kind: ast::CastKind::Cast | ast::CastKind::DoubleColon, expr, data_type, format: None } => {
+            let to = crate::schema::parse_sql_type(&data_type.to_string()).map_err(|e| DeltaError::expr(text, e))?;
+            Expr::Cast { expr: conv(*expr)?, to }
+        }
+        ast::Expr::Substring { expr, substring_from, substring_for, .. } => {
+            let mut args = vec![from_sql(text, *expr)?];
+            args.push(match substring_from {
+                Some(f) => from_sql(text, *f)?,
+                None => Expr::Literal(Scalar::Integer(1)),
+            });
+            if let Some(n) = substring_for {
+                args.push(from_sql(text, *n)?);
+            }
+            Expr::Function { name: "substring".into(), args }
+        }
+        ast::Expr::Function(func) => {
+            let name = func.name.to_string().to_ascii_lowercase();
+            if !FUNCTIONS.contains(&name.as_str()) {
+                return Err(DeltaError::expr(text, format!("unsupported function `{name}`")));
+            }
+            if func.filter.is_some() || func.over.is_some() || !func.within_group.is_empty() {
+                return Err(DeltaError::expr(text, format!("`{name}` is a scalar function here")));
+            }
+            let args = match func.args {
+                ast::FunctionArguments::List(list) if list.duplicate_treatment.is_none() && list.clauses.is_empty() => list
+                    .args
+                    .into_iter()
+                    .map(|a| match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => from_sql(text, e),
+                        other => Err(DeltaError::expr(text, format!("unsupported argument `{other}`"))),
+                    })
+                    .collect::<DeltaResult<Vec<_>>>()?,
+                ast::FunctionArguments::None => Vec::new(),
+                _ => return Err(DeltaError::expr(text, format!("unsupported arguments to `{name}`"))),
+            };
+            Expr::Function { name, args }
+        }
         other => return Err(DeltaError::expr(text, format!("unsupported expression `{other}`"))),
+    })
+}
+
+/// The SQL spelling of a type in `CAST` (parsable back by [`crate::schema::parse_sql_type`]).
+fn sql_type_name(t: &crate::schema::DataType) -> String {
+    use crate::schema::{DataType as D, PrimitiveType as P};
+    match t {
+        D::Primitive(P::Long) => "bigint".into(),
+        D::Primitive(P::Integer) => "int".into(),
+        D::Primitive(P::Short) => "smallint".into(),
+        D::Primitive(P::Byte) => "tinyint".into(),
+        D::Array(e, _) => format!("array<{}>", sql_type_name(e)),
+        D::Map(k, v, _) => format!("map<{}, {}>", sql_type_name(k), sql_type_name(v)),
+        D::Struct(s) => format!(
+            "struct<{}>",
+            s.fields.iter().map(|f| format!("{}: {}", f.name, sql_type_name(&f.data_type))).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn int64s(a: &ArrayRef) -> DeltaResult<arrow::array::Int64Array> {
+    Ok(arrow::compute::cast(a, &ArrowType::Int64)?.as_primitive::<arrow::datatypes::Int64Type>().clone())
+}
+
+/// Evaluates a Spark scalar function over evaluated arguments (arrays of the batch's length).
+fn call(name: &str, args: Vec<ArrayRef>, len: usize) -> DeltaResult<ArrayRef> {
+    use arrow::compute::kernels::temporal::{date_part, DatePart};
+    let arity = |n: usize| -> DeltaResult<()> {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(DeltaError::expr(name, format!("takes {n} argument(s), got {}", args.len())))
+        }
+    };
+    let strings = |a: &ArrayRef| -> DeltaResult<StringArray> { Ok(arrow::compute::cast(a, &ArrowType::Utf8)?.as_string::<i32>().clone()) };
+    Ok(match name {
+        "year" | "month" | "day" | "dayofmonth" | "hour" | "minute" | "second" => {
+            arity(1)?;
+            let part = match name {
+                "year" => DatePart::Year,
+                "month" => DatePart::Month,
+                "day" | "dayofmonth" => DatePart::Day,
+                "hour" => DatePart::Hour,
+                "minute" => DatePart::Minute,
+                _ => DatePart::Second,
+            };
+            let a = match args[0].data_type() {
+                ArrowType::Utf8 => arrow::compute::cast(&args[0], &ArrowType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None))?,
+                _ => args[0].clone(),
+            };
+            date_part(&a, part)?
+        }
+        "upper" | "lower" => {
+            arity(1)?;
+            let s = strings(&args[0])?;
+            let up = name == "upper";
+            Arc::new(s.iter().map(|v| v.map(|v| if up { v.to_uppercase() } else { v.to_lowercase() })).collect::<StringArray>())
+        }
+        "length" | "char_length" => {
+            arity(1)?;
+            let s = strings(&args[0])?;
+            Arc::new(s.iter().map(|v| v.map(|v| v.chars().count() as i32)).collect::<arrow::array::Int32Array>())
+        }
+        "concat" => {
+            // NULL if any argument is NULL (Spark's concat).
+            let cols = args.iter().map(strings).collect::<DeltaResult<Vec<_>>>()?;
+            let mut out = Vec::with_capacity(len);
+            for i in 0..len {
+                let mut v = Some(String::new());
+                for c in &cols {
+                    match (&mut v, c.is_null(i)) {
+                        (Some(acc), false) => acc.push_str(c.value(i)),
+                        _ => v = None,
+                    }
+                }
+                out.push(v);
+            }
+            Arc::new(out.into_iter().collect::<StringArray>())
+        }
+        "coalesce" => {
+            let Some(first) = args.first() else { return Err(DeltaError::expr(name, "needs arguments")) };
+            let t = first.data_type().clone();
+            let mut acc = first.clone();
+            for a in &args[1..] {
+                let a = arrow::compute::cast(a, &t)?;
+                let keep = arrow::compute::is_not_null(&acc)?;
+                acc = arrow::compute::kernels::zip::zip(&keep, &acc, &a)?;
+            }
+            acc
+        }
+        "substring" | "substr" => {
+            if args.len() != 2 && args.len() != 3 {
+                return Err(DeltaError::expr(name, "takes 2 or 3 arguments"));
+            }
+            let s = strings(&args[0])?;
+            let pos = int64s(&args[1])?;
+            let n = args.get(2).map(int64s).transpose()?;
+            let mut out = Vec::with_capacity(len);
+            for i in 0..len {
+                if s.is_null(i) || pos.is_null(i) || n.as_ref().is_some_and(|n| n.is_null(i)) {
+                    out.push(None);
+                    continue;
+                }
+                let chars: Vec<char> = s.value(i).chars().collect();
+                let count = chars.len() as i64;
+                // Spark: 1-based; 0 behaves as 1; a negative position counts from the end.
+                let p = pos.value(i);
+                let start = if p > 0 {
+                    p - 1
+                } else if p < 0 {
+                    (count + p).max(0)
+                } else {
+                    0
+                };
+                let take = n.as_ref().map(|n| n.value(i)).unwrap_or(i64::MAX).max(0);
+                let end = start.saturating_add(take).min(count);
+                out.push(Some(if start >= count { String::new() } else { chars[start as usize..end as usize].iter().collect::<String>() }));
+            }
+            Arc::new(out.into_iter().collect::<StringArray>())
+        }
+        "to_date" | "date" => {
+            arity(1)?;
+            cast_with_options(&args[0], &ArrowType::Date32, &CastOptions { safe: true, ..Default::default() })?
+        }
+        "abs" => {
+            arity(1)?;
+            let a = &args[0];
+            let zeros: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![0; len]));
+            let zero = arrow::compute::cast(&zeros, a.data_type())?;
+            let negative = cmp::lt(a, &zero)?;
+            let negated = numeric::sub(&zero, a)?;
+            arrow::compute::kernels::zip::zip(&negative, &negated, a)?
+        }
+        other => return Err(DeltaError::expr(other, "unsupported function")),
     })
 }
 
@@ -522,6 +736,16 @@ fn eval(e: &Expr, batch: &RecordBatch) -> DeltaResult<Value> {
             let e = if *negated { Expr::Not(Box::new(disjunction)) } else { disjunction };
             eval(&e, batch)?
         }
+        Expr::Cast { expr, to } => {
+            let a = eval(expr, batch)?.into_array(batch.num_rows())?;
+            let t = to.to_arrow(false)?;
+            Value::Array(cast_with_options(&a, &t, &CastOptions { safe: true, ..Default::default() })?)
+        }
+        Expr::Function { name, args } => {
+            let n = batch.num_rows();
+            let values = args.iter().map(|a| eval(a, batch)?.into_array(n)).collect::<DeltaResult<Vec<_>>>()?;
+            Value::Array(call(name, values, n)?)
+        }
         Expr::Like { expr, pattern, negated } => {
             let a = eval(expr, batch)?.into_array(batch.num_rows())?;
             let a = arrow::compute::cast(&a, &ArrowType::Utf8)?;
@@ -609,8 +833,27 @@ mod tests {
     }
 
     #[test]
+    fn casts_and_functions_follow_spark() {
+        let b = batch();
+        let eval_strings = |t: &str| -> Vec<Option<String>> {
+            let a = evaluate(&Expr::parse(t).unwrap(), &b).unwrap();
+            let s = arrow::compute::cast(&a, &ArrowType::Utf8).unwrap();
+            s.as_string::<i32>().iter().map(|v| v.map(String::from)).collect()
+        };
+        assert_eq!(eval_strings("year(d)"), vec![Some("2024".into()), Some("2024".into()), Some("2024".into()), None]);
+        assert_eq!(eval_strings("concat(country, '-x')"), vec![Some("UK-x".into()), Some("FR-x".into()), Some("DE-x".into()), None]);
+        assert_eq!(eval_strings("coalesce(country, 'none')")[3], Some("none".into()));
+        assert_eq!(eval_strings("CAST(id AS string)")[0], Some("1".into()));
+        assert_eq!(eval_strings("CAST(country AS int)")[0], None, "non-ANSI cast: NULL on failure");
+        assert_eq!(eval_strings("substring('hello', 2, 3)")[0], Some("ell".into()));
+        assert_eq!(eval_strings("upper(lower(country))")[1], Some("FR".into()));
+        assert_eq!(eval_strings("abs(0 - id)")[3], Some("4".into()));
+        assert!(Expr::parse("md5(x)").is_err());
+    }
+
+    #[test]
     fn bad_text_is_a_typed_error() {
-        for t in ["id >", "id = 1 garbage", "foo(1)", "", "a IN (SELECT 1)"] {
+        for t in ["id >", "id = 1 garbage", "foo(1)", "", "a IN (SELECT 1)", "year(d) OVER ()"] {
             assert!(matches!(Expr::parse(t), Err(DeltaError::InvalidExpression { .. })), "{t}");
         }
         let e = Expr::parse("missing = 1").unwrap();
@@ -619,7 +862,13 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for t in ["a > 1 AND (b = 'x''y' OR c IS NULL)", "`odd name`.x IN (1, 2.5, -3)", "NOT a LIKE 'x%'"] {
+        for t in [
+            "a > 1 AND (b = 'x''y' OR c IS NULL)",
+            "`odd name`.x IN (1, 2.5, -3)",
+            "NOT a LIKE 'x%'",
+            "CAST(ts AS date) = year(ts)",
+            "concat(a, 'b', CAST(c AS decimal(10,2)))",
+        ] {
             let e = Expr::parse(t).unwrap();
             assert_eq!(Expr::parse(&e.to_string()).unwrap(), e, "{t}");
         }

@@ -375,6 +375,80 @@ impl StructField {
     }
 }
 
+/// Parses a Spark SQL type name: primitives (with their SQL aliases), `decimal(p,s)`,
+/// `array<T>`, `map<K,V>`, `struct<a: T, ...>`.
+pub fn parse_sql_type(t: &str) -> DeltaResult<DataType> {
+    let t = t.trim();
+    let lower = t.to_ascii_lowercase();
+    let bad = || DeltaError::UnsupportedType { data_type: t.to_string() };
+    let p = |p: PrimitiveType| Ok(DataType::Primitive(p));
+    match lower.as_str() {
+        "string" | "varchar" | "text" => return p(PrimitiveType::String),
+        "long" | "bigint" => return p(PrimitiveType::Long),
+        "int" | "integer" => return p(PrimitiveType::Integer),
+        "short" | "smallint" => return p(PrimitiveType::Short),
+        "byte" | "tinyint" => return p(PrimitiveType::Byte),
+        "float" | "real" => return p(PrimitiveType::Float),
+        "double" => return p(PrimitiveType::Double),
+        "boolean" | "bool" => return p(PrimitiveType::Boolean),
+        "binary" => return p(PrimitiveType::Binary),
+        "date" => return p(PrimitiveType::Date),
+        "timestamp" => return p(PrimitiveType::Timestamp),
+        "timestamp_ntz" => return p(PrimitiveType::TimestampNtz),
+        "variant" => return Ok(DataType::Variant),
+        _ => {}
+    }
+    if let Some(inner) = lower.strip_prefix("decimal(").and_then(|r| r.strip_suffix(')')) {
+        return parse_primitive(&format!("decimal({})", inner.replace(' ', "")));
+    }
+    let inner = |prefix: &str| t.get(prefix.len()..t.len().saturating_sub(1)).filter(|_| lower.starts_with(prefix) && lower.ends_with('>'));
+    if let Some(e) = inner("array<") {
+        return Ok(DataType::Array(Box::new(parse_sql_type(e)?), true));
+    }
+    if let Some(kv) = inner("map<") {
+        let parts = split_top_level(kv, ',');
+        if parts.len() != 2 {
+            return Err(bad());
+        }
+        return Ok(DataType::Map(Box::new(parse_sql_type(&parts[0])?), Box::new(parse_sql_type(&parts[1])?), true));
+    }
+    if let Some(fs) = inner("struct<") {
+        let mut fields = Vec::new();
+        for f in split_top_level(fs, ',') {
+            let (name, ty) = f.split_once(':').ok_or_else(bad)?;
+            fields.push(StructField {
+                name: name.trim().trim_matches('`').to_string(),
+                data_type: parse_sql_type(ty)?,
+                nullable: true,
+                metadata: Map::new(),
+            });
+        }
+        return Ok(DataType::Struct(StructType { fields }));
+    }
+    Err(bad())
+}
+
+/// Splits on `sep` outside `<…>` and `(…)`.
+pub fn split_top_level(text: &str, sep: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut cur = String::new();
+    for c in text.chars() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            _ => {}
+        }
+        if c == sep && depth == 0 {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    out.push(cur);
+    out
+}
+
 /// The field with every nested field marked nullable (scan output: files written before a column
 /// existed, or by lax writers, hold nulls anywhere).
 pub fn all_nullable(f: &Field) -> Field {

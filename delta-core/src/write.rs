@@ -111,6 +111,7 @@ fn ensure_writable(protocol: &Protocol, metadata: &Metadata, schema: &StructType
                 | TableFeature::CheckpointProtection
                 | TableFeature::VariantType
                 | TableFeature::VariantTypePreview
+                | TableFeature::GeneratedColumns
         )
     };
     for f in protocol.writer_feature_set() {
@@ -119,10 +120,6 @@ fn ensure_writable(protocol: &Protocol, metadata: &Metadata, schema: &StructType
         }
     }
     // Legacy writer versions imply features: 4 = generated columns + CDF, 6 = identity columns.
-    let generated = crate::schema::leaf_columns(schema).iter().any(|(_, f)| f.metadata.contains_key("delta.generationExpression"));
-    if generated {
-        return Err(DeltaError::UnsupportedWriterFeature { feature: "generatedColumns".into() });
-    }
     let identity = crate::schema::leaf_columns(schema).iter().any(|(_, f)| f.metadata.keys().any(|k| k.starts_with("delta.identity.")));
     if identity {
         return Err(DeltaError::UnsupportedWriterFeature { feature: "identityColumns".into() });
@@ -157,6 +154,7 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
         writer_features.push("inCommitTimestamp");
     }
     let column_mapping = properties.get("delta.columnMapping.mode").is_some_and(|m| m != "none");
+    let generated = schema.fields.iter().any(|f| f.metadata.contains_key("delta.generationExpression"));
     let constraints = properties.keys().any(|k| k.starts_with("delta.constraints."));
     let cdf = prop("delta.enableChangeDataFeed");
     let append_only = prop("delta.appendOnly");
@@ -164,7 +162,7 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
         // Legacy protocol versions.
         let writer = if column_mapping {
             5
-        } else if cdf {
+        } else if cdf || generated {
             4
         } else if constraints {
             3
@@ -190,6 +188,9 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
     }
     if cdf {
         writer_features.push("changeDataFeed");
+    }
+    if generated {
+        writer_features.push("generatedColumns");
     }
     let _ = append_only;
     let reader_version = if reader_features.is_empty() { 1 } else { 3 };
@@ -269,6 +270,62 @@ fn safe_cast(from: &ArrowType, to: &ArrowType) -> bool {
 /// Conforms a batch to the table's logical Arrow schema: columns by name (case-insensitive), safe
 /// casts, missing nullable columns as nulls. Errors name the column and both types.
 fn conform_batch(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<RecordBatch> {
+    let batch = conform_without_generated(batch, target, schema)?;
+    fill_generated_columns(batch, schema)
+}
+
+/// Generated columns (`delta.generationExpression`): computed where the data lacks them, checked
+/// (`column <=> expression` on every row) where it has them.
+fn generated_columns(schema: &StructType) -> DeltaResult<Vec<(usize, Expr)>> {
+    schema
+        .fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.metadata.get("delta.generationExpression").and_then(Value::as_str).map(|e| (i, e)))
+        .map(|(i, text)| Ok((i, Expr::parse(text)?)))
+        .collect()
+}
+
+fn fill_generated_columns(batch: (RecordBatch, Vec<bool>), schema: &StructType) -> DeltaResult<RecordBatch> {
+    let (batch, provided) = batch;
+    let generated = generated_columns(schema)?;
+    if generated.is_empty() {
+        return Ok(batch);
+    }
+    let mut columns = batch.columns().to_vec();
+    for (i, expr) in &generated {
+        let f = &schema.fields[*i];
+        let t = batch.schema().field(*i).data_type().clone();
+        let computed = crate::expr::evaluate(expr, &batch)?;
+        let computed = arrow::compute::cast_with_options(&computed, &t, &arrow::compute::CastOptions { safe: true, ..Default::default() })?;
+        if provided[*i] {
+            let given = batch.column(*i);
+            let same = arrow::compute::kernels::cmp::not_distinct(given, &computed)?;
+            let bad = same.len() - same.true_count();
+            if bad > 0 {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("{bad} row(s) of generated column `{}` differ from its expression `{expr}`", f.name),
+                });
+            }
+        } else {
+            if !f.nullable && computed.null_count() > 0 {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("NOT NULL constraint violated: generated column `{}` computes NULL", f.name),
+                });
+            }
+            columns[*i] = computed;
+        }
+    }
+    Ok(RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
+/// Conforms a batch to the table's logical Arrow schema (see [`conform_batch`]); generated columns
+/// missing from the data come back as nulls with `false` in the returned "provided" flags.
+fn conform_without_generated(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<(RecordBatch, Vec<bool>)> {
     let input = batch.schema();
     for f in input.fields() {
         if schema.field(f.name()).is_none() {
@@ -278,7 +335,9 @@ fn conform_batch(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -
         }
     }
     let mut columns = Vec::with_capacity(target.fields().len());
+    let mut provided = Vec::with_capacity(target.fields().len());
     for (tf, sf) in target.fields().iter().zip(&schema.fields) {
+        let generated = sf.metadata.contains_key("delta.generationExpression");
         let idx = input.index_of(tf.name()).ok().or_else(|| input.fields().iter().position(|f| f.name().eq_ignore_ascii_case(tf.name())));
         let col = match idx {
             Some(i) => {
@@ -295,24 +354,26 @@ fn conform_batch(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -
                 }
             }
             None => {
-                if !sf.nullable {
+                if !sf.nullable && !generated {
                     return Err(DeltaError::WriteRefused { reason: format!("column `{}` is NOT NULL but missing from the data", sf.name) });
                 }
                 new_null_array(tf.data_type(), batch.num_rows())
             }
         };
-        if !sf.nullable && col.null_count() > 0 {
+        provided.push(idx.is_some());
+        if !sf.nullable && col.null_count() > 0 && !(generated && idx.is_none()) {
             return Err(DeltaError::WriteRefused {
                 reason: format!("NOT NULL constraint violated: column `{}` has {} null values", sf.name, col.null_count()),
             });
         }
         columns.push(col);
     }
-    Ok(RecordBatch::try_new_with_options(
+    let out = RecordBatch::try_new_with_options(
         target.clone(),
         columns,
         &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-    )?)
+    )?;
+    Ok((out, provided))
 }
 
 /// Merges the data's schema into the table's: new columns (nested too) are appended as nullable.

@@ -313,6 +313,27 @@ async fn write_shapes(root: &Path) -> usize {
         }),
     ));
     shapes.push((
+        "generated_columns",
+        Box::new(|t| {
+            async move {
+                let schema = delta_core::schema::StructType::parse(
+                    r#"{"type":"struct","fields":[
+                        {"name":"id","type":"long","nullable":true,"metadata":{}},
+                        {"name":"day","type":"date","nullable":true,"metadata":{}},
+                        {"name":"month","type":"integer","nullable":true,"metadata":{"delta.generationExpression":"month(day)"}}]}"#,
+                )
+                .unwrap();
+                t.create(schema, &["month".to_string()], HashMap::new()).await.unwrap();
+                let b = batch(
+                    vec![Field::new("id", DataType::Int64, true), Field::new("day", DataType::Date32, true)],
+                    vec![Arc::new(Int64Array::from(vec![1, 2, 3])), Arc::new(Date32Array::from(vec![Some(19000), Some(19050), None]))],
+                );
+                t.write(vec![b], WriteOptions::default()).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
         "overwritten",
         Box::new(|t| {
             async move {

@@ -212,3 +212,44 @@ async fn checkpoints_can_carry_statistics_as_structs_only() {
     assert_eq!((scan.files().len(), scan.total_files()), (1, 11));
     assert_eq!(scan.count().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn generated_columns_are_computed_when_missing_and_checked_when_given() {
+    let dir = tmp("generated");
+    let table = Table::open(&dir).unwrap();
+    let schema = delta_core::schema::StructType::parse(
+        r#"{"type":"struct","fields":[
+            {"name":"id","type":"long","nullable":true,"metadata":{}},
+            {"name":"ts","type":"timestamp","nullable":true,"metadata":{}},
+            {"name":"year","type":"integer","nullable":true,"metadata":{"delta.generationExpression":"year(ts)"}},
+            {"name":"label","type":"string","nullable":true,"metadata":{"delta.generationExpression":"concat('id-', CAST(id AS string))"}}]}"#,
+    )
+    .unwrap();
+    table.create(schema, &["year".to_string()], HashMap::new()).await.unwrap();
+    let p = table.snapshot().await.unwrap().protocol().clone();
+    assert!(p.min_writer_version >= 4, "generated columns need writer version 4: {p:?}");
+    let ts = arrow::array::TimestampMicrosecondArray::from(vec![Some(1_700_000_000_000_000), None]).with_timezone("UTC");
+    let b = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("ts", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())), true),
+        ])),
+        vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(ts)],
+    )
+    .unwrap();
+    table.write(vec![b.clone()], WriteOptions::default()).await.unwrap();
+    let out = table.snapshot().await.unwrap().scan().with_filter("year = 2023").unwrap().build().unwrap().collect().await.unwrap();
+    let labels: Vec<String> = out
+        .iter()
+        .flat_map(|b| b.column_by_name("label").unwrap().as_string::<i32>().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(labels, vec!["id-1"]);
+    // A given value that disagrees with the expression is refused.
+    let wrong = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("year", DataType::Int32, true)])),
+        vec![Arc::new(Int64Array::from(vec![3])), Arc::new(Int32Array::from(vec![1999]))],
+    )
+    .unwrap();
+    let err = table.write(vec![wrong], WriteOptions::default()).await.unwrap_err().to_string();
+    assert!(err.contains("generated column `year`"), "{err}");
+}
