@@ -227,7 +227,13 @@ fn describe(snapshot: &Snapshot) -> String {
     }
     out.push_str("schema:\n");
     for f in &snapshot.schema().fields {
-        out.push_str(&format!("  {}: {}{}\n", f.name, f.data_type, if f.nullable { "" } else { " NOT NULL" }));
+        let generated = f
+            .metadata
+            .get("delta.generationExpression")
+            .and_then(|v| v.as_str())
+            .map(|e| format!(" GENERATED ALWAYS AS ({e})"))
+            .unwrap_or_default();
+        out.push_str(&format!("  {}: {}{}{generated}\n", f.name, f.data_type, if f.nullable { "" } else { " NOT NULL" }));
     }
     let mut props: Vec<(&String, &Option<String>)> = m.configuration.iter().collect();
     props.sort();
@@ -442,12 +448,7 @@ fn parse_schema(text: &str) -> Result<StructType, CliError> {
             nullable = false;
             rest.truncate(rest.len() - "NOT NULL".len());
         }
-        fields.push(StructField {
-            name: name.trim_matches('`').to_string(),
-            data_type: parse_type(rest.trim())?,
-            nullable,
-            metadata: Default::default(),
-        });
+        fields.push(StructField { name: name.trim_matches('`').to_string(), data_type: parse_type(rest.trim())?, nullable, metadata });
     }
     if fields.is_empty() {
         return Err(CliError::Usage("the schema has no columns".into()));
@@ -477,14 +478,9 @@ fn read_inputs(files: &[String], table_schema: Option<arrow::datatypes::SchemaRe
                 out.push(b);
             }
         } else if lower.ends_with(".csv") {
-            let schema = match &table_schema {
-                Some(s) => s.clone(),
-                None => {
-                    let mut f = std::fs::File::open(path)?;
-                    let (schema, _) = arrow::csv::reader::Format::default().with_header(true).infer_schema(&mut f, Some(10_000))?;
-                    std::sync::Arc::new(schema)
-                }
-            };
+            let mut f = std::fs::File::open(path)?;
+            let (inferred, _) = arrow::csv::reader::Format::default().with_header(true).infer_schema(&mut f, Some(10_000))?;
+            let schema = with_table_types(&inferred, table_schema.as_deref());
             let reader = arrow::csv::ReaderBuilder::new(schema).with_header(true).build(file)?;
             for b in reader {
                 let b = b?;
@@ -492,14 +488,9 @@ fn read_inputs(files: &[String], table_schema: Option<arrow::datatypes::SchemaRe
                 out.push(b);
             }
         } else if lower.ends_with(".json") || lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
-            let schema = match &table_schema {
-                Some(s) => s.clone(),
-                None => {
-                    let f = std::io::BufReader::new(std::fs::File::open(path)?);
-                    let (schema, _) = arrow::json::reader::infer_json_schema(f, Some(10_000))?;
-                    std::sync::Arc::new(schema)
-                }
-            };
+            let f = std::io::BufReader::new(std::fs::File::open(path)?);
+            let (inferred, _) = arrow::json::reader::infer_json_schema(f, Some(10_000))?;
+            let schema = with_table_types(&inferred, table_schema.as_deref());
             let reader = arrow::json::ReaderBuilder::new(schema).build(std::io::BufReader::new(file))?;
             for b in reader {
                 let b = b?;
@@ -517,6 +508,20 @@ fn read_inputs(files: &[String], table_schema: Option<arrow::datatypes::SchemaRe
         eprintln!();
     }
     Ok(out)
+}
+
+/// The inferred schema of a text input, with the table's type for every column the table has (so
+/// dates, timestamps and decimals parse as the table declares them).
+fn with_table_types(inferred: &arrow::datatypes::Schema, table: Option<&arrow::datatypes::Schema>) -> arrow::datatypes::SchemaRef {
+    let fields: Vec<arrow::datatypes::Field> = inferred
+        .fields()
+        .iter()
+        .map(|f| match table.and_then(|t| t.fields().iter().find(|tf| tf.name().eq_ignore_ascii_case(f.name()))) {
+            Some(tf) => f.as_ref().clone().with_data_type(tf.data_type().clone()),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    std::sync::Arc::new(arrow::datatypes::Schema::new(fields))
 }
 
 /// Log paths are URI-encoded; show them as file names.
