@@ -19,7 +19,7 @@
 //! blind appends), files deleted that it read, files deleted by both. Then the in-commit timestamp
 //! is rebased past the winner's.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -520,26 +520,30 @@ impl Transaction {
     }
 
     fn add_matches_reads(&self, add: &AddFile, pruner: Option<&FilePruner>) -> DeltaResult<bool> {
-        let Some(pruner) = pruner else { return Ok(true) };
-        let pv = pruner.logical_partition_values(&add.partition_values);
-        let stats: Option<Value> = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        for p in &self.read_predicates {
-            if pruner.may_match(p, &pv, stats.clone())? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        self.file_matches_reads(&add.partition_values, add.stats.as_deref(), pruner)
     }
 
     fn remove_matches_reads(&self, r: &RemoveFile, pruner: Option<&FilePruner>) -> DeltaResult<bool> {
         if self.read_predicates.is_empty() {
             return Ok(false);
         }
+        // A remove without partition values could have held anything.
+        match &r.partition_values {
+            Some(raw) => self.file_matches_reads(raw, r.stats.as_deref(), pruner),
+            None => Ok(true),
+        }
+    }
+
+    /// Whether a file with these partition values and stats can hold rows of any read predicate.
+    fn file_matches_reads(
+        &self,
+        raw_partition_values: &HashMap<String, Option<String>>,
+        stats: Option<&str>,
+        pruner: Option<&FilePruner>,
+    ) -> DeltaResult<bool> {
         let Some(pruner) = pruner else { return Ok(true) };
-        // A remove without partition values or stats could have held anything.
-        let Some(raw) = &r.partition_values else { return Ok(true) };
-        let pv = pruner.logical_partition_values(raw);
-        let stats: Option<Value> = r.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        let pv = pruner.logical_partition_values(raw_partition_values);
+        let stats: Option<Value> = stats.and_then(|s| serde_json::from_str(s).ok());
         for p in &self.read_predicates {
             if pruner.may_match(p, &pv, stats.clone())? {
                 return Ok(true);
