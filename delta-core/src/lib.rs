@@ -15,6 +15,21 @@
 //!                           → residual filter → stream of RecordBatch
 //! ```
 //!
+//! Writes go the other way: `write` (schema rules, parallel parquet encoders with statistics) →
+//! `txn` (`put_if_absent` of the next commit, delta-spark's conflict checks, rebase) →
+//! `checkpoint` (checksum file, checkpoints, expired-log cleanup).
+//!
+//! ## Where this departs from `../shared/DESIGN.md`
+//! * Actions exist twice on purpose: columnar (`protocol::action_schema`) for replay and checkpoints,
+//!   serde structs (`actions`) for writing commits and checking conflicts against a winner.
+//! * Checkpoints, checksums and log cleanup live in `checkpoint`; OPTIMIZE/VACUUM (`maintenance`)
+//!   are not written yet.
+//! * A `.crc` that disagrees with replay is recorded on the snapshot, not fatal (as delta-spark
+//!   does by default); `TableOptions::strict_checksums` makes it fatal.
+//! * A version gap in a listing is confirmed by looking the missing commits up directly before it
+//!   is reported: directory listings are not snapshots.
+//! * On local disk the log is listed with `readdir`, stat-ing only the entries kept.
+//!
 //! The public surface is async over [`object_store`]; CPU-heavy decoding runs off the I/O tasks.
 //! Every input from the log is untrusted: unknown actions and fields are ignored, unsupported reader
 //! features are refused by name before any data is read, sizes are capped, and every path goes

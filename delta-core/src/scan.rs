@@ -449,7 +449,14 @@ impl Scan {
 
     /// Reads the files with up to `io_concurrency` in flight; batches arrive through a bounded
     /// channel, so memory stays proportional to the concurrency, not the table.
+    ///
+    /// Must be called inside a Tokio runtime (the reads run as tasks on it); outside one, the
+    /// stream yields a single error.
     pub fn execute(self) -> BoxStream<'static, DeltaResult<RecordBatch>> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            let err = DeltaError::Internal("Scan::execute needs a Tokio runtime (call it from async code)".into());
+            return futures::stream::once(async move { Err(err) }).boxed();
+        }
         let concurrency = self.inner.location.options().io_concurrency.max(1);
         let (tx, rx) = tokio::sync::mpsc::channel::<DeltaResult<RecordBatch>>(concurrency * 2);
         let inner = self.inner.clone();

@@ -1053,7 +1053,11 @@ impl Table {
         };
         let first_schema = match std::pin::Pin::new(&mut batches).peek().await {
             Some(Ok(b)) => Some(b.schema()),
-            Some(Err(_)) => None,
+            Some(Err(_)) => match batches.next().await {
+                // The input failed before producing anything: that error, not "empty input".
+                Some(Err(e)) => return Err(e),
+                _ => None,
+            },
             None => None,
         };
         let snapshot = match existing {
