@@ -5,8 +5,8 @@
 //! columns, written as they are). It is written with one atomic `put` under its final name, so a
 //! reader never sees a torn file from this writer; a torn file from elsewhere is skipped by
 //! [`crate::Snapshot::load`]. `_last_checkpoint` is written after the checkpoint and is only ever a
-//! hint. Tables with the v2Checkpoint feature are not checkpointed by this writer yet (their
-//! commits remain valid; readers replay from the last checkpoint another engine wrote).
+//! hint. Tables with the v2Checkpoint feature get UUID-named V2 checkpoints holding every action
+//! inline plus their `checkpointMetadata` (no sidecars yet), so two racing writers never collide.
 
 use std::sync::Arc;
 
@@ -92,10 +92,16 @@ fn parse_stats(stats: &arrow::array::StringArray, t: &arrow::datatypes::DataType
 pub fn checkpoint_batches(snapshot: &Snapshot) -> DeltaResult<Vec<RecordBatch>> {
     use arrow::array::AsArray;
     let full = action_schema();
+    // V2 checkpoints (tables with v2Checkpoint) carry exactly one checkpointMetadata action.
+    let v2 = snapshot.protocol().has_feature(&TableFeature::V2Checkpoint);
+    let mut columns_kept: Vec<usize> = CHECKPOINT_COLUMNS.to_vec();
+    if v2 {
+        columns_kept.push(action_col::CHECKPOINT_METADATA);
+    }
     let meta = snapshot.metadata();
     let as_struct = meta.bool_property("delta.checkpoint.writeStatsAsStruct", false);
     let as_json = meta.bool_property("delta.checkpoint.writeStatsAsJson", true);
-    let mut schema = full.project(&CHECKPOINT_COLUMNS)?;
+    let mut schema = full.project(&columns_kept)?;
     let stats_type = if as_struct { Some(stats_struct_type(snapshot)?) } else { None };
     if let Some(t) = &stats_type {
         let arrow::datatypes::DataType::Struct(add_fields) = schema.field(0).data_type().clone() else {
@@ -115,10 +121,14 @@ pub fn checkpoint_batches(snapshot: &Snapshot) -> DeltaResult<Vec<RecordBatch>> 
     let mut domains: Vec<_> = snapshot.domain_metadata().cloned().collect();
     domains.sort_by(|a, b| a.domain.cmp(&b.domain));
     small.extend(domains.into_iter().map(Action::DomainMetadata));
-    let bytes = commit_bytes(&small)?;
+    let mut bytes = commit_bytes(&small)?;
+    if v2 {
+        bytes.extend_from_slice(json!({"checkpointMetadata": {"version": snapshot.version()}}).to_string().as_bytes());
+        bytes.push(b'\n');
+    }
     let mut out = Vec::new();
     for b in decode_commit_json("checkpoint", &bytes, u64::MAX)? {
-        let b = b.project(&CHECKPOINT_COLUMNS)?;
+        let b = b.project(&columns_kept)?;
         let columns: Vec<ArrayRef> = schema
             .fields()
             .iter()
@@ -129,7 +139,7 @@ pub fn checkpoint_batches(snapshot: &Snapshot) -> DeltaResult<Vec<RecordBatch>> 
     }
     for files in snapshot.file_columns() {
         let n = files.len();
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(CHECKPOINT_COLUMNS.len());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(columns_kept.len());
         for (i, f) in schema.fields().iter().enumerate() {
             if i == 0 {
                 let mut add_columns = files.columns().to_vec();
@@ -157,11 +167,10 @@ pub fn checkpoint_batches(snapshot: &Snapshot) -> DeltaResult<Vec<RecordBatch>> 
     Ok(out)
 }
 
-/// Writes a classic checkpoint of `snapshot` and then `_last_checkpoint`.
+/// Writes a checkpoint of `snapshot` — classic, or a UUID-named V2 checkpoint (all actions
+/// inline, no sidecars) when the table has v2Checkpoint — and then `_last_checkpoint`.
 pub async fn write_checkpoint(snapshot: &Snapshot) -> DeltaResult<()> {
-    if snapshot.protocol().has_feature(&TableFeature::V2Checkpoint) {
-        return Err(DeltaError::UnsupportedWriterFeature { feature: "v2Checkpoint (checkpoint writing)".into() });
-    }
+    let v2 = snapshot.protocol().has_feature(&TableFeature::V2Checkpoint);
     let batches = checkpoint_batches(snapshot)?;
     let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::new(Vec::<Field>::new())));
     let mut writer = ArrowWriter::try_new(Vec::new(), schema, None).map_err(|e| DeltaError::parquet("checkpoint", e))?;
@@ -173,7 +182,11 @@ pub async fn write_checkpoint(snapshot: &Snapshot) -> DeltaResult<()> {
     let bytes = writer.into_inner().map_err(|e| DeltaError::parquet("checkpoint", e))?;
     let size = bytes.len();
     let location = snapshot.location();
-    let name = format!("{:020}.checkpoint.parquet", snapshot.version());
+    let name = if v2 {
+        format!("{:020}.checkpoint.{}.parquet", snapshot.version(), uuid::Uuid::new_v4())
+    } else {
+        format!("{:020}.checkpoint.parquet", snapshot.version())
+    };
     location.put(&location.log_path(&name), bytes).await?;
     let hint = json!({"version": snapshot.version(), "size": rows, "sizeInBytes": size, "numOfAddFiles": snapshot.num_files()});
     location.put(&location.log_path("_last_checkpoint"), hint.to_string().into_bytes()).await?;
@@ -211,7 +224,7 @@ pub async fn post_commit(table: &Table, version: i64) -> DeltaResult<()> {
     write_checksum(&snapshot, None).await?;
     let interval: i64 =
         snapshot.metadata().property("delta.checkpointInterval").and_then(|v| v.parse().ok()).filter(|v| *v > 0).unwrap_or(10);
-    if version > 0 && version % interval == 0 && !snapshot.protocol().has_feature(&TableFeature::V2Checkpoint) {
+    if version > 0 && version % interval == 0 {
         write_checkpoint(&snapshot).await?;
         if snapshot.metadata().bool_property("delta.enableExpiredLogCleanup", true) {
             cleanup_expired_logs(&snapshot, chrono::Utc::now().timestamp_millis()).await?;

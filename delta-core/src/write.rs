@@ -153,6 +153,10 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
     if prop("delta.enableInCommitTimestamps") {
         writer_features.push("inCommitTimestamp");
     }
+    if properties.get("delta.checkpointPolicy").is_some_and(|p| p.eq_ignore_ascii_case("v2")) {
+        reader_features.push("v2Checkpoint");
+        writer_features.push("v2Checkpoint");
+    }
     let column_mapping = properties.get("delta.columnMapping.mode").is_some_and(|m| m != "none");
     let generated = schema.fields.iter().any(|f| f.metadata.contains_key("delta.generationExpression"));
     let constraints = properties.keys().any(|k| k.starts_with("delta.constraints."));

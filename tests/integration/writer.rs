@@ -253,3 +253,20 @@ async fn generated_columns_are_computed_when_missing_and_checked_when_given() {
     let err = table.write(vec![wrong], WriteOptions::default()).await.unwrap_err().to_string();
     assert!(err.contains("generated column `year`"), "{err}");
 }
+
+#[tokio::test]
+async fn v2_checkpoint_tables_get_uuid_named_v2_checkpoints() {
+    let dir = tmp("v2ckpt");
+    let table = Table::open(&dir).unwrap();
+    let props: HashMap<String, String> = [("delta.checkpointPolicy".to_string(), "v2".to_string())].into();
+    table.write(vec![batch(&[0], &["a"])], WriteOptions { properties: props, ..Default::default() }).await.unwrap();
+    for i in 1..11 {
+        table.write(vec![batch(&[i], &["a"])], WriteOptions::default()).await.unwrap();
+    }
+    let snapshot = table.snapshot().await.unwrap();
+    assert!(snapshot.protocol().reader_features.as_ref().is_some_and(|f| f.iter().any(|f| f == "v2Checkpoint")));
+    let cp = snapshot.log_segment().checkpoint.clone().expect("a checkpoint at 10");
+    assert_eq!(cp.version, 10);
+    assert!(matches!(cp.parts[0].name.kind, delta_core::log::LogFileKind::V2Checkpoint { parquet: true }));
+    assert_eq!(ids(&table).await, (0..11).collect::<Vec<_>>());
+}
