@@ -88,7 +88,7 @@ pub struct WriteResult {
 }
 
 /// Writer features this implementation honours when writing.
-fn ensure_writable(protocol: &Protocol, metadata: &Metadata, schema: &StructType) -> DeltaResult<()> {
+fn ensure_writable(protocol: &Protocol, metadata: &Metadata) -> DeltaResult<()> {
     if protocol.min_writer_version > 7 || protocol.min_writer_version < 1 {
         return Err(DeltaError::UnsupportedWriterVersion { version: protocol.min_writer_version });
     }
@@ -112,6 +112,7 @@ fn ensure_writable(protocol: &Protocol, metadata: &Metadata, schema: &StructType
                 | TableFeature::VariantType
                 | TableFeature::VariantTypePreview
                 | TableFeature::GeneratedColumns
+                | TableFeature::IdentityColumns
         )
     };
     for f in protocol.writer_feature_set() {
@@ -120,10 +121,6 @@ fn ensure_writable(protocol: &Protocol, metadata: &Metadata, schema: &StructType
         }
     }
     // Legacy writer versions imply features: 4 = generated columns + CDF, 6 = identity columns.
-    let identity = crate::schema::leaf_columns(schema).iter().any(|(_, f)| f.metadata.keys().any(|k| k.starts_with("delta.identity.")));
-    if identity {
-        return Err(DeltaError::UnsupportedWriterFeature { feature: "identityColumns".into() });
-    }
     if metadata.bool_property("delta.enableRowTracking", false) {
         return Err(DeltaError::UnsupportedWriterFeature { feature: "rowTracking".into() });
     }
@@ -159,12 +156,15 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
     }
     let column_mapping = properties.get("delta.columnMapping.mode").is_some_and(|m| m != "none");
     let generated = schema.fields.iter().any(|f| f.metadata.contains_key("delta.generationExpression"));
+    let identity = schema.fields.iter().any(|f| f.metadata.contains_key("delta.identity.start"));
     let constraints = properties.keys().any(|k| k.starts_with("delta.constraints."));
     let cdf = prop("delta.enableChangeDataFeed");
     let append_only = prop("delta.appendOnly");
     if reader_features.is_empty() && writer_features.is_empty() {
         // Legacy protocol versions.
-        let writer = if column_mapping {
+        let writer = if identity {
+            6
+        } else if column_mapping {
             5
         } else if cdf || generated {
             4
@@ -195,6 +195,9 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
     }
     if generated {
         writer_features.push("generatedColumns");
+    }
+    if identity {
+        writer_features.push("identityColumns");
     }
     let _ = append_only;
     let reader_version = if reader_features.is_empty() { 1 } else { 3 };
@@ -327,6 +330,73 @@ fn fill_generated_columns(batch: (RecordBatch, Vec<bool>), schema: &StructType) 
     )?)
 }
 
+/// An identity column (`delta.identity.*`): values `start, start+step, …` above the high-water mark.
+struct Identity {
+    index: usize,
+    name: String,
+    step: i64,
+    next: i64,
+    allow_explicit: bool,
+    /// The last value this write assigned.
+    assigned: Option<i64>,
+}
+
+fn identity_columns(schema: &StructType) -> DeltaResult<Vec<Identity>> {
+    let mut out = Vec::new();
+    for (index, f) in schema.fields.iter().enumerate() {
+        let Some(start) = f.metadata.get("delta.identity.start").and_then(Value::as_i64) else { continue };
+        let step = f.metadata.get("delta.identity.step").and_then(Value::as_i64).unwrap_or(1);
+        if step == 0 {
+            return Err(DeltaError::schema(format!("identity column `{}` has step 0", f.name)));
+        }
+        let next = match f.metadata.get("delta.identity.highWaterMark").and_then(Value::as_i64) {
+            Some(hwm) => hwm
+                .checked_add(step)
+                .ok_or_else(|| DeltaError::WriteRefused { reason: format!("identity column `{}` overflowed", f.name) })?,
+            None => start,
+        };
+        let allow_explicit = f.metadata.get("delta.identity.allowExplicitInsert").and_then(Value::as_bool).unwrap_or(false);
+        out.push(Identity { index, name: f.name.clone(), step, next, allow_explicit, assigned: None });
+    }
+    Ok(out)
+}
+
+/// Assigns identity values where the data lacks the column; refuses explicit values unless the
+/// column allows them.
+fn fill_identity_columns(batch: RecordBatch, provided: &[bool], identities: &mut [Identity]) -> DeltaResult<RecordBatch> {
+    if identities.is_empty() {
+        return Ok(batch);
+    }
+    let mut columns = batch.columns().to_vec();
+    let n = batch.num_rows() as i64;
+    for id in identities.iter_mut() {
+        if provided[id.index] {
+            if !id.allow_explicit {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("identity column `{}` is GENERATED ALWAYS: values cannot be given", id.name),
+                });
+            }
+            continue;
+        }
+        let mut values = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            values.push(id.next);
+            id.assigned = Some(id.next);
+            id.next = id
+                .next
+                .checked_add(id.step)
+                .ok_or_else(|| DeltaError::WriteRefused { reason: format!("identity column `{}` overflowed", id.name) })?;
+        }
+        let t = batch.schema().field(id.index).data_type().clone();
+        columns[id.index] = arrow::compute::cast(&(Arc::new(arrow::array::Int64Array::from(values)) as ArrayRef), &t)?;
+    }
+    Ok(RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
 /// Conforms a batch to the table's logical Arrow schema (see [`conform_batch`]); generated columns
 /// missing from the data come back as nulls with `false` in the returned "provided" flags.
 fn conform_without_generated(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<(RecordBatch, Vec<bool>)> {
@@ -341,7 +411,8 @@ fn conform_without_generated(batch: &RecordBatch, target: &SchemaRef, schema: &S
     let mut columns = Vec::with_capacity(target.fields().len());
     let mut provided = Vec::with_capacity(target.fields().len());
     for (tf, sf) in target.fields().iter().zip(&schema.fields) {
-        let generated = sf.metadata.contains_key("delta.generationExpression");
+        // Generated and identity columns missing from the data are filled in afterwards.
+        let generated = sf.metadata.contains_key("delta.generationExpression") || sf.metadata.contains_key("delta.identity.start");
         let idx = input.index_of(tf.name()).ok().or_else(|| input.fields().iter().position(|f| f.name().eq_ignore_ascii_case(tf.name())));
         let col = match idx {
             Some(i) => {
@@ -1129,7 +1200,7 @@ where
     let mut metadata = snapshot.metadata().clone();
     let mut protocol = snapshot.protocol().clone();
     let mut schema = snapshot.schema().clone();
-    ensure_writable(&protocol, &metadata, &schema)?;
+    ensure_writable(&protocol, &metadata)?;
     if let Some((app, v)) = &options.app_transaction {
         if snapshot.app_transactions().get(app).is_some_and(|t| t.version >= *v) {
             return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0, post_commit_error: None });
@@ -1178,8 +1249,11 @@ where
             protocol = needed;
         }
     }
-    let target = schema.to_arrow()?;
+    // Nullability is enforced by the checks above, not by Arrow: generated and identity columns are
+    // null until they are filled in.
+    let target = Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::schema::all_nullable(f)).collect::<Vec<_>>()));
     let rules = table_rules(&metadata, &schema)?;
+    let mut identities = identity_columns(&schema)?;
     let target_size = options
         .target_file_size
         .or_else(|| metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()))
@@ -1203,7 +1277,9 @@ where
     let mut input_error = None;
     while let Some(batch) = batches.next().await {
         let checked = (|| -> DeltaResult<RecordBatch> {
-            let batch = conform_batch(&batch?, &target, &schema)?;
+            let (batch, provided) = conform_without_generated(&batch?, &target, &schema)?;
+            let batch = fill_identity_columns(batch, &provided, &mut identities)?;
+            let batch = fill_generated_columns((batch, provided), &schema)?;
             check_rules(&batch, &rules)?;
             if let Some(pred) = &options.replace_where {
                 let outside = batch.num_rows() - evaluate_predicate(pred, &batch)?.true_count();
@@ -1328,7 +1404,16 @@ where
             }
         }
     }
+    // Identity values assigned: the high-water marks move, which is a metadata change (so that
+    // concurrent writers cannot hand out the same values).
+    for id in &identities {
+        if let Some(last) = id.assigned {
+            schema.fields[id.index].metadata.insert("delta.identity.highWaterMark".into(), json!(last));
+            schema_changed = true;
+        }
+    }
     if schema_changed {
+        metadata.schema_string = schema.to_json().to_string();
         txn.add_action(Action::Metadata(metadata.clone()));
         if &protocol != snapshot.protocol() {
             txn.add_action(Action::Protocol(protocol.clone()));
@@ -1355,7 +1440,7 @@ impl Table {
     pub async fn set_properties(&self, properties: HashMap<String, String>) -> DeltaResult<i64> {
         let snapshot = self.snapshot().await?;
         let mut metadata = snapshot.metadata().clone();
-        ensure_writable(snapshot.protocol(), &metadata, snapshot.schema())?;
+        ensure_writable(snapshot.protocol(), &metadata)?;
         if properties.keys().any(|k| k.starts_with("delta.constraints.")) {
             return Err(DeltaError::WriteRefused {
                 reason: "use add_constraint to add CHECK constraints (existing rows must be validated)".into(),

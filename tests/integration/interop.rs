@@ -350,6 +350,25 @@ async fn write_shapes(root: &Path) -> usize {
         }),
     ));
     shapes.push((
+        "identity_column",
+        Box::new(|t| {
+            async move {
+                let schema = delta_core::schema::StructType::parse(
+                    r#"{"type":"struct","fields":[
+                        {"name":"id","type":"long","nullable":false,"metadata":{"delta.identity.start":1,"delta.identity.step":1,"delta.identity.allowExplicitInsert":false}},
+                        {"name":"name","type":"string","nullable":true,"metadata":{}}]}"#,
+                )
+                .unwrap();
+                t.create(schema, &[], HashMap::new()).await.unwrap();
+                for names in [vec!["a", "b"], vec!["c"]] {
+                    let b = batch(vec![Field::new("name", DataType::Utf8, true)], vec![Arc::new(StringArray::from(names))]);
+                    t.write(vec![b], WriteOptions::default()).await.unwrap();
+                }
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
         "overwritten",
         Box::new(|t| {
             async move {

@@ -270,3 +270,37 @@ async fn v2_checkpoint_tables_get_uuid_named_v2_checkpoints() {
     assert!(matches!(cp.parts[0].name.kind, delta_core::log::LogFileKind::V2Checkpoint { parquet: true }));
     assert_eq!(ids(&table).await, (0..11).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn identity_columns_assign_values_above_the_high_water_mark() {
+    let dir = tmp("identity");
+    let table = Table::open(&dir).unwrap();
+    let schema = delta_core::schema::StructType::parse(
+        r#"{"type":"struct","fields":[
+            {"name":"id","type":"long","nullable":false,"metadata":{"delta.identity.start":100,"delta.identity.step":-2,"delta.identity.allowExplicitInsert":false}},
+            {"name":"name","type":"string","nullable":true,"metadata":{}}]}"#,
+    )
+    .unwrap();
+    table.create(schema, &[], HashMap::new()).await.unwrap();
+    assert!(table.snapshot().await.unwrap().protocol().min_writer_version >= 6);
+    let names = |n: &[&str]| {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)])),
+            vec![Arc::new(StringArray::from(n.to_vec()))],
+        )
+        .unwrap()
+    };
+    table.write(vec![names(&["a", "b"]), names(&["c"])], WriteOptions::default()).await.unwrap();
+    table.write(vec![names(&["d"])], WriteOptions::default()).await.unwrap();
+    assert_eq!(ids(&table).await, vec![94, 96, 98, 100]);
+    let hwm = table.snapshot().await.unwrap().schema().fields[0].metadata.get("delta.identity.highWaterMark").cloned();
+    assert_eq!(hwm, Some(serde_json::json!(94)));
+    // Explicit values are refused for GENERATED ALWAYS identity columns.
+    let explicit = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)])),
+        vec![Arc::new(Int64Array::from(vec![5])), Arc::new(StringArray::from(vec!["x"]))],
+    )
+    .unwrap();
+    let err = table.write(vec![explicit], WriteOptions::default()).await.unwrap_err().to_string();
+    assert!(err.contains("identity column `id`"), "{err}");
+}
