@@ -46,16 +46,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ["UK", "FR", "DE", "US"].iter().enumerate().map(|(i, c)| sales(i as i64 * 1000, 1000, c)).collect::<Result<_, _>>()?;
     let opts = WriteOptions { partition_by: Some(vec!["country".into()]), ..Default::default() };
     let r = table.write(first, opts).await?;
-    println!("   version {:?}: {} rows in {} files", r.version, r.rows_written, r.files_added);
+    println!("   version {}: {} rows in {} files", r.version.unwrap_or(-1), r.rows_written, r.files_added);
 
     println!("== append 500 UK rows");
     let r = table.write(vec![sales(4000, 500, "UK")?], WriteOptions::default()).await?;
-    println!("   version {:?}", r.version);
+    println!("   version {}", r.version.unwrap_or(-1));
 
     println!("== overwrite the DE partition (replaceWhere country = 'DE')");
     let opts = WriteOptions { mode: SaveMode::Overwrite, replace_where: Some(Expr::parse("country = 'DE'")?), ..Default::default() };
     let r = table.write(vec![sales(9000, 10, "DE")?], opts).await?;
-    println!("   version {:?}: {} files removed, {} added", r.version, r.files_removed, r.files_added);
+    println!("   version {}: {} files removed, {} added", r.version.unwrap_or(-1), r.files_removed, r.files_added);
 
     println!("== evolve the schema: add a `channel` column (mergeSchema)");
     let extra = RecordBatch::try_new(
@@ -71,7 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ],
     )?;
     let r = table.write(vec![extra], WriteOptions { merge_schema: true, ..Default::default() }).await?;
-    println!("   version {:?}", r.version);
+    println!("   version {}", r.version.unwrap_or(-1));
 
     let snapshot = table.snapshot().await?;
     let schema: Vec<String> = snapshot.schema().fields.iter().map(|f| format!("{} {}", f.name, f.data_type)).collect();
