@@ -113,6 +113,7 @@ fn ensure_writable(protocol: &Protocol, metadata: &Metadata) -> DeltaResult<()> 
                 | TableFeature::VariantTypePreview
                 | TableFeature::GeneratedColumns
                 | TableFeature::IdentityColumns
+                | TableFeature::AllowColumnDefaults
         )
     };
     for f in protocol.writer_feature_set() {
@@ -157,6 +158,11 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
     let column_mapping = properties.get("delta.columnMapping.mode").is_some_and(|m| m != "none");
     let generated = schema.fields.iter().any(|f| f.metadata.contains_key("delta.generationExpression"));
     let identity = schema.fields.iter().any(|f| f.metadata.contains_key("delta.identity.start"));
+    let defaults = schema.fields.iter().any(|f| f.metadata.contains_key("CURRENT_DEFAULT"));
+    if defaults {
+        // Only expressible with table features.
+        writer_features.push("allowColumnDefaults");
+    }
     let constraints = properties.keys().any(|k| k.starts_with("delta.constraints."));
     let cdf = prop("delta.enableChangeDataFeed");
     let append_only = prop("delta.appendOnly");
@@ -283,14 +289,18 @@ fn conform_batch(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -
 
 /// Generated columns (`delta.generationExpression`): computed where the data lacks them, checked
 /// (`column <=> expression` on every row) where it has them.
-fn generated_columns(schema: &StructType) -> DeltaResult<Vec<(usize, Expr)>> {
-    schema
-        .fields
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| f.metadata.get("delta.generationExpression").and_then(Value::as_str).map(|e| (i, e)))
-        .map(|(i, text)| Ok((i, Expr::parse(text)?)))
-        .collect()
+/// Columns whose values an expression supplies: generated columns (always; given values are
+/// checked) and columns with a default (`CURRENT_DEFAULT`, allowColumnDefaults; only when missing).
+fn generated_columns(schema: &StructType) -> DeltaResult<Vec<(usize, Expr, bool)>> {
+    let mut out = Vec::new();
+    for (i, f) in schema.fields.iter().enumerate() {
+        if let Some(text) = f.metadata.get("delta.generationExpression").and_then(Value::as_str) {
+            out.push((i, Expr::parse(text)?, true));
+        } else if let Some(text) = f.metadata.get("CURRENT_DEFAULT").and_then(Value::as_str) {
+            out.push((i, Expr::parse(text)?, false));
+        }
+    }
+    Ok(out)
 }
 
 fn fill_generated_columns(batch: (RecordBatch, Vec<bool>), schema: &StructType) -> DeltaResult<RecordBatch> {
@@ -300,8 +310,11 @@ fn fill_generated_columns(batch: (RecordBatch, Vec<bool>), schema: &StructType) 
         return Ok(batch);
     }
     let mut columns = batch.columns().to_vec();
-    for (i, expr) in &generated {
+    for (i, expr, always) in &generated {
         let f = &schema.fields[*i];
+        if provided[*i] && !*always {
+            continue;
+        }
         let t = batch.schema().field(*i).data_type().clone();
         let computed = crate::expr::evaluate(expr, &batch)?;
         let computed = arrow::compute::cast_with_options(&computed, &t, &arrow::compute::CastOptions { safe: true, ..Default::default() })?;
@@ -317,7 +330,7 @@ fn fill_generated_columns(batch: (RecordBatch, Vec<bool>), schema: &StructType) 
         } else {
             if !f.nullable && computed.null_count() > 0 {
                 return Err(DeltaError::WriteRefused {
-                    reason: format!("NOT NULL constraint violated: generated column `{}` computes NULL", f.name),
+                    reason: format!("NOT NULL constraint violated: column `{}` computes NULL from `{expr}`", f.name),
                 });
             }
             columns[*i] = computed;
@@ -412,7 +425,9 @@ fn conform_without_generated(batch: &RecordBatch, target: &SchemaRef, schema: &S
     let mut provided = Vec::with_capacity(target.fields().len());
     for (tf, sf) in target.fields().iter().zip(&schema.fields) {
         // Generated and identity columns missing from the data are filled in afterwards.
-        let generated = sf.metadata.contains_key("delta.generationExpression") || sf.metadata.contains_key("delta.identity.start");
+        let generated = sf.metadata.contains_key("delta.generationExpression")
+            || sf.metadata.contains_key("delta.identity.start")
+            || sf.metadata.contains_key("CURRENT_DEFAULT");
         let idx = input.index_of(tf.name()).ok().or_else(|| input.fields().iter().position(|f| f.name().eq_ignore_ascii_case(tf.name())));
         let col = match idx {
             Some(i) => {

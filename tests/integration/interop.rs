@@ -369,6 +369,23 @@ async fn write_shapes(root: &Path) -> usize {
         }),
     ));
     shapes.push((
+        "column_defaults",
+        Box::new(|t| {
+            async move {
+                let schema = delta_core::schema::StructType::parse(
+                    r#"{"type":"struct","fields":[
+                        {"name":"id","type":"long","nullable":true,"metadata":{}},
+                        {"name":"status","type":"string","nullable":true,"metadata":{"CURRENT_DEFAULT":"'new'"}}]}"#,
+                )
+                .unwrap();
+                t.create(schema, &[], HashMap::new()).await.unwrap();
+                let b = batch(vec![Field::new("id", DataType::Int64, true)], vec![Arc::new(Int64Array::from(vec![1, 2]))]);
+                t.write(vec![b], WriteOptions::default()).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
         "overwritten",
         Box::new(|t| {
             async move {

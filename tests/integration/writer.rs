@@ -304,3 +304,37 @@ async fn identity_columns_assign_values_above_the_high_water_mark() {
     let err = table.write(vec![explicit], WriteOptions::default()).await.unwrap_err().to_string();
     assert!(err.contains("identity column `id`"), "{err}");
 }
+
+#[tokio::test]
+async fn column_defaults_fill_missing_columns() {
+    let dir = tmp("defaults");
+    let table = Table::open(&dir).unwrap();
+    let schema = delta_core::schema::StructType::parse(
+        r#"{"type":"struct","fields":[
+            {"name":"id","type":"long","nullable":true,"metadata":{}},
+            {"name":"status","type":"string","nullable":false,"metadata":{"CURRENT_DEFAULT":"'new'"}},
+            {"name":"part","type":"string","nullable":true,"metadata":{}}]}"#,
+    )
+    .unwrap();
+    table.create(schema, &[], HashMap::new()).await.unwrap();
+    let p = table.snapshot().await.unwrap().protocol().clone();
+    assert!(p.writer_features.as_ref().is_some_and(|f| f.iter().any(|f| f == "allowColumnDefaults")), "{p:?}");
+    table.write(vec![batch(&[1], &["a"])], WriteOptions::default()).await.unwrap();
+    let given = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("status", DataType::Utf8, true)])),
+        vec![Arc::new(Int64Array::from(vec![2])), Arc::new(StringArray::from(vec!["done"]))],
+    )
+    .unwrap();
+    table.write(vec![given], WriteOptions::default()).await.unwrap();
+    let out = table.snapshot().await.unwrap().scan().with_columns(&["id", "status"]).build().unwrap().collect().await.unwrap();
+    let mut rows: Vec<(i64, String)> = out
+        .iter()
+        .flat_map(|b| {
+            let ids = b.column(0).as_primitive::<Int64Type>().clone();
+            let st = b.column(1).as_string::<i32>().clone();
+            (0..b.num_rows()).map(move |i| (ids.value(i), st.value(i).to_string())).collect::<Vec<_>>()
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(rows, vec![(1, "new".to_string()), (2, "done".to_string())]);
+}
