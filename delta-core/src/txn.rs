@@ -299,6 +299,45 @@ impl Transaction {
         m.bool_property("delta.enableInCommitTimestamps", false)
     }
 
+    /// Row tracking: when the table supports it, every new file gets `baseRowId` (fresh ids above
+    /// the high-water mark in the `delta.rowTracking` domain) and `defaultRowCommitVersion` (the
+    /// version being attempted), and the commit moves the high-water mark. Recomputed on every
+    /// attempt, so a rebase over a concurrent winner never reuses its ids.
+    fn assign_row_ids(&self, actions: &mut Vec<Action>, version: i64, high_water_mark: i64) -> DeltaResult<()> {
+        if !self.snapshot.protocol().has_feature(&crate::protocol::TableFeature::RowTracking) {
+            return Ok(());
+        }
+        let mut next = high_water_mark + 1;
+        let mut assigned = false;
+        for a in actions.iter_mut() {
+            let Action::Add(add) = a else { continue };
+            if add.base_row_id.is_none() {
+                let records = add
+                    .stats
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                    .and_then(|v| v.get("numRecords").and_then(Value::as_i64))
+                    .ok_or_else(|| DeltaError::WriteRefused {
+                        reason: format!("row tracking needs numRecords in the stats of {}", add.path),
+                    })?;
+                add.base_row_id = Some(next);
+                next += records;
+                assigned = true;
+            }
+            if add.default_row_commit_version.is_none() || add.data_change {
+                add.default_row_commit_version = Some(version);
+            }
+        }
+        if assigned {
+            actions.push(Action::DomainMetadata(crate::protocol::DomainMetadata {
+                domain: ROW_TRACKING_DOMAIN.into(),
+                configuration: json!({ "rowIdHighWaterMark": next - 1 }).to_string(),
+                removed: false,
+            }));
+        }
+        Ok(())
+    }
+
     fn build_actions(&self, ict: Option<i64>) -> Vec<Action> {
         let mut info = CommitInfo::new();
         if let Some(t) = ict {
@@ -340,8 +379,16 @@ impl Transaction {
         let mut ict =
             if self.in_commit_timestamps() { Some(now_ms().max(self.snapshot.timestamp_ms().map(|t| t + 1).unwrap_or(0))) } else { None };
         let mut rebases = 0u32;
+        let mut row_id_high_water_mark = self
+            .snapshot
+            .domain_metadata()
+            .find(|d| d.domain == ROW_TRACKING_DOMAIN)
+            .map(|d| high_water_mark(&d.configuration))
+            .unwrap_or(-1);
         loop {
-            let body = commit_bytes(&self.build_actions(ict))?;
+            let mut actions = self.build_actions(ict);
+            self.assign_row_ids(&mut actions, version, row_id_high_water_mark)?;
+            let body = commit_bytes(&actions)?;
             let path = location.log_path(&format!("{version:020}.json"));
             let mut transient = 0u32;
             let mut backoff = self.retry.initial_backoff;
@@ -410,6 +457,14 @@ impl Transaction {
             if let Some(reason) = self.check_conflicts(version, &winner, pruner.as_ref())? {
                 return Ok(CommitOutcome::Conflict(reason));
             }
+            // Rebase row ids past the winner's.
+            for a in &winner {
+                if let Action::DomainMetadata(d) = a {
+                    if d.domain == ROW_TRACKING_DOMAIN {
+                        row_id_high_water_mark = row_id_high_water_mark.max(high_water_mark(&d.configuration));
+                    }
+                }
+            }
             // Rebase the in-commit timestamp past the winner's.
             if let Some(t) = ict {
                 let winner_ict = winner.iter().find_map(|a| match a {
@@ -462,7 +517,7 @@ impl Transaction {
             self.actions.iter().filter_map(|a| if let Action::DomainMetadata(d) = a { Some(d.domain.as_str()) } else { None }).collect();
         for a in winner {
             if let Action::DomainMetadata(d) = a {
-                if ours.contains(d.domain.as_str()) {
+                if ours.contains(d.domain.as_str()) && d.domain != ROW_TRACKING_DOMAIN {
                     return Ok(Some(ConflictReason::ConcurrentDomainMetadata { version, domain: d.domain.clone() }));
                 }
             }
@@ -551,6 +606,13 @@ impl Transaction {
         }
         Ok(false)
     }
+}
+
+/// The domain holding the row id high-water mark.
+pub const ROW_TRACKING_DOMAIN: &str = "delta.rowTracking";
+
+fn high_water_mark(configuration: &str) -> i64 {
+    serde_json::from_str::<Value>(configuration).ok().and_then(|v| v.get("rowIdHighWaterMark").and_then(Value::as_i64)).unwrap_or(-1)
 }
 
 enum Lookup {

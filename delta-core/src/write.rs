@@ -88,7 +88,7 @@ pub struct WriteResult {
 }
 
 /// Writer features this implementation honours when writing.
-fn ensure_writable(protocol: &Protocol, metadata: &Metadata) -> DeltaResult<()> {
+fn ensure_writable(protocol: &Protocol) -> DeltaResult<()> {
     if protocol.min_writer_version > 7 || protocol.min_writer_version < 1 {
         return Err(DeltaError::UnsupportedWriterVersion { version: protocol.min_writer_version });
     }
@@ -114,6 +114,7 @@ fn ensure_writable(protocol: &Protocol, metadata: &Metadata) -> DeltaResult<()> 
                 | TableFeature::GeneratedColumns
                 | TableFeature::IdentityColumns
                 | TableFeature::AllowColumnDefaults
+                | TableFeature::RowTracking
         )
     };
     for f in protocol.writer_feature_set() {
@@ -122,9 +123,6 @@ fn ensure_writable(protocol: &Protocol, metadata: &Metadata) -> DeltaResult<()> 
         }
     }
     // Legacy writer versions imply features: 4 = generated columns + CDF, 6 = identity columns.
-    if metadata.bool_property("delta.enableRowTracking", false) {
-        return Err(DeltaError::UnsupportedWriterFeature { feature: "rowTracking".into() });
-    }
     Ok(())
 }
 
@@ -150,6 +148,10 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
     }
     if prop("delta.enableInCommitTimestamps") {
         writer_features.push("inCommitTimestamp");
+    }
+    if prop("delta.enableRowTracking") {
+        writer_features.push("domainMetadata");
+        writer_features.push("rowTracking");
     }
     if properties.get("delta.checkpointPolicy").is_some_and(|p| p.eq_ignore_ascii_case("v2")) {
         reader_features.push("v2Checkpoint");
@@ -1215,7 +1217,7 @@ where
     let mut metadata = snapshot.metadata().clone();
     let mut protocol = snapshot.protocol().clone();
     let mut schema = snapshot.schema().clone();
-    ensure_writable(&protocol, &metadata)?;
+    ensure_writable(&protocol)?;
     if let Some((app, v)) = &options.app_transaction {
         if snapshot.app_transactions().get(app).is_some_and(|t| t.version >= *v) {
             return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0, post_commit_error: None });
@@ -1361,6 +1363,12 @@ where
                     continue;
                 }
                 if !partition_only {
+                    if snapshot.protocol().has_feature(&TableFeature::RowTracking) {
+                        // Copying kept rows to new files would give them new row ids.
+                        return Err(DeltaError::WriteRefused {
+                            reason: "replaceWhere on data columns rewrites files, which does not preserve row ids on a row-tracking table yet; use a partition predicate".into(),
+                        });
+                    }
                     // Keep the rows of this file that the predicate does not select.
                     let kept = crate::dml::rows_not_matching(&snapshot, &add, pred).await?;
                     if !kept.is_empty() {
@@ -1455,7 +1463,7 @@ impl Table {
     pub async fn set_properties(&self, properties: HashMap<String, String>) -> DeltaResult<i64> {
         let snapshot = self.snapshot().await?;
         let mut metadata = snapshot.metadata().clone();
-        ensure_writable(snapshot.protocol(), &metadata)?;
+        ensure_writable(snapshot.protocol())?;
         if properties.keys().any(|k| k.starts_with("delta.constraints.")) {
             return Err(DeltaError::WriteRefused {
                 reason: "use add_constraint to add CHECK constraints (existing rows must be validated)".into(),

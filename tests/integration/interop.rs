@@ -386,6 +386,22 @@ async fn write_shapes(root: &Path) -> usize {
         }),
     ));
     shapes.push((
+        "row_tracking",
+        Box::new(|t| {
+            async move {
+                let opts = WriteOptions {
+                    properties: props(&[("delta.enableRowTracking", "true"), ("delta.checkpointInterval", "2")]),
+                    ..Default::default()
+                };
+                t.write(vec![ids_names(&[1, 2], &["a", "b"])], opts).await.unwrap();
+                for i in 3..6 {
+                    t.write(vec![ids_names(&[i], &["c"])], WriteOptions::default()).await.unwrap();
+                }
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
         "overwritten",
         Box::new(|t| {
             async move {

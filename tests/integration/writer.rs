@@ -338,3 +338,51 @@ async fn column_defaults_fill_missing_columns() {
     rows.sort();
     assert_eq!(rows, vec![(1, "new".to_string()), (2, "done".to_string())]);
 }
+
+#[tokio::test]
+async fn row_tracking_assigns_fresh_row_ids_even_across_rebases() {
+    use delta_core::actions::Action;
+    use delta_core::txn::Transaction;
+    let dir = tmp("rowtracking");
+    let table = Table::open(&dir).unwrap();
+    let props: HashMap<String, String> = [("delta.enableRowTracking".to_string(), "true".to_string())].into();
+    table.write(vec![batch(&[1, 2, 3], &["a", "a", "a"])], WriteOptions { properties: props, ..Default::default() }).await.unwrap();
+    table.write(vec![batch(&[4, 5], &["a", "a"])], WriteOptions::default()).await.unwrap();
+    // Two blind appends from the same snapshot: the loser rebases and takes ids above the winner's.
+    let s = table.snapshot().await.unwrap();
+    let file = |n: i64| {
+        let mut a = s.add_files().unwrap()[0].clone();
+        a.path = format!("copy-{n}.parquet");
+        a.base_row_id = None;
+        a.default_row_commit_version = None;
+        a.stats = Some(serde_json::json!({"numRecords": n}).to_string());
+        Action::Add(a)
+    };
+    let mut w = Transaction::new(s.clone());
+    w.add_action(file(10));
+    let mut l = Transaction::new(s.clone());
+    l.add_action(file(7));
+    assert!(matches!(w.commit().await.unwrap(), delta_core::txn::CommitOutcome::Committed { .. }));
+    assert!(matches!(l.commit().await.unwrap(), delta_core::txn::CommitOutcome::Committed { .. }));
+    let snap = table.snapshot().await.unwrap();
+    let mut ranges: Vec<(i64, i64, i64)> = snap
+        .add_files()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let n = serde_json::from_str::<serde_json::Value>(a.stats.as_deref().unwrap()).unwrap()["numRecords"].as_i64().unwrap();
+            (a.base_row_id.expect("baseRowId"), n, a.default_row_commit_version.expect("defaultRowCommitVersion"))
+        })
+        .collect();
+    ranges.sort();
+    // Row id ranges are disjoint and contiguous from 0, and commit versions are the adding commits'.
+    let mut next = 0;
+    for (base, n, _) in &ranges {
+        assert_eq!(*base, next, "row ids are fresh and disjoint: {ranges:?}");
+        next += n;
+    }
+    assert_eq!(next, 3 + 2 + 10 + 7);
+    let hwm = snap.domain_metadata().find(|d| d.domain == "delta.rowTracking").map(|d| d.configuration.clone()).unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&hwm).unwrap()["rowIdHighWaterMark"], 21);
+    assert!(ranges.iter().all(|(_, _, v)| (1..=4).contains(v)));
+}
