@@ -1369,6 +1369,12 @@ where
                             reason: "replaceWhere on data columns rewrites files, which does not preserve row ids on a row-tracking table yet; use a partition predicate".into(),
                         });
                     }
+                    if metadata.bool_property("delta.enableChangeDataFeed", false) {
+                        // Without cdc files, the copied rows would read as deleted and re-inserted.
+                        return Err(DeltaError::WriteRefused {
+                            reason: "replaceWhere on data columns rewrites files, which needs change data files on a table with delta.enableChangeDataFeed; use a partition predicate".into(),
+                        });
+                    }
                     // Keep the rows of this file that the predicate does not select.
                     let kept = crate::dml::rows_not_matching(&snapshot, &add, pred).await?;
                     if !kept.is_empty() {
