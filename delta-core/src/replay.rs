@@ -22,7 +22,6 @@ use arrow::array::{
 };
 use arrow::compute::filter;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Int64Type, Schema};
-use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
@@ -255,33 +254,19 @@ pub fn stream_log_file(location: &TableLocation, file: &LogFile) -> tokio::sync:
         };
         let path = file.meta.location.to_string();
         let max = location.options().max_actions_per_commit;
+        let tx_err = tx.clone();
         let decode = tokio::task::spawn_blocking(move || {
             let result = decode_commit_json_each(&path, &bytes, max, |b| tx.blocking_send(Ok(b)).is_ok());
             if let Err(e) = result {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        let _ = decode.await;
+        if let Err(e) = decode.await {
+            // A decoder that panicked must not look like a file with fewer actions.
+            let _ = tx_err.send(Err(DeltaError::Internal(format!("decoding {} failed: {e}", file.meta.location)))).await;
+        }
     });
     rx
-}
-
-/// Reads one log file (commit, compaction, checkpoint part) into action batches.
-pub async fn read_log_file(location: &TableLocation, file: &LogFile) -> DeltaResult<Vec<RecordBatch>> {
-    let is_parquet = match file.name.kind {
-        LogFileKind::SinglePartCheckpoint | LogFileKind::MultiPartCheckpoint { .. } => true,
-        LogFileKind::V2Checkpoint { parquet } => parquet,
-        _ => false,
-    };
-    if is_parquet {
-        return read_checkpoint_parquet(location, &file.meta.location, Some(file.meta.size)).await;
-    }
-    let bytes: Bytes = location.read_bounded(&file.meta.location, Some(file.meta.size)).await?;
-    let path = file.meta.location.to_string();
-    let max = location.options().max_actions_per_commit;
-    tokio::task::spawn_blocking(move || decode_commit_json(&path, &bytes, max))
-        .await
-        .map_err(|e| DeltaError::Internal(format!("decode task failed: {e}")))?
 }
 
 /// The live state after replay.
@@ -548,14 +533,12 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
     }
     let concurrency = location.options().io_concurrency.max(1);
     if let Some(cp) = &segment.checkpoint {
-        let mut parts = futures::stream::iter(cp.parts.clone().into_iter().map(|f| {
-            let location = location.clone();
-            async move { read_log_file(&location, &f).await }
-        }))
-        .buffered(concurrency);
+        // Every part reads at once; each hands over its batches through its own bounded channel.
+        let parts: Vec<_> = cp.parts.iter().map(|f| stream_log_file(location, f)).collect();
         let mut sidecars: Vec<String> = Vec::new();
-        while let Some(batches) = parts.next().await {
-            for batch in batches.map_err(|e| DeltaError::InvalidCheckpoint { version: cp.version, reason: e.to_string() })? {
+        for mut rx in parts {
+            while let Some(batch) = rx.recv().await {
+                let batch = batch.map_err(|e| DeltaError::InvalidCheckpoint { version: cp.version, reason: e.to_string() })?;
                 let sc = batch.column(action_col::SIDECAR).as_struct();
                 let paths = sc.column(0).as_string::<i32>();
                 for row in (0..batch.num_rows()).filter(|r| sc.is_valid(*r) && paths.is_valid(*r)) {
