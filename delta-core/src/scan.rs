@@ -211,16 +211,9 @@ impl ScanBuilder {
             Arc::new(Schema::new(output_names.iter().filter_map(|n| schema.field(n)).map(nullable).collect::<DeltaResult<Vec<_>>>()?));
         let read_fields: Vec<StructField> = read_names.iter().filter_map(|n| schema.field(n)).cloned().collect();
         let read_schema = Arc::new(Schema::new(read_fields.iter().map(nullable).collect::<DeltaResult<Vec<_>>>()?));
-        let partition_cols: Vec<String> = snapshot.partition_columns().to_vec();
         let mode = snapshot.column_mapping_mode();
-        let partition_physical: Vec<(String, String, ArrowType)> = partition_cols
-            .iter()
-            .map(|c| {
-                let f = schema.field(c).ok_or_else(|| DeltaError::schema(format!("partition column `{c}` is not in the schema")))?;
-                Ok((f.name.clone(), f.physical_name(mode).to_string(), f.data_type.to_arrow(false)?))
-            })
-            .collect::<DeltaResult<_>>()?;
         let pruner = FilePruner::new(&snapshot)?;
+        let partition_physical = pruner.partitions.clone();
 
         let mut files = Vec::with_capacity(snapshot.num_files());
         let mut total_files = 0usize;
