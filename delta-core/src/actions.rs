@@ -77,6 +77,20 @@ impl AddFile {
     }
 }
 
+/// The `cdc` action: a change data file (CDF), read instead of add/remove for its version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddCdcFile {
+    pub path: String,
+    #[serde(default)]
+    pub partition_values: HashMap<String, Option<String>>,
+    pub size: i64,
+    #[serde(default)]
+    pub data_change: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<HashMap<String, Option<String>>>,
+}
+
 /// One action of a commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Action {
@@ -94,6 +108,8 @@ pub enum Action {
     Txn(AppTransaction),
     #[serde(rename = "domainMetadata")]
     DomainMetadata(DomainMetadata),
+    #[serde(rename = "cdc")]
+    Cdc(AddCdcFile),
 }
 
 /// Serialises actions as a commit file body (newline-delimited JSON).

@@ -1,16 +1,606 @@
-//! Row-level rewrites shared by writes that replace part of a file (replaceWhere today; DELETE,
-//! UPDATE and MERGE build on the same pieces).
+//! Row-level changes: DELETE and UPDATE (here) and MERGE ([`crate::merge`]).
+//!
+//! Every operation is planned the same way: a first pass reads only the files that can hold
+//! affected rows (partition values and statistics prune the rest; the predicate is pushed into
+//! the parquet reader), and produces, per file, the set of row indexes it deletes or replaces,
+//! plus new rows (updated or inserted) and change data. The [`Rewriter`] then materialises the
+//! deletions in one of two ways:
+//!
+//! ```text
+//!  merge-on-read (delta.enableDeletionVectors):  existing DV ∪ new rows ─► one DV file per commit
+//!                                                remove(old DV) + add(same path, new DV)
+//!  copy-on-write:                                second pass over touched files copies the rows
+//!                                                not deleted into new files; remove the old ones
+//! ```
+//!
+//! A file whose rows are all deleted is removed either way. A DELETE whose predicate reads only
+//! partition columns removes whole files without reading them. New rows stream into a
+//! [`DeltaWriter`] as they are produced, so memory is bounded by a file's batches, not the table.
+//!
+//! With `delta.enableChangeDataFeed`, the rows deleted, the pre- and post-images of updates and
+//! the inserted rows are written as `cdc` files (`_change_data/`) in the same commit; commits that
+//! only remove whole files write none (readers derive those changes from the `remove` actions).
 
-use arrow::array::RecordBatch;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::actions::AddFile;
-use crate::error::DeltaResult;
-use crate::expr::Expr;
-use crate::snapshot::Snapshot;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{Schema, SchemaRef, UInt64Type};
+use futures::TryStreamExt;
+use roaring::RoaringTreemap;
+use serde_json::{json, Value};
+
+use crate::actions::{Action, AddCdcFile, AddFile};
+use crate::error::{DeltaError, DeltaResult};
+use crate::expr::{evaluate, evaluate_predicate, Expr};
+use crate::protocol::{Metadata, TableFeature};
+use crate::scan::{parse_partition_value, FilePruner, ScanBuilder, ScanFile, ROW_INDEX_COLUMN};
+use crate::schema::{ColumnMappingMode, StructType};
+use crate::snapshot::{Snapshot, Table};
+use crate::txn::{IsolationLevel, Transaction};
+use crate::write::{check_rules, conform_without_generated, ensure_writable, table_rules, DeltaWriter, CHANGE_TYPE_COLUMN};
 
 /// The rows of `file` (deletion vector applied) for which `predicate` is not true — what remains
 /// when the matching rows are deleted. SQL semantics: rows where it is NULL remain.
 pub async fn rows_not_matching(snapshot: &Snapshot, file: &AddFile, predicate: &Expr) -> DeltaResult<Vec<RecordBatch>> {
     let keep = Expr::Or(Box::new(Expr::Not(Box::new(predicate.clone()))), Box::new(Expr::IsNull(Box::new(predicate.clone()))));
     snapshot.scan().with_predicate(keep).only_files(std::slice::from_ref(&file.path)).build()?.collect().await
+}
+
+/// What a DELETE, UPDATE or MERGE did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmlResult {
+    /// The committed version; `None` when nothing changed (no commit is written).
+    pub version: Option<i64>,
+    /// delta-spark's operation metrics for the operation (`numDeletedRows`, `numUpdatedRows`,
+    /// `numTargetRowsInserted`, `numCopiedRows`, `numDeletionVectorsAdded`, …), also written to
+    /// the commit's `operationMetrics`.
+    pub metrics: BTreeMap<String, u64>,
+    /// A failure after the commit (checksum or checkpoint); the commit stands.
+    pub post_commit_error: Option<String>,
+}
+
+impl DmlResult {
+    /// A metric by delta-spark's name (0 when absent).
+    pub fn metric(&self, name: &str) -> u64 {
+        self.metrics.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// How a change data row changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeType {
+    Insert,
+    Delete,
+    UpdatePreimage,
+    UpdatePostimage,
+}
+
+impl ChangeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeType::Insert => "insert",
+            ChangeType::Delete => "delete",
+            ChangeType::UpdatePreimage => "update_preimage",
+            ChangeType::UpdatePostimage => "update_postimage",
+        }
+    }
+}
+
+/// Accumulates the effects of one DML operation and turns them into a commit.
+pub(crate) struct Rewriter {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) metadata: Metadata,
+    pub(crate) schema: StructType,
+    /// The table's logical Arrow schema, every field nullable (what new rows are conformed to).
+    pub(crate) target: SchemaRef,
+    pub(crate) pruner: FilePruner,
+    pub(crate) use_dv: bool,
+    pub(crate) cdf: bool,
+    pub(crate) rules: Vec<(String, Expr)>,
+    data: Option<DeltaWriter>,
+    cdc: Option<DeltaWriter>,
+    /// Files with rows deleted or replaced, and those rows' indexes (beyond any existing DV).
+    touched: Vec<(AddFile, RoaringTreemap)>,
+    /// Files removed without being read.
+    whole: Vec<AddFile>,
+    /// Files read (for the conflict checker).
+    pub(crate) read: Vec<String>,
+    pub(crate) metrics: BTreeMap<String, u64>,
+}
+
+/// The number of rows a file holds (`numRecords` less its deletion vector), if its stats say.
+pub(crate) fn live_rows(add: &AddFile) -> Option<u64> {
+    let n = add.stats.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok())?.get("numRecords")?.as_u64()?;
+    Some(n.saturating_sub(add.deletion_vector.as_ref().map(|d| d.cardinality.max(0) as u64).unwrap_or(0)))
+}
+
+fn num_records(add: &AddFile) -> Option<u64> {
+    add.stats.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok())?.get("numRecords")?.as_u64()
+}
+
+impl Rewriter {
+    /// Checks that `operation` may change rows of this table and prepares the writers.
+    pub(crate) fn new(snapshot: Snapshot, operation: &str) -> DeltaResult<Self> {
+        ensure_writable(snapshot.protocol())?;
+        let metadata = snapshot.metadata().clone();
+        if metadata.bool_property("delta.appendOnly", false) {
+            return Err(DeltaError::WriteRefused {
+                reason: format!("the table is append-only (delta.appendOnly=true); {operation} is not allowed"),
+            });
+        }
+        let schema = snapshot.schema().clone();
+        let target = Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::schema::all_nullable(f)).collect::<Vec<_>>()));
+        let use_dv =
+            snapshot.protocol().has_feature(&TableFeature::DeletionVectors) && metadata.bool_property("delta.enableDeletionVectors", false);
+        let cdf = metadata.bool_property("delta.enableChangeDataFeed", false);
+        let rules = table_rules(&metadata, &schema)?;
+        let pruner = FilePruner::new(&snapshot)?;
+        Ok(Rewriter {
+            snapshot,
+            metadata,
+            schema,
+            target,
+            pruner,
+            use_dv,
+            cdf,
+            rules,
+            data: None,
+            cdc: None,
+            touched: Vec::new(),
+            whole: Vec::new(),
+            read: Vec::new(),
+            metrics: BTreeMap::new(),
+        })
+    }
+
+    pub(crate) fn count(&mut self, metric: &str, n: u64) {
+        *self.metrics.entry(metric.to_string()).or_insert(0) += n;
+    }
+
+    fn mode(&self) -> ColumnMappingMode {
+        self.snapshot.column_mapping_mode()
+    }
+
+    /// Row tracking keeps row ids stable; rewriting rows into new files would renumber them.
+    pub(crate) fn refuse_rewrites_under_row_tracking(&self, what: &str) -> DeltaResult<()> {
+        if self.snapshot.protocol().has_feature(&TableFeature::RowTracking) {
+            return Err(DeltaError::WriteRefused {
+                reason: format!(
+                    "{what} rewrites rows into new files, which does not preserve row ids on a row-tracking table yet (materialised row id columns are not written)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// A scan of one file with each row's index in the file (existing deletion vector applied).
+    pub(crate) fn scan_file(&self, add: &AddFile, pushdown: Option<Expr>) -> DeltaResult<crate::scan::Scan> {
+        let mut b = ScanBuilder::new(self.snapshot.clone()).with_files(vec![ScanFile::from_add(add, &self.pruner)]).with_row_index();
+        if let Some(p) = pushdown {
+            b = b.with_predicate(p);
+        }
+        b.build()
+    }
+
+    /// Whether the partition values of `add` satisfy a predicate over partition columns only
+    /// (`Some(false)` also for NULL).
+    pub(crate) fn partition_predicate_holds(&self, predicate: &Expr, add: &AddFile) -> DeltaResult<bool> {
+        let pv = self.pruner.logical_partition_values(&add.partition_values);
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for name in self.snapshot.partition_columns() {
+            let Some(f) = self.schema.field(name) else { continue };
+            let t = f.data_type.to_arrow(false)?;
+            columns.push(parse_partition_value(&f.name, pv.get(&f.name).cloned().flatten().as_deref(), &t)?);
+            fields.push(arrow::datatypes::Field::new(&f.name, t, true));
+        }
+        let batch = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
+        Ok(evaluate_predicate(predicate, &batch)?.value(0))
+    }
+
+    /// Whether every column `predicate` reads is a partition column.
+    pub(crate) fn is_partition_only(&self, predicate: &Expr) -> bool {
+        let parts = self.snapshot.partition_columns();
+        !parts.is_empty() && predicate.columns().iter().all(|c| c.len() == 1 && parts.iter().any(|p| p.eq_ignore_ascii_case(&c[0])))
+    }
+
+    /// Refuses predicates and expressions naming columns the table does not have.
+    pub(crate) fn check_columns(&self, e: &Expr) -> DeltaResult<()> {
+        for c in e.columns() {
+            if self.schema.field(&c[0]).is_none() {
+                return Err(DeltaError::ColumnNotFound {
+                    column: c.join("."),
+                    available: self.schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a file without reading it (its rows all go).
+    pub(crate) fn remove_whole(&mut self, add: AddFile) {
+        self.read.push(add.path.clone());
+        self.whole.push(add);
+    }
+
+    /// Records rows of `add` (file row indexes) as deleted or replaced.
+    pub(crate) fn mark(&mut self, add: &AddFile, rows: RoaringTreemap) {
+        if rows.is_empty() {
+            return;
+        }
+        match self.touched.iter_mut().find(|(a, _)| a.path == add.path) {
+            Some((_, r)) => *r |= rows,
+            None => self.touched.push((add.clone(), rows)),
+        }
+    }
+
+    /// Writes new rows (table columns, conformed and checked) to data files.
+    pub(crate) async fn write_rows(&mut self, batch: &RecordBatch) -> DeltaResult<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        check_rules(batch, &self.rules)?;
+        if self.data.is_none() {
+            let size = self.metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()).unwrap_or(128 * 1024 * 1024);
+            self.data = Some(DeltaWriter::new(self.snapshot.location().clone(), &self.metadata, &self.schema, self.mode(), size)?);
+        }
+        match self.data.as_mut() {
+            Some(w) => w.write(batch).await,
+            None => Err(DeltaError::Internal("data writer missing".into())),
+        }
+    }
+
+    /// Writes change data rows (table columns) with their change type, when CDF is on.
+    pub(crate) async fn write_changes(&mut self, batch: &RecordBatch, change: ChangeType) -> DeltaResult<()> {
+        if !self.cdf || batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.cdc.is_none() {
+            self.cdc = Some(DeltaWriter::for_change_data(self.snapshot.location().clone(), &self.metadata, &self.schema, self.mode())?);
+        }
+        let table_cols = self.target.fields().len();
+        let mut cols: Vec<ArrayRef> = batch.columns()[..table_cols.min(batch.num_columns())].to_vec();
+        cols.push(Arc::new(StringArray::from(vec![change.as_str(); batch.num_rows()])));
+        let mut fields: Vec<arrow::datatypes::FieldRef> = self.target.fields().iter().cloned().collect();
+        fields.push(Arc::new(arrow::datatypes::Field::new(CHANGE_TYPE_COLUMN, arrow::datatypes::DataType::Utf8, true)));
+        let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+        let Some(w) = self.cdc.as_mut() else { return Err(DeltaError::Internal("change writer missing".into())) };
+        w.write(&out).await
+    }
+
+    /// The table columns of a scan batch (drops the row index column).
+    pub(crate) fn table_columns(&self, batch: &RecordBatch) -> DeltaResult<RecordBatch> {
+        let n = self.target.fields().len();
+        Ok(RecordBatch::try_new_with_options(
+            self.target.clone(),
+            batch.columns()[..n].to_vec(),
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?)
+    }
+
+    /// Materialises the deletions, writes the remaining files and returns the actions to commit
+    /// (`remove`s, `add`s, `cdc`s). Nothing is visible until the commit.
+    pub(crate) async fn finish(mut self) -> DeltaResult<(Vec<Action>, BTreeMap<String, u64>, Snapshot)> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut actions = Vec::new();
+        let location = self.snapshot.location().clone();
+        for add in std::mem::take(&mut self.whole) {
+            self.count("numRemovedFiles", 1);
+            self.count("numRemovedBytes", add.size.max(0) as u64);
+            if add.deletion_vector.is_some() {
+                self.count("numDeletionVectorsRemoved", 1);
+            }
+            actions.push(Action::Remove(add.to_remove(now, true)));
+        }
+        let touched = std::mem::take(&mut self.touched);
+        if self.use_dv {
+            let mut dvs = crate::dv::DvFileWriter::new();
+            for (add, rows) in touched {
+                let mut all = rows;
+                if let Some(old) = &add.deletion_vector {
+                    all |= old.load(&location, num_records(&add)).await?;
+                }
+                actions.push(Action::Remove(add.to_remove(now, true)));
+                if num_records(&add).is_some_and(|n| all.len() >= n) {
+                    self.count("numRemovedFiles", 1);
+                    self.count("numRemovedBytes", add.size.max(0) as u64);
+                    if add.deletion_vector.is_some() {
+                        self.count("numDeletionVectorsRemoved", 1);
+                    }
+                    continue;
+                }
+                let descriptor = dvs.add(&all)?;
+                self.count(if add.deletion_vector.is_some() { "numDeletionVectorsUpdated" } else { "numDeletionVectorsAdded" }, 1);
+                let mut next = add.clone();
+                next.deletion_vector = Some(descriptor);
+                next.data_change = true;
+                next.modification_time = now;
+                // Bounds stay valid for the remaining rows but may no longer be tight.
+                if let Some(Value::Object(mut stats)) = add.stats.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()) {
+                    stats.insert("tightBounds".into(), json!(false));
+                    next.stats = Some(Value::Object(stats).to_string());
+                }
+                actions.push(Action::Add(next));
+            }
+            // The vectors must be durable before a commit names them.
+            dvs.finish(&location).await?;
+        } else {
+            for (add, rows) in touched {
+                self.count("numRemovedFiles", 1);
+                self.count("numRemovedBytes", add.size.max(0) as u64);
+                if add.deletion_vector.is_some() {
+                    self.count("numDeletionVectorsRemoved", 1);
+                }
+                actions.push(Action::Remove(add.to_remove(now, true)));
+                // Copy the rows that stay.
+                let mut stream = self.scan_file(&add, None)?.execute();
+                while let Some(batch) = stream.try_next().await? {
+                    let idx = row_indexes(&batch)?;
+                    let keep: BooleanArray = idx.values().iter().map(|i| Some(!rows.contains(*i))).collect();
+                    let kept = filter_record_batch(&self.table_columns(&batch)?, &keep)?;
+                    self.count("numCopiedRows", kept.num_rows() as u64);
+                    self.write_rows(&kept).await?;
+                }
+            }
+        }
+        if let Some(w) = self.data.take() {
+            let (adds, _) = w.finish().await?;
+            for a in adds {
+                self.count("numAddedFiles", 1);
+                self.count("numAddedBytes", a.size.max(0) as u64);
+                actions.push(Action::Add(a));
+            }
+        }
+        if let Some(w) = self.cdc.take() {
+            let (files, _) = w.finish().await?;
+            for f in files {
+                self.count("numAddedChangeFiles", 1);
+                actions.push(Action::Cdc(AddCdcFile {
+                    path: f.path,
+                    partition_values: f.partition_values,
+                    size: f.size,
+                    data_change: false,
+                    tags: None,
+                }));
+            }
+        }
+        Ok((actions, self.metrics, self.snapshot))
+    }
+}
+
+/// The row index column of a scan built with [`ScanBuilder::with_row_index`].
+pub(crate) fn row_indexes(batch: &RecordBatch) -> DeltaResult<arrow::array::UInt64Array> {
+    batch
+        .column_by_name(ROW_INDEX_COLUMN)
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+        .cloned()
+        .ok_or_else(|| DeltaError::Internal("scan lacks its row index column".into()))
+}
+
+/// Commits the actions of a DML operation with delta-spark's operation name and parameters.
+pub(crate) async fn commit_dml(
+    table: &Table,
+    snapshot: Snapshot,
+    actions: Vec<Action>,
+    read_predicate: Option<Expr>,
+    read_files: &[String],
+    operation: &str,
+    parameters: Value,
+    metrics: BTreeMap<String, u64>,
+) -> DeltaResult<DmlResult> {
+    if actions.is_empty() {
+        return Ok(DmlResult { version: None, metrics, post_commit_error: None });
+    }
+    let mut txn = Transaction::new(snapshot).with_isolation(IsolationLevel::WriteSerializable);
+    match read_predicate {
+        Some(p) => txn.read_predicate(p),
+        None => txn.read_whole_table(),
+    }
+    for f in read_files {
+        txn.read_file(f);
+    }
+    txn.add_actions(actions);
+    let shown: serde_json::Map<String, Value> = metrics.iter().map(|(k, v)| (k.clone(), json!(v.to_string()))).collect();
+    let txn = txn.with_operation(operation, parameters).with_metrics(Value::Object(shown));
+    let version = txn.commit().await?.version()?;
+    let post_commit_error = crate::checkpoint::post_commit(table, version).await.err().map(|e| e.to_string());
+    Ok(DmlResult { version: Some(version), metrics, post_commit_error })
+}
+
+/// Rows whose predicate is true (NULL counts as false, as in SQL).
+fn matching(predicate: Option<&Expr>, batch: &RecordBatch) -> DeltaResult<BooleanArray> {
+    match predicate {
+        Some(p) => evaluate_predicate(p, batch),
+        None => Ok(BooleanArray::from(vec![true; batch.num_rows()])),
+    }
+}
+
+/// Applies `SET column = expression` assignments to `rows` (table columns): assigned columns take
+/// the expression's value cast to the column's type; generated columns that are not assigned are
+/// recomputed; NOT NULL and CHECK constraints are checked by the writer.
+pub(crate) fn apply_assignments(
+    rw: &Rewriter,
+    rows: &RecordBatch,
+    eval_on: &RecordBatch,
+    assignments: &[(String, Expr)],
+) -> DeltaResult<RecordBatch> {
+    let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
+    let mut provided = vec![true; columns.len()];
+    for (i, f) in rw.schema.fields.iter().enumerate() {
+        if f.metadata.contains_key("delta.generationExpression") {
+            provided[i] = false;
+        }
+    }
+    for (name, e) in assignments {
+        let i = rw.schema.fields.iter().position(|f| f.name.eq_ignore_ascii_case(name)).ok_or_else(|| DeltaError::ColumnNotFound {
+            column: name.clone(),
+            available: rw.schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+        })?;
+        let f = &rw.schema.fields[i];
+        if f.metadata.contains_key("delta.identity.start")
+            && !f.metadata.get("delta.identity.allowExplicitInsert").and_then(Value::as_bool).unwrap_or(false)
+        {
+            return Err(DeltaError::WriteRefused { reason: format!("identity column `{}` is GENERATED ALWAYS and cannot be updated", f.name) });
+        }
+        let t = rw.target.field(i).data_type().clone();
+        let v = evaluate(e, eval_on)?;
+        let v = if v.data_type() == &t {
+            v
+        } else {
+            arrow::compute::cast_with_options(&v, &t, &arrow::compute::CastOptions { safe: false, ..Default::default() }).map_err(|err| {
+                DeltaError::WriteRefused { reason: format!("cannot assign `{e}` ({}) to column `{}` ({}): {err}", v.data_type(), f.name, f.data_type) }
+            })?
+        };
+        columns[i] = v;
+        provided[i] = true;
+    }
+    let batch = RecordBatch::try_new_with_options(
+        rw.target.clone(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
+    )?;
+    // NOT NULL checks and generated columns, as for inserted rows.
+    let (batch, _) = conform_without_generated(&batch, &rw.target, &rw.schema)?;
+    crate::write::fill_generated_columns((batch, provided), &rw.schema)
+}
+
+fn predicate_parameter(p: Option<&Expr>) -> Value {
+    json!(serde_json::to_string(&p.map(|p| vec![p.to_string()]).unwrap_or_default()).unwrap_or_default())
+}
+
+impl Table {
+    /// `DELETE FROM table [WHERE predicate]` (Spark SQL predicate text). Deletion vectors when
+    /// the table enables them, copy-on-write otherwise; see the module docs.
+    pub async fn delete(&self, predicate: Option<&str>) -> DeltaResult<DmlResult> {
+        let predicate = predicate.map(Expr::parse).transpose()?;
+        self.delete_where(predicate).await
+    }
+
+    /// [`Table::delete`] with a parsed predicate.
+    pub async fn delete_where(&self, predicate: Option<Expr>) -> DeltaResult<DmlResult> {
+        let started = std::time::Instant::now();
+        let snapshot = self.snapshot().await?;
+        let mut rw = Rewriter::new(snapshot.clone(), "DELETE")?;
+        if let Some(p) = &predicate {
+            rw.check_columns(p)?;
+        }
+        if !rw.use_dv {
+            rw.refuse_rewrites_under_row_tracking("DELETE without deletion vectors").or_else(|e| {
+                // Removing whole files keeps every other row's id.
+                if predicate.as_ref().is_none_or(|p| rw.is_partition_only(p)) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
+        }
+        let partition_only = predicate.as_ref().is_none_or(|p| rw.is_partition_only(p));
+        let mut deleted = 0u64;
+        for add in snapshot.add_files()? {
+            if partition_only {
+                let holds = match &predicate {
+                    None => true,
+                    Some(p) => rw.partition_predicate_holds(p, &add)?,
+                };
+                if holds {
+                    deleted += live_rows(&add).unwrap_or(0);
+                    rw.remove_whole(add);
+                }
+                continue;
+            }
+            let Some(p) = &predicate else { continue };
+            let pv = rw.pruner.logical_partition_values(&add.partition_values);
+            let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+            if !rw.pruner.may_match(p, &pv, stats)? {
+                continue;
+            }
+            rw.read.push(add.path.clone());
+            let mut stream = rw.scan_file(&add, Some(p.clone()))?.execute();
+            let mut rows = RoaringTreemap::new();
+            while let Some(batch) = stream.try_next().await? {
+                rows.extend(row_indexes(&batch)?.values().iter().copied());
+                let data = rw.table_columns(&batch)?;
+                rw.write_changes(&data, ChangeType::Delete).await?;
+            }
+            deleted += rows.len();
+            rw.mark(&add, rows);
+        }
+        rw.count("numDeletedRows", deleted);
+        let read = rw.read.clone();
+        let (actions, mut metrics, snapshot) = rw.finish().await?;
+        for m in ["numRemovedFiles", "numAddedFiles", "numCopiedRows", "numDeletionVectorsAdded", "numAddedChangeFiles"] {
+            metrics.entry(m.into()).or_insert(0);
+        }
+        metrics.insert("executionTimeMs".into(), started.elapsed().as_millis() as u64);
+        let params = json!({"predicate": predicate_parameter(predicate.as_ref())});
+        commit_dml(self, snapshot, actions, predicate, &read, "DELETE", params, metrics).await
+    }
+
+    /// `UPDATE table SET column = expression, … [WHERE predicate]` (Spark SQL text).
+    pub async fn update(&self, predicate: Option<&str>, assignments: &[(&str, &str)]) -> DeltaResult<DmlResult> {
+        let predicate = predicate.map(Expr::parse).transpose()?;
+        let assignments =
+            assignments.iter().map(|(c, e)| Ok((c.to_string(), Expr::parse(e)?))).collect::<DeltaResult<Vec<(String, Expr)>>>()?;
+        self.update_where(predicate, assignments).await
+    }
+
+    /// [`Table::update`] with parsed expressions.
+    pub async fn update_where(&self, predicate: Option<Expr>, assignments: Vec<(String, Expr)>) -> DeltaResult<DmlResult> {
+        let started = std::time::Instant::now();
+        let snapshot = self.snapshot().await?;
+        let mut rw = Rewriter::new(snapshot.clone(), "UPDATE")?;
+        if let Some(p) = &predicate {
+            rw.check_columns(p)?;
+        }
+        for (c, e) in &assignments {
+            rw.check_columns(&Expr::col(c))?;
+            rw.check_columns(e)?;
+            if c.contains('.') {
+                return Err(DeltaError::WriteRefused { reason: format!("UPDATE of nested field `{c}` is not supported; assign the whole struct") });
+            }
+        }
+        rw.refuse_rewrites_under_row_tracking("UPDATE")?;
+        let mut updated = 0u64;
+        for add in snapshot.add_files()? {
+            if let Some(p) = &predicate {
+                let pv = rw.pruner.logical_partition_values(&add.partition_values);
+                let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                if !rw.pruner.may_match(p, &pv, stats)? {
+                    continue;
+                }
+            }
+            rw.read.push(add.path.clone());
+            let mut stream = rw.scan_file(&add, predicate.clone())?.execute();
+            let mut rows = RoaringTreemap::new();
+            while let Some(batch) = stream.try_next().await? {
+                let data = rw.table_columns(&batch)?;
+                // The scan already applied the predicate; re-check for NULL-safety of pushdown.
+                let m = matching(predicate.as_ref(), &data)?;
+                let data = filter_record_batch(&data, &m)?;
+                let idx = filter_record_batch(&batch, &m)?;
+                rows.extend(row_indexes(&idx)?.values().iter().copied());
+                let new = apply_assignments(&rw, &data, &data, &assignments)?;
+                rw.write_changes(&data, ChangeType::UpdatePreimage).await?;
+                rw.write_changes(&new, ChangeType::UpdatePostimage).await?;
+                rw.write_rows(&new).await?;
+            }
+            updated += rows.len();
+            rw.mark(&add, rows);
+        }
+        rw.count("numUpdatedRows", updated);
+        let read = rw.read.clone();
+        let (actions, mut metrics, snapshot) = rw.finish().await?;
+        for m in ["numRemovedFiles", "numAddedFiles", "numCopiedRows", "numDeletionVectorsAdded", "numAddedChangeFiles"] {
+            metrics.entry(m.into()).or_insert(0);
+        }
+        metrics.insert("executionTimeMs".into(), started.elapsed().as_millis() as u64);
+        let params = json!({"predicate": predicate_parameter(predicate.as_ref())});
+        commit_dml(self, snapshot, actions, predicate, &read, "UPDATE", params, metrics).await
+    }
 }

@@ -135,6 +135,59 @@ pub fn serialize_bitmap_array(map: &RoaringTreemap) -> DeltaResult<Vec<u8>> {
 }
 
 /// Where the DV's bytes live.
+/// Collects the deletion vectors of one commit and writes them into one
+/// `deletion_vector_<uuid>.bin` file, as delta-spark does: a format version byte (1), then per
+/// vector its big-endian size, the serialised bitmap array and its big-endian CRC-32.
+pub struct DvFileWriter {
+    uuid: uuid::Uuid,
+    buf: Vec<u8>,
+}
+
+impl Default for DvFileWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DvFileWriter {
+    pub fn new() -> Self {
+        DvFileWriter { uuid: uuid::Uuid::new_v4(), buf: vec![1u8] }
+    }
+
+    /// Appends a vector and returns its descriptor (storage type `u`, relative to the table root).
+    pub fn add(&mut self, deleted: &RoaringTreemap) -> DeltaResult<DeletionVectorDescriptor> {
+        let body = serialize_bitmap_array(deleted)?;
+        let size = i32::try_from(body.len()).ok().filter(|s| *s <= MAX_DV_BYTES).ok_or_else(|| DeltaError::LimitExceeded {
+            what: "deletion vector bytes",
+            limit: MAX_DV_BYTES as u64,
+            actual: body.len() as u64,
+        })?;
+        let offset = i32::try_from(self.buf.len())
+            .map_err(|_| DeltaError::LimitExceeded { what: "deletion vector file bytes", limit: i32::MAX as u64, actual: self.buf.len() as u64 })?;
+        self.buf.extend_from_slice(&size.to_be_bytes());
+        self.buf.extend_from_slice(&body);
+        self.buf.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+        Ok(DeletionVectorDescriptor {
+            storage_type: "u".into(),
+            path_or_inline_dv: z85_encode(self.uuid.as_bytes()),
+            offset: Some(offset),
+            size_in_bytes: size,
+            cardinality: deleted.len() as i64,
+        })
+    }
+
+    /// Writes the file (nothing when no vector was added). Must complete before the commit that
+    /// references it.
+    pub async fn finish(self, table: &TableLocation) -> DeltaResult<()> {
+        if self.buf.len() <= 1 {
+            return Ok(());
+        }
+        let rel = format!("deletion_vector_{}.bin", self.uuid.hyphenated());
+        let path = table.resolve(PathKind::DeletionVector, &rel)?;
+        table.put(&path.store_path, self.buf).await
+    }
+}
+
 pub enum DvLocation {
     Inline(Vec<u8>),
     File { path: ResolvedPath, offset: u64 },
@@ -271,6 +324,22 @@ mod tests {
         let loc = TableLocation::open("file:///t", Default::default()).unwrap();
         let DvLocation::Inline(bytes) = d.location(&loc).unwrap() else { panic!() };
         assert_eq!(parse_bitmap_array(&bytes).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn written_vectors_load_back() {
+        let dir = std::env::temp_dir().join(format!("dvw-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let loc = TableLocation::open(dir.to_str().unwrap(), Default::default()).unwrap();
+        let mut w = DvFileWriter::new();
+        let a: RoaringTreemap = [0u64, 3, 9].into_iter().collect();
+        let b: RoaringTreemap = (100u64..5000).collect();
+        let da = w.add(&a).unwrap();
+        let db = w.add(&b).unwrap();
+        w.finish(&loc).await.unwrap();
+        assert_eq!(da.load(&loc, Some(10)).await.unwrap(), a);
+        assert_eq!(db.load(&loc, Some(5000)).await.unwrap(), b);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub enum ArithOp {
     Sub,
     Mul,
     Div,
+    Mod,
 }
 
 /// An expression.
@@ -181,6 +182,7 @@ impl fmt::Display for Expr {
                     ArithOp::Sub => "-",
                     ArithOp::Mul => "*",
                     ArithOp::Div => "/",
+                    ArithOp::Mod => "%",
                 };
                 write!(f, "({l} {s} {r})")
             }
@@ -302,6 +304,7 @@ fn from_sql(text: &str, e: ast::Expr) -> DeltaResult<Expr> {
                 BinaryOperator::Minus => Expr::Arith(ArithOp::Sub, conv(*left)?, conv(*right)?),
                 BinaryOperator::Multiply => Expr::Arith(ArithOp::Mul, conv(*left)?, conv(*right)?),
                 BinaryOperator::Divide => Expr::Arith(ArithOp::Div, conv(*left)?, conv(*right)?),
+                BinaryOperator::Modulo => Expr::Arith(ArithOp::Mod, conv(*left)?, conv(*right)?),
                 other => return Err(DeltaError::expr(text, format!("unsupported operator {other}"))),
             }
         }
@@ -689,6 +692,7 @@ fn eval(e: &Expr, batch: &RecordBatch) -> DeltaResult<Value> {
                 ArithOp::Sub => numeric::sub(da.as_ref(), db.as_ref())?,
                 ArithOp::Mul => numeric::mul(da.as_ref(), db.as_ref())?,
                 ArithOp::Div => numeric::div(da.as_ref(), db.as_ref())?,
+                ArithOp::Mod => numeric::rem(da.as_ref(), db.as_ref())?,
             };
             match (&a, &b) {
                 (Value::Scalar(_), Value::Scalar(_)) => Value::Scalar(out),

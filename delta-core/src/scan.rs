@@ -127,6 +127,24 @@ pub struct ScanFile {
 }
 
 impl ScanFile {
+    /// A file named by an `add` (or a `remove`/`cdc` turned into one), with partition values
+    /// keyed as the log keys them; `pruner` maps them to logical names.
+    pub fn from_add(add: &crate::actions::AddFile, pruner: &FilePruner) -> Self {
+        let num_records = add
+            .stats
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .and_then(|s| s.get("numRecords").and_then(Value::as_u64));
+        ScanFile {
+            path: add.path.clone(),
+            size: add.size,
+            partition_values: pruner.logical_partition_values(&add.partition_values),
+            num_records,
+            deletion_vector: add.deletion_vector.clone(),
+            stats_json: add.stats.clone(),
+        }
+    }
+
     /// The stats JSON string, if the log had one.
     pub fn stats(&self) -> Option<&str> {
         self.stats_json.as_deref()
@@ -140,11 +158,49 @@ pub struct ScanBuilder {
     predicate: Option<Expr>,
     batch_size: usize,
     only_files: Option<std::collections::HashSet<String>>,
+    files: Option<Vec<ScanFile>>,
+    extra_fields: Vec<StructField>,
+    row_index: bool,
 }
+
+/// The column [`ScanBuilder::with_row_index`] appends: each row's index in its data file (as
+/// deletion vectors count rows), `UInt64`.
+pub const ROW_INDEX_COLUMN: &str = "__delta_row_index";
 
 impl ScanBuilder {
     pub fn new(snapshot: Snapshot) -> Self {
-        ScanBuilder { snapshot, columns: None, predicate: None, batch_size: 65536, only_files: None }
+        ScanBuilder {
+            snapshot,
+            columns: None,
+            predicate: None,
+            batch_size: 65536,
+            only_files: None,
+            files: None,
+            extra_fields: Vec::new(),
+            row_index: false,
+        }
+    }
+
+    /// Appends [`ROW_INDEX_COLUMN`], the row's index in its data file (what DML records in
+    /// deletion vectors).
+    pub fn with_row_index(mut self) -> Self {
+        self.row_index = true;
+        self
+    }
+
+    /// Reads exactly these files instead of the snapshot's (files that are no longer in the
+    /// snapshot, such as removed files or change data files, read with its schema). The predicate
+    /// still filters rows and row groups, but does not prune these files.
+    pub fn with_files(mut self, files: Vec<ScanFile>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// Reads and outputs extra columns that are in the files but not in the table schema (the
+    /// `_change_type` column of change data files), after the table's columns.
+    pub fn with_extra_fields(mut self, fields: Vec<StructField>) -> Self {
+        self.extra_fields = fields;
+        self
     }
 
     /// Output only these columns (logical names), in this order.
@@ -207,17 +263,29 @@ impl ScanBuilder {
             }
         }
         let nullable = |f: &StructField| -> DeltaResult<Field> { Ok(crate::schema::all_nullable(&f.to_arrow(false)?)) };
-        let output_schema =
-            Arc::new(Schema::new(output_names.iter().filter_map(|n| schema.field(n)).map(nullable).collect::<DeltaResult<Vec<_>>>()?));
-        let read_fields: Vec<StructField> = read_names.iter().filter_map(|n| schema.field(n)).cloned().collect();
-        let read_schema = Arc::new(Schema::new(read_fields.iter().map(nullable).collect::<DeltaResult<Vec<_>>>()?));
+        let mut output_fields: Vec<Field> =
+            output_names.iter().filter_map(|n| schema.field(n)).chain(&self.extra_fields).map(nullable).collect::<DeltaResult<_>>()?;
+        let mut read_fields: Vec<StructField> = read_names.iter().filter_map(|n| schema.field(n)).cloned().collect();
+        read_fields.extend(self.extra_fields.iter().cloned());
+        let mut read_arrow: Vec<Field> = read_fields.iter().map(nullable).collect::<DeltaResult<_>>()?;
+        if self.row_index {
+            output_fields.push(Field::new(ROW_INDEX_COLUMN, ArrowType::UInt64, false));
+            read_arrow.push(Field::new(ROW_INDEX_COLUMN, ArrowType::UInt64, false));
+        }
+        let output_schema = Arc::new(Schema::new(output_fields));
+        let read_schema = Arc::new(Schema::new(read_arrow));
         let mode = snapshot.column_mapping_mode();
         let pruner = FilePruner::new(&snapshot)?;
         let partition_physical = pruner.partitions.clone();
 
         let mut files = Vec::with_capacity(snapshot.num_files());
         let mut total_files = 0usize;
-        for column in snapshot.file_columns() {
+        let listed: &[StructArray] = if self.files.is_some() { &[] } else { snapshot.file_columns() };
+        if let Some(explicit) = self.files {
+            total_files = explicit.len();
+            files = explicit;
+        }
+        for column in listed {
             let paths = column.column(add_col::PATH).as_string::<i32>();
             let sizes = column.column(add_col::SIZE).as_primitive::<Int64Type>();
             let stats_col = column.column(add_col::STATS).as_string::<i32>();
@@ -259,6 +327,7 @@ impl ScanBuilder {
                 partition_physical,
                 predicate: self.predicate,
                 batch_size: self.batch_size,
+                row_index: self.row_index,
                 metrics: Arc::new(ScanMetrics::default()),
             }),
             files,
@@ -379,6 +448,7 @@ struct ScanInner {
     partition_physical: Vec<(String, String, ArrowType)>,
     predicate: Option<Expr>,
     batch_size: usize,
+    row_index: bool,
     metrics: Arc<ScanMetrics>,
 }
 
@@ -732,24 +802,30 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
             };
             columns.push(col);
         }
+        // File row index of each row (row groups may have been skipped).
+        let row_indexes: Option<Vec<u64>> = (deleted.is_some() || inner.row_index).then(|| {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                while range_idx < ranges.len() && offset_in_range >= ranges[range_idx].1 {
+                    range_idx += 1;
+                    offset_in_range = 0;
+                }
+                v.push(ranges.get(range_idx).map(|r| r.0 + offset_in_range).unwrap_or(u64::MAX));
+                offset_in_range += 1;
+            }
+            v
+        });
+        if inner.row_index {
+            columns.push(Arc::new(arrow::array::UInt64Array::from(row_indexes.clone().unwrap_or_default())));
+        }
         let mut working = RecordBatch::try_new_with_options(
             inner.read_schema.clone(),
             columns,
             &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
         )?;
         // Deletion vector: drop rows whose file row index is deleted.
-        if let Some(deleted) = &deleted {
-            let mut keep = Vec::with_capacity(n);
-            for _ in 0..n {
-                while range_idx < ranges.len() && offset_in_range >= ranges[range_idx].1 {
-                    range_idx += 1;
-                    offset_in_range = 0;
-                }
-                let row = ranges.get(range_idx).map(|r| r.0 + offset_in_range).unwrap_or(u64::MAX);
-                keep.push(!deleted.contains(row));
-                offset_in_range += 1;
-            }
-            let mask = BooleanArray::from(keep);
+        if let (Some(deleted), Some(indexes)) = (&deleted, &row_indexes) {
+            let mask: BooleanArray = indexes.iter().map(|r| Some(!deleted.contains(*r))).collect();
             ScanMetrics::add(&metrics.rows_deleted_by_dv, (n - mask.true_count()) as u64);
             working = filter_record_batch(&working, &mask)?;
         }

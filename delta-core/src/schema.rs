@@ -75,6 +75,13 @@ pub struct StructField {
     pub metadata: Map<String, Value>,
 }
 
+impl StructField {
+    /// A field without metadata.
+    pub fn new(name: impl Into<String>, data_type: DataType, nullable: bool) -> Self {
+        StructField { name: name.into(), data_type, nullable, metadata: Map::new() }
+    }
+}
+
 /// A struct type; the table schema is one.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StructType {

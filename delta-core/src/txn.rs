@@ -324,7 +324,7 @@ impl Transaction {
                 next += records;
                 assigned = true;
             }
-            if add.default_row_commit_version.is_none() || add.data_change {
+            if add.default_row_commit_version.is_none() {
                 add.default_row_commit_version = Some(version);
             }
         }

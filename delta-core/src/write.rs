@@ -88,7 +88,7 @@ pub struct WriteResult {
 }
 
 /// Writer features this implementation honours when writing.
-fn ensure_writable(protocol: &Protocol) -> DeltaResult<()> {
+pub(crate) fn ensure_writable(protocol: &Protocol) -> DeltaResult<()> {
     if protocol.min_writer_version > 7 || protocol.min_writer_version < 1 {
         return Err(DeltaError::UnsupportedWriterVersion { version: protocol.min_writer_version });
     }
@@ -284,7 +284,7 @@ fn safe_cast(from: &ArrowType, to: &ArrowType) -> bool {
 
 /// Conforms a batch to the table's logical Arrow schema: columns by name (case-insensitive), safe
 /// casts, missing nullable columns as nulls. Errors name the column and both types.
-fn conform_batch(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<RecordBatch> {
+pub(crate) fn conform_batch(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<RecordBatch> {
     let batch = conform_without_generated(batch, target, schema)?;
     fill_generated_columns(batch, schema)
 }
@@ -305,7 +305,7 @@ fn generated_columns(schema: &StructType) -> DeltaResult<Vec<(usize, Expr, bool)
     Ok(out)
 }
 
-fn fill_generated_columns(batch: (RecordBatch, Vec<bool>), schema: &StructType) -> DeltaResult<RecordBatch> {
+pub(crate) fn fill_generated_columns(batch: (RecordBatch, Vec<bool>), schema: &StructType) -> DeltaResult<RecordBatch> {
     let (batch, provided) = batch;
     let generated = generated_columns(schema)?;
     if generated.is_empty() {
@@ -346,17 +346,17 @@ fn fill_generated_columns(batch: (RecordBatch, Vec<bool>), schema: &StructType) 
 }
 
 /// An identity column (`delta.identity.*`): values `start, start+step, …` above the high-water mark.
-struct Identity {
-    index: usize,
+pub(crate) struct Identity {
+    pub(crate) index: usize,
     name: String,
     step: i64,
     next: i64,
     allow_explicit: bool,
     /// The last value this write assigned.
-    assigned: Option<i64>,
+    pub(crate) assigned: Option<i64>,
 }
 
-fn identity_columns(schema: &StructType) -> DeltaResult<Vec<Identity>> {
+pub(crate) fn identity_columns(schema: &StructType) -> DeltaResult<Vec<Identity>> {
     let mut out = Vec::new();
     for (index, f) in schema.fields.iter().enumerate() {
         let Some(start) = f.metadata.get("delta.identity.start").and_then(Value::as_i64) else { continue };
@@ -378,7 +378,7 @@ fn identity_columns(schema: &StructType) -> DeltaResult<Vec<Identity>> {
 
 /// Assigns identity values where the data lacks the column; refuses explicit values unless the
 /// column allows them.
-fn fill_identity_columns(batch: RecordBatch, provided: &[bool], identities: &mut [Identity]) -> DeltaResult<RecordBatch> {
+pub(crate) fn fill_identity_columns(batch: RecordBatch, provided: &[bool], identities: &mut [Identity]) -> DeltaResult<RecordBatch> {
     if identities.is_empty() {
         return Ok(batch);
     }
@@ -414,7 +414,7 @@ fn fill_identity_columns(batch: RecordBatch, provided: &[bool], identities: &mut
 
 /// Conforms a batch to the table's logical Arrow schema (see [`conform_batch`]); generated columns
 /// missing from the data come back as nulls with `false` in the returned "provided" flags.
-fn conform_without_generated(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<(RecordBatch, Vec<bool>)> {
+pub(crate) fn conform_without_generated(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<(RecordBatch, Vec<bool>)> {
     let input = batch.schema();
     for f in input.fields() {
         if schema.field(f.name()).is_none() {
@@ -529,7 +529,7 @@ fn merge_types(name: &str, table: &DataType, data: &DataType, widen: bool) -> De
 }
 
 /// The CHECK constraints (`delta.constraints.<name>`) and column invariants of a table.
-fn table_rules(metadata: &Metadata, schema: &StructType) -> DeltaResult<Vec<(String, Expr)>> {
+pub(crate) fn table_rules(metadata: &Metadata, schema: &StructType) -> DeltaResult<Vec<(String, Expr)>> {
     let mut rules = Vec::new();
     for (k, v) in &metadata.configuration {
         if let (Some(name), Some(text)) = (k.strip_prefix("delta.constraints."), v) {
@@ -548,7 +548,7 @@ fn table_rules(metadata: &Metadata, schema: &StructType) -> DeltaResult<Vec<(Str
     Ok(rules)
 }
 
-fn check_rules(batch: &RecordBatch, rules: &[(String, Expr)]) -> DeltaResult<()> {
+pub(crate) fn check_rules(batch: &RecordBatch, rules: &[(String, Expr)]) -> DeltaResult<()> {
     for (name, expr) in rules {
         // A row violates a CHECK when the expression is false (NULL passes, as in SQL).
         let not = Expr::Not(Box::new(expr.clone()));
@@ -864,7 +864,12 @@ pub struct DeltaWriter {
     open: BTreeMap<Vec<Option<String>>, OpenFile>,
     done: Vec<AddFile>,
     rows: u64,
+    /// `_change_data/` for change data files, empty for data files.
+    prefix: &'static str,
 }
+
+/// The column change data files add to the table's columns.
+pub const CHANGE_TYPE_COLUMN: &str = "_change_type";
 
 impl DeltaWriter {
     /// A writer for a table with this metadata.
@@ -892,7 +897,19 @@ impl DeltaWriter {
             open: BTreeMap::new(),
             done: Vec::new(),
             rows: 0,
+            prefix: "",
         })
+    }
+
+    /// A writer of change data files (`_change_data/`, CDF): the table's columns plus
+    /// [`CHANGE_TYPE_COLUMN`], partitioned like the table, without statistics.
+    pub fn for_change_data(location: TableLocation, metadata: &Metadata, schema: &StructType, mode: ColumnMappingMode) -> DeltaResult<Self> {
+        let mut with_type = schema.clone();
+        with_type.fields.push(StructField::new(CHANGE_TYPE_COLUMN, DataType::Primitive(PrimitiveType::String), true));
+        let mut w = DeltaWriter::new(location, metadata, &with_type, mode, u64::MAX)?;
+        w.stats_columns.clear();
+        w.prefix = "_change_data/";
+        Ok(w)
     }
 
     /// The table schema as Arrow (logical names): what [`DeltaWriter::write`] expects.
@@ -1004,7 +1021,12 @@ impl DeltaWriter {
             dir.push_str(&format!("{}={shown}/", escape_partition_value(&name)));
             partition_values.insert(name, v.clone());
         }
-        let rel = format!("{dir}part-{:05}-{}-c000.snappy.parquet", self.done.len(), uuid::Uuid::new_v4());
+        // Spark's names: `part-00000-<uuid>-c000…` for data, `cdc-00000-<uuid>.c000…` for changes.
+        let rel = if self.prefix.is_empty() {
+            format!("{dir}part-{:05}-{}-c000.snappy.parquet", self.done.len(), uuid::Uuid::new_v4())
+        } else {
+            format!("{}{dir}cdc-{:05}-{}.c000.snappy.parquet", self.prefix, self.done.len(), uuid::Uuid::new_v4())
+        };
         let path = self.location.resolve(PathKind::Data, &encode_path(&rel))?;
         let size = bytes.len() as i64;
         self.location.put(&path.store_path, bytes).await?;
@@ -1064,7 +1086,7 @@ fn new_metadata(schema: &StructType, partition_columns: Vec<String>, properties:
 }
 
 /// Assigns column mapping ids and physical names to every field (new tables and new columns).
-fn assign_column_mapping(schema: &mut StructType, next_id: &mut i64) {
+pub(crate) fn assign_column_mapping(schema: &mut StructType, next_id: &mut i64) {
     for f in &mut schema.fields {
         if !f.metadata.contains_key(FIELD_ID_KEY) {
             f.metadata.insert(FIELD_ID_KEY.into(), json!(*next_id));
@@ -1077,7 +1099,7 @@ fn assign_column_mapping(schema: &mut StructType, next_id: &mut i64) {
     }
 }
 
-fn max_column_id(schema: &StructType) -> i64 {
+pub(crate) fn max_column_id(schema: &StructType) -> i64 {
     schema
         .fields
         .iter()

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod conflicts;
+mod dml;
 mod fuzz_replay;
 mod interop;
 mod reader;
