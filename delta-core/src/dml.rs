@@ -108,6 +108,8 @@ pub(crate) struct Rewriter {
     /// Files read (for the conflict checker).
     pub(crate) read: Vec<String>,
     pub(crate) metrics: BTreeMap<String, u64>,
+    /// Schema evolution: the metadata (and protocol) the commit installs.
+    evolved: Option<(Metadata, Option<crate::protocol::Protocol>)>,
 }
 
 /// The number of rows a file holds (`numRecords` less its deletion vector), if its stats say.
@@ -152,7 +154,40 @@ impl Rewriter {
             whole: Vec::new(),
             read: Vec::new(),
             metrics: BTreeMap::new(),
+            evolved: None,
         })
+    }
+
+    /// Schema evolution (MERGE `withSchemaEvolution`): rows are written, and existing rows read,
+    /// in `schema`; the commit carries the new metadata (column mapping ids for new columns, a
+    /// protocol upgrade where the new schema needs one).
+    pub(crate) fn evolve(&mut self, mut schema: StructType) -> DeltaResult<()> {
+        if schema == self.schema {
+            return Ok(());
+        }
+        let mut metadata = self.metadata.clone();
+        if self.mode() != ColumnMappingMode::None {
+            let mut next = metadata
+                .property("delta.columnMapping.maxColumnId")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| crate::write::max_column_id(&schema))
+                + 1;
+            crate::write::assign_column_mapping(&mut schema, &mut next);
+            metadata.configuration.insert("delta.columnMapping.maxColumnId".into(), Some((next - 1).to_string()));
+        }
+        metadata.schema_string = schema.to_json().to_string();
+        let props: std::collections::HashMap<String, String> =
+            metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let needed = crate::write::min_protocol(&schema, &props);
+        let current = self.snapshot.protocol();
+        let protocol = (needed.min_writer_version > current.min_writer_version || needed.min_reader_version > current.min_reader_version)
+            .then_some(needed);
+        self.target = Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::schema::all_nullable(f)).collect::<Vec<_>>()));
+        self.rules = table_rules(&metadata, &schema)?;
+        self.schema = schema;
+        self.metadata = metadata.clone();
+        self.evolved = Some((metadata, protocol));
+        Ok(())
     }
 
     pub(crate) fn count(&mut self, metric: &str, n: u64) {
@@ -274,12 +309,25 @@ impl Rewriter {
         w.write(&out).await
     }
 
-    /// The table columns of a scan batch (drops the row index column).
+    /// The table columns of a scan batch (drops the row index column; after schema evolution,
+    /// columns the files lack are NULL).
     pub(crate) fn table_columns(&self, batch: &RecordBatch) -> DeltaResult<RecordBatch> {
-        let n = self.target.fields().len();
+        let columns = if self.evolved.is_none() {
+            batch.columns()[..self.target.fields().len()].to_vec()
+        } else {
+            self.target
+                .fields()
+                .iter()
+                .map(|f| match batch.column_by_name(f.name()) {
+                    Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+                    Some(c) => crate::replay::conform(c, f.data_type()),
+                    None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
+                })
+                .collect::<DeltaResult<Vec<_>>>()?
+        };
         Ok(RecordBatch::try_new_with_options(
             self.target.clone(),
-            batch.columns()[..n].to_vec(),
+            columns,
             &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
         )?)
     }
@@ -289,6 +337,12 @@ impl Rewriter {
     pub(crate) async fn finish(mut self) -> DeltaResult<(Vec<Action>, BTreeMap<String, u64>, Snapshot)> {
         let now = chrono::Utc::now().timestamp_millis();
         let mut actions = Vec::new();
+        if let Some((metadata, protocol)) = self.evolved.clone() {
+            if let Some(p) = protocol {
+                actions.push(Action::Protocol(p));
+            }
+            actions.push(Action::Metadata(metadata));
+        }
         let location = self.snapshot.location().clone();
         for add in std::mem::take(&mut self.whole) {
             self.count("numRemovedFiles", 1);

@@ -169,6 +169,11 @@ pub enum DeltaError {
     #[error("write refused: {reason}")]
     WriteRefused { reason: String },
 
+    /// MERGE: several source rows matched one target row and a matched clause would change it
+    /// (delta-spark's `DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE`).
+    #[error("cannot perform MERGE: {target_rows} target row(s) matched more than one source row; a matched clause would modify the same target row in possibly conflicting ways (deduplicate the source, or narrow the ON condition)")]
+    MultipleSourceRowsMatched { target_rows: u64 },
+
     /// An error from the object store.
     #[error("object store error: {source}")]
     ObjectStore {

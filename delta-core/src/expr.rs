@@ -260,6 +260,32 @@ impl Expr {
         }
     }
 
+    /// A copy with every column path replaced by `f(path)`.
+    pub fn map_columns(&self, f: &mut impl FnMut(&[String]) -> DeltaResult<Vec<String>>) -> DeltaResult<Expr> {
+        let mut m = |e: &Expr| e.map_columns(f).map(Box::new);
+        Ok(match self {
+            Expr::Column(p) => Expr::Column(f(p)?),
+            Expr::Literal(_) => self.clone(),
+            Expr::Cmp(op, l, r) => Expr::Cmp(*op, m(l)?, m(r)?),
+            Expr::Arith(op, l, r) => Expr::Arith(*op, m(l)?, m(r)?),
+            Expr::And(l, r) => Expr::And(m(l)?, m(r)?),
+            Expr::Or(l, r) => Expr::Or(m(l)?, m(r)?),
+            Expr::Not(e) => Expr::Not(m(e)?),
+            Expr::IsNull(e) => Expr::IsNull(m(e)?),
+            Expr::IsNotNull(e) => Expr::IsNotNull(m(e)?),
+            Expr::In { expr, list, negated } => Expr::In {
+                expr: m(expr)?,
+                list: list.iter().map(|e| e.map_columns(f)).collect::<DeltaResult<_>>()?,
+                negated: *negated,
+            },
+            Expr::Like { expr, pattern, negated } => Expr::Like { expr: m(expr)?, pattern: pattern.clone(), negated: *negated },
+            Expr::Cast { expr, to } => Expr::Cast { expr: m(expr)?, to: to.clone() },
+            Expr::Function { name, args } => {
+                Expr::Function { name: name.clone(), args: args.iter().map(|e| e.map_columns(f)).collect::<DeltaResult<_>>()? }
+            }
+        })
+    }
+
     /// Splits a conjunction into its parts.
     pub fn conjuncts(&self) -> Vec<&Expr> {
         match self {

@@ -50,6 +50,7 @@ pub use storage::{TableLocation, TableOptions};
 pub mod actions;
 pub mod checkpoint;
 pub mod dml;
+pub mod merge;
 pub mod dv;
 pub mod expr;
 pub mod scan;

@@ -136,3 +136,278 @@ async fn update_with_and_without_deletion_vectors() {
         assert!(matches!(err, delta_core::DeltaError::ColumnNotFound { .. }), "{err}");
     }
 }
+
+#[tokio::test]
+async fn merge_upsert_with_every_clause_kind() {
+    for dv in [false, true] {
+        let table = make(&format!("merge-{dv}"), &sample(), true, dv, false).await;
+        // Source: update ids 0..5, insert 100..103; NOT MATCHED BY SOURCE deletes v > 350.
+        let src: Vec<Row> = (0..5).map(|i| (i, Some("a".to_string()), Some(-i))).chain((100..103).map(|i| (i, None, Some(i)))).collect();
+        let r = table
+            .merge(vec![batch(&src)], "t.id = s.id")
+            .when_matched_update(&[("v", "s.v")])
+            .when_not_matched_insert_all()
+            .when(delta_core::merge::MergeWhen::NotMatchedBySource, Some("t.v > 350"), delta_core::merge::MergeAction::Delete)
+            .execute()
+            .await
+            .unwrap();
+        let mut expected: Vec<Row> = sample()
+            .into_iter()
+            .filter(|r| !(r.0 >= 5 && r.2.is_some_and(|v| v > 350)))
+            .map(|r| if r.0 < 5 { (r.0, r.1, Some(-r.0)) } else { r })
+            .collect();
+        expected.extend((100..103).map(|i| (i, None, Some(i))));
+        expected.sort();
+        assert_eq!(table_rows(&table).await, expected, "dv={dv}");
+        assert_eq!(r.metric("numTargetRowsMatchedUpdated"), 5);
+        assert_eq!(r.metric("numTargetRowsInserted"), 3);
+        assert_eq!(r.metric("numTargetRowsNotMatchedBySourceDeleted"), 4, "ids 36..=39 (35 has a NULL v)");
+        assert_eq!(r.metric("numSourceRows"), 8);
+        let history = table.history(Some(1)).await.unwrap();
+        assert_eq!(history[0].commit_info["operation"], "MERGE");
+    }
+}
+
+#[tokio::test]
+async fn merge_refuses_several_source_rows_for_one_target_row() {
+    let table = make("merge-dup", &sample(), false, false, false).await;
+    let src: Vec<Row> = vec![(1, None, Some(1)), (1, None, Some(2))];
+    let err = table.merge(vec![batch(&src)], "t.id = s.id").when_matched_update_all().execute().await.unwrap_err();
+    assert!(matches!(err, delta_core::DeltaError::MultipleSourceRowsMatched { target_rows: 1 }), "{err}");
+    // An unconditional delete is allowed to match several times.
+    let r = table.merge(vec![batch(&src)], "t.id = s.id").when_matched_delete().execute().await.unwrap();
+    assert_eq!(r.metric("numTargetRowsDeleted"), 1);
+    // Ambiguous and unknown columns are typed errors.
+    let err = table.merge(vec![batch(&src)], "id = s.id").when_matched_delete().execute().await.unwrap_err();
+    assert!(matches!(err, delta_core::DeltaError::InvalidExpression { .. }), "{err}");
+    let err = table.merge(vec![batch(&src)], "t.nope = s.id").when_matched_delete().execute().await.unwrap_err();
+    assert!(matches!(err, delta_core::DeltaError::ColumnNotFound { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn merge_with_schema_evolution_adds_source_columns() {
+    let table = make("merge-evolve", &sample()[..4], false, false, false).await;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("v", DataType::Int64, true),
+        Field::new("extra", DataType::Utf8, true),
+    ]));
+    let src = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Int64Array::from(vec![1, 50])), Arc::new(Int64Array::from(vec![7, 8])), Arc::new(StringArray::from(vec!["x", "y"]))],
+    )
+    .unwrap();
+    let err = table.merge(vec![src.clone()], "t.id = s.id").when_matched_update_all().when_not_matched_insert_all().execute().await;
+    assert!(err.is_err(), "without schema evolution the source's extra column is refused");
+    table
+        .merge(vec![src], "t.id = s.id")
+        .with_schema_evolution()
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .execute()
+        .await
+        .unwrap();
+    let snapshot = table.snapshot().await.unwrap();
+    assert!(snapshot.schema().field("extra").is_some());
+    let batches = snapshot.scan().with_filter("id IN (1, 50)").unwrap().build().unwrap().collect().await.unwrap();
+    let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let extra = b.column_by_name("extra").unwrap().as_string::<i32>();
+    assert_eq!(b.num_rows(), 2);
+    assert!((0..2).all(|i| extra.is_valid(i)));
+}
+
+// ---- The model ------------------------------------------------------------------------------
+
+mod model {
+    use super::*;
+    use delta_core::merge::{MergeAction, MergeWhen};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    #[derive(Debug, Clone)]
+    pub enum Op {
+        Delete(u8),
+        Update(u8),
+        Merge { source: Vec<Row>, clauses: Vec<(MergeWhen, u8, u8)> },
+    }
+
+    /// Predicates: SQL text and the model's three-valued evaluation (None = NULL).
+    const PREDICATES: &[&str] = &["v > 150", "id % 3 = 0", "v IS NULL", "part = 'b'", "part = 'a' AND v < 100"];
+
+    fn pred(i: u8, r: &Row) -> Option<bool> {
+        match i {
+            0 => r.2.map(|v| v > 150),
+            1 => Some(r.0 % 3 == 0),
+            2 => Some(r.2.is_none()),
+            3 => r.1.as_ref().map(|p| p == "b"),
+            _ => {
+                let a = r.1.as_ref().map(|p| p == "a");
+                let b = r.2.map(|v| v < 100);
+                match (a, b) {
+                    (Some(false), _) | (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Clause conditions over (target, source); `None` row sides are all-NULL.
+    const CONDITIONS: &[Option<&str>] = &[None, Some("s.v > t.v"), Some("t.v IS NULL"), Some("s.v < 50"), Some("t.v > 300")];
+
+    fn cond(i: u8, t: Option<&Row>, s: Option<&Row>) -> bool {
+        let tv = t.and_then(|r| r.2);
+        let sv = s.and_then(|r| r.2);
+        match i {
+            0 => true,
+            1 => matches!((sv, tv), (Some(a), Some(b)) if a > b),
+            2 => tv.is_none(),
+            3 => sv.is_some_and(|v| v < 50),
+            _ => tv.is_some_and(|v| v > 300),
+        }
+    }
+
+    fn valid_condition(when: MergeWhen, c: u8) -> u8 {
+        // Conditions must read only the side the clause kind allows.
+        match when {
+            MergeWhen::Matched => c,
+            MergeWhen::NotMatched => [0, 3][(c % 2) as usize],
+            MergeWhen::NotMatchedBySource => [0, 2, 4][(c % 3) as usize],
+        }
+    }
+
+    /// Actions: 0 = update v (matched: s.v; by source: v + 1), 1 = update all / insert all, 2 = delete / insert (id, v*2).
+    fn apply_merge(target: &[Row], source: &[Row], clauses: &[(MergeWhen, u8, u8)]) -> Result<Vec<Row>, String> {
+        let matched: Vec<_> = clauses.iter().filter(|c| c.0 == MergeWhen::Matched).collect();
+        let delete_only = matched.len() == 1 && matched[0].1 == 0 && matched[0].2 == 2;
+        let mut out = Vec::new();
+        for t in target {
+            let hits: Vec<&Row> = source.iter().filter(|s| s.0 == t.0).collect();
+            if !hits.is_empty() {
+                let live: Vec<&&Row> = hits.iter().filter(|s| matched.iter().any(|c| cond(c.1, Some(t), Some(s)))).collect();
+                if live.len() > 1 && !delete_only {
+                    return Err("multiple".into());
+                }
+                if delete_only {
+                    continue;
+                }
+                let Some(s) = live.first() else {
+                    out.push(t.clone());
+                    continue;
+                };
+                let c = matched.iter().find(|c| cond(c.1, Some(t), Some(s))).unwrap();
+                match c.2 {
+                    0 => out.push((t.0, t.1.clone(), s.2)),
+                    1 => out.push((s.0, s.1.clone(), s.2)),
+                    _ => {}
+                }
+            } else {
+                match clauses.iter().filter(|c| c.0 == MergeWhen::NotMatchedBySource).find(|c| cond(c.1, Some(t), None)) {
+                    None => out.push(t.clone()),
+                    Some(c) if c.2 == 2 => {}
+                    Some(_) => out.push((t.0, t.1.clone(), t.2.map(|v| v + 1))),
+                }
+            }
+        }
+        for s in source {
+            if target.iter().any(|t| t.0 == s.0) {
+                continue;
+            }
+            if let Some(c) = clauses.iter().filter(|c| c.0 == MergeWhen::NotMatched).find(|c| cond(c.1, None, Some(s))) {
+                if c.2 == 2 {
+                    out.push((s.0, None, s.2.map(|v| v * 2)));
+                } else {
+                    out.push(s.clone());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    pub fn apply(target: &[Row], op: &Op) -> Result<Vec<Row>, String> {
+        let mut out: Vec<Row> = match op {
+            Op::Delete(p) => target.iter().filter(|r| pred(*p, r) != Some(true)).cloned().collect(),
+            Op::Update(p) => {
+                target.iter().map(|r| if pred(*p, r) == Some(true) { (r.0, r.1.clone(), Some(r.2.unwrap_or(0) + 1)) } else { r.clone() }).collect()
+            }
+            Op::Merge { source, clauses } => return apply_merge(target, source, clauses),
+        };
+        out.sort();
+        Ok(out)
+    }
+
+    pub async fn run(table: &Table, op: &Op) -> delta_core::DeltaResult<delta_core::dml::DmlResult> {
+        match op {
+            Op::Delete(p) => table.delete(Some(PREDICATES[*p as usize])).await,
+            Op::Update(p) => table.update(Some(PREDICATES[*p as usize]), &[("v", "coalesce(v, 0) + 1")]).await,
+            Op::Merge { source, clauses } => {
+                let mut m = table.merge(vec![batch(source)], "t.id = s.id");
+                for (when, c, a) in clauses {
+                    let condition = CONDITIONS[*c as usize];
+                    let action = match (when, a) {
+                        (MergeWhen::Matched, 0) => MergeAction::Update(vec![("v".into(), "s.v".into())]),
+                        (MergeWhen::Matched, 1) => MergeAction::UpdateAll,
+                        (MergeWhen::NotMatchedBySource, 0 | 1) => MergeAction::Update(vec![("v".into(), "t.v + 1".into())]),
+                        (MergeWhen::NotMatched, 2) => MergeAction::Insert(vec![("id".into(), "s.id".into()), ("v".into(), "s.v * 2".into())]),
+                        (MergeWhen::NotMatched, _) => MergeAction::InsertAll,
+                        (_, _) => MergeAction::Delete,
+                    };
+                    m = m.when(*when, condition, action);
+                }
+                m.execute().await
+            }
+        }
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        (0i64..24, prop_oneof![Just(None), Just(Some("a".to_string())), Just(Some("b".to_string()))], proptest::option::of(0i64..400))
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let clause = (prop_oneof![Just(MergeWhen::Matched), Just(MergeWhen::NotMatched), Just(MergeWhen::NotMatchedBySource)], 0u8..5, 0u8..3)
+            .prop_map(|(w, c, a)| (w, valid_condition(w, c), a));
+        prop_oneof![
+            1 => (0u8..5).prop_map(Op::Delete),
+            1 => (0u8..5).prop_map(Op::Update),
+            3 => (proptest::collection::vec(row(), 0..12), proptest::collection::vec(clause, 1..4))
+                .prop_map(|(source, clauses)| Op::Merge { source, clauses }),
+        ]
+    }
+
+    #[test]
+    fn random_dml_matches_a_row_by_row_model() {
+        let cases = std::env::var("DML_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        let strategy = (proptest::collection::vec(row(), 1..30), proptest::collection::vec(op(), 1..4), any::<bool>(), any::<bool>());
+        let counter = std::sync::atomic::AtomicU64::new(0);
+        let result = runner.run(&strategy, |(target, ops, partitioned, dv)| {
+            let case = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let table = make(&format!("model-{case}"), &target, partitioned, dv, false).await;
+                let mut expected = target.clone();
+                expected.sort();
+                for op in &ops {
+                    let want = apply(&expected, op);
+                    let got = run(&table, op).await;
+                    match (want, got) {
+                        (Ok(w), Ok(_)) => {
+                            let actual = table_rows(&table).await;
+                            prop_assert_eq!(&actual, &w, "op {:?} (partitioned={}, dv={})", op, partitioned, dv);
+                            expected = w;
+                        }
+                        (Err(_), Err(delta_core::DeltaError::MultipleSourceRowsMatched { .. })) => {
+                            prop_assert_eq!(table_rows(&table).await, expected.clone(), "a refused merge changes nothing");
+                        }
+                        (w, g) => prop_assert!(false, "op {:?}: model {:?}, table {:?}", op, w.map(|_| ()), g.map(|_| ())),
+                    }
+                }
+                Ok(())
+            })
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+}

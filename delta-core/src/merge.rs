@@ -1,0 +1,802 @@
+//! MERGE INTO: upserts, deletes and inserts driven by a source relation, with every clause kind
+//! of delta-spark.
+//!
+//! ```text
+//!  source batches ─► one in-memory batch ─► hash table on the ON condition's equi-keys
+//!  target files that can match (ON's target-only conjuncts and the source key range prune them;
+//!  all files when a NOT MATCHED BY SOURCE clause exists) ─► per batch: probe ─► residual ON ─►
+//!     matched pairs:   WHEN MATCHED clauses in order (first whose condition holds)
+//!     unmatched rows:  WHEN NOT MATCHED BY SOURCE clauses in order
+//!  source rows no target row matched ─► WHEN NOT MATCHED clauses in order (inserts)
+//! ```
+//!
+//! Expressions see the target under its alias (`target` / `t` by default) and the source under
+//! its own (`source` / `s`); an unqualified column resolves to whichever side has it and is an
+//! error when both do. Internally both sides are struct columns of one "joined" batch, so every
+//! clause condition and assignment is evaluated by the ordinary expression evaluator.
+//!
+//! As in delta-spark, a target row that more than one source row matches (ON and some matched
+//! clause's condition) is an error, unless the only matched clause is an unconditional delete.
+//! Deleted and updated rows go through the [`Rewriter`] (deletion vectors or copy-on-write),
+//! updated and inserted rows stream into data files, changes into `cdc` files when CDF is on.
+//!
+//! The source is held in memory (the hash table indexes it); target files stream through.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, RecordBatch, StructArray, UInt32Array};
+use arrow::compute::{filter_record_batch, take};
+use arrow::datatypes::{DataType as ArrowType, Field, Fields, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use roaring::RoaringTreemap;
+use serde_json::{json, Value};
+
+use crate::dml::{apply_assignments, commit_dml, row_indexes, ChangeType, DmlResult, Rewriter};
+use crate::error::{DeltaError, DeltaResult};
+use crate::expr::{evaluate, evaluate_predicate, CmpOp, Expr};
+use crate::snapshot::Table;
+use crate::write::{conform_without_generated, fill_generated_columns, fill_identity_columns, identity_columns, schema_from_arrow};
+
+const T: &str = "__target";
+const S: &str = "__source";
+
+/// Which rows a clause applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeWhen {
+    /// Target rows matched by a source row.
+    Matched,
+    /// Source rows that no target row matched.
+    NotMatched,
+    /// Target rows that no source row matched.
+    NotMatchedBySource,
+}
+
+/// What a clause does; column names and Spark SQL expression text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MergeAction {
+    /// `UPDATE SET col = expr, …` (Matched, NotMatchedBySource).
+    Update(Vec<(String, String)>),
+    /// `UPDATE SET *`: every target column from the source column of the same name (Matched).
+    UpdateAll,
+    /// `DELETE` (Matched, NotMatchedBySource).
+    Delete,
+    /// `INSERT (cols) VALUES (exprs)` (NotMatched).
+    Insert(Vec<(String, String)>),
+    /// `INSERT *` (NotMatched).
+    InsertAll,
+}
+
+#[derive(Debug, Clone)]
+struct PendingClause {
+    when: MergeWhen,
+    condition: Option<String>,
+    action: MergeAction,
+}
+
+/// Builds a MERGE; see [`Table::merge`].
+pub struct MergeBuilder<'a> {
+    table: &'a Table,
+    source: BoxStream<'static, DeltaResult<RecordBatch>>,
+    source_schema: Option<SchemaRef>,
+    on: String,
+    target_alias: Option<String>,
+    source_alias: Option<String>,
+    clauses: Vec<PendingClause>,
+    schema_evolution: bool,
+}
+
+impl Table {
+    /// `MERGE INTO this USING source ON condition …`: add clauses, then [`MergeBuilder::execute`].
+    ///
+    /// ```no_run
+    /// # async fn f(table: delta_core::Table, source: Vec<arrow::array::RecordBatch>) -> delta_core::DeltaResult<()> {
+    /// table.merge(source, "t.id = s.id").when_matched_update_all().when_not_matched_insert_all().execute().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn merge(&self, source: Vec<RecordBatch>, on: &str) -> MergeBuilder<'_> {
+        let schema = source.first().map(|b| b.schema());
+        let mut b = self.merge_stream(futures::stream::iter(source.into_iter().map(Ok)).boxed(), on);
+        b.source_schema = schema;
+        b
+    }
+
+    /// [`Table::merge`] from a stream of batches (another table's scan, a file reader …).
+    pub fn merge_stream(&self, source: BoxStream<'static, DeltaResult<RecordBatch>>, on: &str) -> MergeBuilder<'_> {
+        MergeBuilder {
+            table: self,
+            source,
+            source_schema: None,
+            on: on.to_string(),
+            target_alias: None,
+            source_alias: None,
+            clauses: Vec::new(),
+            schema_evolution: false,
+        }
+    }
+}
+
+impl<'a> MergeBuilder<'a> {
+    /// The source's schema, for a source stream that may be empty.
+    pub fn with_source_schema(mut self, schema: SchemaRef) -> Self {
+        self.source_schema = Some(schema);
+        self
+    }
+
+    /// Names the target in expressions (default: `target` or `t`).
+    pub fn with_target_alias(mut self, alias: &str) -> Self {
+        self.target_alias = Some(alias.to_string());
+        self
+    }
+
+    /// Names the source in expressions (default: `source` or `s`).
+    pub fn with_source_alias(mut self, alias: &str) -> Self {
+        self.source_alias = Some(alias.to_string());
+        self
+    }
+
+    /// Adds source columns missing from the target (`UPDATE SET *` / `INSERT *`) to its schema.
+    pub fn with_schema_evolution(mut self) -> Self {
+        self.schema_evolution = true;
+        self
+    }
+
+    /// Adds a clause; clauses of one kind are evaluated in the order added.
+    pub fn when(mut self, when: MergeWhen, condition: Option<&str>, action: MergeAction) -> Self {
+        self.clauses.push(PendingClause { when, condition: condition.map(str::to_string), action });
+        self
+    }
+
+    pub fn when_matched_update(self, set: &[(&str, &str)]) -> Self {
+        self.when(MergeWhen::Matched, None, MergeAction::Update(pairs(set)))
+    }
+    pub fn when_matched_update_all(self) -> Self {
+        self.when(MergeWhen::Matched, None, MergeAction::UpdateAll)
+    }
+    pub fn when_matched_delete(self) -> Self {
+        self.when(MergeWhen::Matched, None, MergeAction::Delete)
+    }
+    pub fn when_not_matched_insert(self, values: &[(&str, &str)]) -> Self {
+        self.when(MergeWhen::NotMatched, None, MergeAction::Insert(pairs(values)))
+    }
+    pub fn when_not_matched_insert_all(self) -> Self {
+        self.when(MergeWhen::NotMatched, None, MergeAction::InsertAll)
+    }
+    pub fn when_not_matched_by_source_update(self, set: &[(&str, &str)]) -> Self {
+        self.when(MergeWhen::NotMatchedBySource, None, MergeAction::Update(pairs(set)))
+    }
+    pub fn when_not_matched_by_source_delete(self) -> Self {
+        self.when(MergeWhen::NotMatchedBySource, None, MergeAction::Delete)
+    }
+
+    /// Runs the merge and commits it.
+    pub async fn execute(self) -> DeltaResult<DmlResult> {
+        execute(self).await
+    }
+}
+
+fn pairs(set: &[(&str, &str)]) -> Vec<(String, String)> {
+    set.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+/// A clause resolved against both schemas.
+struct Clause {
+    when: MergeWhen,
+    condition: Option<Expr>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// Assignments by target column name; expressions over the joined batch.
+    Update(Vec<(String, Expr)>),
+    Delete,
+    /// Values by target column name; columns not listed are NULL, defaults or generated.
+    Insert(Vec<(String, Expr)>),
+}
+
+/// Resolves column references to `__target.…` / `__source.…`.
+struct Resolver {
+    target_names: Vec<String>,
+    source_names: Vec<String>,
+    target_columns: Vec<String>,
+    source_columns: Vec<String>,
+}
+
+impl Resolver {
+    fn qualify(&self, e: &Expr) -> DeltaResult<Expr> {
+        e.map_columns(&mut |path: &[String]| {
+            let has = |cols: &[String], c: &str| cols.iter().any(|x| x.eq_ignore_ascii_case(c));
+            if path.len() >= 2 {
+                if self.target_names.iter().any(|a| a.eq_ignore_ascii_case(&path[0])) {
+                    return Ok(std::iter::once(T.to_string()).chain(path[1..].iter().cloned()).collect());
+                }
+                if self.source_names.iter().any(|a| a.eq_ignore_ascii_case(&path[0])) {
+                    return Ok(std::iter::once(S.to_string()).chain(path[1..].iter().cloned()).collect());
+                }
+            }
+            let (in_t, in_s) = (has(&self.target_columns, &path[0]), has(&self.source_columns, &path[0]));
+            match (in_t, in_s) {
+                (true, false) => Ok(std::iter::once(T.to_string()).chain(path.iter().cloned()).collect()),
+                (false, true) => Ok(std::iter::once(S.to_string()).chain(path.iter().cloned()).collect()),
+                (true, true) => Err(DeltaError::expr(
+                    e,
+                    format!(
+                        "column `{}` is ambiguous: both target and source have it; qualify it as {}.{0} or {}.{0}",
+                        path.join("."),
+                        self.target_names[0],
+                        self.source_names[0]
+                    ),
+                )),
+                (false, false) => Err(DeltaError::ColumnNotFound {
+                    column: path.join("."),
+                    available: format!(
+                        "target ({}): {}; source ({}): {}",
+                        self.target_names[0],
+                        self.target_columns.join(", "),
+                        self.source_names[0],
+                        self.source_columns.join(", ")
+                    ),
+                }),
+            }
+        })
+    }
+
+    /// The target column an assignment names (`col` or `t.col`).
+    fn target_column(&self, name: &str) -> DeltaResult<String> {
+        let parts: Vec<&str> = name.split('.').map(|p| p.trim().trim_matches('`')).collect();
+        let col = match parts.as_slice() {
+            [c] => *c,
+            [a, c] if self.target_names.iter().any(|t| t.eq_ignore_ascii_case(a)) => *c,
+            _ => return Err(DeltaError::WriteRefused { reason: format!("MERGE cannot assign `{name}`: name a top-level target column") }),
+        };
+        self.target_columns.iter().find(|c| c.eq_ignore_ascii_case(col)).cloned().ok_or_else(|| DeltaError::ColumnNotFound {
+            column: name.to_string(),
+            available: self.target_columns.join(", "),
+        })
+    }
+}
+
+/// Which sides an expression reads.
+fn sides(e: &Expr) -> (bool, bool) {
+    let cols = e.columns();
+    (cols.iter().any(|c| c[0] == T), cols.iter().any(|c| c[0] == S))
+}
+
+fn strip(e: &Expr, side: &str) -> DeltaResult<Expr> {
+    e.map_columns(&mut |p: &[String]| Ok(if p[0] == side { p[1..].to_vec() } else { p.to_vec() }))
+}
+
+fn and_all(parts: Vec<Expr>) -> Option<Expr> {
+    parts.into_iter().reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
+}
+
+fn struct_of(batch: &RecordBatch) -> DeltaResult<StructArray> {
+    let fields: Fields = batch.schema().fields().iter().map(|f| Arc::new(f.as_ref().clone().with_nullable(true))).collect();
+    Ok(StructArray::try_new(fields, batch.columns().to_vec(), None)?)
+}
+
+fn joined(target: ArrayRef, source: ArrayRef) -> DeltaResult<RecordBatch> {
+    let n = target.len();
+    let schema = Schema::new(vec![Field::new(T, target.data_type().clone(), true), Field::new(S, source.data_type().clone(), true)]);
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(schema),
+        vec![target, source],
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
+}
+
+fn one_side(name: &str, side: ArrayRef) -> DeltaResult<RecordBatch> {
+    let n = side.len();
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(vec![Field::new(name, side.data_type().clone(), true)])),
+        vec![side],
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
+}
+
+fn cond_mask(condition: Option<&Expr>, batch: &RecordBatch) -> DeltaResult<BooleanArray> {
+    match condition {
+        Some(c) => evaluate_predicate(c, batch),
+        None => Ok(BooleanArray::from(vec![true; batch.num_rows()])),
+    }
+}
+
+/// Hashable keys of `columns` (cast to `types`); `None` where any key is NULL (never matches).
+fn key_rows(converter: &RowConverter, columns: &[ArrayRef], types: &[ArrowType]) -> DeltaResult<Vec<Option<Vec<u8>>>> {
+    let n = columns.first().map(|c| c.len()).unwrap_or(0);
+    let cast: Vec<ArrayRef> = columns
+        .iter()
+        .zip(types)
+        .map(|(c, t)| if c.data_type() == t { Ok(c.clone()) } else { arrow::compute::cast(c, t) })
+        .collect::<Result<_, _>>()?;
+    let rows = converter.convert_columns(&cast)?;
+    Ok((0..n).map(|i| if cast.iter().any(|c| c.is_null(i)) { None } else { Some(rows.row(i).as_ref().to_vec()) }).collect())
+}
+
+async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
+    let started = std::time::Instant::now();
+    let snapshot = b.table.snapshot().await?;
+    let mut rw = Rewriter::new(snapshot.clone(), "MERGE")?;
+
+    // The source, in memory.
+    let batches: Vec<RecordBatch> = b.source.try_collect().await?;
+    let source_schema = match (b.source_schema, batches.first()) {
+        (_, Some(first)) => first.schema(),
+        (Some(s), None) => s,
+        (None, None) => Arc::new(Schema::empty()),
+    };
+    let source_batch = arrow::compute::concat_batches(&source_schema, &batches)?;
+    drop(batches);
+    let n_source = source_batch.num_rows();
+    rw.count("numSourceRows", n_source as u64);
+
+    // Schema evolution from `*` clauses.
+    let star = b.clauses.iter().any(|c| matches!(c.action, MergeAction::UpdateAll | MergeAction::InsertAll));
+    if b.schema_evolution && star {
+        let widen = snapshot.protocol().has_feature(&crate::protocol::TableFeature::TypeWidening);
+        let merged = crate::write::merge_schemas(&rw.schema, &schema_from_arrow(&source_schema)?, widen)?;
+        rw.evolve(merged)?;
+    }
+
+    let resolver = Resolver {
+        target_names: b.target_alias.clone().map(|a| vec![a]).unwrap_or_else(|| vec!["target".into(), "t".into()]),
+        source_names: b.source_alias.clone().map(|a| vec![a]).unwrap_or_else(|| vec!["source".into(), "s".into()]),
+        target_columns: rw.schema.fields.iter().map(|f| f.name.clone()).collect(),
+        source_columns: source_schema.fields().iter().map(|f| f.name().clone()).collect(),
+    };
+
+    // Clauses.
+    let mut clauses = Vec::with_capacity(b.clauses.len());
+    for c in &b.clauses {
+        let condition = c.condition.as_deref().map(|t| Expr::parse(t).and_then(|e| resolver.qualify(&e))).transpose()?;
+        let parse_set = |set: &[(String, String)]| -> DeltaResult<Vec<(String, Expr)>> {
+            set.iter().map(|(col, e)| Ok((resolver.target_column(col)?, resolver.qualify(&Expr::parse(e)?)?))).collect()
+        };
+        let star_pairs = |what: &str| -> DeltaResult<Vec<(String, Expr)>> {
+            let mut out = Vec::new();
+            for f in &rw.schema.fields {
+                let derived = f.metadata.contains_key("delta.generationExpression")
+                    || f.metadata.contains_key("delta.identity.start")
+                    || f.metadata.contains_key("CURRENT_DEFAULT");
+                match resolver.source_columns.iter().find(|s| s.eq_ignore_ascii_case(&f.name)) {
+                    Some(s) => out.push((f.name.clone(), Expr::Column(vec![S.to_string(), s.clone()]))),
+                    None if derived || b.schema_evolution => {}
+                    None => {
+                        return Err(DeltaError::WriteRefused {
+                            reason: format!(
+                                "{what} needs source column `{}` (the target has it); add it to the source or enable schema evolution",
+                                f.name
+                            ),
+                        })
+                    }
+                }
+            }
+            Ok(out)
+        };
+        let kind = match (&c.when, &c.action) {
+            (MergeWhen::NotMatched, MergeAction::Insert(v)) => Kind::Insert(parse_set(v)?),
+            (MergeWhen::NotMatched, MergeAction::InsertAll) => Kind::Insert(star_pairs("INSERT *")?),
+            (MergeWhen::Matched | MergeWhen::NotMatchedBySource, MergeAction::Update(v)) => Kind::Update(parse_set(v)?),
+            (MergeWhen::Matched, MergeAction::UpdateAll) => Kind::Update(star_pairs("UPDATE SET *")?),
+            (MergeWhen::Matched | MergeWhen::NotMatchedBySource, MergeAction::Delete) => Kind::Delete,
+            (when, action) => {
+                return Err(DeltaError::WriteRefused { reason: format!("a WHEN {when:?} clause cannot {action:?}") });
+            }
+        };
+        if c.when == MergeWhen::NotMatchedBySource {
+            if let Some(cond) = &condition {
+                if sides(cond).1 {
+                    return Err(DeltaError::expr(cond, "a WHEN NOT MATCHED BY SOURCE condition can only read target columns"));
+                }
+            }
+        }
+        if c.when == MergeWhen::NotMatched {
+            if let Some(cond) = &condition {
+                if sides(cond).0 {
+                    return Err(DeltaError::expr(cond, "a WHEN NOT MATCHED condition can only read source columns"));
+                }
+            }
+        }
+        clauses.push(Clause { when: c.when, condition, kind });
+    }
+    let matched: Vec<&Clause> = clauses.iter().filter(|c| c.when == MergeWhen::Matched).collect();
+    let not_matched: Vec<&Clause> = clauses.iter().filter(|c| c.when == MergeWhen::NotMatched).collect();
+    let by_source: Vec<&Clause> = clauses.iter().filter(|c| c.when == MergeWhen::NotMatchedBySource).collect();
+    let updates = clauses.iter().any(|c| matches!(c.kind, Kind::Update(_)));
+    let deletes = clauses.iter().any(|c| matches!(c.kind, Kind::Delete));
+    if updates {
+        rw.refuse_rewrites_under_row_tracking("MERGE with an update clause")?;
+    }
+    if deletes && !rw.use_dv {
+        rw.refuse_rewrites_under_row_tracking("MERGE with a delete clause (without deletion vectors)")?;
+    }
+    // Only one unconditional delete among matched clauses: several matches per target row are fine.
+    let delete_only = matched.len() == 1 && matched[0].condition.is_none() && matches!(matched[0].kind, Kind::Delete);
+
+    // The ON condition: equi-keys, target-only conjuncts (pruning), the rest.
+    let on = resolver.qualify(&Expr::parse(&b.on)?)?;
+    let mut target_keys = Vec::new();
+    let mut source_keys = Vec::new();
+    let mut target_only = Vec::new();
+    let mut residual = Vec::new();
+    for c in on.conjuncts() {
+        if let Expr::Cmp(CmpOp::Eq, l, r) = c {
+            match (sides(l), sides(r)) {
+                ((true, false), (false, true)) => {
+                    target_keys.push((**l).clone());
+                    source_keys.push((**r).clone());
+                    continue;
+                }
+                ((false, true), (true, false)) => {
+                    target_keys.push((**r).clone());
+                    source_keys.push((**l).clone());
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match sides(c) {
+            (true, false) => {
+                target_only.push(strip(c, T)?);
+                residual.push(c.clone());
+            }
+            _ => residual.push(c.clone()),
+        }
+    }
+    let residual = and_all(residual);
+
+    // Source side: struct column and hash table on the keys.
+    let source_struct: ArrayRef = Arc::new(struct_of(&source_batch)?);
+    let empty_target = RecordBatch::new_empty(rw.target.clone());
+    let empty_t = one_side(T, Arc::new(struct_of(&empty_target)?))?;
+    let key_types: Vec<ArrowType> =
+        target_keys.iter().map(|k| evaluate(k, &empty_t).map(|a| a.data_type().clone())).collect::<DeltaResult<_>>()?;
+    let converter = RowConverter::new(key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
+    let s_side = one_side(S, source_struct.clone())?;
+    let s_key_cols: Vec<ArrayRef> = source_keys.iter().map(|k| evaluate(k, &s_side)).collect::<DeltaResult<_>>()?;
+    let mut table: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+    if !target_keys.is_empty() {
+        for (i, k) in key_rows(&converter, &s_key_cols, &key_types)?.into_iter().enumerate() {
+            if let Some(k) = k {
+                table.entry(k).or_default().push(i as u32);
+            }
+        }
+    }
+    // Target pruning: ON's target-only conjuncts, and the source key range of a plain key column.
+    let mut pushdown = target_only.clone();
+    if let (1, Some(Expr::Column(p))) = (target_keys.len(), target_keys.first()) {
+        let keys = &s_key_cols[0];
+        if keys.null_count() < keys.len() && p.len() == 2 {
+            let cast = arrow::compute::cast(keys, &key_types[0])?;
+            let (lo, hi) = (min_max(&cast, false)?, min_max(&cast, true)?);
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                let col = Expr::Column(vec![p[1].clone()]);
+                pushdown.push(Expr::Cmp(CmpOp::GtEq, Box::new(col.clone()), Box::new(Expr::Literal(lo))));
+                pushdown.push(Expr::Cmp(CmpOp::LtEq, Box::new(col), Box::new(Expr::Literal(hi))));
+            }
+        }
+    }
+    // Without NOT MATCHED BY SOURCE clauses, target rows that cannot match are never touched.
+    let pushdown = if by_source.is_empty() { and_all(pushdown) } else { None };
+    let no_match_possible = by_source.is_empty() && (n_source == 0 || (!target_keys.is_empty() && table.is_empty()));
+
+    let mut source_matched = vec![false; n_source];
+    let mut m = Counts::default();
+    if !no_match_possible {
+        for add in snapshot.add_files()? {
+            if let Some(p) = &pushdown {
+                let pv = rw.pruner.logical_partition_values(&add.partition_values);
+                let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                if !rw.pruner.may_match(p, &pv, stats)? {
+                    continue;
+                }
+            }
+            rw.read.push(add.path.clone());
+            let mut stream = rw.scan_file(&add, pushdown.clone())?.execute();
+            let mut file_rows = RoaringTreemap::new();
+            while let Some(batch) = stream.try_next().await? {
+                let idx = row_indexes(&batch)?;
+                let rows = rw.table_columns(&batch)?;
+                let t_struct: ArrayRef = Arc::new(struct_of(&rows)?);
+                // Probe.
+                let mut ti: Vec<u32> = Vec::new();
+                let mut si: Vec<u32> = Vec::new();
+                if target_keys.is_empty() {
+                    for t in 0..rows.num_rows() as u32 {
+                        for s in 0..n_source as u32 {
+                            ti.push(t);
+                            si.push(s);
+                        }
+                    }
+                } else {
+                    let t_side = one_side(T, t_struct.clone())?;
+                    let cols: Vec<ArrayRef> = target_keys.iter().map(|k| evaluate(k, &t_side)).collect::<DeltaResult<_>>()?;
+                    for (t, k) in key_rows(&converter, &cols, &key_types)?.into_iter().enumerate() {
+                        if let Some(hits) = k.and_then(|k| table.get(&k)) {
+                            for s in hits {
+                                ti.push(t as u32);
+                                si.push(*s);
+                            }
+                        }
+                    }
+                }
+                let (ti, si, pairs) = {
+                    let (ti, si) = (UInt32Array::from(ti), UInt32Array::from(si));
+                    let pairs = joined(take(&t_struct, &ti, None)?, take(&source_struct, &si, None)?)?;
+                    match &residual {
+                        Some(r) => {
+                            let keep = evaluate_predicate(r, &pairs)?;
+                            (
+                                filter_u32(&ti, &keep)?,
+                                filter_u32(&si, &keep)?,
+                                filter_record_batch(&pairs, &keep)?,
+                            )
+                        }
+                        None => (ti, si, pairs),
+                    }
+                };
+                for s in si.values() {
+                    source_matched[*s as usize] = true;
+                }
+                let mut target_hit = vec![false; rows.num_rows()];
+                for t in ti.values() {
+                    target_hit[*t as usize] = true;
+                }
+                // WHEN MATCHED.
+                if !matched.is_empty() && pairs.num_rows() > 0 {
+                    let mut any = BooleanArray::from(vec![false; pairs.num_rows()]);
+                    for c in &matched {
+                        any = arrow::compute::or(&any, &cond_mask(c.condition.as_ref(), &pairs)?)?;
+                    }
+                    if !delete_only {
+                        let mut per_target: HashMap<u32, u32> = HashMap::new();
+                        for (p, t) in ti.values().iter().enumerate() {
+                            if any.value(p) {
+                                *per_target.entry(*t).or_default() += 1;
+                            }
+                        }
+                        let multiple = per_target.values().filter(|c| **c > 1).count() as u64;
+                        if multiple > 0 {
+                            return Err(DeltaError::MultipleSourceRowsMatched { target_rows: multiple });
+                        }
+                    }
+                    let mut taken = vec![false; pairs.num_rows()];
+                    let mut deleted_t: std::collections::BTreeSet<u32> = Default::default();
+                    for c in &matched {
+                        let cond = cond_mask(c.condition.as_ref(), &pairs)?;
+                        let sel: Vec<bool> = (0..pairs.num_rows()).map(|p| !taken[p] && cond.value(p)).collect();
+                        for (p, s) in sel.iter().enumerate() {
+                            if *s {
+                                taken[p] = true;
+                            }
+                        }
+                        let sel = BooleanArray::from(sel);
+                        if sel.true_count() == 0 {
+                            continue;
+                        }
+                        let t_sel = filter_u32(&ti, &sel)?;
+                        match &c.kind {
+                            Kind::Delete => deleted_t.extend(t_sel.values().iter().copied()),
+                            Kind::Update(set) => {
+                                let before = take_batch(&rows, &t_sel)?;
+                                let on = filter_record_batch(&pairs, &sel)?;
+                                let after = apply_assignments(&rw, &before, &on, set)?;
+                                m.matched_updated += before.num_rows() as u64;
+                                write_update(&mut rw, &before, &after).await?;
+                                file_rows.extend(t_sel.values().iter().map(|t| idx.value(*t as usize)));
+                            }
+                            Kind::Insert(_) => {}
+                        }
+                    }
+                    m.matched_deleted += deleted_t.len() as u64;
+                    let t_del = UInt32Array::from(deleted_t.into_iter().collect::<Vec<_>>());
+                    rw.write_changes(&take_batch(&rows, &t_del)?, ChangeType::Delete).await?;
+                    file_rows.extend(t_del.values().iter().map(|t| idx.value(*t as usize)));
+                }
+                // WHEN NOT MATCHED BY SOURCE.
+                if !by_source.is_empty() {
+                    let unmatched = UInt32Array::from((0..rows.num_rows() as u32).filter(|t| !target_hit[*t as usize]).collect::<Vec<_>>());
+                    if !unmatched.is_empty() {
+                        let t_rows = take(&t_struct, &unmatched, None)?;
+                        let nulls = new_null_array(source_struct.data_type(), unmatched.len());
+                        let pairs = joined(t_rows, nulls)?;
+                        let mut taken = vec![false; unmatched.len()];
+                        for c in &by_source {
+                            let cond = cond_mask(c.condition.as_ref(), &pairs)?;
+                            let sel: Vec<bool> = (0..unmatched.len()).map(|p| !taken[p] && cond.value(p)).collect();
+                            for (p, s) in sel.iter().enumerate() {
+                                if *s {
+                                    taken[p] = true;
+                                }
+                            }
+                            let sel = BooleanArray::from(sel);
+                            if sel.true_count() == 0 {
+                                continue;
+                            }
+                            let t_sel = filter_u32(&unmatched, &sel)?;
+                            let before = take_batch(&rows, &t_sel)?;
+                            match &c.kind {
+                                Kind::Delete => {
+                                    m.by_source_deleted += before.num_rows() as u64;
+                                    rw.write_changes(&before, ChangeType::Delete).await?;
+                                }
+                                Kind::Update(set) => {
+                                    let on = filter_record_batch(&pairs, &sel)?;
+                                    let after = apply_assignments(&rw, &before, &on, set)?;
+                                    m.by_source_updated += before.num_rows() as u64;
+                                    write_update(&mut rw, &before, &after).await?;
+                                }
+                                Kind::Insert(_) => {}
+                            }
+                            file_rows.extend(t_sel.values().iter().map(|t| idx.value(*t as usize)));
+                        }
+                    }
+                }
+            }
+            rw.mark(&add, file_rows);
+        }
+    }
+
+    // WHEN NOT MATCHED: inserts.
+    if !not_matched.is_empty() {
+        let unmatched = UInt32Array::from((0..n_source as u32).filter(|s| !source_matched[*s as usize]).collect::<Vec<_>>());
+        if !unmatched.is_empty() {
+            let s_rows = take(&source_struct, &unmatched, None)?;
+            let nulls = new_null_array(&ArrowType::Struct(struct_of(&empty_target)?.fields().clone()), unmatched.len());
+            let pairs = joined(nulls, s_rows)?;
+            let mut taken = vec![false; unmatched.len()];
+            let mut identities = identity_columns(&rw.schema)?;
+            for c in &not_matched {
+                let cond = cond_mask(c.condition.as_ref(), &pairs)?;
+                let sel: Vec<bool> = (0..unmatched.len()).map(|p| !taken[p] && cond.value(p)).collect();
+                for (p, s) in sel.iter().enumerate() {
+                    if *s {
+                        taken[p] = true;
+                    }
+                }
+                let sel = BooleanArray::from(sel);
+                if sel.true_count() == 0 {
+                    continue;
+                }
+                let Kind::Insert(values) = &c.kind else { continue };
+                let on = filter_record_batch(&pairs, &sel)?;
+                let mut fields = Vec::with_capacity(values.len());
+                let mut cols = Vec::with_capacity(values.len());
+                for (col, e) in values {
+                    let Some(i) = rw.schema.fields.iter().position(|f| &f.name == col) else { continue };
+                    let t = rw.target.field(i).data_type().clone();
+                    let v = evaluate(e, &on)?;
+                    let v = if v.data_type() == &t {
+                        v
+                    } else {
+                        arrow::compute::cast_with_options(&v, &t, &arrow::compute::CastOptions { safe: false, ..Default::default() })
+                            .map_err(|err| DeltaError::WriteRefused { reason: format!("cannot insert `{e}` into column `{col}`: {err}") })?
+                    };
+                    fields.push(Field::new(col, t, true));
+                    cols.push(v);
+                }
+                let given = RecordBatch::try_new_with_options(
+                    Arc::new(Schema::new(fields)),
+                    cols,
+                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(on.num_rows())),
+                )?;
+                let (rows, provided) = conform_without_generated(&given, &rw.target, &rw.schema)?;
+                let rows = fill_identity_columns(rows, &provided, &mut identities)?;
+                let rows = fill_generated_columns((rows, provided), &rw.schema)?;
+                m.inserted += rows.num_rows() as u64;
+                rw.write_changes(&rows, ChangeType::Insert).await?;
+                rw.write_rows(&rows).await?;
+            }
+            if identities.iter().any(|i| i.assigned.is_some()) {
+                let mut schema = rw.schema.clone();
+                for id in &identities {
+                    if let Some(last) = id.assigned {
+                        schema.fields[id.index].metadata.insert("delta.identity.highWaterMark".into(), json!(last));
+                    }
+                }
+                rw.evolve(schema)?;
+            }
+        }
+    }
+
+    let read = rw.read.clone();
+    let (actions, raw, snapshot) = rw.finish().await?;
+    let g = |k: &str| raw.get(k).copied().unwrap_or(0);
+    let mut metrics = BTreeMap::new();
+    let mut put = |k: &str, v: u64| {
+        metrics.insert(k.to_string(), v);
+    };
+    put("numSourceRows", g("numSourceRows"));
+    put("numTargetRowsInserted", m.inserted);
+    put("numTargetRowsUpdated", m.matched_updated + m.by_source_updated);
+    put("numTargetRowsMatchedUpdated", m.matched_updated);
+    put("numTargetRowsNotMatchedBySourceUpdated", m.by_source_updated);
+    put("numTargetRowsDeleted", m.matched_deleted + m.by_source_deleted);
+    put("numTargetRowsMatchedDeleted", m.matched_deleted);
+    put("numTargetRowsNotMatchedBySourceDeleted", m.by_source_deleted);
+    put("numTargetRowsCopied", g("numCopiedRows"));
+    put("numOutputRows", m.inserted + m.matched_updated + m.by_source_updated + g("numCopiedRows"));
+    put("numTargetFilesAdded", g("numAddedFiles"));
+    put("numTargetFilesRemoved", g("numRemovedFiles"));
+    put("numTargetChangeFilesAdded", g("numAddedChangeFiles"));
+    put("numTargetBytesAdded", g("numAddedBytes"));
+    put("numTargetBytesRemoved", g("numRemovedBytes"));
+    put("numTargetDeletionVectorsAdded", g("numDeletionVectorsAdded"));
+    put("numTargetDeletionVectorsUpdated", g("numDeletionVectorsUpdated"));
+    put("numTargetDeletionVectorsRemoved", g("numDeletionVectorsRemoved"));
+    put("executionTimeMs", started.elapsed().as_millis() as u64);
+    let describe = |cs: &[&Clause]| -> Value {
+        let items: Vec<Value> = cs
+            .iter()
+            .map(|c| {
+                let action = match c.kind {
+                    Kind::Update(_) => "update",
+                    Kind::Delete => "delete",
+                    Kind::Insert(_) => "insert",
+                };
+                let mut o = json!({"actionType": action});
+                if let Some(cond) = &c.condition {
+                    o["predicate"] = json!(cond.to_string());
+                }
+                o
+            })
+            .collect();
+        json!(Value::Array(items).to_string())
+    };
+    let params = json!({
+        "predicate": json!(serde_json::to_string(&vec![b.on.clone()]).unwrap_or_default()),
+        "matchedPredicates": describe(&matched),
+        "notMatchedPredicates": describe(&not_matched),
+        "notMatchedBySourcePredicates": describe(&by_source),
+    });
+    let read_predicate = if by_source.is_empty() { and_all(target_only) } else { None };
+    commit_dml(b.table, snapshot, actions, read_predicate, &read, "MERGE", params, metrics).await
+}
+
+#[derive(Default)]
+struct Counts {
+    inserted: u64,
+    matched_updated: u64,
+    matched_deleted: u64,
+    by_source_updated: u64,
+    by_source_deleted: u64,
+}
+
+fn filter_u32(a: &UInt32Array, mask: &BooleanArray) -> DeltaResult<UInt32Array> {
+    use arrow::array::AsArray;
+    Ok(arrow::compute::filter(a, mask)?.as_primitive::<arrow::datatypes::UInt32Type>().clone())
+}
+
+fn take_batch(batch: &RecordBatch, idx: &UInt32Array) -> DeltaResult<RecordBatch> {
+    let cols = batch.columns().iter().map(|c| take(c, idx, None)).collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new_with_options(batch.schema(), cols, &arrow::array::RecordBatchOptions::new().with_row_count(Some(idx.len())))?)
+}
+
+async fn write_update(rw: &mut Rewriter, before: &RecordBatch, after: &RecordBatch) -> DeltaResult<()> {
+    rw.write_changes(before, ChangeType::UpdatePreimage).await?;
+    rw.write_changes(after, ChangeType::UpdatePostimage).await?;
+    rw.write_rows(after).await
+}
+
+/// The smallest (or largest) non-null value of `a` as a literal, for pruning by the key range.
+fn min_max(a: &ArrayRef, max: bool) -> DeltaResult<Option<crate::expr::Scalar>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::*;
+    use crate::expr::Scalar;
+    Ok(match a.data_type() {
+        ArrowType::Int8 | ArrowType::Int16 | ArrowType::Int32 | ArrowType::Int64 => {
+            let a = arrow::compute::cast(a, &ArrowType::Int64)?;
+            let p = a.as_primitive::<Int64Type>();
+            let v = if max { arrow::compute::max(p) } else { arrow::compute::min(p) };
+            v.map(Scalar::Integer)
+        }
+        ArrowType::Utf8 => {
+            let s = a.as_string::<i32>();
+            let v = if max { arrow::compute::max_string(s) } else { arrow::compute::min_string(s) };
+            v.map(|v| Scalar::String(v.to_string()))
+        }
+        _ => None,
+    })
+}
