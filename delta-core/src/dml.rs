@@ -444,8 +444,7 @@ pub(crate) async fn commit_dml(
     actions: Vec<Action>,
     read_predicate: Option<Expr>,
     read_files: &[String],
-    operation: &str,
-    parameters: Value,
+    (operation, parameters): (&str, Value),
     metrics: BTreeMap<String, u64>,
 ) -> DeltaResult<DmlResult> {
     if actions.is_empty() {
@@ -500,16 +499,20 @@ pub(crate) fn apply_assignments(
         if f.metadata.contains_key("delta.identity.start")
             && !f.metadata.get("delta.identity.allowExplicitInsert").and_then(Value::as_bool).unwrap_or(false)
         {
-            return Err(DeltaError::WriteRefused { reason: format!("identity column `{}` is GENERATED ALWAYS and cannot be updated", f.name) });
+            return Err(DeltaError::WriteRefused {
+                reason: format!("identity column `{}` is GENERATED ALWAYS and cannot be updated", f.name),
+            });
         }
         let t = rw.target.field(i).data_type().clone();
         let v = evaluate(e, eval_on)?;
         let v = if v.data_type() == &t {
             v
         } else {
-            arrow::compute::cast_with_options(&v, &t, &arrow::compute::CastOptions { safe: false, ..Default::default() }).map_err(|err| {
-                DeltaError::WriteRefused { reason: format!("cannot assign `{e}` ({}) to column `{}` ({}): {err}", v.data_type(), f.name, f.data_type) }
-            })?
+            arrow::compute::cast_with_options(&v, &t, &arrow::compute::CastOptions { safe: false, ..Default::default() }).map_err(
+                |err| DeltaError::WriteRefused {
+                    reason: format!("cannot assign `{e}` ({}) to column `{}` ({}): {err}", v.data_type(), f.name, f.data_type),
+                },
+            )?
         };
         columns[i] = v;
         provided[i] = true;
@@ -593,7 +596,7 @@ impl Table {
         }
         metrics.insert("executionTimeMs".into(), started.elapsed().as_millis() as u64);
         let params = json!({"predicate": predicate_parameter(predicate.as_ref())});
-        commit_dml(self, snapshot, actions, predicate, &read, "DELETE", params, metrics).await
+        commit_dml(self, snapshot, actions, predicate, &read, ("DELETE", params), metrics).await
     }
 
     /// `UPDATE table SET column = expression, … [WHERE predicate]` (Spark SQL text).
@@ -616,7 +619,9 @@ impl Table {
             rw.check_columns(&Expr::col(c))?;
             rw.check_columns(e)?;
             if c.contains('.') {
-                return Err(DeltaError::WriteRefused { reason: format!("UPDATE of nested field `{c}` is not supported; assign the whole struct") });
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("UPDATE of nested field `{c}` is not supported; assign the whole struct"),
+                });
             }
         }
         rw.refuse_rewrites_under_row_tracking("UPDATE")?;
@@ -655,6 +660,6 @@ impl Table {
         }
         metrics.insert("executionTimeMs".into(), started.elapsed().as_millis() as u64);
         let params = json!({"predicate": predicate_parameter(predicate.as_ref())});
-        commit_dml(self, snapshot, actions, predicate, &read, "UPDATE", params, metrics).await
+        commit_dml(self, snapshot, actions, predicate, &read, ("UPDATE", params), metrics).await
     }
 }

@@ -162,8 +162,11 @@ impl DvFileWriter {
             limit: MAX_DV_BYTES as u64,
             actual: body.len() as u64,
         })?;
-        let offset = i32::try_from(self.buf.len())
-            .map_err(|_| DeltaError::LimitExceeded { what: "deletion vector file bytes", limit: i32::MAX as u64, actual: self.buf.len() as u64 })?;
+        let offset = i32::try_from(self.buf.len()).map_err(|_| DeltaError::LimitExceeded {
+            what: "deletion vector file bytes",
+            limit: i32::MAX as u64,
+            actual: self.buf.len() as u64,
+        })?;
         self.buf.extend_from_slice(&size.to_be_bytes());
         self.buf.extend_from_slice(&body);
         self.buf.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());

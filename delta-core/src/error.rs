@@ -174,6 +174,10 @@ pub enum DeltaError {
     #[error("cannot perform MERGE: {target_rows} target row(s) matched more than one source row; a matched clause would modify the same target row in possibly conflicting ways (deduplicate the source, or narrow the ON condition)")]
     MultipleSourceRowsMatched { target_rows: u64 },
 
+    /// The change data feed was not enabled at a version in the requested range.
+    #[error("change data was not recorded for version {version}: delta.enableChangeDataFeed was not true there")]
+    ChangeDataNotRecorded { version: i64 },
+
     /// An error from the object store.
     #[error("object store error: {source}")]
     ObjectStore {

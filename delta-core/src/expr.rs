@@ -273,11 +273,9 @@ impl Expr {
             Expr::Not(e) => Expr::Not(m(e)?),
             Expr::IsNull(e) => Expr::IsNull(m(e)?),
             Expr::IsNotNull(e) => Expr::IsNotNull(m(e)?),
-            Expr::In { expr, list, negated } => Expr::In {
-                expr: m(expr)?,
-                list: list.iter().map(|e| e.map_columns(f)).collect::<DeltaResult<_>>()?,
-                negated: *negated,
-            },
+            Expr::In { expr, list, negated } => {
+                Expr::In { expr: m(expr)?, list: list.iter().map(|e| e.map_columns(f)).collect::<DeltaResult<_>>()?, negated: *negated }
+            }
             Expr::Like { expr, pattern, negated } => Expr::Like { expr: m(expr)?, pattern: pattern.clone(), negated: *negated },
             Expr::Cast { expr, to } => Expr::Cast { expr: m(expr)?, to: to.clone() },
             Expr::Function { name, args } => {

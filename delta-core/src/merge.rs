@@ -251,10 +251,11 @@ impl Resolver {
             [a, c] if self.target_names.iter().any(|t| t.eq_ignore_ascii_case(a)) => *c,
             _ => return Err(DeltaError::WriteRefused { reason: format!("MERGE cannot assign `{name}`: name a top-level target column") }),
         };
-        self.target_columns.iter().find(|c| c.eq_ignore_ascii_case(col)).cloned().ok_or_else(|| DeltaError::ColumnNotFound {
-            column: name.to_string(),
-            available: self.target_columns.join(", "),
-        })
+        self.target_columns
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(col))
+            .cloned()
+            .ok_or_else(|| DeltaError::ColumnNotFound { column: name.to_string(), available: self.target_columns.join(", ") })
     }
 }
 
@@ -528,11 +529,7 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                     match &residual {
                         Some(r) => {
                             let keep = evaluate_predicate(r, &pairs)?;
-                            (
-                                filter_u32(&ti, &keep)?,
-                                filter_u32(&si, &keep)?,
-                                filter_record_batch(&pairs, &keep)?,
-                            )
+                            (filter_u32(&ti, &keep)?, filter_u32(&si, &keep)?, filter_record_batch(&pairs, &keep)?)
                         }
                         None => (ti, si, pairs),
                     }
@@ -752,7 +749,7 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
         "notMatchedBySourcePredicates": describe(&by_source),
     });
     let read_predicate = if by_source.is_empty() { and_all(target_only) } else { None };
-    commit_dml(b.table, snapshot, actions, read_predicate, &read, "MERGE", params, metrics).await
+    commit_dml(b.table, snapshot, actions, read_predicate, &read, ("MERGE", params), metrics).await
 }
 
 #[derive(Default)]
@@ -782,9 +779,9 @@ async fn write_update(rw: &mut Rewriter, before: &RecordBatch, after: &RecordBat
 
 /// The smallest (or largest) non-null value of `a` as a literal, for pruning by the key range.
 fn min_max(a: &ArrayRef, max: bool) -> DeltaResult<Option<crate::expr::Scalar>> {
+    use crate::expr::Scalar;
     use arrow::array::AsArray;
     use arrow::datatypes::*;
-    use crate::expr::Scalar;
     Ok(match a.data_type() {
         ArrowType::Int8 | ArrowType::Int16 | ArrowType::Int32 | ArrowType::Int64 => {
             let a = arrow::compute::cast(a, &ArrowType::Int64)?;

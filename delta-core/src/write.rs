@@ -414,7 +414,11 @@ pub(crate) fn fill_identity_columns(batch: RecordBatch, provided: &[bool], ident
 
 /// Conforms a batch to the table's logical Arrow schema (see [`conform_batch`]); generated columns
 /// missing from the data come back as nulls with `false` in the returned "provided" flags.
-pub(crate) fn conform_without_generated(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<(RecordBatch, Vec<bool>)> {
+pub(crate) fn conform_without_generated(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+    schema: &StructType,
+) -> DeltaResult<(RecordBatch, Vec<bool>)> {
     let input = batch.schema();
     for f in input.fields() {
         if schema.field(f.name()).is_none() {
@@ -903,7 +907,12 @@ impl DeltaWriter {
 
     /// A writer of change data files (`_change_data/`, CDF): the table's columns plus
     /// [`CHANGE_TYPE_COLUMN`], partitioned like the table, without statistics.
-    pub fn for_change_data(location: TableLocation, metadata: &Metadata, schema: &StructType, mode: ColumnMappingMode) -> DeltaResult<Self> {
+    pub fn for_change_data(
+        location: TableLocation,
+        metadata: &Metadata,
+        schema: &StructType,
+        mode: ColumnMappingMode,
+    ) -> DeltaResult<Self> {
         let mut with_type = schema.clone();
         with_type.fields.push(StructField::new(CHANGE_TYPE_COLUMN, DataType::Primitive(PrimitiveType::String), true));
         let mut w = DeltaWriter::new(location, metadata, &with_type, mode, u64::MAX)?;

@@ -276,11 +276,21 @@ mod model {
         }
     }
 
+    /// Change rows of the model: (row, change type).
+    pub type Changes = Vec<(Row, &'static str)>;
+
+    fn update(ch: &mut Changes, before: &Row, after: Row) -> Row {
+        ch.push((before.clone(), "update_preimage"));
+        ch.push((after.clone(), "update_postimage"));
+        after
+    }
+
     /// Actions: 0 = update v (matched: s.v; by source: v + 1), 1 = update all / insert all, 2 = delete / insert (id, v*2).
-    fn apply_merge(target: &[Row], source: &[Row], clauses: &[(MergeWhen, u8, u8)]) -> Result<Vec<Row>, String> {
+    fn apply_merge(target: &[Row], source: &[Row], clauses: &[(MergeWhen, u8, u8)]) -> Result<(Vec<Row>, Changes), String> {
         let matched: Vec<_> = clauses.iter().filter(|c| c.0 == MergeWhen::Matched).collect();
         let delete_only = matched.len() == 1 && matched[0].1 == 0 && matched[0].2 == 2;
         let mut out = Vec::new();
+        let mut ch = Changes::new();
         for t in target {
             let hits: Vec<&Row> = source.iter().filter(|s| s.0 == t.0).collect();
             if !hits.is_empty() {
@@ -289,6 +299,7 @@ mod model {
                     return Err("multiple".into());
                 }
                 if delete_only {
+                    ch.push((t.clone(), "delete"));
                     continue;
                 }
                 let Some(s) = live.first() else {
@@ -297,15 +308,15 @@ mod model {
                 };
                 let c = matched.iter().find(|c| cond(c.1, Some(t), Some(s))).unwrap();
                 match c.2 {
-                    0 => out.push((t.0, t.1.clone(), s.2)),
-                    1 => out.push((s.0, s.1.clone(), s.2)),
-                    _ => {}
+                    0 => out.push(update(&mut ch, t, (t.0, t.1.clone(), s.2))),
+                    1 => out.push(update(&mut ch, t, (s.0, s.1.clone(), s.2))),
+                    _ => ch.push((t.clone(), "delete")),
                 }
             } else {
                 match clauses.iter().filter(|c| c.0 == MergeWhen::NotMatchedBySource).find(|c| cond(c.1, Some(t), None)) {
                     None => out.push(t.clone()),
-                    Some(c) if c.2 == 2 => {}
-                    Some(_) => out.push((t.0, t.1.clone(), t.2.map(|v| v + 1))),
+                    Some(c) if c.2 == 2 => ch.push((t.clone(), "delete")),
+                    Some(_) => out.push(update(&mut ch, t, (t.0, t.1.clone(), t.2.map(|v| v + 1)))),
                 }
             }
         }
@@ -314,27 +325,70 @@ mod model {
                 continue;
             }
             if let Some(c) = clauses.iter().filter(|c| c.0 == MergeWhen::NotMatched).find(|c| cond(c.1, None, Some(s))) {
-                if c.2 == 2 {
-                    out.push((s.0, None, s.2.map(|v| v * 2)));
-                } else {
-                    out.push(s.clone());
-                }
+                let row = if c.2 == 2 { (s.0, None, s.2.map(|v| v * 2)) } else { s.clone() };
+                ch.push((row.clone(), "insert"));
+                out.push(row);
             }
         }
         out.sort();
-        Ok(out)
+        Ok((out, ch))
     }
 
-    pub fn apply(target: &[Row], op: &Op) -> Result<Vec<Row>, String> {
-        let mut out: Vec<Row> = match op {
-            Op::Delete(p) => target.iter().filter(|r| pred(*p, r) != Some(true)).cloned().collect(),
-            Op::Update(p) => {
-                target.iter().map(|r| if pred(*p, r) == Some(true) { (r.0, r.1.clone(), Some(r.2.unwrap_or(0) + 1)) } else { r.clone() }).collect()
-            }
-            Op::Merge { source, clauses } => return apply_merge(target, source, clauses),
-        };
+    pub fn apply(target: &[Row], op: &Op) -> Result<(Vec<Row>, Changes), String> {
+        let mut ch = Changes::new();
+        let mut out: Vec<Row> =
+            match op {
+                Op::Delete(p) => target
+                    .iter()
+                    .filter(|r| {
+                        let hit = pred(*p, r) == Some(true);
+                        if hit {
+                            ch.push(((*r).clone(), "delete"));
+                        }
+                        !hit
+                    })
+                    .cloned()
+                    .collect(),
+                Op::Update(p) => target
+                    .iter()
+                    .map(|r| {
+                        if pred(*p, r) == Some(true) {
+                            update(&mut ch, r, (r.0, r.1.clone(), Some(r.2.unwrap_or(0) + 1)))
+                        } else {
+                            r.clone()
+                        }
+                    })
+                    .collect(),
+                Op::Merge { source, clauses } => return apply_merge(target, source, clauses),
+            };
         out.sort();
-        Ok(out)
+        Ok((out, ch))
+    }
+
+    /// The change feed of one version as model change rows.
+    pub async fn changes_at(table: &Table, version: i64) -> Changes {
+        let batches = table.table_changes(version, Some(version), None).await.unwrap().collect().await.unwrap();
+        let mut out = Changes::new();
+        for b in &batches {
+            let id = b.column_by_name("id").unwrap().as_primitive::<Int64Type>();
+            let part = b.column_by_name("part").unwrap().as_string::<i32>();
+            let v = b.column_by_name("v").unwrap().as_primitive::<Int64Type>();
+            let ty = b.column_by_name("_change_type").unwrap().as_string::<i32>();
+            let cv = b.column_by_name("_commit_version").unwrap().as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                assert_eq!(cv.value(i), version);
+                let kind: &'static str = match ty.value(i) {
+                    "insert" => "insert",
+                    "delete" => "delete",
+                    "update_preimage" => "update_preimage",
+                    "update_postimage" => "update_postimage",
+                    other => panic!("unknown change type {other}"),
+                };
+                out.push(((id.value(i), part.is_valid(i).then(|| part.value(i).to_string()), v.is_valid(i).then(|| v.value(i))), kind));
+            }
+        }
+        out.sort();
+        out
     }
 
     pub async fn run(table: &Table, op: &Op) -> delta_core::DeltaResult<delta_core::dml::DmlResult> {
@@ -349,7 +403,9 @@ mod model {
                         (MergeWhen::Matched, 0) => MergeAction::Update(vec![("v".into(), "s.v".into())]),
                         (MergeWhen::Matched, 1) => MergeAction::UpdateAll,
                         (MergeWhen::NotMatchedBySource, 0 | 1) => MergeAction::Update(vec![("v".into(), "t.v + 1".into())]),
-                        (MergeWhen::NotMatched, 2) => MergeAction::Insert(vec![("id".into(), "s.id".into()), ("v".into(), "s.v * 2".into())]),
+                        (MergeWhen::NotMatched, 2) => {
+                            MergeAction::Insert(vec![("id".into(), "s.id".into()), ("v".into(), "s.v * 2".into())])
+                        }
                         (MergeWhen::NotMatched, _) => MergeAction::InsertAll,
                         (_, _) => MergeAction::Delete,
                     };
@@ -365,8 +421,9 @@ mod model {
     }
 
     fn op() -> impl Strategy<Value = Op> {
-        let clause = (prop_oneof![Just(MergeWhen::Matched), Just(MergeWhen::NotMatched), Just(MergeWhen::NotMatchedBySource)], 0u8..5, 0u8..3)
-            .prop_map(|(w, c, a)| (w, valid_condition(w, c), a));
+        let clause =
+            (prop_oneof![Just(MergeWhen::Matched), Just(MergeWhen::NotMatched), Just(MergeWhen::NotMatchedBySource)], 0u8..5, 0u8..3)
+                .prop_map(|(w, c, a)| (w, valid_condition(w, c), a));
         prop_oneof![
             1 => (0u8..5).prop_map(Op::Delete),
             1 => (0u8..5).prop_map(Op::Update),
@@ -379,22 +436,32 @@ mod model {
     fn random_dml_matches_a_row_by_row_model() {
         let cases = std::env::var("DML_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
         let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-        let strategy = (proptest::collection::vec(row(), 1..30), proptest::collection::vec(op(), 1..4), any::<bool>(), any::<bool>());
+        let strategy =
+            (proptest::collection::vec(row(), 1..30), proptest::collection::vec(op(), 1..4), any::<bool>(), any::<bool>(), any::<bool>());
         let counter = std::sync::atomic::AtomicU64::new(0);
-        let result = runner.run(&strategy, |(target, ops, partitioned, dv)| {
+        let result = runner.run(&strategy, |(target, ops, partitioned, dv, cdf)| {
             let case = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let table = make(&format!("model-{case}"), &target, partitioned, dv, false).await;
+                let table = make(&format!("model-{case}"), &target, partitioned, dv, cdf).await;
                 let mut expected = target.clone();
                 expected.sort();
                 for op in &ops {
                     let want = apply(&expected, op);
                     let got = run(&table, op).await;
                     match (want, got) {
-                        (Ok(w), Ok(_)) => {
+                        (Ok((w, mut changes)), Ok(result)) => {
                             let actual = table_rows(&table).await;
-                            prop_assert_eq!(&actual, &w, "op {:?} (partitioned={}, dv={})", op, partitioned, dv);
+                            prop_assert_eq!(&actual, &w, "op {:?} (partitioned={}, dv={}, cdf={})", op, partitioned, dv, cdf);
+                            changes.sort();
+                            match result.version {
+                                Some(v) if cdf => {
+                                    let feed = changes_at(&table, v).await;
+                                    prop_assert_eq!(feed, changes, "change feed of {:?} (partitioned={}, dv={})", op, partitioned, dv);
+                                }
+                                Some(_) => {}
+                                None => prop_assert!(changes.is_empty(), "no commit, but the model changed rows: {:?}", changes),
+                            }
                             expected = w;
                         }
                         (Err(_), Err(delta_core::DeltaError::MultipleSourceRowsMatched { .. })) => {
