@@ -12,6 +12,8 @@
 //! delta checkpoint TABLE
 //! delta property TABLE k=v...
 //! delta constraint TABLE add NAME EXPR | drop NAME
+//! delta sql "DELETE FROM delta.`/t` WHERE …" | "UPDATE …" | "MERGE INTO … USING … ON … WHEN …"
+//! delta changes TABLE --from V [--to V] [--where EXPR] [--format table|csv|json|parquet]
 //! ```
 //! TABLE is a local path or an object-store URL. Errors are one line on stderr, exit code 1.
 
@@ -122,6 +124,24 @@ enum Command {
     },
     /// `delta constraint TABLE add NAME EXPR` or `delta constraint TABLE drop NAME`.
     Constraint { table: String, action: ConstraintAction, name: String, expr: Option<String> },
+    /// Run a Spark SQL DELETE, UPDATE or MERGE statement; tables are named delta.`/path`
+    /// (MERGE sources also parquet.`/path/file.parquet`). Prints the operation's metrics.
+    Sql { statement: String },
+    /// The change data feed of versions FROM..=TO (delta.enableChangeDataFeed).
+    Changes {
+        table: String,
+        #[arg(long)]
+        from: i64,
+        #[arg(long)]
+        to: Option<i64>,
+        /// A Spark SQL predicate over the table's columns.
+        #[arg(long = "where")]
+        predicate: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        #[arg(long)]
+        output: Option<String>,
+    },
     /// The files a scan would read after pruning, then `N of M files`.
     Files {
         table: String,
@@ -295,6 +315,26 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Describe { table } => {
             let snapshot = Table::open(&table)?.snapshot().await?;
             print!("{}", describe(&snapshot));
+        }
+        Command::Sql { statement } => {
+            let result = delta_core::sql::execute_sql(&statement, &Default::default()).await?;
+            match result.version {
+                Some(v) => println!("committed version {v}"),
+                None => println!("no rows changed; nothing committed"),
+            }
+            for (k, v) in &result.metrics {
+                println!("{k}: {v}");
+            }
+            if let Some(e) = result.post_commit_error {
+                eprintln!("warning: after the commit: {e}");
+            }
+        }
+        Command::Changes { table, from, to, predicate, format, output } => {
+            let predicate = predicate.as_deref().map(delta_core::Expr::parse).transpose()?;
+            let changes = Table::open(&table)?.table_changes(from, to, predicate).await?;
+            let schema = changes.schema();
+            let batches = changes.collect().await?;
+            write_batches(batches, schema, format, output.as_deref())?;
         }
         Command::History { table, limit } => {
             let history = Table::open(&table)?.history(limit).await?;

@@ -178,6 +178,10 @@ pub enum DeltaError {
     #[error("change data was not recorded for version {version}: delta.enableChangeDataFeed was not true there")]
     ChangeDataNotRecorded { version: i64 },
 
+    /// A SQL statement that cannot be run, with where in the text the problem is.
+    #[error("{message} (line {line}, column {column})")]
+    Sql { message: String, line: u64, column: u64 },
+
     /// An error from the object store.
     #[error("object store error: {source}")]
     ObjectStore {

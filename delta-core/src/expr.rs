@@ -297,7 +297,7 @@ impl Expr {
     }
 }
 
-fn from_sql(text: &str, e: ast::Expr) -> DeltaResult<Expr> {
+pub(crate) fn from_sql(text: &str, e: ast::Expr) -> DeltaResult<Expr> {
     let conv = |e: ast::Expr| from_sql(text, e).map(Box::new);
     Ok(match e {
         ast::Expr::Identifier(id) => Expr::Column(vec![id.value]),

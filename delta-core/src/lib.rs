@@ -42,6 +42,7 @@ pub mod protocol;
 pub mod replay;
 pub mod schema;
 pub mod snapshot;
+pub mod sql;
 pub mod storage;
 
 pub use error::{DeltaError, DeltaResult};

@@ -185,6 +185,8 @@ fn pairs(set: &[(&str, &str)]) -> Vec<(String, String)> {
 struct Clause {
     when: MergeWhen,
     condition: Option<Expr>,
+    /// The condition as written (for the commit's operation parameters).
+    text: Option<String>,
     kind: Kind,
 }
 
@@ -400,7 +402,7 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                 }
             }
         }
-        clauses.push(Clause { when: c.when, condition, kind });
+        clauses.push(Clause { when: c.when, condition, text: c.condition.clone(), kind });
     }
     let matched: Vec<&Clause> = clauses.iter().filter(|c| c.when == MergeWhen::Matched).collect();
     let not_matched: Vec<&Clause> = clauses.iter().filter(|c| c.when == MergeWhen::NotMatched).collect();
@@ -734,8 +736,8 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                     Kind::Insert(_) => "insert",
                 };
                 let mut o = json!({"actionType": action});
-                if let Some(cond) = &c.condition {
-                    o["predicate"] = json!(cond.to_string());
+                if let Some(cond) = &c.text {
+                    o["predicate"] = json!(cond);
                 }
                 o
             })

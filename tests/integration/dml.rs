@@ -478,3 +478,41 @@ mod model {
         }
     }
 }
+
+#[tokio::test]
+async fn sql_statements_run_and_point_at_errors() {
+    use delta_core::sql::execute_sql;
+    let table = make("sql-t", &sample(), true, true, true).await;
+    let src = make("sql-s", &[(1, Some("a".into()), Some(-1)), (99, Some("c".into()), Some(9))], false, false, false).await;
+    let t = table.location().root_url().path().to_string();
+    let s = src.location().root_url().path().to_string();
+    let opts = Default::default();
+    let r = execute_sql(
+        &format!(
+            "MERGE INTO delta.`{t}` AS t USING delta.`{s}` AS s ON t.id = s.id \
+             WHEN MATCHED AND s.v < 0 THEN UPDATE SET * \
+             WHEN NOT MATCHED THEN INSERT (id, part, v) VALUES (s.id, s.part, s.v * 2) \
+             WHEN NOT MATCHED BY SOURCE AND t.v > 380 THEN DELETE"
+        ),
+        &opts,
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.metric("numTargetRowsUpdated"), r.metric("numTargetRowsInserted"), r.metric("numTargetRowsDeleted")), (1, 1, 1));
+    execute_sql(&format!("UPDATE delta.`{t}` AS x SET x.v = 0 WHERE x.id = 2"), &opts).await.unwrap();
+    execute_sql(&format!("DELETE FROM delta.`{t}` WHERE id >= 30"), &opts).await.unwrap();
+    let rows = table_rows(&table).await;
+    assert!(rows.contains(&(1, Some("a".into()), Some(-1))));
+    assert!(rows.contains(&(2, Some("c".into()), Some(0))));
+    assert!(rows.iter().all(|r| r.0 < 30), "{rows:?}");
+    // The change feed covers all three statements.
+    let feed = table.table_changes(3, None, None).await.unwrap().collect().await.unwrap();
+    assert!(feed.iter().map(|b| b.num_rows()).sum::<usize>() >= 6);
+    // Errors say where.
+    let err = execute_sql(&format!("DELETE FROM delta.`{t}` WHERE id = = 3"), &opts).await.unwrap_err();
+    assert!(matches!(err, delta_core::DeltaError::Sql { line: 1, column: c, .. } if c > 30), "{err}");
+    let err = execute_sql("DELETE FROM some_table", &opts).await.unwrap_err();
+    assert!(matches!(err, delta_core::DeltaError::Sql { line: 1, column: 13, .. }), "{err}");
+    let err = execute_sql("SELECT 1", &opts).await.unwrap_err();
+    assert!(matches!(err, delta_core::DeltaError::Sql { .. }), "{err}");
+}
