@@ -172,3 +172,115 @@ fn sixteen_writers_with_250_blind_appends_each_commit_exactly_once() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- DML under faults -----------------------------------------------------------------------
+
+/// Rows `(id, part)` of the clean view, sorted.
+async fn clean_rows(table: &delta_core::Table) -> Result<Vec<(i64, String)>, String> {
+    use arrow::array::AsArray;
+    let snapshot = table.snapshot().await.map_err(|e| format!("unreadable: {e}"))?;
+    let batches = snapshot.scan().build().map_err(|e| e.to_string())?.collect().await.map_err(|e| format!("unreadable rows: {e}"))?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let id = b.column_by_name("id").ok_or("no id")?.as_primitive::<arrow::datatypes::Int64Type>();
+        let part = b.column_by_name("part").ok_or("no part")?.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            out.push((id.value(i), part.value(i).to_string()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A table with deletion vectors and the change data feed, 12 rows in 3 partitions × 2 commits.
+async fn dml_sim(dv: bool) -> SimTable {
+    let sim = SimTable::new(FaultPlan::None);
+    let schema = delta_core::write::schema_from_arrow(&arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, true),
+        arrow::datatypes::Field::new("part", arrow::datatypes::DataType::Utf8, true),
+    ]))
+    .expect("schema");
+    let props: std::collections::HashMap<String, String> =
+        [("delta.enableDeletionVectors".to_string(), dv.to_string()), ("delta.enableChangeDataFeed".to_string(), "true".to_string())]
+            .into();
+    sim.clean.create(schema, &["part".to_string()], props).await.expect("create");
+    for commit in 0..2i64 {
+        let ids: Vec<i64> = (0..6).map(|i| commit * 6 + i).collect();
+        let parts: Vec<String> = ids.iter().map(|i| format!("p{}", i % 3)).collect();
+        let batch = arrow::array::RecordBatch::try_new(
+            std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, true),
+                arrow::datatypes::Field::new("part", arrow::datatypes::DataType::Utf8, true),
+            ])),
+            vec![std::sync::Arc::new(arrow::array::Int64Array::from(ids)), std::sync::Arc::new(arrow::array::StringArray::from(parts))],
+        )
+        .expect("batch");
+        sim.clean.write(vec![batch], Default::default()).await.expect("seed rows");
+    }
+    sim
+}
+
+async fn run_dml(table: &delta_core::Table, which: usize) -> delta_core::DeltaResult<Option<i64>> {
+    let src = {
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, true),
+            arrow::datatypes::Field::new("part", arrow::datatypes::DataType::Utf8, true),
+        ]));
+        arrow::array::RecordBatch::try_new(
+            schema,
+            vec![
+                std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 4, 100])),
+                std::sync::Arc::new(arrow::array::StringArray::from(vec!["p9", "p9", "p0"])),
+            ],
+        )
+        .expect("source")
+    };
+    Ok(match which {
+        0 => table.delete(Some("id % 4 = 1")).await?.version,
+        1 => table.update(Some("id > 7"), &[("id", "id + 100")]).await?.version,
+        _ => table.merge(vec![src], "t.id = s.id").when_matched_update_all().when_not_matched_insert_all().execute().await?.version,
+    })
+}
+
+#[test]
+fn every_fault_during_dml_leaves_the_before_or_the_after_state() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mut explored = 0u64;
+        for dv in [true, false] {
+            for which in 0..3 {
+                // A clean run: the after state and the number of store calls.
+                let sim = dml_sim(dv).await;
+                let before = clean_rows(&sim.clean).await.expect("before");
+                let base = sim.faulty.calls();
+                run_dml(&sim.table, which).await.expect("clean DML");
+                let calls = sim.faulty.calls() - base;
+                let after = clean_rows(&sim.clean).await.expect("after");
+                assert_ne!(before, after);
+                for index in 0..calls {
+                    for fault in Fault::ALL_SWEPT {
+                        let sim = dml_sim(dv).await;
+                        let offset = sim.faulty.calls();
+                        sim.faulty.set_plan(FaultPlan::At { index: offset + index, fault, seed: index });
+                        let result = run_dml(&sim.table, which).await;
+                        sim.faulty.restart();
+                        let ctx = format!("dml {which} (dv={dv}), fault {fault:?} at store call {index} of {calls}");
+                        let now = clean_rows(&sim.clean).await.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                        match &result {
+                            Ok(Some(v)) => {
+                                assert_eq!(now, after, "{ctx}: acknowledged commit {v} must be visible");
+                                // The change feed of an acknowledged commit is readable.
+                                let feed = sim.clean.table_changes(*v, Some(*v), None).await.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                                feed.collect().await.unwrap_or_else(|e| panic!("{ctx}: change feed: {e}"));
+                            }
+                            _ => assert!(now == before || now == after, "{ctx}: rows are neither before nor after: {now:?} ({result:?})"),
+                        }
+                        explored += 1;
+                    }
+                }
+            }
+        }
+        println!("DML fault sweep: explored {explored} fault points");
+        assert!(explored > 100);
+    });
+}
