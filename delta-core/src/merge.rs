@@ -170,6 +170,22 @@ impl<'a> MergeBuilder<'a> {
     pub fn when_not_matched_by_source_delete(self) -> Self {
         self.when(MergeWhen::NotMatchedBySource, None, MergeAction::Delete)
     }
+    /// `WHEN MATCHED AND condition THEN UPDATE SET …`.
+    pub fn when_matched_update_if(self, condition: &str, set: &[(&str, &str)]) -> Self {
+        self.when(MergeWhen::Matched, Some(condition), MergeAction::Update(pairs(set)))
+    }
+    /// `WHEN MATCHED AND condition THEN DELETE`.
+    pub fn when_matched_delete_if(self, condition: &str) -> Self {
+        self.when(MergeWhen::Matched, Some(condition), MergeAction::Delete)
+    }
+    /// `WHEN NOT MATCHED AND condition THEN INSERT *`.
+    pub fn when_not_matched_insert_all_if(self, condition: &str) -> Self {
+        self.when(MergeWhen::NotMatched, Some(condition), MergeAction::InsertAll)
+    }
+    /// `WHEN NOT MATCHED BY SOURCE AND condition THEN DELETE`.
+    pub fn when_not_matched_by_source_delete_if(self, condition: &str) -> Self {
+        self.when(MergeWhen::NotMatchedBySource, Some(condition), MergeAction::Delete)
+    }
 
     /// Runs the merge and commits it.
     pub async fn execute(self) -> DeltaResult<DmlResult> {

@@ -116,6 +116,39 @@ def main():
         t = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "name": pa.array(["a", "b", "c"]), "part": pa.array(["x", "y", "x"])})
         write_deltalake(path, t, partition_by=["part"])
         return
+    if cmd == "dml-deltalake":
+        # The same input and operations as the Rust test `dml_matches_deltalake_on_shared_inputs`.
+        from deltalake import DeltaTable, write_deltalake
+        ids = list(range(40))
+        t = pa.table({
+            "id": pa.array(ids, pa.int64()),
+            "part": pa.array([["a", "b", "c"][i % 3] for i in ids]),
+            "v": pa.array([None if i % 7 == 0 else i * 10 for i in ids], pa.int64()),
+        })
+        write_deltalake(path, t, partition_by=["part"])
+        dtab = DeltaTable(path)
+        dtab.delete("v > 300")
+        dtab.update(predicate="id % 5 = 0", updates={"v": "v + 1"})
+        src_ids = list(range(5)) + list(range(100, 103))
+        src = pa.table({
+            "id": pa.array(src_ids, pa.int64()),
+            "part": pa.array(["a" if i < 100 else None for i in src_ids]),
+            "v": pa.array([-i if i < 100 else i for i in src_ids], pa.int64()),
+        })
+        (dtab.merge(source=src, predicate="t.id = s.id", source_alias="s", target_alias="t")
+            .when_matched_update(updates={"v": "s.v"})
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(predicate="t.v > 250")
+            .execute())
+        out = deltalake_read(path)
+        print(json.dumps({"rows": [[r["id"], r["part"], r["v"]] for r in out.to_pylist()]}))
+        return
+    if cmd == "cdf-deltalake":
+        from deltalake import DeltaTable
+        reader = DeltaTable(path).load_cdf(starting_version=int(sys.argv[3]))
+        t = pa.RecordBatchReader.from_stream(reader).read_all() if not isinstance(reader, pa.Table) else reader
+        print(json.dumps({"changes": [f"{r['_commit_version']}:{r['id']}:{r['_change_type']}" for r in t.to_pylist()]}))
+        return
     if cmd == "read-deltalake":
         t = deltalake_read(path)
         print(json.dumps({"rows": t.num_rows, "sum_id": sum(t.column("id").to_pylist())}))
