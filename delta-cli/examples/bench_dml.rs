@@ -1,0 +1,65 @@
+//! DML benchmark driver (one operation per process, so peak RSS is the operation's own).
+//!
+//! ```text
+//! bench_dml setup INPUT.parquet TABLE dv|cow     # create the target (not timed)
+//! bench_dml merge TABLE SOURCE.parquet           # upsert: matched update *, not matched insert *
+//! bench_dml delete TABLE PREDICATE               # DELETE WHERE PREDICATE
+//! bench_dml optimize TABLE                       # (reserved)
+//! ```
+//! Prints one JSON object: seconds, peak RSS (VmHWM) in MB, and the operation's metrics.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use delta_core::write::WriteOptions;
+use delta_core::Table;
+
+fn read(path: &str) -> Result<Vec<RecordBatch>, Box<dyn std::error::Error>> {
+    let file = std::fs::File::open(path)?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(65536).build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn hwm_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| args.get(i).cloned().ok_or("usage: bench_dml setup|merge|delete ...");
+    let op = arg(1)?;
+    let t0 = Instant::now();
+    let metrics = match op.as_str() {
+        "setup" => {
+            let batches = read(&arg(2)?)?;
+            let dv = arg(4)? == "dv";
+            let properties: HashMap<String, String> = [("delta.enableDeletionVectors".to_string(), dv.to_string())].into();
+            // Files of about 1M rows, as a table grown by appends would have.
+            let opts = WriteOptions { properties, target_file_size: Some(16 * 1024 * 1024), ..Default::default() };
+            Table::open(&arg(3)?)?.write(batches, opts).await?;
+            Default::default()
+        }
+        "merge" => {
+            let table = Table::open(&arg(2)?)?;
+            let source = read(&arg(3)?)?;
+            let t0 = Instant::now();
+            let r = table.merge(source, "t.id = s.id").when_matched_update_all().when_not_matched_insert_all().execute().await?;
+            let secs = t0.elapsed().as_secs_f64();
+            println!("{}", serde_json::json!({"seconds": secs, "peak_rss_mb": hwm_mb(), "metrics": r.metrics}));
+            return Ok(());
+        }
+        "delete" => Table::open(&arg(2)?)?.delete(Some(&arg(3)?)).await?.metrics,
+        _ => return Err("usage: bench_dml setup|merge|delete ...".into()),
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    println!("{}", serde_json::json!({"seconds": secs, "peak_rss_mb": hwm_mb(), "metrics": metrics}));
+    Ok(())
+}
