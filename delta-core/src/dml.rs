@@ -35,11 +35,11 @@ use crate::actions::{Action, AddCdcFile, AddFile};
 use crate::error::{DeltaError, DeltaResult};
 use crate::expr::{evaluate, evaluate_predicate, Expr};
 use crate::protocol::{Metadata, TableFeature};
-use crate::scan::{parse_partition_value, FilePruner, ScanBuilder, ScanFile, ROW_INDEX_COLUMN};
+use crate::scan::{parse_partition_value, FilePruner, ScanBuilder, ScanFile, FILE_INDEX_COLUMN, ROW_INDEX_COLUMN};
 use crate::schema::{ColumnMappingMode, StructType};
 use crate::snapshot::{Snapshot, Table};
 use crate::txn::{IsolationLevel, Transaction};
-use crate::write::{check_rules, conform_without_generated, ensure_writable, table_rules, DeltaWriter, CHANGE_TYPE_COLUMN};
+use crate::write::{check_rules, conform_without_generated, ensure_writable, table_rules, DeltaWriter, ParallelWriter, CHANGE_TYPE_COLUMN};
 
 /// The rows of `file` (deletion vector applied) for which `predicate` is not true — what remains
 /// when the matching rows are deleted. SQL semantics: rows where it is NULL remain.
@@ -99,10 +99,11 @@ pub(crate) struct Rewriter {
     pub(crate) use_dv: bool,
     pub(crate) cdf: bool,
     pub(crate) rules: Vec<(String, Expr)>,
-    data: Option<DeltaWriter>,
-    cdc: Option<DeltaWriter>,
+    data: Option<ParallelWriter>,
+    cdc: Option<ParallelWriter>,
     /// Files with rows deleted or replaced, and those rows' indexes (beyond any existing DV).
     touched: Vec<(AddFile, RoaringTreemap)>,
+    touched_index: std::collections::HashMap<String, usize>,
     /// Files removed without being read.
     whole: Vec<AddFile>,
     /// Files read (for the conflict checker).
@@ -151,6 +152,7 @@ impl Rewriter {
             data: None,
             cdc: None,
             touched: Vec::new(),
+            touched_index: std::collections::HashMap::new(),
             whole: Vec::new(),
             read: Vec::new(),
             metrics: BTreeMap::new(),
@@ -210,9 +212,12 @@ impl Rewriter {
         Ok(())
     }
 
-    /// A scan of one file with each row's index in the file (existing deletion vector applied).
-    pub(crate) fn scan_file(&self, add: &AddFile, pushdown: Option<Expr>) -> DeltaResult<crate::scan::Scan> {
-        let mut b = ScanBuilder::new(self.snapshot.clone()).with_files(vec![ScanFile::from_add(add, &self.pruner)]).with_row_index();
+    /// A scan of these files (read concurrently) with each row's index in its file and the
+    /// file's position in `adds` (existing deletion vectors applied). Every batch comes from
+    /// one file.
+    pub(crate) fn scan_files(&self, adds: &[AddFile], pushdown: Option<Expr>) -> DeltaResult<crate::scan::Scan> {
+        let files = adds.iter().map(|a| ScanFile::from_add(a, &self.pruner)).collect();
+        let mut b = ScanBuilder::new(self.snapshot.clone()).with_files(files).with_row_index();
         if let Some(p) = pushdown {
             b = b.with_predicate(p);
         }
@@ -269,9 +274,12 @@ impl Rewriter {
         if rows.is_empty() {
             return;
         }
-        match self.touched.iter_mut().find(|(a, _)| a.path == add.path) {
-            Some((_, r)) => *r |= rows,
-            None => self.touched.push((add.clone(), rows)),
+        match self.touched_index.get(&add.path) {
+            Some(i) => self.touched[*i].1 |= rows,
+            None => {
+                self.touched_index.insert(add.path.clone(), self.touched.len());
+                self.touched.push((add.clone(), rows));
+            }
         }
     }
 
@@ -283,12 +291,19 @@ impl Rewriter {
         check_rules(batch, &self.rules)?;
         if self.data.is_none() {
             let size = self.metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()).unwrap_or(128 * 1024 * 1024);
-            self.data = Some(DeltaWriter::new(self.snapshot.location().clone(), &self.metadata, &self.schema, self.mode(), size)?);
+            let (location, mode) = (self.snapshot.location().clone(), self.mode());
+            let (metadata, schema) = (&self.metadata, &self.schema);
+            self.data = Some(ParallelWriter::new(|| DeltaWriter::new(location.clone(), metadata, schema, mode, size))?);
         }
-        match self.data.as_mut() {
-            Some(w) => w.write(batch).await,
-            None => Err(DeltaError::Internal("data writer missing".into())),
+        let Some(w) = self.data.as_mut() else { return Err(DeltaError::Internal("data writer missing".into())) };
+        if !w.write(batch.clone()).await {
+            // The writer stopped: its error.
+            if let Some(w) = self.data.take() {
+                w.finish().await?;
+            }
+            return Err(DeltaError::Internal("data writer stopped".into()));
         }
+        Ok(())
     }
 
     /// Writes change data rows (table columns) with their change type, when CDF is on.
@@ -297,7 +312,9 @@ impl Rewriter {
             return Ok(());
         }
         if self.cdc.is_none() {
-            self.cdc = Some(DeltaWriter::for_change_data(self.snapshot.location().clone(), &self.metadata, &self.schema, self.mode())?);
+            let (location, mode) = (self.snapshot.location().clone(), self.mode());
+            let (metadata, schema) = (&self.metadata, &self.schema);
+            self.cdc = Some(ParallelWriter::new(|| DeltaWriter::for_change_data(location.clone(), metadata, schema, mode))?);
         }
         let table_cols = self.target.fields().len();
         let mut cols: Vec<ArrayRef> = batch.columns()[..table_cols.min(batch.num_columns())].to_vec();
@@ -306,7 +323,13 @@ impl Rewriter {
         fields.push(Arc::new(arrow::datatypes::Field::new(CHANGE_TYPE_COLUMN, arrow::datatypes::DataType::Utf8, true)));
         let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
         let Some(w) = self.cdc.as_mut() else { return Err(DeltaError::Internal("change writer missing".into())) };
-        w.write(&out).await
+        if !w.write(out).await {
+            if let Some(w) = self.cdc.take() {
+                w.finish().await?;
+            }
+            return Err(DeltaError::Internal("change writer stopped".into()));
+        }
+        Ok(())
     }
 
     /// The table columns of a scan batch (drops the row index column; after schema evolution,
@@ -385,6 +408,8 @@ impl Rewriter {
             // The vectors must be durable before a commit names them.
             dvs.finish(&location).await?;
         } else {
+            let mut adds = Vec::with_capacity(touched.len());
+            let mut deleted = Vec::with_capacity(touched.len());
             for (add, rows) in touched {
                 self.count("numRemovedFiles", 1);
                 self.count("numRemovedBytes", add.size.max(0) as u64);
@@ -392,9 +417,14 @@ impl Rewriter {
                     self.count("numDeletionVectorsRemoved", 1);
                 }
                 actions.push(Action::Remove(add.to_remove(now, true)));
-                // Copy the rows that stay.
-                let mut stream = self.scan_file(&add, None)?.execute();
+                adds.push(add);
+                deleted.push(rows);
+            }
+            // Copy the rows that stay (the files are read concurrently).
+            if !adds.is_empty() {
+                let mut stream = self.scan_files(&adds, None)?.execute();
                 while let Some(batch) = stream.try_next().await? {
+                    let Some(rows) = deleted.get(file_of(&batch)?) else { continue };
                     let idx = row_indexes(&batch)?;
                     let keep: BooleanArray = idx.values().iter().map(|i| Some(!rows.contains(*i))).collect();
                     let kept = filter_record_batch(&self.table_columns(&batch)?, &keep)?;
@@ -426,6 +456,18 @@ impl Rewriter {
         }
         Ok((actions, self.metrics, self.snapshot))
     }
+}
+
+/// Which of the scanned files a batch of a [`Rewriter::scan_files`] scan came from.
+pub(crate) fn file_of(batch: &RecordBatch) -> DeltaResult<usize> {
+    let c = batch
+        .column_by_name(FILE_INDEX_COLUMN)
+        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::UInt32Type>())
+        .ok_or_else(|| DeltaError::Internal("scan lacks its file index column".into()))?;
+    if c.is_empty() {
+        return Ok(usize::MAX);
+    }
+    Ok(c.value(0) as usize)
 }
 
 /// The row index column of a scan built with [`ScanBuilder::with_row_index`].
@@ -559,6 +601,7 @@ impl Table {
         }
         let partition_only = predicate.as_ref().is_none_or(|p| rw.is_partition_only(p));
         let mut deleted = 0u64;
+        let mut candidates = Vec::new();
         for add in snapshot.add_files()? {
             if partition_only {
                 let holds = match &predicate {
@@ -574,19 +617,24 @@ impl Table {
             let Some(p) = &predicate else { continue };
             let pv = rw.pruner.logical_partition_values(&add.partition_values);
             let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
-            if !rw.pruner.may_match(p, &pv, stats)? {
-                continue;
+            if rw.pruner.may_match(p, &pv, stats)? {
+                candidates.push(add);
             }
-            rw.read.push(add.path.clone());
-            let mut stream = rw.scan_file(&add, Some(p.clone()))?.execute();
-            let mut rows = RoaringTreemap::new();
+        }
+        if !candidates.is_empty() {
+            rw.read.extend(candidates.iter().map(|a| a.path.clone()));
+            let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];
+            let mut stream = rw.scan_files(&candidates, predicate.clone())?.execute();
             while let Some(batch) = stream.try_next().await? {
+                let Some(rows) = found.get_mut(file_of(&batch)?) else { continue };
                 rows.extend(row_indexes(&batch)?.values().iter().copied());
                 let data = rw.table_columns(&batch)?;
                 rw.write_changes(&data, ChangeType::Delete).await?;
             }
-            deleted += rows.len();
-            rw.mark(&add, rows);
+            for (add, rows) in candidates.iter().zip(found) {
+                deleted += rows.len();
+                rw.mark(add, rows);
+            }
         }
         rw.count("numDeletedRows", deleted);
         let read = rw.read.clone();
@@ -626,6 +674,7 @@ impl Table {
         }
         rw.refuse_rewrites_under_row_tracking("UPDATE")?;
         let mut updated = 0u64;
+        let mut candidates = Vec::new();
         for add in snapshot.add_files()? {
             if let Some(p) = &predicate {
                 let pv = rw.pruner.logical_partition_values(&add.partition_values);
@@ -634,23 +683,32 @@ impl Table {
                     continue;
                 }
             }
-            rw.read.push(add.path.clone());
-            let mut stream = rw.scan_file(&add, predicate.clone())?.execute();
-            let mut rows = RoaringTreemap::new();
+            candidates.push(add);
+        }
+        if !candidates.is_empty() {
+            rw.read.extend(candidates.iter().map(|a| a.path.clone()));
+            let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];
+            let mut stream = rw.scan_files(&candidates, predicate.clone())?.execute();
             while let Some(batch) = stream.try_next().await? {
+                let file = file_of(&batch)?;
+                if file >= found.len() {
+                    continue;
+                }
                 let data = rw.table_columns(&batch)?;
-                // The scan already applied the predicate; re-check for NULL-safety of pushdown.
+                // The scan applied the predicate; evaluate it again on exactly these rows.
                 let m = matching(predicate.as_ref(), &data)?;
                 let data = filter_record_batch(&data, &m)?;
                 let idx = filter_record_batch(&batch, &m)?;
-                rows.extend(row_indexes(&idx)?.values().iter().copied());
+                found[file].extend(row_indexes(&idx)?.values().iter().copied());
                 let new = apply_assignments(&rw, &data, &data, &assignments)?;
                 rw.write_changes(&data, ChangeType::UpdatePreimage).await?;
                 rw.write_changes(&new, ChangeType::UpdatePostimage).await?;
                 rw.write_rows(&new).await?;
             }
-            updated += rows.len();
-            rw.mark(&add, rows);
+            for (add, rows) in candidates.iter().zip(found) {
+                updated += rows.len();
+                rw.mark(add, rows);
+            }
         }
         rw.count("numUpdatedRows", updated);
         let read = rw.read.clone();

@@ -34,7 +34,7 @@ use futures::{StreamExt, TryStreamExt};
 use roaring::RoaringTreemap;
 use serde_json::{json, Value};
 
-use crate::dml::{apply_assignments, commit_dml, row_indexes, ChangeType, DmlResult, Rewriter};
+use crate::dml::{apply_assignments, commit_dml, file_of, row_indexes, ChangeType, DmlResult, Rewriter};
 use crate::error::{DeltaError, DeltaResult};
 use crate::expr::{evaluate, evaluate_predicate, CmpOp, Expr};
 use crate::snapshot::Table;
@@ -504,6 +504,7 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
     let mut source_matched = vec![false; n_source];
     let mut m = Counts::default();
     if !no_match_possible {
+        let mut candidates = Vec::new();
         for add in snapshot.add_files()? {
             if let Some(p) = &pushdown {
                 let pv = rw.pruner.logical_partition_values(&add.partition_values);
@@ -512,10 +513,15 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                     continue;
                 }
             }
-            rw.read.push(add.path.clone());
-            let mut stream = rw.scan_file(&add, pushdown.clone())?.execute();
-            let mut file_rows = RoaringTreemap::new();
+            candidates.push(add);
+        }
+        rw.read.extend(candidates.iter().map(|a| a.path.clone()));
+        let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];
+        if !candidates.is_empty() {
+            // Every candidate file in one scan: files decode concurrently while batches are probed.
+            let mut stream = rw.scan_files(&candidates, pushdown.clone())?.execute();
             while let Some(batch) = stream.try_next().await? {
+                let Some(file_rows) = found.get_mut(file_of(&batch)?) else { continue };
                 let idx = row_indexes(&batch)?;
                 let rows = rw.table_columns(&batch)?;
                 let t_struct: ArrayRef = Arc::new(struct_of(&rows)?);
@@ -650,7 +656,9 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                     }
                 }
             }
-            rw.mark(&add, file_rows);
+        }
+        for (add, rows) in candidates.iter().zip(found) {
+            rw.mark(add, rows);
         }
     }
 

@@ -167,6 +167,10 @@ pub struct ScanBuilder {
 /// deletion vectors count rows), `UInt64`.
 pub const ROW_INDEX_COLUMN: &str = "__delta_row_index";
 
+/// The column [`ScanBuilder::with_row_index`] appends after [`ROW_INDEX_COLUMN`]: the row's file,
+/// as its position in [`Scan::files`], `UInt32`.
+pub const FILE_INDEX_COLUMN: &str = "__delta_file_index";
+
 impl ScanBuilder {
     pub fn new(snapshot: Snapshot) -> Self {
         ScanBuilder {
@@ -182,7 +186,7 @@ impl ScanBuilder {
     }
 
     /// Appends [`ROW_INDEX_COLUMN`], the row's index in its data file (what DML records in
-    /// deletion vectors).
+    /// deletion vectors), and [`FILE_INDEX_COLUMN`], which file of [`Scan::files`] it is from.
     pub fn with_row_index(mut self) -> Self {
         self.row_index = true;
         self
@@ -269,8 +273,10 @@ impl ScanBuilder {
         read_fields.extend(self.extra_fields.iter().cloned());
         let mut read_arrow: Vec<Field> = read_fields.iter().map(nullable).collect::<DeltaResult<_>>()?;
         if self.row_index {
-            output_fields.push(Field::new(ROW_INDEX_COLUMN, ArrowType::UInt64, false));
-            read_arrow.push(Field::new(ROW_INDEX_COLUMN, ArrowType::UInt64, false));
+            for f in [Field::new(ROW_INDEX_COLUMN, ArrowType::UInt64, false), Field::new(FILE_INDEX_COLUMN, ArrowType::UInt32, false)] {
+                output_fields.push(f.clone());
+                read_arrow.push(f);
+            }
         }
         let output_schema = Arc::new(Schema::new(output_fields));
         let read_schema = Arc::new(Schema::new(read_arrow));
@@ -527,7 +533,7 @@ impl Scan {
         tokio::spawn(async move {
             let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
             let mut handles = Vec::with_capacity(files.len());
-            for file in files {
+            for (index, file) in files.into_iter().enumerate() {
                 let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
                 if tx.is_closed() {
                     break;
@@ -536,7 +542,7 @@ impl Scan {
                 let tx = tx.clone();
                 handles.push(tokio::spawn(async move {
                     let _permit = permit;
-                    if let Err(e) = read_file(&inner, &file, &tx).await {
+                    if let Err(e) = read_file(&inner, index as u32, &file, &tx).await {
                         let _ = tx.send(Err(e)).await;
                     }
                 }));
@@ -681,7 +687,12 @@ async fn load_dv(inner: &ScanInner, file: &ScanFile) -> DeltaResult<Option<Roari
     }
 }
 
-async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::Sender<DeltaResult<RecordBatch>>) -> DeltaResult<()> {
+async fn read_file(
+    inner: &ScanInner,
+    file_index: u32,
+    file: &ScanFile,
+    tx: &tokio::sync::mpsc::Sender<DeltaResult<RecordBatch>>,
+) -> DeltaResult<()> {
     let resolved: ResolvedPath = inner.location.resolve(PathKind::Data, &file.path)?;
     let display = resolved.url.to_string();
     let deleted = load_dv(inner, file).await?;
@@ -817,6 +828,7 @@ async fn read_file(inner: &ScanInner, file: &ScanFile, tx: &tokio::sync::mpsc::S
         });
         if inner.row_index {
             columns.push(Arc::new(arrow::array::UInt64Array::from(row_indexes.clone().unwrap_or_default())));
+            columns.push(Arc::new(UInt32Array::from(vec![file_index; n])));
         }
         let mut working = RecordBatch::try_new_with_options(
             inner.read_schema.clone(),

@@ -1081,6 +1081,73 @@ impl DeltaWriter {
     }
 }
 
+/// Up to four [`DeltaWriter`]s encoding in parallel, each on its own task. Batches go to one
+/// writer until it has taken [`ParallelWriter::SWITCH_ROWS`] rows, then to the next, so small
+/// outputs stay in one file and large ones spread over all encoders.
+pub(crate) struct ParallelWriter {
+    senders: Vec<tokio::sync::mpsc::Sender<RecordBatch>>,
+    handles: Vec<tokio::task::JoinHandle<DeltaResult<(Vec<AddFile>, u64)>>>,
+    current: usize,
+    rows_on_current: usize,
+}
+
+impl ParallelWriter {
+    const SWITCH_ROWS: usize = 256 * 1024;
+
+    pub(crate) fn new(make: impl Fn() -> DeltaResult<DeltaWriter>) -> DeltaResult<Self> {
+        let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+        let mut senders = Vec::with_capacity(parallelism);
+        let mut handles = Vec::with_capacity(parallelism);
+        for _ in 0..parallelism {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+            let mut writer = make()?;
+            senders.push(tx);
+            handles.push(tokio::spawn(async move {
+                while let Some(b) = rx.recv().await {
+                    writer.write(&b).await?;
+                }
+                writer.finish().await
+            }));
+        }
+        Ok(ParallelWriter { senders, handles, current: 0, rows_on_current: 0 })
+    }
+
+    /// Queues a batch; `false` when the writer stopped (its error comes from `finish`).
+    pub(crate) async fn write(&mut self, batch: RecordBatch) -> bool {
+        if batch.num_rows() == 0 {
+            return true;
+        }
+        if self.rows_on_current >= Self::SWITCH_ROWS {
+            self.current = (self.current + 1) % self.senders.len();
+            self.rows_on_current = 0;
+        }
+        self.rows_on_current += batch.num_rows();
+        self.senders[self.current].send(batch).await.is_ok()
+    }
+
+    /// Closes every file: the `add` actions and the number of rows written.
+    pub(crate) async fn finish(self) -> DeltaResult<(Vec<AddFile>, u64)> {
+        drop(self.senders);
+        let mut adds = Vec::new();
+        let mut rows = 0u64;
+        let mut error = None;
+        for h in self.handles {
+            match h.await {
+                Ok(Ok((a, r))) => {
+                    adds.extend(a);
+                    rows += r;
+                }
+                Ok(Err(e)) => error = error.or(Some(e)),
+                Err(e) => error = error.or(Some(DeltaError::Internal(format!("writer task failed: {e}")))),
+            }
+        }
+        match error {
+            Some(e) => Err(e),
+            None => Ok((adds, rows)),
+        }
+    }
+}
+
 fn new_metadata(schema: &StructType, partition_columns: Vec<String>, properties: &HashMap<String, String>) -> Metadata {
     Metadata {
         id: uuid::Uuid::new_v4().to_string(),
@@ -1306,22 +1373,9 @@ where
         .target_file_size
         .or_else(|| metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()))
         .unwrap_or(128 * 1024 * 1024);
-    // Several writers encode in parallel (one file each at a time); batches go round-robin.
-    let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
-    let mut senders = Vec::with_capacity(parallelism);
-    let mut handles = Vec::with_capacity(parallelism);
-    for _ in 0..parallelism {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
-        let mut writer = DeltaWriter::new(snapshot.location().clone(), &metadata, &schema, mode, target_size)?;
-        senders.push(tx);
-        handles.push(tokio::spawn(async move {
-            while let Some(b) = rx.recv().await {
-                writer.write(&b).await?;
-            }
-            writer.finish().await
-        }));
-    }
-    let mut next = 0usize;
+    // Several writers encode in parallel (one file each at a time).
+    let location = snapshot.location().clone();
+    let mut writers = ParallelWriter::new(|| DeltaWriter::new(location.clone(), &metadata, &schema, mode, target_size))?;
     let mut input_error = None;
     while let Some(batch) = batches.next().await {
         let checked = (|| -> DeltaResult<RecordBatch> {
@@ -1341,10 +1395,9 @@ where
         })();
         match checked {
             Ok(b) => {
-                if senders[next % parallelism].send(b).await.is_err() {
+                if !writers.write(b).await {
                     break;
                 }
-                next += 1;
             }
             Err(e) => {
                 input_error = Some(e);
@@ -1352,24 +1405,12 @@ where
             }
         }
     }
-    drop(senders);
-    let mut adds = Vec::new();
-    let mut rows = 0u64;
-    let mut writer_error = None;
-    for h in handles {
-        match h.await {
-            Ok(Ok((a, r))) => {
-                adds.extend(a);
-                rows += r;
-            }
-            Ok(Err(e)) => writer_error = writer_error.or(Some(e)),
-            Err(e) => writer_error = writer_error.or(Some(DeltaError::Internal(format!("writer task failed: {e}")))),
-        }
-    }
+    let written = writers.finish().await;
+    let (adds, rows) = match (input_error, written) {
+        (Some(e), _) | (None, Err(e)) => return Err(e),
+        (None, Ok(w)) => w,
+    };
     // Nothing is committed on error; files already written stay unreferenced (VACUUM removes them).
-    if let Some(e) = input_error.or(writer_error) {
-        return Err(e);
-    }
     let written_partitions: Vec<HashMap<String, Option<String>>> = adds.iter().map(|a| a.partition_values.clone()).collect();
 
     let isolation = options.isolation.unwrap_or(IsolationLevel::WriteSerializable);

@@ -566,8 +566,9 @@ async fn dml_matches_deltalake_on_shared_inputs() {
     let _ = std::fs::remove_dir_all(&root);
     // deltalake's run.
     let theirs = Command::new(&py).arg(script()).arg("dml-deltalake").arg(root.join("theirs")).output().expect("python");
-    let their_rows: serde_json::Value = serde_json::from_slice(&theirs.stdout)
-        .unwrap_or_else(|_| panic!("deltalake DML failed: {}{}", String::from_utf8_lossy(&theirs.stdout), String::from_utf8_lossy(&theirs.stderr)));
+    let their_rows: serde_json::Value = serde_json::from_slice(&theirs.stdout).unwrap_or_else(|_| {
+        panic!("deltalake DML failed: {}{}", String::from_utf8_lossy(&theirs.stdout), String::from_utf8_lossy(&theirs.stderr))
+    });
     // Ours, with deletion vectors and CDF.
     let t = Table::open(root.join("ours").to_str().unwrap()).unwrap();
     let ids: Vec<i64> = (0..40).collect();
@@ -624,8 +625,9 @@ async fn dml_matches_deltalake_on_shared_inputs() {
     }
     ours_changes.sort();
     let out = Command::new(&py).arg(script()).arg("cdf-deltalake").arg(root.join("ours")).arg("2").output().expect("python");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("deltalake CDF failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("deltalake CDF failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
     let mut theirs_changes: Vec<String> = v["changes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
     theirs_changes.sort();
     assert_eq!(ours_changes, theirs_changes, "change data feed: ours vs deltalake's load_cdf");
