@@ -322,16 +322,159 @@ fn cond_mask(condition: Option<&Expr>, batch: &RecordBatch) -> DeltaResult<Boole
     }
 }
 
-/// Hashable keys of `columns` (cast to `types`); `None` where any key is NULL (never matches).
-fn key_rows(converter: &RowConverter, columns: &[ArrayRef], types: &[ArrowType]) -> DeltaResult<Vec<Option<Vec<u8>>>> {
-    let n = columns.first().map(|c| c.len()).unwrap_or(0);
-    let cast: Vec<ArrayRef> = columns
+/// FxHash (as rustc uses): fast for the integer and short byte keys of a join, and the table is
+/// built from the source, not from untrusted input.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+const NO_ROW: u32 = u32::MAX;
+
+/// The source rows by join key: a head per key and a chain through rows with the same key (no
+/// allocation per key). Integer keys hash as `i64`; other keys as Arrow row-format bytes.
+enum KeyIndex {
+    /// No equi-join keys: every source row is a candidate for every target row.
+    All(u32),
+    Int {
+        head: HashMap<i64, u32, FxBuild>,
+        next: Vec<u32>,
+    },
+    Bytes {
+        converter: RowConverter,
+        head: HashMap<Box<[u8]>, u32, FxBuild>,
+        next: Vec<u32>,
+    },
+}
+
+fn is_int(t: &ArrowType) -> bool {
+    matches!(
+        t,
+        ArrowType::Int8
+            | ArrowType::Int16
+            | ArrowType::Int32
+            | ArrowType::Int64
+            | ArrowType::UInt8
+            | ArrowType::UInt16
+            | ArrowType::UInt32
+            | ArrowType::Date32
+    )
+}
+
+fn as_i64(c: &ArrayRef) -> DeltaResult<arrow::array::Int64Array> {
+    use arrow::array::AsArray;
+    let c = if matches!(c.data_type(), ArrowType::Date32) { arrow::compute::cast(c, &ArrowType::Int32)? } else { c.clone() };
+    Ok(arrow::compute::cast(&c, &ArrowType::Int64)?.as_primitive::<arrow::datatypes::Int64Type>().clone())
+}
+
+fn cast_keys(columns: &[ArrayRef], types: &[ArrowType]) -> DeltaResult<Vec<ArrayRef>> {
+    Ok(columns
         .iter()
         .zip(types)
         .map(|(c, t)| if c.data_type() == t { Ok(c.clone()) } else { arrow::compute::cast(c, t) })
-        .collect::<Result<_, _>>()?;
-    let rows = converter.convert_columns(&cast)?;
-    Ok((0..n).map(|i| if cast.iter().any(|c| c.is_null(i)) { None } else { Some(rows.row(i).as_ref().to_vec()) }).collect())
+        .collect::<Result<_, _>>()?)
+}
+
+impl KeyIndex {
+    fn build(columns: &[ArrayRef], types: &[ArrowType], n: usize) -> DeltaResult<Self> {
+        if columns.is_empty() {
+            return Ok(KeyIndex::All(n as u32));
+        }
+        let cast = cast_keys(columns, types)?;
+        let mut next = vec![NO_ROW; n];
+        if cast.len() == 1 && is_int(&types[0]) {
+            let keys = as_i64(&cast[0])?;
+            let mut head: HashMap<i64, u32, FxBuild> = HashMap::with_capacity_and_hasher(n, FxBuild::default());
+            for i in 0..n {
+                if keys.is_valid(i) {
+                    let prev = head.insert(keys.value(i), i as u32);
+                    next[i] = prev.unwrap_or(NO_ROW);
+                }
+            }
+            return Ok(KeyIndex::Int { head, next });
+        }
+        let converter = RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())?;
+        let rows = converter.convert_columns(&cast)?;
+        let mut head: HashMap<Box<[u8]>, u32, FxBuild> = HashMap::with_capacity_and_hasher(n, FxBuild::default());
+        for i in 0..n {
+            if cast.iter().all(|c| c.is_valid(i)) {
+                let prev = head.insert(rows.row(i).as_ref().into(), i as u32);
+                next[i] = prev.unwrap_or(NO_ROW);
+            }
+        }
+        Ok(KeyIndex::Bytes { converter, head, next })
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            KeyIndex::All(n) => *n == 0,
+            KeyIndex::Int { head, .. } => head.is_empty(),
+            KeyIndex::Bytes { head, .. } => head.is_empty(),
+        }
+    }
+
+    /// (target row, source row) pairs whose keys are equal (NULL keys never match).
+    fn probe(&self, columns: &[ArrayRef], types: &[ArrowType], n: usize) -> DeltaResult<(Vec<u32>, Vec<u32>)> {
+        let mut ti = Vec::new();
+        let mut si = Vec::new();
+        let mut chain = |t: usize, mut s: u32, next: &[u32]| {
+            while s != NO_ROW {
+                ti.push(t as u32);
+                si.push(s);
+                s = next[s as usize];
+            }
+        };
+        match self {
+            KeyIndex::All(m) => {
+                for t in 0..n as u32 {
+                    for s in 0..*m {
+                        ti.push(t);
+                        si.push(s);
+                    }
+                }
+            }
+            KeyIndex::Int { head, next } => {
+                let keys = as_i64(&cast_keys(columns, types)?[0])?;
+                for t in 0..n {
+                    if keys.is_valid(t) {
+                        if let Some(s) = head.get(&keys.value(t)) {
+                            chain(t, *s, next);
+                        }
+                    }
+                }
+            }
+            KeyIndex::Bytes { converter, head, next } => {
+                let cast = cast_keys(columns, types)?;
+                let rows = converter.convert_columns(&cast)?;
+                for t in 0..n {
+                    if cast.iter().all(|c| c.is_valid(t)) {
+                        if let Some(s) = head.get(rows.row(t).as_ref()) {
+                            chain(t, *s, next);
+                        }
+                    }
+                }
+            }
+        }
+        Ok((ti, si))
+    }
 }
 
 async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
@@ -472,17 +615,9 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
     let empty_t = one_side(T, Arc::new(struct_of(&empty_target)?))?;
     let key_types: Vec<ArrowType> =
         target_keys.iter().map(|k| evaluate(k, &empty_t).map(|a| a.data_type().clone())).collect::<DeltaResult<_>>()?;
-    let converter = RowConverter::new(key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
     let s_side = one_side(S, source_struct.clone())?;
     let s_key_cols: Vec<ArrayRef> = source_keys.iter().map(|k| evaluate(k, &s_side)).collect::<DeltaResult<_>>()?;
-    let mut table: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
-    if !target_keys.is_empty() {
-        for (i, k) in key_rows(&converter, &s_key_cols, &key_types)?.into_iter().enumerate() {
-            if let Some(k) = k {
-                table.entry(k).or_default().push(i as u32);
-            }
-        }
-    }
+    let index = KeyIndex::build(&s_key_cols, &key_types, n_source)?;
     // Target pruning: ON's target-only conjuncts, and the source key range of a plain key column.
     let mut pushdown = target_only.clone();
     if let (1, Some(Expr::Column(p))) = (target_keys.len(), target_keys.first()) {
@@ -499,7 +634,7 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
     }
     // Without NOT MATCHED BY SOURCE clauses, target rows that cannot match are never touched.
     let pushdown = if by_source.is_empty() { and_all(pushdown) } else { None };
-    let no_match_possible = by_source.is_empty() && (n_source == 0 || (!target_keys.is_empty() && table.is_empty()));
+    let no_match_possible = by_source.is_empty() && index.is_empty();
 
     let mut source_matched = vec![false; n_source];
     let mut m = Counts::default();
@@ -526,27 +661,13 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                 let rows = rw.table_columns(&batch)?;
                 let t_struct: ArrayRef = Arc::new(struct_of(&rows)?);
                 // Probe.
-                let mut ti: Vec<u32> = Vec::new();
-                let mut si: Vec<u32> = Vec::new();
-                if target_keys.is_empty() {
-                    for t in 0..rows.num_rows() as u32 {
-                        for s in 0..n_source as u32 {
-                            ti.push(t);
-                            si.push(s);
-                        }
-                    }
+                let t_cols: Vec<ArrayRef> = if target_keys.is_empty() {
+                    Vec::new()
                 } else {
                     let t_side = one_side(T, t_struct.clone())?;
-                    let cols: Vec<ArrayRef> = target_keys.iter().map(|k| evaluate(k, &t_side)).collect::<DeltaResult<_>>()?;
-                    for (t, k) in key_rows(&converter, &cols, &key_types)?.into_iter().enumerate() {
-                        if let Some(hits) = k.and_then(|k| table.get(&k)) {
-                            for s in hits {
-                                ti.push(t as u32);
-                                si.push(*s);
-                            }
-                        }
-                    }
-                }
+                    target_keys.iter().map(|k| evaluate(k, &t_side)).collect::<DeltaResult<_>>()?
+                };
+                let (ti, si) = index.probe(&t_cols, &key_types, rows.num_rows())?;
                 let (ti, si, pairs) = {
                     let (ti, si) = (UInt32Array::from(ti), UInt32Array::from(si));
                     let pairs = joined(take(&t_struct, &ti, None)?, take(&source_struct, &si, None)?)?;
@@ -572,13 +693,13 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                         any = arrow::compute::or(&any, &cond_mask(c.condition.as_ref(), &pairs)?)?;
                     }
                     if !delete_only {
-                        let mut per_target: HashMap<u32, u32> = HashMap::new();
+                        let mut per_target = vec![0u8; rows.num_rows()];
                         for (p, t) in ti.values().iter().enumerate() {
                             if any.value(p) {
-                                *per_target.entry(*t).or_default() += 1;
+                                per_target[*t as usize] = per_target[*t as usize].saturating_add(1);
                             }
                         }
-                        let multiple = per_target.values().filter(|c| **c > 1).count() as u64;
+                        let multiple = per_target.iter().filter(|c| **c > 1).count() as u64;
                         if multiple > 0 {
                             return Err(DeltaError::MultipleSourceRowsMatched { target_rows: multiple });
                         }
