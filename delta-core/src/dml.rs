@@ -217,7 +217,10 @@ impl Rewriter {
     /// one file.
     pub(crate) fn scan_files(&self, adds: &[AddFile], pushdown: Option<Expr>) -> DeltaResult<crate::scan::Scan> {
         let files = adds.iter().map(|a| ScanFile::from_add(a, &self.pruner)).collect();
-        let mut b = ScanBuilder::new(self.snapshot.clone()).with_files(files).with_row_index();
+        // As many files in flight as there are cores to decode them: DML holds more per batch
+        // than a plain scan (the rows it rewrites, the writers' open files).
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
+        let mut b = ScanBuilder::new(self.snapshot.clone()).with_files(files).with_row_index().with_concurrency(cores);
         if let Some(p) = pushdown {
             b = b.with_predicate(p);
         }

@@ -161,6 +161,7 @@ pub struct ScanBuilder {
     files: Option<Vec<ScanFile>>,
     extra_fields: Vec<StructField>,
     row_index: bool,
+    concurrency: Option<usize>,
 }
 
 /// The column [`ScanBuilder::with_row_index`] appends: each row's index in its data file (as
@@ -182,6 +183,7 @@ impl ScanBuilder {
             files: None,
             extra_fields: Vec::new(),
             row_index: false,
+            concurrency: None,
         }
     }
 
@@ -197,6 +199,13 @@ impl ScanBuilder {
     /// still filters rows and row groups, but does not prune these files.
     pub fn with_files(mut self, files: Vec<ScanFile>) -> Self {
         self.files = Some(files);
+        self
+    }
+
+    /// Files read at once (default: the table's `io_concurrency`). Each file in flight holds a
+    /// row group, so fewer bound memory tighter.
+    pub fn with_concurrency(mut self, files: usize) -> Self {
+        self.concurrency = Some(files.max(1));
         self
     }
 
@@ -334,6 +343,7 @@ impl ScanBuilder {
                 predicate: self.predicate,
                 batch_size: self.batch_size,
                 row_index: self.row_index,
+                concurrency: self.concurrency.unwrap_or_else(|| snapshot.location().options().io_concurrency).max(1),
                 metrics: Arc::new(ScanMetrics::default()),
             }),
             files,
@@ -455,6 +465,7 @@ struct ScanInner {
     predicate: Option<Expr>,
     batch_size: usize,
     row_index: bool,
+    concurrency: usize,
     metrics: Arc<ScanMetrics>,
 }
 
@@ -526,7 +537,7 @@ impl Scan {
             let err = DeltaError::Internal("Scan::execute needs a Tokio runtime (call it from async code)".into());
             return futures::stream::once(async move { Err(err) }).boxed();
         }
-        let concurrency = self.inner.location.options().io_concurrency.max(1);
+        let concurrency = self.inner.concurrency;
         let (tx, rx) = tokio::sync::mpsc::channel::<DeltaResult<RecordBatch>>(concurrency * 2);
         let inner = self.inner.clone();
         let files = self.files;
