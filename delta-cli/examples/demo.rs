@@ -1,5 +1,6 @@
 //! End-to-end demo on local disk: creates a partitioned table, appends, overwrites a partition,
-//! evolves the schema, reads an old version, shows pruning, and prints the history.
+//! evolves the schema, upserts with MERGE, deletes and updates rows (deletion vectors), reads the
+//! change data feed and an old version, shows pruning, and prints the history.
 //! Run: `cargo run --release -p delta-cli --example demo [DIR]`.
 
 use std::sync::Arc;
@@ -72,6 +73,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let r = table.write(vec![extra], WriteOptions { merge_schema: true, ..Default::default() }).await?;
     println!("   version {}", r.version.unwrap_or(-1));
+
+    println!("== enable deletion vectors and the change data feed");
+    let props = [("delta.enableDeletionVectors", "true"), ("delta.enableChangeDataFeed", "true")];
+    let v = table.set_properties(props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).await?;
+    println!("   version {v}");
+
+    println!("== MERGE: upsert 20 rows (10 existing ids with new amounts, 10 new)");
+    let mut updates = sales(0, 10, "UK")?;
+    updates = RecordBatch::try_new(
+        updates.schema(),
+        vec![
+            updates.column(0).clone(),
+            updates.column(1).clone(),
+            Arc::new(Float64Array::from(vec![999.0; 10])),
+            updates.column(3).clone(),
+        ],
+    )?;
+    let r = table
+        .merge(vec![updates, sales(20_000, 10, "US")?], "t.id = s.id")
+        .when_matched_update(&[("amount", "s.amount")])
+        // INSERT * would need every target column in the source (`channel` is new); name them.
+        .when_not_matched_insert(&[("id", "s.id"), ("day", "s.day"), ("amount", "s.amount"), ("country", "s.country")])
+        .execute()
+        .await?;
+    println!(
+        "   version {}: {} updated, {} inserted",
+        r.version.unwrap_or(-1),
+        r.metric("numTargetRowsUpdated"),
+        r.metric("numTargetRowsInserted")
+    );
+    let merged = r.version.unwrap_or(0);
+
+    println!("== DELETE FROM t WHERE amount < 5 (deletion vectors: no file is rewritten)");
+    let r = table.delete(Some("amount < 5")).await?;
+    println!(
+        "   version {}: {} rows deleted, {} deletion vectors written",
+        r.version.unwrap_or(-1),
+        r.metric("numDeletedRows"),
+        r.metric("numDeletionVectorsAdded")
+    );
+
+    println!("== UPDATE t SET amount = amount * 1.1 WHERE country = 'FR' AND amount > 99");
+    let r = table.update(Some("country = 'FR' AND amount > 99"), &[("amount", "amount * 1.1")]).await?;
+    println!("   version {}: {} rows updated", r.version.unwrap_or(-1), r.metric("numUpdatedRows"));
+
+    let changes = table.table_changes(merged, None, None).await?.collect().await?;
+    println!("== change data feed since version {merged}: {} change rows (insert / delete / update pre- and post-images)", rows(&changes));
 
     let snapshot = table.snapshot().await?;
     let schema: Vec<String> = snapshot.schema().fields.iter().map(|f| format!("{} {}", f.name, f.data_type)).collect();

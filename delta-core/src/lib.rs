@@ -24,6 +24,10 @@
 //!   serde structs (`actions`) for writing commits and checking conflicts against a winner.
 //! * Checkpoints, checksums and log cleanup live in `checkpoint`; OPTIMIZE/VACUUM (`maintenance`)
 //!   are not written yet.
+//! * DML has no separate `DmlExecutor`: `dml::Rewriter` is the one local executor (one concurrent
+//!   scan of the candidate files with row and file indexes → deletion vectors or copy-on-write →
+//!   parallel encoders), and MERGE (`merge`) is a hash join on the ON condition's equi-keys with
+//!   the source held in memory (no spilling yet). Spark SQL DML text is parsed in `sql`.
 //! * A `.crc` that disagrees with replay is recorded on the snapshot, not fatal (as delta-spark
 //!   does by default); `TableOptions::strict_checksums` makes it fatal.
 //! * A version gap in a listing is confirmed by looking the missing commits up directly before it

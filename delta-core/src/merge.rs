@@ -403,10 +403,9 @@ impl KeyIndex {
         if cast.len() == 1 && is_int(&types[0]) {
             let keys = as_i64(&cast[0])?;
             let mut head: HashMap<i64, u32, FxBuild> = HashMap::with_capacity_and_hasher(n, FxBuild::default());
-            for i in 0..n {
+            for (i, slot) in next.iter_mut().enumerate() {
                 if keys.is_valid(i) {
-                    let prev = head.insert(keys.value(i), i as u32);
-                    next[i] = prev.unwrap_or(NO_ROW);
+                    *slot = head.insert(keys.value(i), i as u32).unwrap_or(NO_ROW);
                 }
             }
             return Ok(KeyIndex::Int { head, next });
@@ -414,10 +413,9 @@ impl KeyIndex {
         let converter = RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())?;
         let rows = converter.convert_columns(&cast)?;
         let mut head: HashMap<Box<[u8]>, u32, FxBuild> = HashMap::with_capacity_and_hasher(n, FxBuild::default());
-        for i in 0..n {
+        for (i, slot) in next.iter_mut().enumerate() {
             if cast.iter().all(|c| c.is_valid(i)) {
-                let prev = head.insert(rows.row(i).as_ref().into(), i as u32);
-                next[i] = prev.unwrap_or(NO_ROW);
+                *slot = head.insert(rows.row(i).as_ref().into(), i as u32).unwrap_or(NO_ROW);
             }
         }
         Ok(KeyIndex::Bytes { converter, head, next })

@@ -1084,9 +1084,11 @@ impl DeltaWriter {
 /// Up to four [`DeltaWriter`]s encoding in parallel, each on its own task. Batches go to one
 /// writer until it has taken [`ParallelWriter::SWITCH_ROWS`] rows, then to the next, so small
 /// outputs stay in one file and large ones spread over all encoders.
+type WriterOutput = DeltaResult<(Vec<AddFile>, u64)>;
+
 pub(crate) struct ParallelWriter {
     senders: Vec<tokio::sync::mpsc::Sender<RecordBatch>>,
-    handles: Vec<tokio::task::JoinHandle<DeltaResult<(Vec<AddFile>, u64)>>>,
+    handles: Vec<tokio::task::JoinHandle<WriterOutput>>,
     current: usize,
     rows_on_current: usize,
 }
