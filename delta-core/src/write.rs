@@ -1081,11 +1081,12 @@ impl DeltaWriter {
     }
 }
 
+/// What one writer task returns: its files and the rows it wrote.
+type WriterOutput = DeltaResult<(Vec<AddFile>, u64)>;
+
 /// Up to four [`DeltaWriter`]s encoding in parallel, each on its own task. Batches go to one
 /// writer until it has taken [`ParallelWriter::SWITCH_ROWS`] rows, then to the next, so small
 /// outputs stay in one file and large ones spread over all encoders.
-type WriterOutput = DeltaResult<(Vec<AddFile>, u64)>;
-
 pub(crate) struct ParallelWriter {
     senders: Vec<tokio::sync::mpsc::Sender<RecordBatch>>,
     handles: Vec<tokio::task::JoinHandle<WriterOutput>>,
