@@ -14,6 +14,7 @@
 //! delta constraint TABLE add NAME EXPR | drop NAME
 //! delta sql "DELETE FROM delta.`/t` WHERE …" | "UPDATE …" | "MERGE INTO … USING … ON … WHEN …"
 //! delta changes TABLE --from V [--to V] [--where EXPR] [--format table|csv|json|parquet]
+//! delta restore TABLE --version N | --timestamp T
 //! ```
 //! TABLE is a local path or an object-store URL. Errors are one line on stderr, exit code 1.
 
@@ -127,6 +128,15 @@ enum Command {
     /// Run a Spark SQL DELETE, UPDATE or MERGE statement; tables are named delta.`/path`
     /// (MERGE sources also parquet.`/path/file.parquet`). Prints the operation's metrics.
     Sql { statement: String },
+    /// Restore the table to an earlier version (one new commit; history is kept).
+    Restore {
+        table: String,
+        #[arg(long, conflicts_with = "timestamp")]
+        version: Option<i64>,
+        /// RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD`.
+        #[arg(long)]
+        timestamp: Option<String>,
+    },
     /// The change data feed of versions FROM..=TO (delta.enableChangeDataFeed).
     Changes {
         table: String,
@@ -327,6 +337,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             if let Some(e) = result.post_commit_error {
                 eprintln!("warning: after the commit: {e}");
+            }
+        }
+        Command::Restore { table, version, timestamp } => {
+            let table = Table::open(&table)?;
+            let result = match (version, timestamp) {
+                (Some(v), _) => table.restore(v).await?,
+                (None, Some(t)) => table.restore_to_timestamp(parse_timestamp(&t)?).await?,
+                (None, None) => return Err(CliError::Usage("restore needs --version or --timestamp".into())),
+            };
+            match result.version {
+                Some(v) => println!(
+                    "restored as version {v}: {} files re-added, {} removed",
+                    result.metric("numRestoredFiles"),
+                    result.metric("numRemovedFiles")
+                ),
+                None => println!("the table already has that version's files; nothing committed"),
             }
         }
         Command::Changes { table, from, to, predicate, format, output } => {

@@ -22,8 +22,8 @@
 //! ## Where this departs from `../shared/DESIGN.md`
 //! * Actions exist twice on purpose: columnar (`protocol::action_schema`) for replay and checkpoints,
 //!   serde structs (`actions`) for writing commits and checking conflicts against a winner.
-//! * Checkpoints, checksums and log cleanup live in `checkpoint`; OPTIMIZE/VACUUM (`maintenance`)
-//!   are not written yet.
+//! * Checkpoints, checksums and log cleanup live in `checkpoint`; `maintenance` has RESTORE so far
+//!   (OPTIMIZE, VACUUM and CLONE are not written yet).
 //! * DML has no separate `DmlExecutor`: `dml::Rewriter` is the one local executor (one concurrent
 //!   scan of the candidate files with row and file indexes → deletion vectors or copy-on-write →
 //!   parallel encoders), and MERGE (`merge`) is a hash join on the ON condition's equi-keys with
@@ -42,6 +42,7 @@
 
 pub mod error;
 pub mod log;
+pub mod maintenance;
 pub mod protocol;
 pub mod replay;
 pub mod schema;

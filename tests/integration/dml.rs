@@ -516,3 +516,35 @@ async fn sql_statements_run_and_point_at_errors() {
     let err = execute_sql("SELECT 1", &opts).await.unwrap_err();
     assert!(matches!(err, delta_core::DeltaError::Sql { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn restore_brings_back_an_earlier_version() {
+    let table = make("restore", &sample(), true, true, false).await;
+    let v2 = table.snapshot().await.unwrap().version();
+    let at_v2 = table_rows(&table).await;
+    table.delete(Some("id % 3 = 0")).await.unwrap();
+    table.update(Some("id < 10"), &[("v", "0")]).await.unwrap();
+    table.write(vec![batch(&[(500, Some("q".into()), Some(1))])], WriteOptions::default()).await.unwrap();
+    assert_ne!(table_rows(&table).await, at_v2);
+    let r = table.restore(v2).await.unwrap();
+    assert!(r.version.is_some());
+    assert!(r.metric("numRestoredFiles") > 0 && r.metric("numRemovedFiles") > 0);
+    assert_eq!(table_rows(&table).await, at_v2);
+    assert_eq!(table.history(Some(1)).await.unwrap()[0].commit_info["operation"], "RESTORE");
+    // Restoring to where the table already is commits nothing; a future version is an error.
+    assert_eq!(table.restore(v2).await.unwrap().version, None);
+    assert!(matches!(table.restore(1000).await.unwrap_err(), delta_core::DeltaError::VersionNotFound { .. }));
+    // A vacuumed file makes RESTORE fail before it writes anything.
+    let first = table.snapshot_at(1).await.unwrap().add_files().unwrap();
+    let root = table.location().root_url().to_file_path().unwrap();
+    std::fs::remove_file(root.join(urlencoding_free(&first[0].path))).unwrap();
+    table.delete(None).await.unwrap();
+    let before = table.snapshot().await.unwrap().version();
+    assert!(matches!(table.restore(1).await.unwrap_err(), delta_core::DeltaError::DataFileNotFound { .. }));
+    assert_eq!(table.snapshot().await.unwrap().version(), before);
+}
+
+/// Data paths here have no escaped characters except `=` kept as is.
+fn urlencoding_free(p: &str) -> String {
+    p.replace("%3D", "=")
+}
