@@ -16,7 +16,6 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicr
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use serde_json::Value;
 
 use crate::actions::{parse_commit, Action, AddFile};
 use crate::error::{DeltaError, DeltaResult};
@@ -118,12 +117,8 @@ impl Table {
         let mut enabled = self.snapshot_at(start).await?.metadata().bool_property("delta.enableChangeDataFeed", false);
         let timestamps: std::collections::HashMap<i64, i64> = self.commit_timestamps(&listing).await?.into_iter().collect();
         let pruner = FilePruner::new(&end_snapshot)?;
-        let keep = |add: &AddFile, use_stats: bool| -> DeltaResult<bool> {
-            let Some(p) = &predicate else { return Ok(true) };
-            let pv = pruner.logical_partition_values(&add.partition_values);
-            let stats = if use_stats { add.stats.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()) } else { None };
-            pruner.may_match(p, &pv, stats)
-        };
+        // Change data files carry no stats; their partition values still prune.
+        let keep = |add: &AddFile| -> DeltaResult<bool> { predicate.as_ref().map_or(Ok(true), |p| pruner.may_match_add(p, add)) };
         let mut groups = Vec::new();
         for (v, file) in listing.commits.range(start..=end) {
             let bytes = self.location().read_bounded(&file.meta.location, Some(file.meta.size)).await?;
@@ -151,7 +146,7 @@ impl Table {
                         default_row_commit_version: None,
                         clustering_provider: None,
                     };
-                    Ok(keep(&add, false)?.then(|| ScanFile::from_add(&add, &pruner)))
+                    Ok(keep(&add)?.then(|| ScanFile::from_add(&add, &pruner)))
                 })
                 .filter_map(|r: DeltaResult<Option<ScanFile>>| r.transpose())
                 .collect::<DeltaResult<_>>()?;
@@ -174,7 +169,7 @@ impl Table {
             let mut deletes = Vec::new();
             for a in &actions {
                 match a {
-                    Action::Add(add) if add.data_change && keep(add, true)? => inserts.push(ScanFile::from_add(add, &pruner)),
+                    Action::Add(add) if add.data_change && keep(add)? => inserts.push(ScanFile::from_add(add, &pruner)),
                     Action::Remove(r) if r.data_change => {
                         let add = AddFile {
                             path: r.path.clone(),
@@ -189,7 +184,7 @@ impl Table {
                             default_row_commit_version: None,
                             clustering_provider: None,
                         };
-                        if keep(&add, true)? {
+                        if keep(&add)? {
                             deletes.push(ScanFile::from_add(&add, &pruner));
                         }
                     }

@@ -618,9 +618,7 @@ impl Table {
                 continue;
             }
             let Some(p) = &predicate else { continue };
-            let pv = rw.pruner.logical_partition_values(&add.partition_values);
-            let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
-            if rw.pruner.may_match(p, &pv, stats)? {
+            if rw.pruner.may_match_add(p, &add)? {
                 candidates.push(add);
             }
         }
@@ -679,14 +677,9 @@ impl Table {
         let mut updated = 0u64;
         let mut candidates = Vec::new();
         for add in snapshot.add_files()? {
-            if let Some(p) = &predicate {
-                let pv = rw.pruner.logical_partition_values(&add.partition_values);
-                let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
-                if !rw.pruner.may_match(p, &pv, stats)? {
-                    continue;
-                }
+            if predicate.as_ref().map_or(Ok(true), |p| rw.pruner.may_match_add(p, &add))? {
+                candidates.push(add);
             }
-            candidates.push(add);
         }
         if !candidates.is_empty() {
             rw.read.extend(candidates.iter().map(|a| a.path.clone()));

@@ -639,14 +639,9 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
     if !no_match_possible {
         let mut candidates = Vec::new();
         for add in snapshot.add_files()? {
-            if let Some(p) = &pushdown {
-                let pv = rw.pruner.logical_partition_values(&add.partition_values);
-                let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
-                if !rw.pruner.may_match(p, &pv, stats)? {
-                    continue;
-                }
+            if pushdown.as_ref().map_or(Ok(true), |p| rw.pruner.may_match_add(p, &add))? {
+                candidates.push(add);
             }
-            candidates.push(add);
         }
         rw.read.extend(candidates.iter().map(|a| a.path.clone()));
         let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];

@@ -393,6 +393,13 @@ impl FilePruner {
             .collect()
     }
 
+    /// Whether the file an `add` names can match `predicate`, by its partition values and stats.
+    pub fn may_match_add(&self, predicate: &Expr, add: &crate::actions::AddFile) -> DeltaResult<bool> {
+        let pv = self.logical_partition_values(&add.partition_values);
+        let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        self.may_match(predicate, &pv, stats)
+    }
+
     /// Whether a file with these (logical) partition values and stats can match `predicate`.
     pub fn may_match(
         &self,

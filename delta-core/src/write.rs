@@ -1432,9 +1432,7 @@ where
             let partition_only =
                 pred.columns().iter().all(|c| c.len() == 1 && snapshot.partition_columns().iter().any(|p| p.eq_ignore_ascii_case(&c[0])));
             for add in current {
-                let pv = pruner.logical_partition_values(&add.partition_values);
-                let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
-                if !pruner.may_match(pred, &pv, stats)? {
+                if !pruner.may_match_add(pred, &add)? {
                     continue;
                 }
                 if !partition_only {
