@@ -13,21 +13,8 @@ use arrow::array::RecordBatch;
 use delta_core::write::WriteOptions;
 use delta_core::Table;
 
-fn read(path: &str) -> Result<Vec<RecordBatch>, Box<dyn std::error::Error>> {
-    let file = std::fs::File::open(path)?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(65536).build()?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
-}
-
-fn hwm_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
-}
+mod common;
+use common::{hwm_mb, read};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

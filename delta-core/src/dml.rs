@@ -115,7 +115,7 @@ pub(crate) struct Rewriter {
 
 /// The number of rows a file holds (`numRecords` less its deletion vector), if its stats say.
 pub(crate) fn live_rows(add: &AddFile) -> Option<u64> {
-    let n = add.stats.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok())?.get("numRecords")?.as_u64()?;
+    let n = num_records(add)?;
     Some(n.saturating_sub(add.deletion_vector.as_ref().map(|d| d.cardinality.max(0) as u64).unwrap_or(0)))
 }
 
@@ -198,6 +198,22 @@ impl Rewriter {
 
     fn mode(&self) -> ColumnMappingMode {
         self.snapshot.column_mapping_mode()
+    }
+
+    /// `e` on `batch`, as values of table column `i` (Spark's store assignment: a value that does
+    /// not fit the column's type is an error, not NULL).
+    pub(crate) fn evaluate_for_column(&self, i: usize, e: &Expr, batch: &RecordBatch) -> DeltaResult<ArrayRef> {
+        let t = self.target.field(i).data_type();
+        let v = evaluate(e, batch)?;
+        if v.data_type() == t {
+            return Ok(v);
+        }
+        let f = &self.schema.fields[i];
+        arrow::compute::cast_with_options(&v, t, &arrow::compute::CastOptions { safe: false, ..Default::default() }).map_err(|err| {
+            DeltaError::WriteRefused {
+                reason: format!("cannot assign `{e}` ({}) to column `{}` ({}): {err}", v.data_type(), f.name, f.data_type),
+            }
+        })
     }
 
     /// Row tracking keeps row ids stable; rewriting rows into new files would renumber them.
@@ -383,11 +399,12 @@ impl Rewriter {
             let mut dvs = crate::dv::DvFileWriter::new();
             for (add, rows) in touched {
                 let mut all = rows;
+                let records = num_records(&add);
                 if let Some(old) = &add.deletion_vector {
-                    all |= old.load(&location, num_records(&add)).await?;
+                    all |= old.load(&location, records).await?;
                 }
                 actions.push(Action::Remove(add.to_remove(now, true)));
-                if num_records(&add).is_some_and(|n| all.len() >= n) {
+                if records.is_some_and(|n| all.len() >= n) {
                     self.count("numRemovedFiles", 1);
                     self.count("numRemovedBytes", add.size.max(0) as u64);
                     if add.deletion_vector.is_some() {
@@ -511,14 +528,6 @@ pub(crate) async fn commit_dml(
     Ok(DmlResult { version: Some(version), metrics, post_commit_error })
 }
 
-/// Rows whose predicate is true (NULL counts as false, as in SQL).
-fn matching(predicate: Option<&Expr>, batch: &RecordBatch) -> DeltaResult<BooleanArray> {
-    match predicate {
-        Some(p) => evaluate_predicate(p, batch),
-        None => Ok(BooleanArray::from(vec![true; batch.num_rows()])),
-    }
-}
-
 /// Applies `SET column = expression` assignments to `rows` (table columns): assigned columns take
 /// the expression's value cast to the column's type; generated columns that are not assigned are
 /// recomputed; NOT NULL and CHECK constraints are checked by the writer.
@@ -548,18 +557,7 @@ pub(crate) fn apply_assignments(
                 reason: format!("identity column `{}` is GENERATED ALWAYS and cannot be updated", f.name),
             });
         }
-        let t = rw.target.field(i).data_type().clone();
-        let v = evaluate(e, eval_on)?;
-        let v = if v.data_type() == &t {
-            v
-        } else {
-            arrow::compute::cast_with_options(&v, &t, &arrow::compute::CastOptions { safe: false, ..Default::default() }).map_err(
-                |err| DeltaError::WriteRefused {
-                    reason: format!("cannot assign `{e}` ({}) to column `{}` ({}): {err}", v.data_type(), f.name, f.data_type),
-                },
-            )?
-        };
-        columns[i] = v;
+        columns[i] = rw.evaluate_for_column(i, e, eval_on)?;
         provided[i] = true;
     }
     let batch = RecordBatch::try_new_with_options(
@@ -574,6 +572,25 @@ pub(crate) fn apply_assignments(
 
 fn predicate_parameter(p: Option<&Expr>) -> Value {
     json!(serde_json::to_string(&p.map(|p| vec![p.to_string()]).unwrap_or_default()).unwrap_or_default())
+}
+
+/// DELETE and UPDATE end alike: materialise the changes, fill in the metrics delta-spark always
+/// reports, and commit with the predicate as the operation parameter and the read set.
+async fn finish_predicate_dml(
+    table: &Table,
+    mut rw: Rewriter,
+    started: std::time::Instant,
+    operation: &str,
+    predicate: Option<Expr>,
+) -> DeltaResult<DmlResult> {
+    let read = std::mem::take(&mut rw.read);
+    let (actions, mut metrics, snapshot) = rw.finish().await?;
+    for m in ["numRemovedFiles", "numAddedFiles", "numCopiedRows", "numDeletionVectorsAdded", "numAddedChangeFiles"] {
+        metrics.entry(m.into()).or_insert(0);
+    }
+    metrics.insert("executionTimeMs".into(), started.elapsed().as_millis() as u64);
+    let params = json!({"predicate": predicate_parameter(predicate.as_ref())});
+    commit_dml(table, snapshot, actions, predicate, &read, (operation, params), metrics).await
 }
 
 impl Table {
@@ -638,14 +655,7 @@ impl Table {
             }
         }
         rw.count("numDeletedRows", deleted);
-        let read = rw.read.clone();
-        let (actions, mut metrics, snapshot) = rw.finish().await?;
-        for m in ["numRemovedFiles", "numAddedFiles", "numCopiedRows", "numDeletionVectorsAdded", "numAddedChangeFiles"] {
-            metrics.entry(m.into()).or_insert(0);
-        }
-        metrics.insert("executionTimeMs".into(), started.elapsed().as_millis() as u64);
-        let params = json!({"predicate": predicate_parameter(predicate.as_ref())});
-        commit_dml(self, snapshot, actions, predicate, &read, ("DELETE", params), metrics).await
+        finish_predicate_dml(self, rw, started, "DELETE", predicate).await
     }
 
     /// `UPDATE table SET column = expression, … [WHERE predicate]` (Spark SQL text).
@@ -690,12 +700,9 @@ impl Table {
                 if file >= found.len() {
                     continue;
                 }
+                // The scan kept exactly the rows the predicate is true for (NULL is false).
                 let data = rw.table_columns(&batch)?;
-                // The scan applied the predicate; evaluate it again on exactly these rows.
-                let m = matching(predicate.as_ref(), &data)?;
-                let data = filter_record_batch(&data, &m)?;
-                let idx = filter_record_batch(&batch, &m)?;
-                found[file].extend(row_indexes(&idx)?.values().iter().copied());
+                found[file].extend(row_indexes(&batch)?.values().iter().copied());
                 let new = apply_assignments(&rw, &data, &data, &assignments)?;
                 rw.write_changes(&data, ChangeType::UpdatePreimage).await?;
                 rw.write_changes(&new, ChangeType::UpdatePostimage).await?;
@@ -707,13 +714,6 @@ impl Table {
             }
         }
         rw.count("numUpdatedRows", updated);
-        let read = rw.read.clone();
-        let (actions, mut metrics, snapshot) = rw.finish().await?;
-        for m in ["numRemovedFiles", "numAddedFiles", "numCopiedRows", "numDeletionVectorsAdded", "numAddedChangeFiles"] {
-            metrics.entry(m.into()).or_insert(0);
-        }
-        metrics.insert("executionTimeMs".into(), started.elapsed().as_millis() as u64);
-        let params = json!({"predicate": predicate_parameter(predicate.as_ref())});
-        commit_dml(self, snapshot, actions, predicate, &read, ("UPDATE", params), metrics).await
+        finish_predicate_dml(self, rw, started, "UPDATE", predicate).await
     }
 }

@@ -322,6 +322,25 @@ fn cond_mask(condition: Option<&Expr>, batch: &RecordBatch) -> DeltaResult<Boole
     }
 }
 
+/// For clauses evaluated in order, the rows each one applies to: those where its condition holds
+/// and no earlier clause's did.
+fn clause_selections(clauses: &[&Clause], batch: &RecordBatch) -> DeltaResult<Vec<BooleanArray>> {
+    let mut taken = vec![false; batch.num_rows()];
+    let mut out = Vec::with_capacity(clauses.len());
+    for c in clauses {
+        let cond = cond_mask(c.condition.as_ref(), batch)?;
+        let sel: BooleanArray = (0..batch.num_rows())
+            .map(|p| {
+                let hit = !taken[p] && cond.value(p);
+                taken[p] |= hit;
+                Some(hit)
+            })
+            .collect();
+        out.push(sel);
+    }
+    Ok(out)
+}
+
 /// FxHash (as rustc uses): fast for the integer and short byte keys of a join, and the table is
 /// built from the source, not from untrusted input.
 #[derive(Default, Clone, Copy)]
@@ -681,9 +700,11 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                 }
                 // WHEN MATCHED.
                 if !matched.is_empty() && pairs.num_rows() > 0 {
+                    let selections = clause_selections(&matched, &pairs)?;
+                    // Pairs some matched clause applies to (its condition, or an earlier one's, holds).
                     let mut any = BooleanArray::from(vec![false; pairs.num_rows()]);
-                    for c in &matched {
-                        any = arrow::compute::or(&any, &cond_mask(c.condition.as_ref(), &pairs)?)?;
+                    for sel in &selections {
+                        any = arrow::compute::or(&any, sel)?;
                     }
                     if !delete_only {
                         let mut per_target = vec![0u8; rows.num_rows()];
@@ -697,26 +718,17 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                             return Err(DeltaError::MultipleSourceRowsMatched { target_rows: multiple });
                         }
                     }
-                    let mut taken = vec![false; pairs.num_rows()];
                     let mut deleted_t: std::collections::BTreeSet<u32> = Default::default();
-                    for c in &matched {
-                        let cond = cond_mask(c.condition.as_ref(), &pairs)?;
-                        let sel: Vec<bool> = (0..pairs.num_rows()).map(|p| !taken[p] && cond.value(p)).collect();
-                        for (p, s) in sel.iter().enumerate() {
-                            if *s {
-                                taken[p] = true;
-                            }
-                        }
-                        let sel = BooleanArray::from(sel);
+                    for (c, sel) in matched.iter().zip(&selections) {
                         if sel.true_count() == 0 {
                             continue;
                         }
-                        let t_sel = filter_u32(&ti, &sel)?;
+                        let t_sel = filter_u32(&ti, sel)?;
                         match &c.kind {
                             Kind::Delete => deleted_t.extend(t_sel.values().iter().copied()),
                             Kind::Update(set) => {
                                 let before = take_batch(&rows, &t_sel)?;
-                                let on = filter_record_batch(&pairs, &sel)?;
+                                let on = filter_record_batch(&pairs, sel)?;
                                 let after = apply_assignments(&rw, &before, &on, set)?;
                                 m.matched_updated += before.num_rows() as u64;
                                 write_update(&mut rw, &before, &after).await?;
@@ -737,16 +749,7 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                         let t_rows = take(&t_struct, &unmatched, None)?;
                         let nulls = new_null_array(source_struct.data_type(), unmatched.len());
                         let pairs = joined(t_rows, nulls)?;
-                        let mut taken = vec![false; unmatched.len()];
-                        for c in &by_source {
-                            let cond = cond_mask(c.condition.as_ref(), &pairs)?;
-                            let sel: Vec<bool> = (0..unmatched.len()).map(|p| !taken[p] && cond.value(p)).collect();
-                            for (p, s) in sel.iter().enumerate() {
-                                if *s {
-                                    taken[p] = true;
-                                }
-                            }
-                            let sel = BooleanArray::from(sel);
+                        for (c, sel) in by_source.iter().zip(clause_selections(&by_source, &pairs)?) {
                             if sel.true_count() == 0 {
                                 continue;
                             }
@@ -783,17 +786,8 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
             let s_rows = take(&source_struct, &unmatched, None)?;
             let nulls = new_null_array(&ArrowType::Struct(struct_of(&empty_target)?.fields().clone()), unmatched.len());
             let pairs = joined(nulls, s_rows)?;
-            let mut taken = vec![false; unmatched.len()];
             let mut identities = identity_columns(&rw.schema)?;
-            for c in &not_matched {
-                let cond = cond_mask(c.condition.as_ref(), &pairs)?;
-                let sel: Vec<bool> = (0..unmatched.len()).map(|p| !taken[p] && cond.value(p)).collect();
-                for (p, s) in sel.iter().enumerate() {
-                    if *s {
-                        taken[p] = true;
-                    }
-                }
-                let sel = BooleanArray::from(sel);
+            for (c, sel) in not_matched.iter().zip(clause_selections(&not_matched, &pairs)?) {
                 if sel.true_count() == 0 {
                     continue;
                 }
@@ -803,15 +797,8 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                 let mut cols = Vec::with_capacity(values.len());
                 for (col, e) in values {
                     let Some(i) = rw.schema.fields.iter().position(|f| &f.name == col) else { continue };
-                    let t = rw.target.field(i).data_type().clone();
-                    let v = evaluate(e, &on)?;
-                    let v = if v.data_type() == &t {
-                        v
-                    } else {
-                        arrow::compute::cast_with_options(&v, &t, &arrow::compute::CastOptions { safe: false, ..Default::default() })
-                            .map_err(|err| DeltaError::WriteRefused { reason: format!("cannot insert `{e}` into column `{col}`: {err}") })?
-                    };
-                    fields.push(Field::new(col, t, true));
+                    let v = rw.evaluate_for_column(i, e, &on)?;
+                    fields.push(Field::new(col, v.data_type().clone(), true));
                     cols.push(v);
                 }
                 let given = RecordBatch::try_new_with_options(
@@ -838,7 +825,7 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
         }
     }
 
-    let read = rw.read.clone();
+    let read = std::mem::take(&mut rw.read);
     let (actions, raw, snapshot) = rw.finish().await?;
     let g = |k: &str| raw.get(k).copied().unwrap_or(0);
     let mut metrics = BTreeMap::new();

@@ -832,7 +832,7 @@ async fn read_file(
             columns.push(col);
         }
         // File row index of each row (row groups may have been skipped).
-        let row_indexes: Option<Vec<u64>> = (deleted.is_some() || inner.row_index).then(|| {
+        let row_indexes: Option<arrow::array::UInt64Array> = (deleted.is_some() || inner.row_index).then(|| {
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
                 while range_idx < ranges.len() && offset_in_range >= ranges[range_idx].1 {
@@ -842,10 +842,11 @@ async fn read_file(
                 v.push(ranges.get(range_idx).map(|r| r.0 + offset_in_range).unwrap_or(u64::MAX));
                 offset_in_range += 1;
             }
-            v
+            arrow::array::UInt64Array::from(v)
         });
-        if inner.row_index {
-            columns.push(Arc::new(arrow::array::UInt64Array::from(row_indexes.clone().unwrap_or_default())));
+        if let (true, Some(indexes)) = (inner.row_index, &row_indexes) {
+            // Shares the buffer with `row_indexes` (no copy).
+            columns.push(Arc::new(indexes.clone()));
             columns.push(Arc::new(UInt32Array::from(vec![file_index; n])));
         }
         let mut working = RecordBatch::try_new_with_options(
@@ -855,7 +856,7 @@ async fn read_file(
         )?;
         // Deletion vector: drop rows whose file row index is deleted.
         if let (Some(deleted), Some(indexes)) = (&deleted, &row_indexes) {
-            let mask: BooleanArray = indexes.iter().map(|r| Some(!deleted.contains(*r))).collect();
+            let mask: BooleanArray = indexes.values().iter().map(|r| Some(!deleted.contains(*r))).collect();
             ScanMetrics::add(&metrics.rows_deleted_by_dv, (n - mask.true_count()) as u64);
             working = filter_record_batch(&working, &mask)?;
         }
