@@ -33,9 +33,9 @@ use serde_json::{json, Value};
 
 use crate::actions::{Action, AddCdcFile, AddFile};
 use crate::error::{DeltaError, DeltaResult};
-use crate::expr::{evaluate, evaluate_predicate, Expr};
+use crate::expr::{evaluate, Expr};
 use crate::protocol::{Metadata, TableFeature};
-use crate::scan::{parse_partition_value, FilePruner, ScanBuilder, ScanFile, FILE_INDEX_COLUMN, ROW_INDEX_COLUMN};
+use crate::scan::{FilePruner, ScanBuilder, ScanFile, FILE_INDEX_COLUMN, ROW_INDEX_COLUMN};
 use crate::schema::{ColumnMappingMode, StructType};
 use crate::snapshot::{Snapshot, Table};
 use crate::txn::{IsolationLevel, Transaction};
@@ -243,30 +243,14 @@ impl Rewriter {
         b.build()
     }
 
-    /// Whether the partition values of `add` satisfy a predicate over partition columns only
-    /// (`Some(false)` also for NULL).
+    /// Whether the partition values of `add` satisfy a predicate over partition columns only.
     pub(crate) fn partition_predicate_holds(&self, predicate: &Expr, add: &AddFile) -> DeltaResult<bool> {
-        let pv = self.pruner.logical_partition_values(&add.partition_values);
-        let mut fields = Vec::new();
-        let mut columns = Vec::new();
-        for name in self.snapshot.partition_columns() {
-            let Some(f) = self.schema.field(name) else { continue };
-            let t = f.data_type.to_arrow(false)?;
-            columns.push(parse_partition_value(&f.name, pv.get(&f.name).cloned().flatten().as_deref(), &t)?);
-            fields.push(arrow::datatypes::Field::new(&f.name, t, true));
-        }
-        let batch = RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(fields)),
-            columns,
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
-        )?;
-        Ok(evaluate_predicate(predicate, &batch)?.value(0))
+        self.pruner.partition_predicate_holds(predicate, add)
     }
 
     /// Whether every column `predicate` reads is a partition column.
     pub(crate) fn is_partition_only(&self, predicate: &Expr) -> bool {
-        let parts = self.snapshot.partition_columns();
-        !parts.is_empty() && predicate.columns().iter().all(|c| c.len() == 1 && parts.iter().any(|p| p.eq_ignore_ascii_case(&c[0])))
+        self.pruner.is_partition_only(predicate)
     }
 
     /// Refuses predicates and expressions naming columns the table does not have.

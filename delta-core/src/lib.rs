@@ -60,6 +60,7 @@ pub mod dml;
 pub mod dv;
 pub mod expr;
 pub mod merge;
+pub mod optimize;
 pub mod scan;
 pub mod skipping;
 pub mod txn;

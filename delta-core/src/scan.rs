@@ -400,6 +400,30 @@ impl FilePruner {
         self.may_match(predicate, &pv, stats)
     }
 
+    /// Whether every column `predicate` reads is a partition column.
+    pub fn is_partition_only(&self, predicate: &Expr) -> bool {
+        !self.partitions.is_empty()
+            && predicate.columns().iter().all(|c| c.len() == 1 && self.partitions.iter().any(|(p, _, _)| p.eq_ignore_ascii_case(&c[0])))
+    }
+
+    /// Whether the partition values of `add` satisfy a predicate over partition columns only:
+    /// exact, not a pruning guess (`false` also when it is NULL).
+    pub fn partition_predicate_holds(&self, predicate: &Expr, add: &crate::actions::AddFile) -> DeltaResult<bool> {
+        let pv = self.logical_partition_values(&add.partition_values);
+        let mut fields = Vec::with_capacity(self.partitions.len());
+        let mut columns = Vec::with_capacity(self.partitions.len());
+        for (logical, _, t) in &self.partitions {
+            columns.push(parse_partition_value(logical, pv.get(logical).cloned().flatten().as_deref(), t)?);
+            fields.push(Field::new(logical, t.clone(), true));
+        }
+        let batch = arrow::array::RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
+        Ok(evaluate_predicate(predicate, &batch)?.value(0))
+    }
+
     /// Whether a file with these (logical) partition values and stats can match `predicate`.
     pub fn may_match(
         &self,

@@ -38,8 +38,12 @@ use crate::storage::TableLocation;
 pub enum IsolationLevel {
     /// Every concurrent add matching the read predicates conflicts.
     Serializable,
-    /// Concurrent blind appends do not conflict (delta-spark's default).
+    /// Concurrent blind appends do not conflict (delta-spark's default), unless this transaction
+    /// changes the metadata.
     WriteSerializable,
+    /// No concurrent append conflicts: what delta-spark uses for commits that change no data
+    /// (every file action has `dataChange = false`, e.g. OPTIMIZE).
+    SnapshotIsolation,
 }
 
 impl IsolationLevel {
@@ -47,6 +51,7 @@ impl IsolationLevel {
         match self {
             IsolationLevel::Serializable => "Serializable",
             IsolationLevel::WriteSerializable => "WriteSerializable",
+            IsolationLevel::SnapshotIsolation => "SnapshotIsolation",
         }
     }
 }
@@ -539,7 +544,11 @@ impl Transaction {
         // 5. Files added that this transaction should have read.
         let winner_blind =
             winner.iter().any(|a| matches!(a, Action::CommitInfo(ci) if ci.get("isBlindAppend").and_then(Value::as_bool) == Some(true)));
-        let adds_count = !(self.isolation == IsolationLevel::WriteSerializable && winner_blind);
+        let adds_count = match self.isolation {
+            IsolationLevel::Serializable => true,
+            IsolationLevel::WriteSerializable => !winner_blind || self.metadata.is_some(),
+            IsolationLevel::SnapshotIsolation => false,
+        };
         if adds_count && (self.read_whole_table || !self.read_predicates.is_empty()) {
             for a in winner {
                 let Action::Add(add) = a else { continue };
@@ -551,12 +560,11 @@ impl Transaction {
                 }
             }
         }
-        // 6. Files deleted that this transaction read.
+        // 6. Files deleted that this transaction read. As in delta-spark, removes with
+        // `dataChange = false` count too: a file compacted away by OPTIMIZE can no longer take
+        // the deletion vector or rewrite this transaction planned for it.
         for a in winner {
             let Action::Remove(r) = a else { continue };
-            if !r.data_change {
-                continue;
-            }
             if self.read_whole_table || self.read_files.contains(&r.path) || self.remove_matches_reads(r, pruner)? {
                 return Ok(Some(ConflictReason::ConcurrentDeleteRead { version, path: r.path.clone() }));
             }

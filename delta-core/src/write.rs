@@ -1071,6 +1071,16 @@ impl DeltaWriter {
         Ok(())
     }
 
+    /// Closes the open files now: the next rows start new files (e.g. at a boundary the caller
+    /// chose, such as a Z-order range).
+    pub async fn close_open_files(&mut self) -> DeltaResult<()> {
+        let keys: Vec<_> = self.open.keys().cloned().collect();
+        for k in keys {
+            self.close_file(&k).await?;
+        }
+        Ok(())
+    }
+
     /// Closes every open file and returns the `add` actions.
     pub async fn finish(mut self) -> DeltaResult<(Vec<AddFile>, u64)> {
         let keys: Vec<_> = self.open.keys().cloned().collect();

@@ -258,3 +258,62 @@ async fn a_lost_acknowledgement_is_recognised_as_our_own_commit() {
     assert_eq!(delta_core::txn::resolve_txn(t.location(), &id, 0).await.unwrap(), Some(v));
     assert_eq!(delta_core::txn::resolve_txn(t.location(), "no-such-txn", 0).await.unwrap(), None);
 }
+
+/// OPTIMIZE's commit: the file rewritten, `dataChange = false`, snapshot isolation.
+fn compaction(s: &Snapshot, file: &AddFile) -> Transaction {
+    let mut t = Transaction::new(s.clone()).with_isolation(IsolationLevel::SnapshotIsolation);
+    t.read_file(&file.path);
+    t.add_action(Action::Remove(file.to_remove(0, false)));
+    let Action::Add(mut new) = add("compacted.parquet", "a") else { unreachable!() };
+    new.data_change = false;
+    t.add_action(Action::Add(new));
+    t
+}
+
+#[tokio::test]
+async fn compaction_never_conflicts_with_appends_but_does_with_readers_of_its_files() {
+    // A concurrent append (blind or not, in the compacted partition) does not fail OPTIMIZE.
+    for blind in [true, false] {
+        let t = table(&format!("opt-append-{blind}")).await;
+        let s = t.snapshot().await.unwrap();
+        let w = if blind {
+            let mut w = Transaction::new(s.clone());
+            w.add_action(add("w.parquet", "a"));
+            w
+        } else {
+            non_blind_add(&s, "a", "w.parquet")
+        };
+        let o = race(w, compaction(&s, &file_in(&s, "a"))).await;
+        assert!(committed(&o), "blind={blind}: {o:?}");
+    }
+    // A transaction that read the file OPTIMIZE compacted away conflicts (delta-spark counts
+    // removes with dataChange=false): its deletion vector or rewrite would resurrect the rows.
+    let t = table("opt-read").await;
+    let s = t.snapshot().await.unwrap();
+    let a = file_in(&s, "a");
+    let mut l = Transaction::new(s.clone());
+    l.read_file(&a.path);
+    l.add_action(add("l.parquet", "a"));
+    assert!(matches!(race(compaction(&s, &a), l).await, CommitOutcome::Conflict(ConflictReason::ConcurrentDeleteRead { .. })));
+    // And OPTIMIZE loses to a concurrent delete of a file it rewrote.
+    let t = table("opt-loses").await;
+    let s = t.snapshot().await.unwrap();
+    let a = file_in(&s, "a");
+    let mut w = Transaction::new(s.clone());
+    w.add_action(Action::Remove(a.to_remove(0, true)));
+    assert!(matches!(race(w, compaction(&s, &a)).await, CommitOutcome::Conflict(ConflictReason::ConcurrentDeleteRead { .. })));
+}
+
+#[tokio::test]
+async fn write_serializable_counts_blind_appends_when_the_metadata_changes() {
+    let t = table("ws-meta").await;
+    let s = t.snapshot().await.unwrap();
+    let mut w = Transaction::new(s.clone());
+    w.add_action(add("w.parquet", "a"));
+    let mut l = Transaction::new(s.clone()).with_isolation(IsolationLevel::WriteSerializable);
+    l.read_predicate(Expr::parse("part = 'a'").unwrap());
+    let mut m = s.metadata().clone();
+    m.configuration.insert("k".into(), Some("v".into()));
+    l.add_action(Action::Metadata(m));
+    assert!(matches!(race(w, l).await, CommitOutcome::Conflict(ConflictReason::ConcurrentAppend { .. })));
+}

@@ -9,16 +9,16 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use delta_core::write::WriteOptions;
 use delta_core::Table;
 
-fn tmp(name: &str) -> String {
+pub(crate) fn tmp(name: &str) -> String {
     let dir = std::env::temp_dir().join(format!("delta-dml-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir.to_str().unwrap().to_string()
 }
 
 /// Rows `(id, part, v)`; `None` is NULL.
-type Row = (i64, Option<String>, Option<i64>);
+pub(crate) type Row = (i64, Option<String>, Option<i64>);
 
-fn batch(rows: &[Row]) -> RecordBatch {
+pub(crate) fn batch(rows: &[Row]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, true),
         Field::new("part", DataType::Utf8, true),
@@ -35,7 +35,7 @@ fn batch(rows: &[Row]) -> RecordBatch {
     .unwrap()
 }
 
-fn rows_of(batches: &[RecordBatch]) -> Vec<Row> {
+pub(crate) fn rows_of(batches: &[RecordBatch]) -> Vec<Row> {
     let mut out = Vec::new();
     for b in batches {
         let id = b.column_by_name("id").unwrap().as_primitive::<Int64Type>();
@@ -49,11 +49,11 @@ fn rows_of(batches: &[RecordBatch]) -> Vec<Row> {
     out
 }
 
-async fn table_rows(table: &Table) -> Vec<Row> {
+pub(crate) async fn table_rows(table: &Table) -> Vec<Row> {
     rows_of(&table.snapshot().await.unwrap().scan().build().unwrap().collect().await.unwrap())
 }
 
-async fn make(name: &str, rows: &[Row], partitioned: bool, dv: bool, cdf: bool) -> Table {
+pub(crate) async fn make(name: &str, rows: &[Row], partitioned: bool, dv: bool, cdf: bool) -> Table {
     let table = Table::open(&tmp(name)).unwrap();
     let mut properties = HashMap::new();
     if dv {
@@ -70,7 +70,7 @@ async fn make(name: &str, rows: &[Row], partitioned: bool, dv: bool, cdf: bool) 
     table
 }
 
-fn sample() -> Vec<Row> {
+pub(crate) fn sample() -> Vec<Row> {
     (0..40).map(|i| (i, Some(["a", "b", "c"][(i % 3) as usize].to_string()), if i % 7 == 0 { None } else { Some(i * 10) })).collect()
 }
 

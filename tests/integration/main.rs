@@ -5,6 +5,7 @@ mod conflicts;
 mod dml;
 mod fuzz_replay;
 mod interop;
+mod maintenance;
 mod reader;
 mod simulation;
 mod writer;
