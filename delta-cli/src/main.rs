@@ -15,7 +15,13 @@
 //! delta sql "DELETE FROM delta.`/t` WHERE …" | "UPDATE …" | "MERGE INTO … USING … ON … WHEN …"
 //! delta changes TABLE --from V [--to V] [--where EXPR] [--format table|csv|json|parquet]
 //! delta restore TABLE --version N | --timestamp T
+//! delta optimize TABLE [--where PARTITION_PREDICATE] [--zorder-by a,b] [--target-size BYTES]
+//!                      [--min-file-size BYTES] [--purge-deletion-vectors]
+//! delta vacuum TABLE [--retain HOURS] [--dry-run] [--force]
+//! delta clone SOURCE TARGET [--version N]            (shallow: the target references SOURCE's files)
 //! ```
+//! `--allow-external PREFIX` (any command, repeatable) lets a table's log name files under PREFIX
+//! outside its root, as a shallow clone's does; without it such paths are refused.
 //! TABLE is a local path or an object-store URL. Errors are one line on stderr, exit code 1.
 
 use std::io::Write;
@@ -32,6 +38,9 @@ use futures::TryStreamExt;
 #[derive(Parser)]
 #[command(name = "delta", version, about = "Read and inspect Delta Lake tables")]
 struct Cli {
+    /// Allow files under this location outside the table (e.g. a shallow clone's source); repeatable.
+    #[arg(long = "allow-external", global = true)]
+    allow_external: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -136,6 +145,45 @@ enum Command {
         /// RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD`.
         #[arg(long)]
         timestamp: Option<String>,
+    },
+    /// Compact small files (bin-packing), Z-order, or purge deletion vectors; changes no data.
+    Optimize {
+        table: String,
+        /// Only partitions matching this predicate over partition columns.
+        #[arg(long = "where")]
+        predicate: Option<String>,
+        /// Cluster rows by these columns (Z-order).
+        #[arg(long = "zorder-by", value_delimiter = ',')]
+        zorder_by: Vec<String>,
+        /// Size of the files written, in bytes (default: delta.targetFileSize or 128 MiB).
+        #[arg(long = "target-size")]
+        target_size: Option<u64>,
+        /// Files at least this large are left alone (default: the target size).
+        #[arg(long = "min-file-size")]
+        min_file_size: Option<u64>,
+        /// REORG … APPLY (PURGE): rewrite every file that has a deletion vector.
+        #[arg(long = "purge-deletion-vectors", conflicts_with = "zorder_by")]
+        purge: bool,
+    },
+    /// Delete files no version within the retention period references.
+    Vacuum {
+        table: String,
+        /// Retention in hours (default: delta.deletedFileRetentionDuration, one week).
+        #[arg(long)]
+        retain: Option<f64>,
+        /// List the files that would be deleted; delete nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+        /// Allow a retention shorter than the table's (older versions may become unreadable).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Shallow clone: a new table at TARGET whose files are SOURCE's (nothing is copied).
+    Clone {
+        source: String,
+        target: String,
+        #[arg(long)]
+        version: Option<i64>,
     },
     /// The change data feed of versions FROM..=TO (delta.enableChangeDataFeed).
     Changes {
@@ -321,13 +369,80 @@ fn write_batches(batches: Vec<RecordBatch>, schema: SchemaRef, format: Format, o
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
+    let mut options = delta_core::TableOptions::default();
+    for prefix in &cli.allow_external {
+        options.allowed_external_prefixes.push(delta_core::storage::location_url(prefix)?);
+    }
+    let open = |location: &str| Table::open_with(location, options.clone());
     match cli.command {
+        Command::Optimize { table, predicate, zorder_by, target_size, min_file_size, purge } => {
+            let t = open(&table)?;
+            let result = if purge {
+                if target_size.is_some() || min_file_size.is_some() {
+                    return Err(CliError::Usage("--purge-deletion-vectors takes no sizes".into()));
+                }
+                t.purge_deletion_vectors(predicate.as_deref()).await?
+            } else {
+                let mut b = t.optimize().z_order(&zorder_by);
+                if let Some(p) = &predicate {
+                    b = b.with_filter(p)?;
+                }
+                if let Some(n) = target_size {
+                    b = b.target_size(n);
+                }
+                if let Some(n) = min_file_size {
+                    b = b.min_file_size(n);
+                }
+                b.execute().await?
+            };
+            match result.version {
+                Some(v) => println!(
+                    "version {v}: {} files rewritten into {} ({} partitions)",
+                    result.metric("numRemovedFiles"),
+                    result.metric("numAddedFiles"),
+                    result.metric("partitionsOptimized")
+                ),
+                None => println!("nothing to optimize ({} files considered)", result.metric("totalConsideredFiles")),
+            }
+            if let Some(e) = result.post_commit_error {
+                eprintln!("warning: after the commit: {e}");
+            }
+        }
+        Command::Vacuum { table, retain, dry_run, force } => {
+            let t = open(&table)?;
+            let mut b = t.vacuum().dry_run(dry_run).enforce_retention(!force);
+            if let Some(h) = retain {
+                b = b.retain_hours(h);
+            }
+            let result = b.execute().await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if result.dry_run {
+                for f in &result.files {
+                    writeln!(out, "{f}")?;
+                }
+                writeln!(out, "{} files ({} bytes) would be deleted", result.files.len(), result.bytes)?;
+            } else {
+                writeln!(out, "deleted {} files ({} bytes)", result.files.len(), result.bytes)?;
+            }
+            out.flush()?;
+        }
+        Command::Clone { source, target, version } => {
+            let src = open(&source)?;
+            let dst = open(&target)?;
+            src.shallow_clone(&dst, version).await?;
+            let s = dst.snapshot().await?;
+            println!(
+                "cloned {} files into {target} (version 0); read it with --allow-external {}",
+                s.num_files(),
+                src.location().root_url()
+            );
+        }
         Command::Describe { table } => {
-            let snapshot = Table::open(&table)?.snapshot().await?;
+            let snapshot = open(&table)?.snapshot().await?;
             print!("{}", describe(&snapshot));
         }
         Command::Sql { statement } => {
-            let result = delta_core::sql::execute_sql(&statement, &Default::default()).await?;
+            let result = delta_core::sql::execute_sql(&statement, &options).await?;
             match result.version {
                 Some(v) => println!("committed version {v}"),
                 None => println!("no rows changed; nothing committed"),
@@ -340,7 +455,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Restore { table, version, timestamp } => {
-            let table = Table::open(&table)?;
+            let table = open(&table)?;
             let result = match (version, timestamp) {
                 (Some(v), _) => table.restore(v).await?,
                 (None, Some(t)) => table.restore_to_timestamp(parse_timestamp(&t)?).await?,
@@ -357,13 +472,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Changes { table, from, to, predicate, format, output } => {
             let predicate = predicate.as_deref().map(delta_core::Expr::parse).transpose()?;
-            let changes = Table::open(&table)?.table_changes(from, to, predicate).await?;
+            let changes = open(&table)?.table_changes(from, to, predicate).await?;
             let schema = changes.schema();
             let batches = changes.collect().await?;
             write_batches(batches, schema, format, output.as_deref())?;
         }
         Command::History { table, limit } => {
-            let history = Table::open(&table)?.history(limit).await?;
+            let history = open(&table)?.history(limit).await?;
             println!("{:<8} {:<27} {:<24} {:<40} metrics", "version", "timestamp", "operation", "parameters");
             for c in history {
                 let op = c.commit_info.get("operation").and_then(|v| v.as_str()).unwrap_or("-").to_string();
@@ -373,7 +488,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Cat { table, version, timestamp, columns, predicate, limit, format, output } => {
-            let snapshot = snapshot_for(&Table::open(&table)?, version, timestamp.as_deref()).await?;
+            let snapshot = snapshot_for(&open(&table)?, version, timestamp.as_deref()).await?;
             let mut scan = snapshot.scan();
             if let Some(cols) = &columns {
                 scan = scan.with_columns(cols);
@@ -397,11 +512,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Create { table, schema, partition_by, properties } => {
             let schema = parse_schema(&schema)?;
-            let version = Table::open(&table)?.create(schema, &partition_by, parse_properties(&properties)?).await?;
+            let version = open(&table)?.create(schema, &partition_by, parse_properties(&properties)?).await?;
             println!("created {table} at version {version}");
         }
         Command::Write { table, files, mode, replace_where, partition_by, merge_schema, overwrite_schema } => {
-            let t = Table::open(&table)?;
+            let t = open(&table)?;
             let existing = t.snapshot().await.ok();
             let mut options = WriteOptions {
                 mode: match mode {
@@ -429,15 +544,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Checkpoint { table } => {
-            let v = Table::open(&table)?.checkpoint().await?;
+            let v = open(&table)?.checkpoint().await?;
             println!("checkpoint written at version {v}");
         }
         Command::Property { table, properties } => {
-            let v = Table::open(&table)?.set_properties(parse_properties(&properties)?).await?;
+            let v = open(&table)?.set_properties(parse_properties(&properties)?).await?;
             println!("properties set at version {v}");
         }
         Command::Constraint { table, action, name, expr } => {
-            let t = Table::open(&table)?;
+            let t = open(&table)?;
             let v = match action {
                 ConstraintAction::Add => {
                     let expr = expr.ok_or_else(|| CliError::Usage("constraint add needs NAME and EXPR".into()))?;
@@ -454,7 +569,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             );
         }
         Command::Files { table, version, predicate } => {
-            let snapshot = snapshot_for(&Table::open(&table)?, version, None).await?;
+            let snapshot = snapshot_for(&open(&table)?, version, None).await?;
             let mut scan = snapshot.scan();
             if let Some(p) = &predicate {
                 scan = scan.with_filter(p)?;

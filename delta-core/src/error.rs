@@ -110,7 +110,7 @@ pub enum DeltaError {
     UnsupportedType { data_type: String },
 
     /// A path that resolves outside the table root.
-    #[error("{kind} path `{path}` resolves outside the table root; refusing to access it")]
+    #[error("{kind} path `{path}` resolves outside the table root; refusing to access it (allow its location with TableOptions::allowed_external_prefixes, `--allow-external` in the CLI, if it is trusted, e.g. a shallow clone's source)")]
     PathOutsideTable { kind: PathKind, path: String },
 
     /// A path that cannot be parsed.
@@ -166,6 +166,9 @@ pub enum DeltaError {
     CommitIndeterminate { txn_id: String, reason: String },
 
     /// A write was refused by a table rule (schema, NOT NULL, CHECK, appendOnly …).
+    #[error("VACUUM retention of {requested_hours} hours is shorter than the table's {table_hours} hours (delta.deletedFileRetentionDuration): readers of older versions could fail; lower the table's retention or disable the check")]
+    RetentionTooShort { requested_hours: f64, table_hours: f64 },
+
     #[error("write refused: {reason}")]
     WriteRefused { reason: String },
 

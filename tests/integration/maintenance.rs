@@ -172,3 +172,143 @@ async fn purge_rewrites_files_with_deletion_vectors() {
 fn props(kv: &[(&str, &str)]) -> HashMap<String, String> {
     kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
+
+fn files_under(root: &std::path::Path) -> Vec<String> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_str().unwrap().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn vacuum_deletes_only_files_no_retained_version_references() {
+    let table = make("vacuum", &sample(), true, true, true).await;
+    let root = table.location().root_url().to_file_path().unwrap();
+    table.delete(Some("v > 300")).await.unwrap(); // deletion vectors + change data
+    table
+        .write(vec![batch(&sample()[..5])], WriteOptions { mode: delta_core::write::SaveMode::Overwrite, ..Default::default() })
+        .await
+        .unwrap();
+    let live_rows = table_rows(&table).await;
+    let v_before_vacuum = table.snapshot().await.unwrap().version();
+    // Stray files: an old untracked data file (deleted), a hidden file and a file in a hidden
+    // directory (left alone), a log file (never touched).
+    std::fs::write(root.join("part=a/stray.parquet"), b"junk").unwrap();
+    std::fs::create_dir_all(root.join("_tmp")).unwrap();
+    std::fs::write(root.join("_tmp/x.parquet"), b"junk").unwrap();
+    std::fs::write(root.join(".hidden"), b"junk").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    // Default retention (7 days): everything is too recent to go.
+    assert!(table.vacuum().execute().await.unwrap().files.is_empty());
+    // A retention below the table's is refused unless the check is off.
+    let err = table.vacuum().retain_hours(0.0).execute().await.unwrap_err();
+    assert!(matches!(err, DeltaError::RetentionTooShort { .. }), "{err}");
+
+    // Dry run: lists, deletes nothing, commits nothing.
+    let before = files_under(&root);
+    let v = table.snapshot().await.unwrap().version();
+    let dry = table.vacuum().retain_hours(0.0).enforce_retention(false).dry_run(true).execute().await.unwrap();
+    assert_eq!(files_under(&root), before);
+    assert_eq!(table.snapshot().await.unwrap().version(), v);
+    assert!(dry.files.contains(&"part=a/stray.parquet".to_string()), "{:?}", dry.files);
+    assert!(dry.files.iter().any(|f| f.starts_with("_change_data/")), "{:?}", dry.files);
+    assert!(dry.files.iter().any(|f| f.starts_with("deletion_vector_")), "{:?}", dry.files);
+    assert!(dry.files.iter().all(|f| !f.starts_with("_delta_log") && !f.starts_with("_tmp") && !f.starts_with('.')));
+    let live: Vec<String> = table.snapshot().await.unwrap().add_files().unwrap().iter().map(|a| a.path.clone()).collect();
+    assert!(live.iter().all(|l| !dry.files.contains(l)), "never a live file");
+
+    let done = table.vacuum().retain_hours(0.0).enforce_retention(false).execute().await.unwrap();
+    assert_eq!(done.files, dry.files);
+    let after = files_under(&root);
+    assert!(dry.files.iter().all(|f| !after.contains(f)));
+    assert!(after.contains(&"_tmp/x.parquet".to_string()) && after.contains(&".hidden".to_string()));
+    // The latest version reads the same; the log says VACUUM START / END.
+    assert_eq!(table_rows(&table).await, live_rows);
+    let history = table.history(Some(2)).await.unwrap();
+    let ops: Vec<&str> = history.iter().map(|h| h.commit_info.get("operation").and_then(|o| o.as_str()).unwrap()).collect();
+    assert_eq!(ops, vec!["VACUUM END", "VACUUM START"]);
+    assert_eq!(history[1].version, v_before_vacuum + 1);
+    // The overwritten version is gone for good: reading it fails with a typed error, not wrong rows.
+    let old = table.snapshot_at(1).await.unwrap().scan().build().unwrap().collect().await;
+    assert!(matches!(old, Err(DeltaError::DataFileNotFound { .. }) | Err(DeltaError::ObjectStore { .. })), "{old:?}");
+    // Nothing left to do.
+    assert!(table.vacuum().retain_hours(0.0).enforce_retention(false).dry_run(true).execute().await.unwrap().files.is_empty());
+}
+
+fn age(path: &std::path::Path, hours: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+}
+
+#[tokio::test]
+async fn vacuum_keeps_what_versions_inside_the_retention_need() {
+    let table = make("vacuum-keep", &sample(), false, false, false).await;
+    let root = table.location().root_url().to_file_path().unwrap();
+    let removed_in = table.delete(Some("id < 5")).await.unwrap().version.unwrap(); // copy-on-write
+                                                                                   // Every file and every commit but the last is three hours old; so is a stray file.
+    std::fs::write(root.join("stray.parquet"), b"junk").unwrap();
+    for f in files_under(&root) {
+        if f != format!("_delta_log/{removed_in:020}.json") {
+            age(&root.join(f), 3);
+        }
+    }
+    let old_files: Vec<String> =
+        table.snapshot_at(removed_in - 1).await.unwrap().add_files().unwrap().iter().map(|a| a.path.clone()).collect();
+    // Retain one hour: the version before the delete is the newest at or before the cutoff, so a
+    // reader may still time-travel to it; its files stay although they are old and not live.
+    let r = table.vacuum().retain_hours(1.0).enforce_retention(false).dry_run(true).execute().await.unwrap();
+    assert_eq!(r.files, vec!["stray.parquet".to_string()]);
+    table.vacuum().retain_hours(1.0).enforce_retention(false).execute().await.unwrap();
+    for v in 0..=removed_in {
+        table.snapshot_at(v).await.unwrap().scan().build().unwrap().collect().await.unwrap();
+    }
+    // Retain nothing: the files only the older versions need go as well.
+    let r = table.vacuum().retain_hours(0.0).enforce_retention(false).dry_run(true).execute().await.unwrap();
+    let live: Vec<String> = table.snapshot().await.unwrap().add_files().unwrap().iter().map(|a| a.path.clone()).collect();
+    let mut expected: Vec<String> = old_files.into_iter().filter(|f| !live.contains(f)).collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(r.files, expected);
+}
+
+#[tokio::test]
+async fn shallow_clone_references_the_source_files_at_a_version() {
+    let source = make("clone-src", &sample(), true, true, false).await;
+    let with_dvs = source.delete(Some("v > 300")).await.unwrap().version.unwrap();
+    let at_2 = table_rows(&source).await;
+    source.delete(Some("id < 10")).await.unwrap(); // version 3
+    let target_path = tmp("clone-dst");
+    let src_url = source.location().root_url().clone();
+    let opts = delta_core::TableOptions { allowed_external_prefixes: vec![src_url.clone()], ..Default::default() };
+    let target = Table::open_with(&target_path, opts.clone()).unwrap();
+    assert_eq!(source.shallow_clone(&target, Some(with_dvs)).await.unwrap(), 0);
+    assert_eq!(table_rows(&target).await, at_2);
+    // No data was copied: the clone's directory holds only its log.
+    let dst_root = target.location().root_url().to_file_path().unwrap();
+    assert!(files_under(&dst_root).iter().all(|f| f.starts_with("_delta_log/")));
+    // Without allowing the source's location, the clone's files are refused, not read.
+    let closed = Table::open(&target_path).unwrap();
+    let err = closed.snapshot().await.unwrap().scan().build().unwrap().collect().await.unwrap_err();
+    assert!(matches!(err, DeltaError::PathOutsideTable { .. }), "{err}");
+    // The clone evolves on its own; the source is untouched.
+    let src_rows = table_rows(&source).await;
+    target.delete(Some("part = 'a'")).await.unwrap();
+    target.write(vec![batch(&[(1000, Some("z".into()), Some(1))])], WriteOptions::default()).await.unwrap();
+    assert_eq!(table_rows(&source).await, src_rows);
+    assert!(table_rows(&target).await.iter().any(|r| r.0 == 1000));
+    // Cloning onto an existing table is refused.
+    assert!(matches!(source.shallow_clone(&target, None).await, Err(DeltaError::WriteRefused { .. })));
+    let history = target.history(None).await.unwrap();
+    assert_eq!(history.last().unwrap().commit_info.get("operation").and_then(|o| o.as_str()), Some("CLONE"));
+}
