@@ -54,6 +54,7 @@ pub use error::{DeltaError, DeltaResult};
 pub use snapshot::{CommitRecord, Snapshot, Table};
 pub use storage::{TableLocation, TableOptions};
 pub mod actions;
+pub mod alter;
 pub mod cdf;
 pub mod checkpoint;
 pub mod dml;

@@ -266,7 +266,118 @@ impl fmt::Display for TableFeature {
     }
 }
 
+/// Features that are both reader and writer features (the rest are writer-only).
+pub const READER_WRITER_FEATURES: &[&str] = &[
+    "columnMapping",
+    "deletionVectors",
+    "timestampNtz",
+    "v2Checkpoint",
+    "typeWidening",
+    "typeWidening-preview",
+    "variantType",
+    "variantType-preview",
+    "variantShredding",
+    "variantShredding-preview",
+    "vacuumProtocolCheck",
+    "catalogManaged",
+    "catalogOwned-preview",
+    "geospatial",
+];
+
 impl Protocol {
+    /// The writer features this protocol has, legacy versions spelled out as features.
+    pub fn effective_writer_features(&self) -> Vec<String> {
+        if self.min_writer_version >= 7 {
+            return self.writer_features.clone().unwrap_or_default();
+        }
+        let mut out = Vec::new();
+        for (version, names) in [
+            (2, &["appendOnly", "invariants"][..]),
+            (3, &["checkConstraints"][..]),
+            (4, &["changeDataFeed", "generatedColumns"][..]),
+            (5, &["columnMapping"][..]),
+            (6, &["identityColumns"][..]),
+        ] {
+            if self.min_writer_version >= version {
+                out.extend(names.iter().map(|n| n.to_string()));
+            }
+        }
+        out
+    }
+
+    /// The reader features this protocol has, legacy versions spelled out as features.
+    pub fn effective_reader_features(&self) -> Vec<String> {
+        match self.min_reader_version {
+            3.. => self.reader_features.clone().unwrap_or_default(),
+            2 => vec!["columnMapping".to_string()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The smallest protocol that has everything `self` and `other` have: `None` when `self`
+    /// already does. Legacy versions stay legacy while they suffice; otherwise table features
+    /// (writer 7, and reader 3 when a reader feature beyond column mapping is needed), with the
+    /// features legacy versions implied listed explicitly.
+    pub fn upgraded_with(&self, other: &Protocol) -> Option<Protocol> {
+        let mut writer = self.effective_writer_features();
+        let mut reader = self.effective_reader_features();
+        let before = (writer.len(), reader.len());
+        for f in other.effective_writer_features() {
+            // A legacy version's blanket implications are not requests: a table-features table
+            // that does not list appendOnly or invariants does not need them for `other`'s sake.
+            let implied_only = self.min_writer_version >= 7 && other.min_writer_version < 7 && (f == "appendOnly" || f == "invariants");
+            if !writer.contains(&f) && !implied_only {
+                writer.push(f);
+            }
+        }
+        for f in other.effective_reader_features() {
+            if !reader.contains(&f) {
+                reader.push(f);
+            }
+        }
+        // Every reader feature is also a writer feature.
+        for f in &reader {
+            if !writer.contains(f) {
+                writer.push(f.clone());
+            }
+        }
+        let versions_suffice = other.min_reader_version <= self.min_reader_version && other.min_writer_version <= self.min_writer_version;
+        if versions_suffice && (writer.len(), reader.len()) == before {
+            return None;
+        }
+        let legacy = |candidate: &Protocol| {
+            let mut w = candidate.effective_writer_features();
+            let mut r = candidate.effective_reader_features();
+            w.sort();
+            r.sort();
+            let mut ww = writer.clone();
+            let mut rr = reader.clone();
+            ww.sort();
+            rr.sort();
+            // A legacy version may imply more than needed; it must imply at least that.
+            rr.iter().all(|f| r.contains(f)) && ww.iter().all(|f| w.contains(f))
+        };
+        if self.min_writer_version < 7 && other.min_writer_version < 7 {
+            let candidate = Protocol {
+                min_reader_version: self.min_reader_version.max(other.min_reader_version),
+                min_writer_version: self.min_writer_version.max(other.min_writer_version),
+                reader_features: None,
+                writer_features: None,
+            };
+            if legacy(&candidate) {
+                return Some(candidate);
+            }
+        }
+        let reader_version =
+            if reader.iter().all(|f| f == "columnMapping") { self.min_reader_version.max(other.min_reader_version).min(2) } else { 3 };
+        Some(Protocol {
+            min_reader_version: reader_version,
+            min_writer_version: 7,
+            reader_features: (reader_version == 3).then_some(reader),
+            writer_features: Some(writer),
+        })
+    }
+
     /// Reader features as parsed names (empty below reader version 3).
     pub fn reader_feature_set(&self) -> Vec<TableFeature> {
         self.reader_features.iter().flatten().map(|s| s.parse().unwrap_or(TableFeature::Unknown(s.clone()))).collect()
@@ -468,6 +579,42 @@ pub mod action_col {
 
 #[cfg(test)]
 mod tests {
+    fn proto(r: i32, w: i32, rf: Option<&[&str]>, wf: Option<&[&str]>) -> Protocol {
+        Protocol {
+            min_reader_version: r,
+            min_writer_version: w,
+            reader_features: rf.map(|f| f.iter().map(|s| s.to_string()).collect()),
+            writer_features: wf.map(|f| f.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn upgrades_stay_legacy_while_they_can_and_keep_every_feature() {
+        // Legacy + legacy: the larger versions.
+        assert_eq!(proto(1, 2, None, None).upgraded_with(&proto(1, 3, None, None)), Some(proto(1, 3, None, None)));
+        assert_eq!(proto(1, 4, None, None).upgraded_with(&proto(1, 3, None, None)), None);
+        // Legacy + a reader feature: table features, the legacy implications spelled out.
+        let up = proto(1, 4, None, None).upgraded_with(&proto(3, 7, Some(&["deletionVectors"]), Some(&["deletionVectors"]))).unwrap();
+        assert_eq!((up.min_reader_version, up.min_writer_version), (3, 7));
+        let w = up.writer_features.unwrap();
+        for f in ["appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns", "deletionVectors"] {
+            assert!(w.contains(&f.to_string()), "{f} in {w:?}");
+        }
+        assert_eq!(up.reader_features.unwrap(), vec!["deletionVectors".to_string()]);
+        // Column mapping (reader 2) + a writer-only feature: reader stays 2.
+        let up = proto(2, 5, None, None).upgraded_with(&proto(1, 7, None, Some(&["domainMetadata"]))).unwrap();
+        assert_eq!((up.min_reader_version, up.min_writer_version), (2, 7));
+        assert!(up.writer_features.unwrap().contains(&"columnMapping".to_string()));
+        // Column mapping (reader 2) + a reader feature: reader 3 lists columnMapping too.
+        let up = proto(2, 5, None, None).upgraded_with(&proto(3, 7, Some(&["timestampNtz"]), Some(&["timestampNtz"]))).unwrap();
+        let r = up.reader_features.unwrap();
+        assert!(r.contains(&"columnMapping".to_string()) && r.contains(&"timestampNtz".to_string()));
+        // Features already there: nothing to do; legacy implications do not add appendOnly.
+        let t = proto(3, 7, Some(&["deletionVectors"]), Some(&["deletionVectors"]));
+        assert_eq!(t.upgraded_with(&proto(1, 2, None, None)), None);
+        assert_eq!(t.upgraded_with(&proto(3, 7, Some(&["deletionVectors"]), Some(&["deletionVectors"]))), None);
+    }
+
     use super::*;
 
     #[test]

@@ -146,6 +146,10 @@ pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -
         reader_features.push("deletionVectors");
         writer_features.push("deletionVectors");
     }
+    if prop("delta.enableTypeWidening") {
+        reader_features.push("typeWidening");
+        writer_features.push("typeWidening");
+    }
     if prop("delta.enableInCommitTimestamps") {
         writer_features.push("inCommitTimestamp");
     }
@@ -484,7 +488,12 @@ pub fn merge_schemas(table: &StructType, data: &StructType, widen: bool) -> Delt
                 out.fields.push(f);
             }
             Some(tf) => {
-                tf.data_type = merge_types(&tf.name, &tf.data_type, &df.data_type, widen)?;
+                let merged = merge_types(&tf.name, &tf.data_type, &df.data_type, widen)?;
+                if matches!((&tf.data_type, &merged), (DataType::Primitive(a), DataType::Primitive(b)) if a != b) {
+                    let from = tf.data_type.clone();
+                    crate::alter::record_type_change(tf, &from, &merged);
+                }
+                tf.data_type = merged;
             }
         }
     }
@@ -1558,15 +1567,43 @@ impl Table {
                 reason: "use add_constraint to add CHECK constraints (existing rows must be validated)".into(),
             });
         }
-        if properties.contains_key("delta.columnMapping.mode") && snapshot.column_mapping_mode() == ColumnMappingMode::None {
-            return Err(DeltaError::WriteRefused { reason: "enabling column mapping on an existing table is not supported yet".into() });
+        let shown = serde_json::to_string(&properties).unwrap_or_default();
+        let mut properties = properties;
+        if let Some(mode) = properties.get("delta.columnMapping.mode").map(|m| m.to_ascii_lowercase()) {
+            match (snapshot.column_mapping_mode(), mode.as_str()) {
+                (ColumnMappingMode::None, "name") => {
+                    // Existing files name columns by their logical names: those become the
+                    // physical names.
+                    let mut schema = snapshot.schema().clone();
+                    let mut next = crate::write::max_column_id(&schema) + 1;
+                    crate::alter::enable_column_mapping(&mut schema, &mut next);
+                    metadata.schema_string = schema.to_json().to_string();
+                    properties.insert("delta.columnMapping.maxColumnId".into(), (next - 1).to_string());
+                }
+                (ColumnMappingMode::None, "none") => {}
+                (current, m) if format!("{current:?}").eq_ignore_ascii_case(m) => {}
+                (current, m) => {
+                    return Err(DeltaError::WriteRefused {
+                        reason: format!("cannot change column mapping from {current:?} to `{m}` (only none → name is supported)"),
+                    })
+                }
+            }
+        }
+        // `delta.feature.<name> = supported` enables features; it is not a stored property.
+        let features: Vec<String> = properties.keys().filter_map(|k| k.strip_prefix("delta.feature.")).map(str::to_string).collect();
+        for f in &features {
+            let v = properties.remove(&format!("delta.feature.{f}")).unwrap_or_default();
+            if !v.eq_ignore_ascii_case("supported") && !v.eq_ignore_ascii_case("enabled") {
+                return Err(DeltaError::WriteRefused { reason: format!("delta.feature.{f} can only be set to 'supported', not '{v}'") });
+            }
         }
         for (k, v) in &properties {
             metadata.configuration.insert(k.clone(), Some(v.clone()));
         }
-        let mut txn = Transaction::new(snapshot.clone())
-            .with_operation("SET TBLPROPERTIES", json!({"properties": serde_json::to_string(&properties).unwrap_or_default()}));
-        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let mut txn = Transaction::new(snapshot.clone()).with_operation("SET TBLPROPERTIES", json!({"properties": shown}));
+        let names: Vec<&str> = features.iter().map(String::as_str).collect();
+        let extra = crate::alter::feature_protocol(&names)?;
+        self.commit_metadata_with(&snapshot, metadata, extra.as_ref(), &mut txn)?;
         let version = txn.commit().await?.version()?;
         // Post-commit work never turns a committed change into an error.
         let _ = crate::checkpoint::post_commit(self, version).await;
@@ -1632,24 +1669,32 @@ impl Table {
         Ok(version)
     }
 
-    /// Stages a metadata change (and any protocol upgrade it needs).
-    fn commit_metadata(&self, snapshot: &Snapshot, metadata: Metadata, txn: &mut Transaction) -> DeltaResult<()> {
+    /// Stages a metadata change (and any protocol upgrade it needs: the features the new schema
+    /// and properties use are added to the table's, never taken away).
+    pub(crate) fn commit_metadata(&self, snapshot: &Snapshot, metadata: Metadata, txn: &mut Transaction) -> DeltaResult<()> {
+        self.commit_metadata_with(snapshot, metadata, None, txn)
+    }
+
+    /// [`Table::commit_metadata`], also adding the features of `extra`.
+    pub(crate) fn commit_metadata_with(
+        &self,
+        snapshot: &Snapshot,
+        metadata: Metadata,
+        extra: Option<&Protocol>,
+        txn: &mut Transaction,
+    ) -> DeltaResult<()> {
         let schema = StructType::parse(&metadata.schema_string)?;
         let props: HashMap<String, String> = metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
         let needed = min_protocol(&schema, &props);
-        let current = snapshot.protocol();
-        if needed.min_writer_version > current.min_writer_version || needed.min_reader_version > current.min_reader_version {
-            let mut upgraded = needed;
-            // Keep features the table already had.
-            if current.min_writer_version == 7 && upgraded.min_writer_version == 7 {
-                let mut w: Vec<String> = upgraded.writer_features.take().unwrap_or_default();
-                for f in current.writer_features.iter().flatten() {
-                    if !w.contains(f) {
-                        w.push(f.clone());
-                    }
-                }
-                upgraded.writer_features = Some(w);
+        let mut upgrade = snapshot.protocol().upgraded_with(&needed);
+        if let Some(extra) = extra {
+            let base = upgrade.clone().unwrap_or_else(|| snapshot.protocol().clone());
+            if let Some(more) = base.upgraded_with(extra) {
+                upgrade = Some(more);
             }
+        }
+        if let Some(upgraded) = upgrade {
+            ensure_writable(&upgraded)?;
             txn.add_action(Action::Protocol(upgraded));
         }
         txn.add_action(Action::Metadata(metadata));

@@ -168,7 +168,6 @@ async fn purge_rewrites_files_with_deletion_vectors() {
     assert_eq!(table_rows(&t2).await.len(), 30);
 }
 
-#[allow(dead_code)]
 fn props(kv: &[(&str, &str)]) -> HashMap<String, String> {
     kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -311,4 +310,116 @@ async fn shallow_clone_references_the_source_files_at_a_version() {
     assert!(matches!(source.shallow_clone(&target, None).await, Err(DeltaError::WriteRefused { .. })));
     let history = target.history(None).await.unwrap();
     assert_eq!(history.last().unwrap().commit_info.get("operation").and_then(|o| o.as_str()), Some("CLONE"));
+}
+
+#[tokio::test]
+async fn alter_adds_renames_drops_and_widens_columns() {
+    use delta_core::schema::{DataType as D, PrimitiveType as P, StructField, StructType};
+    let table = make("alter", &sample(), true, false, false).await;
+    // Renames and drops need column mapping; the error says how to get it.
+    let err = table.rename_column("v", "value").await.unwrap_err();
+    assert!(err.to_string().contains("delta.columnMapping.mode"), "{err}");
+    table.set_properties(props(&[("delta.columnMapping.mode", "name")])).await.unwrap();
+    assert_eq!(table_rows(&table).await.len(), 40, "existing files read through the new mapping");
+
+    // ADD COLUMNS, top level and nested.
+    let nested = D::Struct(StructType { fields: vec![StructField::new("x", D::Primitive(P::Long), true)] });
+    table.add_columns(&[("note", D::Primitive(P::String)), ("meta", nested)]).await.unwrap();
+    table.add_columns(&[("meta.y", D::Primitive(P::String))]).await.unwrap();
+    assert!(matches!(table.add_columns(&[("note", D::Primitive(P::Long))]).await, Err(DeltaError::WriteRefused { .. })));
+    assert!(matches!(table.add_columns(&[("nope.y", D::Primitive(P::Long))]).await, Err(DeltaError::ColumnNotFound { .. })));
+    let s = table.snapshot().await.unwrap();
+    let meta = s.schema().field("meta").unwrap();
+    let D::Struct(inner) = &meta.data_type else { panic!("{meta:?}") };
+    assert_eq!(inner.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["x", "y"]);
+    let b = s.scan().build().unwrap().collect().await.unwrap();
+    assert!(b.iter().all(|b| b.column_by_name("note").unwrap().null_count() == b.num_rows()));
+
+    // RENAME: a data column and the partition column; rows are the same under the new names.
+    table.rename_column("v", "value").await.unwrap();
+    table.rename_column("part", "category").await.unwrap();
+    let s = table.snapshot().await.unwrap();
+    assert_eq!(s.partition_columns(), &["category".to_string()]);
+    let rows = s.scan().with_predicate(Expr::parse("category = 'a' AND value >= 300").unwrap()).build().unwrap().count().await.unwrap();
+    let expected = sample().iter().filter(|r| r.1.as_deref() == Some("a") && r.2.is_some_and(|v| v >= 300)).count() as u64;
+    assert_eq!(rows, expected);
+    // New writes use the new names.
+    let new_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("category", DataType::Utf8, true),
+        Field::new("value", DataType::Int64, true),
+    ]));
+    let b = RecordBatch::try_new(
+        new_schema,
+        vec![
+            Arc::new(Int64Array::from(vec![100])),
+            Arc::new(arrow::array::StringArray::from(vec!["a"])),
+            Arc::new(Int64Array::from(vec![7])),
+        ],
+    )
+    .unwrap();
+    table.write(vec![b], WriteOptions::default()).await.unwrap();
+    assert_eq!(table.snapshot().await.unwrap().scan().with_filter("value = 7").unwrap().build().unwrap().count().await.unwrap(), 1);
+
+    // Columns a constraint uses cannot be renamed or dropped; partition columns cannot be dropped.
+    table.add_constraint("positive_id", "id >= 0").await.unwrap();
+    assert!(table.rename_column("id", "key").await.unwrap_err().to_string().contains("positive_id"));
+    assert!(table.drop_columns(&["id"]).await.is_err());
+    assert!(table.drop_columns(&["category"]).await.is_err());
+    // DROP: gone from the schema and from reads; the name can be reused without seeing old data.
+    table.drop_columns(&["value", "meta.x"]).await.unwrap();
+    let s = table.snapshot().await.unwrap();
+    assert!(s.schema().field("value").is_none());
+    table.add_columns(&[("value", D::Primitive(P::Long))]).await.unwrap();
+    let b = table.snapshot().await.unwrap().scan().with_columns(&["value"]).build().unwrap().collect().await.unwrap();
+    assert!(b.iter().all(|b| b.column(0).null_count() == b.num_rows()), "a re-added column does not resurrect dropped data");
+
+    // Type widening: refused until enabled; then int → long, recorded in the field's metadata.
+    let t2 = Table::open(&tmp("alter-widen")).unwrap();
+    let int_schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
+    let b = RecordBatch::try_new(int_schema, vec![Arc::new(arrow::array::Int32Array::from(vec![1, 2, 3]))]).unwrap();
+    t2.write(vec![b], WriteOptions::default()).await.unwrap();
+    assert!(t2.change_column_type("n", D::Primitive(P::Long)).await.unwrap_err().to_string().contains("delta.enableTypeWidening"));
+    t2.set_properties(props(&[("delta.enableTypeWidening", "true")])).await.unwrap();
+    assert!(t2.snapshot().await.unwrap().protocol().has_feature(&delta_core::protocol::TableFeature::TypeWidening));
+    assert!(t2.change_column_type("n", D::Primitive(P::Short)).await.is_err(), "narrowing is refused");
+    t2.change_column_type("n", D::Primitive(P::Long)).await.unwrap();
+    let s = t2.snapshot().await.unwrap();
+    assert_eq!(s.schema().field("n").unwrap().data_type, D::Primitive(P::Long));
+    assert!(s.schema().field("n").unwrap().metadata.contains_key("delta.typeChanges"));
+    let b = s.scan().build().unwrap().collect().await.unwrap();
+    assert_eq!(b[0].column(0).data_type(), &DataType::Int64);
+    let big = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from(vec![1i64 << 40]))],
+    )
+    .unwrap();
+    t2.write(vec![big], WriteOptions::default()).await.unwrap();
+    assert_eq!(t2.snapshot().await.unwrap().scan().with_filter("n > 1000000000000").unwrap().build().unwrap().count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn features_are_enabled_by_name_and_unknown_ones_refused() {
+    let table = make("features", &sample(), false, false, false).await;
+    let v = table.enable_features(&["deletionVectors"]).await.unwrap();
+    let s = table.snapshot().await.unwrap();
+    assert_eq!(s.version(), v);
+    let p = s.protocol();
+    assert_eq!((p.min_reader_version, p.min_writer_version), (3, 7));
+    assert!(p.reader_features.as_ref().unwrap().contains(&"deletionVectors".to_string()));
+    // Enabling it again changes nothing.
+    assert_eq!(table.enable_features(&["deletionVectors"]).await.unwrap(), v);
+    // The SQL property spelling works too and is not stored as a property.
+    table.set_properties(props(&[("delta.feature.changeDataFeed", "supported"), ("delta.enableChangeDataFeed", "true")])).await.unwrap();
+    let s = table.snapshot().await.unwrap();
+    assert!(s.protocol().writer_features.as_ref().unwrap().contains(&"changeDataFeed".to_string()));
+    assert!(!s.metadata().configuration.contains_key("delta.feature.changeDataFeed"));
+    assert!(matches!(table.enable_features(&["noSuchFeature"]).await, Err(DeltaError::UnsupportedWriterFeature { .. })));
+    // A feature this engine cannot write is refused before it is committed.
+    assert!(matches!(table.enable_features(&["icebergCompatV1"]).await, Err(DeltaError::UnsupportedWriterFeature { .. })));
+    assert_eq!(table.snapshot().await.unwrap().version(), s.version());
+    // Data still reads and DML now writes deletion vectors once enabled by property.
+    table.set_properties(props(&[("delta.enableDeletionVectors", "true")])).await.unwrap();
+    table.delete(Some("id = 3")).await.unwrap();
+    assert!(table.snapshot().await.unwrap().has_deletion_vectors());
 }

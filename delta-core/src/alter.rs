@@ -1,0 +1,357 @@
+//! ALTER TABLE: add columns (nested too), rename and drop columns (column mapping), widen column
+//! types (typeWidening), enable table features, and turn column mapping on for an existing
+//! table. Properties and CHECK constraints are in [`crate::write`] (`set_properties`,
+//! `unset_properties`, `add_constraint`, `drop_constraint`).
+//!
+//! Every change is one metadata commit (with a protocol upgrade where the change needs a
+//! feature); no data file is rewritten. Renames and drops rely on column mapping: files keep
+//! their physical column names, the schema maps logical names onto them, so a dropped column's
+//! data stays in old files, unread, until they are rewritten. Columns named by a CHECK
+//! constraint, a generated column or the partitioning cannot be renamed or dropped.
+
+use serde_json::{json, Value};
+
+use crate::actions::Action;
+use crate::error::{DeltaError, DeltaResult};
+use crate::expr::Expr;
+use crate::protocol::{Protocol, TableFeature, READER_WRITER_FEATURES};
+use crate::schema::{ColumnMappingMode, DataType, PrimitiveType, StructField, StructType, FIELD_ID_KEY, PHYSICAL_NAME_KEY};
+use crate::snapshot::{Snapshot, Table};
+use crate::txn::Transaction;
+use crate::write::ensure_writable;
+
+/// Splits a dotted column path (backticks quote names containing dots).
+fn split_path(path: &str) -> DeltaResult<Vec<String>> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in path.chars() {
+        match c {
+            '`' => quoted = !quoted,
+            '.' if !quoted => out.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    out.push(current);
+    if quoted || out.iter().any(|p| p.trim().is_empty()) {
+        return Err(DeltaError::InvalidExpression { text: path.to_string(), reason: "not a column path (a.b.c, `quoted.name`)".into() });
+    }
+    Ok(out.into_iter().map(|p| p.trim().to_string()).collect())
+}
+
+fn not_found(path: &str, schema: &StructType) -> DeltaError {
+    DeltaError::ColumnNotFound {
+        column: path.to_string(),
+        available: schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// The struct holding the last element of `path`, and that element's index in it (if present).
+fn parent_mut<'a>(schema: &'a mut StructType, path: &[String], shown: &str) -> DeltaResult<(&'a mut StructType, Option<usize>)> {
+    let Some((last, parents)) = path.split_last() else { return Err(not_found(shown, schema)) };
+    let mut st = schema;
+    for p in parents {
+        let err = not_found(shown, st);
+        let i = st.fields.iter().position(|f| f.name.eq_ignore_ascii_case(p)).ok_or(err)?;
+        st = match &mut st.fields[i].data_type {
+            DataType::Struct(inner) => inner,
+            other => {
+                return Err(DeltaError::WriteRefused { reason: format!("`{p}` in `{shown}` is a {other}, not a struct") });
+            }
+        };
+    }
+    let idx = st.fields.iter().position(|f| f.name.eq_ignore_ascii_case(last));
+    Ok((st, idx))
+}
+
+/// Whether `a` names `b` or a field inside it (case-insensitive).
+fn within(a: &[String], b: &[String]) -> bool {
+    a.len() >= b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
+}
+
+/// Refuses changes to columns that constraints, generated columns or the partitioning name.
+fn ensure_unreferenced(snapshot: &Snapshot, path: &[String], what: &str) -> DeltaResult<()> {
+    let shown = path.join(".");
+    if path.len() == 1 && snapshot.partition_columns().iter().any(|p| p.eq_ignore_ascii_case(&path[0])) && what == "drop" {
+        return Err(DeltaError::WriteRefused { reason: format!("cannot drop partition column `{shown}`") });
+    }
+    let mut expressions: Vec<(String, String)> = Vec::new();
+    for (k, v) in &snapshot.metadata().configuration {
+        if let (Some(name), Some(text)) = (k.strip_prefix("delta.constraints."), v) {
+            expressions.push((format!("CHECK constraint {name}"), text.clone()));
+        }
+    }
+    for f in &snapshot.schema().fields {
+        if let Some(text) = f.metadata.get("delta.generationExpression").and_then(Value::as_str) {
+            expressions.push((format!("generated column `{}`", f.name), text.to_string()));
+            if within(std::slice::from_ref(&f.name), path) {
+                return Err(DeltaError::WriteRefused { reason: format!("cannot {what} `{shown}`: it is a generated column") });
+            }
+        }
+    }
+    for (owner, text) in expressions {
+        let e = Expr::parse(&text)?;
+        if e.columns().iter().any(|c| within(c, path) || within(path, c)) {
+            return Err(DeltaError::WriteRefused { reason: format!("cannot {what} `{shown}`: {owner} ({text}) uses it; drop that first") });
+        }
+    }
+    Ok(())
+}
+
+fn ensure_column_mapping(snapshot: &Snapshot, what: &str) -> DeltaResult<()> {
+    if snapshot.column_mapping_mode() == ColumnMappingMode::None {
+        return Err(DeltaError::WriteRefused {
+            reason: format!("{what} needs column mapping: set delta.columnMapping.mode = 'name' first (no data is rewritten)"),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a column of type `from` may become `to` without rewriting files (typeWidening).
+pub fn is_widening(from: &DataType, to: &DataType) -> bool {
+    use PrimitiveType as P;
+    match (from, to) {
+        (DataType::Primitive(f), DataType::Primitive(t)) => match (f, t) {
+            (P::Byte, P::Short | P::Integer | P::Long)
+            | (P::Short, P::Integer | P::Long)
+            | (P::Integer, P::Long)
+            | (P::Float, P::Double)
+            | (P::Date, P::TimestampNtz) => true,
+            (P::Decimal(p1, s1), P::Decimal(p2, s2)) => p2 >= p1 && s2 >= s1 && (*p2 as i32 - *s2 as i32) >= (*p1 as i32 - *s1 as i32),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Records a type change in the field's `delta.typeChanges` metadata, as the protocol asks.
+pub(crate) fn record_type_change(field: &mut StructField, from: &DataType, to: &DataType) {
+    let mut changes = field.metadata.get("delta.typeChanges").and_then(Value::as_array).cloned().unwrap_or_default();
+    changes.push(json!({ "fromType": from.to_string(), "toType": to.to_string() }));
+    field.metadata.insert("delta.typeChanges".into(), Value::Array(changes));
+}
+
+impl Table {
+    async fn alter(
+        &self,
+        operation: &str,
+        parameters: Value,
+        change: impl FnOnce(&Snapshot, &mut StructType, &mut crate::protocol::Metadata) -> DeltaResult<()>,
+    ) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        ensure_writable(snapshot.protocol())?;
+        let mut schema = snapshot.schema().clone();
+        let mut metadata = snapshot.metadata().clone();
+        change(&snapshot, &mut schema, &mut metadata)?;
+        metadata.schema_string = schema.to_json().to_string();
+        let mut txn = Transaction::new(snapshot.clone()).with_operation(operation, parameters);
+        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        // Post-commit work never turns a committed change into an error.
+        let _ = crate::checkpoint::post_commit(self, version).await;
+        Ok(version)
+    }
+
+    /// `ALTER TABLE … ADD COLUMNS (path type, …)`: `path` is `name` or `struct.name` (nested);
+    /// new columns are nullable and read as NULL from existing files.
+    pub async fn add_columns(&self, columns: &[(&str, DataType)]) -> DeltaResult<i64> {
+        let shown: Vec<Value> =
+            columns.iter().map(|(n, t)| json!({ "column": { "name": n, "type": t.to_string(), "nullable": true } })).collect();
+        self.alter("ADD COLUMNS", json!({ "columns": Value::Array(shown).to_string() }), |snapshot, schema, metadata| {
+            let mapping = snapshot.column_mapping_mode() != ColumnMappingMode::None;
+            let mut next = metadata
+                .property("delta.columnMapping.maxColumnId")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| crate::write::max_column_id(schema))
+                + 1;
+            for (name, data_type) in columns {
+                let path = split_path(name)?;
+                let (parent, existing) = parent_mut(schema, &path, name)?;
+                if existing.is_some() {
+                    return Err(DeltaError::WriteRefused { reason: format!("column `{name}` already exists") });
+                }
+                let mut one = StructType { fields: vec![StructField::new(path[path.len() - 1].clone(), data_type.clone(), true)] };
+                if mapping {
+                    crate::write::assign_column_mapping(&mut one, &mut next);
+                }
+                parent.fields.extend(one.fields);
+            }
+            if mapping {
+                metadata.configuration.insert("delta.columnMapping.maxColumnId".into(), Some((next - 1).to_string()));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// `ALTER TABLE … RENAME COLUMN path TO new_name` (column mapping).
+    pub async fn rename_column(&self, column: &str, new_name: &str) -> DeltaResult<i64> {
+        let path = split_path(column)?;
+        let mut new_path = path.clone();
+        if let Some(last) = new_path.last_mut() {
+            *last = new_name.to_string();
+        }
+        let params = json!({ "oldColumnPath": column, "newColumnPath": new_path.join(".") });
+        self.alter("RENAME COLUMN", params, |snapshot, schema, metadata| {
+            ensure_column_mapping(snapshot, "RENAME COLUMN")?;
+            if new_name.trim().is_empty() || new_name.contains('`') {
+                return Err(DeltaError::WriteRefused { reason: format!("`{new_name}` is not a column name") });
+            }
+            ensure_unreferenced(snapshot, &path, "rename")?;
+            let (parent, idx) = parent_mut(schema, &path, column)?;
+            let Some(i) = idx else { return Err(not_found(column, parent)) };
+            if parent.fields.iter().enumerate().any(|(j, f)| j != i && f.name.eq_ignore_ascii_case(new_name)) {
+                return Err(DeltaError::WriteRefused { reason: format!("column `{}` already exists", new_path.join(".")) });
+            }
+            let old = std::mem::replace(&mut parent.fields[i].name, new_name.to_string());
+            if path.len() == 1 {
+                for p in &mut metadata.partition_columns {
+                    if p.eq_ignore_ascii_case(&old) {
+                        *p = new_name.to_string();
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// `ALTER TABLE … DROP COLUMNS (path, …)` (column mapping). Data stays in the files, unread.
+    pub async fn drop_columns(&self, columns: &[&str]) -> DeltaResult<i64> {
+        let params = json!({ "columns": json!(columns).to_string() });
+        self.alter("DROP COLUMNS", params, |snapshot, schema, _| {
+            ensure_column_mapping(snapshot, "DROP COLUMNS")?;
+            for column in columns {
+                let path = split_path(column)?;
+                ensure_unreferenced(snapshot, &path, "drop")?;
+                let (parent, idx) = parent_mut(schema, &path, column)?;
+                let Some(i) = idx else { return Err(not_found(column, parent)) };
+                if parent.fields.len() == 1 {
+                    return Err(DeltaError::WriteRefused {
+                        reason: format!(
+                            "cannot drop `{column}`: it is the only field of its {}",
+                            if path.len() == 1 { "table" } else { "struct" }
+                        ),
+                    });
+                }
+                parent.fields.remove(i);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// `ALTER TABLE … ALTER COLUMN path TYPE t`: widening only (byte→short→int→long,
+    /// float→double, date→timestamp_ntz, decimal precision up), on tables with typeWidening
+    /// (`delta.enableTypeWidening = true`). Existing files keep their type; reads widen.
+    pub async fn change_column_type(&self, column: &str, to: DataType) -> DeltaResult<i64> {
+        let params = json!({ "column": json!({ "name": column, "type": to.to_string() }).to_string() });
+        self.alter("CHANGE COLUMN", params, |snapshot, schema, metadata| {
+            let enabled = metadata.bool_property("delta.enableTypeWidening", false)
+                && (snapshot.protocol().has_feature(&TableFeature::TypeWidening)
+                    || snapshot.protocol().has_feature(&TableFeature::TypeWideningPreview));
+            if !enabled {
+                return Err(DeltaError::WriteRefused {
+                    reason: "changing a column's type needs type widening: set delta.enableTypeWidening = 'true' first".into(),
+                });
+            }
+            let path = split_path(column)?;
+            if path.len() == 1 && snapshot.partition_columns().iter().any(|p| p.eq_ignore_ascii_case(&path[0])) {
+                return Err(DeltaError::WriteRefused { reason: format!("cannot change the type of partition column `{column}`") });
+            }
+            let (parent, idx) = parent_mut(schema, &path, column)?;
+            let Some(i) = idx else { return Err(not_found(column, parent)) };
+            let field = &mut parent.fields[i];
+            let from = field.data_type.clone();
+            if from == to {
+                return Ok(());
+            }
+            if !is_widening(&from, &to) {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("cannot change `{column}` from {from} to {to}: only widening changes are supported"),
+                });
+            }
+            record_type_change(field, &from, &to);
+            field.data_type = to.clone();
+            Ok(())
+        })
+        .await
+    }
+
+    /// `ALTER TABLE … SET TBLPROPERTIES ('delta.feature.<name>' = 'supported')`: adds table
+    /// features to the protocol (refused for features this engine cannot write).
+    pub async fn enable_features(&self, features: &[&str]) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        ensure_writable(snapshot.protocol())?;
+        let names: Vec<String> = features.iter().map(|f| f.trim().to_string()).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let Some(wanted) = feature_protocol(&refs)? else { return Ok(snapshot.version()) };
+        let Some(upgraded) = snapshot.protocol().upgraded_with(&wanted) else { return Ok(snapshot.version()) };
+        ensure_writable(&upgraded)?;
+        let props: serde_json::Map<String, Value> = names.iter().map(|n| (format!("delta.feature.{n}"), json!("supported"))).collect();
+        let mut txn = Transaction::new(snapshot.clone())
+            .with_operation("SET TBLPROPERTIES", json!({ "properties": Value::Object(props).to_string() }));
+        txn.add_action(Action::Protocol(upgraded));
+        let version = txn.commit().await?.version()?;
+        let _ = crate::checkpoint::post_commit(self, version).await;
+        Ok(version)
+    }
+}
+
+/// The protocol that has exactly these (known) features, or `None` for none.
+pub(crate) fn feature_protocol(names: &[&str]) -> DeltaResult<Option<Protocol>> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    for n in names {
+        if let TableFeature::Unknown(_) = n.parse::<TableFeature>().unwrap_or(TableFeature::Unknown(n.to_string())) {
+            return Err(DeltaError::UnsupportedWriterFeature { feature: n.to_string() });
+        }
+    }
+    let reader: Vec<String> = names.iter().filter(|n| READER_WRITER_FEATURES.contains(n)).map(|n| n.to_string()).collect();
+    Ok(Some(Protocol {
+        min_reader_version: if reader.is_empty() { 1 } else { 3 },
+        min_writer_version: 7,
+        reader_features: (!reader.is_empty()).then_some(reader),
+        writer_features: Some(names.iter().map(|n| n.to_string()).collect()),
+    }))
+}
+
+/// Column mapping turned on for an existing table (`delta.columnMapping.mode` none → name):
+/// every field gets an id and a physical name equal to its current name, which is what the
+/// existing files call it.
+pub(crate) fn enable_column_mapping(schema: &mut StructType, next_id: &mut i64) {
+    for f in &mut schema.fields {
+        if !f.metadata.contains_key(FIELD_ID_KEY) {
+            f.metadata.insert(FIELD_ID_KEY.into(), json!(*next_id));
+            f.metadata.insert(PHYSICAL_NAME_KEY.into(), json!(f.name.clone()));
+            *next_id += 1;
+        }
+        if let DataType::Struct(inner) = &mut f.data_type {
+            enable_column_mapping(inner, next_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_on_unquoted_dots() {
+        assert_eq!(split_path("a.b").unwrap(), vec!["a", "b"]);
+        assert_eq!(split_path("`a.b`.c").unwrap(), vec!["a.b", "c"]);
+        assert!(split_path("a..b").is_err());
+        assert!(split_path("`a").is_err());
+    }
+
+    #[test]
+    fn widening_is_one_way() {
+        let t = |p| DataType::Primitive(p);
+        assert!(is_widening(&t(PrimitiveType::Integer), &t(PrimitiveType::Long)));
+        assert!(!is_widening(&t(PrimitiveType::Long), &t(PrimitiveType::Integer)));
+        assert!(is_widening(&t(PrimitiveType::Decimal(10, 2)), &t(PrimitiveType::Decimal(12, 3))));
+        assert!(!is_widening(&t(PrimitiveType::Decimal(10, 2)), &t(PrimitiveType::Decimal(10, 3))));
+        assert!(!is_widening(&t(PrimitiveType::String), &t(PrimitiveType::Long)));
+    }
+}
