@@ -19,6 +19,8 @@
 //!                      [--min-file-size BYTES] [--purge-deletion-vectors]
 //! delta vacuum TABLE [--retain HOURS] [--dry-run] [--force]
 //! delta clone SOURCE TARGET [--version N]            (shallow: the target references SOURCE's files)
+//! delta alter TABLE add-columns "a.b int, c string" | rename-column PATH NEW | drop-columns PATH...
+//!                   | change-type PATH TYPE | set k=v... | unset k... | enable-features NAME...
 //! ```
 //! `--allow-external PREFIX` (any command, repeatable) lets a table's log name files under PREFIX
 //! outside its root, as a shallow clone's does; without it such paths are refused.
@@ -66,7 +68,43 @@ enum ConstraintAction {
 }
 
 #[derive(Subcommand)]
+enum AlterAction {
+    /// Add nullable columns: "name type, struct.name type" (nested paths add struct fields).
+    AddColumns { columns: String },
+    /// Rename a column (needs column mapping: `set delta.columnMapping.mode=name`).
+    RenameColumn { column: String, new_name: String },
+    /// Drop columns (needs column mapping); their data stays in old files, unread.
+    DropColumns {
+        #[arg(required = true)]
+        columns: Vec<String>,
+    },
+    /// Widen a column's type (needs `set delta.enableTypeWidening=true`).
+    ChangeType { column: String, data_type: String },
+    /// Set table properties (`delta.feature.NAME=supported` enables a feature).
+    Set {
+        #[arg(required = true)]
+        properties: Vec<String>,
+    },
+    /// Remove table properties.
+    Unset {
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Add table features to the protocol (e.g. deletionVectors, changeDataFeed).
+    EnableFeatures {
+        #[arg(required = true)]
+        features: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// Change the table's schema, properties or features (one metadata commit, no data rewritten).
+    Alter {
+        table: String,
+        #[command(subcommand)]
+        action: AlterAction,
+    },
     /// Version, protocol and features, schema, partition columns, properties, files and size.
     Describe { table: String },
     /// Commits, newest first: version, timestamp, operation, parameters, metrics.
@@ -407,6 +445,24 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             if let Some(e) = result.post_commit_error {
                 eprintln!("warning: after the commit: {e}");
             }
+        }
+        Command::Alter { table, action } => {
+            let t = open(&table)?;
+            let v = match action {
+                AlterAction::AddColumns { columns } => {
+                    let schema = parse_schema(&columns)?;
+                    // Dotted names are paths here (parse_schema keeps them whole).
+                    let cols: Vec<(&str, DataType)> = schema.fields.iter().map(|f| (f.name.as_str(), f.data_type.clone())).collect();
+                    t.add_columns(&cols).await?
+                }
+                AlterAction::RenameColumn { column, new_name } => t.rename_column(&column, &new_name).await?,
+                AlterAction::DropColumns { columns } => t.drop_columns(&columns.iter().map(String::as_str).collect::<Vec<_>>()).await?,
+                AlterAction::ChangeType { column, data_type } => t.change_column_type(&column, parse_type(&data_type)?).await?,
+                AlterAction::Set { properties } => t.set_properties(parse_properties(&properties)?).await?,
+                AlterAction::Unset { keys } => t.unset_properties(&keys).await?,
+                AlterAction::EnableFeatures { features } => t.enable_features(&features.iter().map(String::as_str).collect::<Vec<_>>()).await?,
+            };
+            println!("altered at version {v}");
         }
         Command::Vacuum { table, retain, dry_run, force } => {
             let t = open(&table)?;
