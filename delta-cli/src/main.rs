@@ -460,7 +460,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 AlterAction::ChangeType { column, data_type } => t.change_column_type(&column, parse_type(&data_type)?).await?,
                 AlterAction::Set { properties } => t.set_properties(parse_properties(&properties)?).await?,
                 AlterAction::Unset { keys } => t.unset_properties(&keys).await?,
-                AlterAction::EnableFeatures { features } => t.enable_features(&features.iter().map(String::as_str).collect::<Vec<_>>()).await?,
+                AlterAction::EnableFeatures { features } => {
+                    t.enable_features(&features.iter().map(String::as_str).collect::<Vec<_>>()).await?
+                }
             };
             println!("altered at version {v}");
         }

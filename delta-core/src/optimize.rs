@@ -213,8 +213,14 @@ impl<'a> OptimizeBuilder<'a> {
 
         // Rewrite the bins, as many at once as there are cores.
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
-        let added: Vec<Vec<AddFile>> = futures::stream::iter(bins.iter())
-            .map(|bin| rewrite_bin(&snapshot, &pruner, bin, z_columns.as_deref(), target))
+        // Owned inputs per task, so that the future stays `Send` for any caller (a borrowing
+        // closure here is not general enough for the compiler to prove it).
+        let pruner = std::sync::Arc::new(pruner);
+        let added: Vec<Vec<AddFile>> = futures::stream::iter(bins.clone())
+            .map(|bin| {
+                let (snapshot, pruner, z) = (snapshot.clone(), pruner.clone(), z_columns.clone());
+                async move { rewrite_bin(&snapshot, &pruner, &bin, z.as_deref(), target).await }
+            })
             .buffer_unordered(cores)
             .try_collect()
             .await?;

@@ -501,6 +501,64 @@ async fn write_shapes(root: &Path) -> usize {
             }),
         ));
     }
+    shapes.push((
+        "optimized_zordered_vacuumed",
+        Box::new(|t| {
+            async move {
+                let opts = WriteOptions {
+                    partition_by: Some(vec!["part".into()]),
+                    properties: props(&[("delta.enableDeletionVectors", "true")]),
+                    ..Default::default()
+                };
+                for chunk in 0..5i64 {
+                    let ids: Vec<i64> = (chunk * 20..chunk * 20 + 20).collect();
+                    let parts: Vec<&str> = ids.iter().map(|i| ["a", "b"][(*i % 2) as usize]).collect();
+                    t.write(vec![ids_names(&ids, &parts)], opts.clone()).await.unwrap();
+                }
+                t.delete(Some("id % 7 = 0")).await.unwrap();
+                t.optimize().execute().await.unwrap();
+                let columns = vec!["id".to_string(), "name".to_string()];
+                t.optimize().z_order(&columns).execute().await.unwrap();
+                t.vacuum().retain_hours(0.0).enforce_retention(false).execute().await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "altered_column_mapping",
+        Box::new(|t| {
+            async move {
+                use delta_core::schema::{DataType as D, PrimitiveType as P};
+                t.write(
+                    vec![ids_names(&[1, 2, 3], &["a", "b", "a"])],
+                    WriteOptions { partition_by: Some(vec!["part".into()]), ..Default::default() },
+                )
+                .await
+                .unwrap();
+                t.set_properties(props(&[("delta.columnMapping.mode", "name")])).await.unwrap();
+                t.add_columns(&[("score", D::Primitive(P::Double))]).await.unwrap();
+                t.rename_column("name", "label").await.unwrap();
+                t.rename_column("part", "bucket").await.unwrap();
+                let b = batch(
+                    vec![
+                        Field::new("id", DataType::Int64, true),
+                        Field::new("label", DataType::Utf8, true),
+                        Field::new("bucket", DataType::Utf8, true),
+                        Field::new("score", DataType::Float64, true),
+                    ],
+                    vec![
+                        Arc::new(Int64Array::from(vec![4, 5])),
+                        Arc::new(StringArray::from(vec!["x", "y"])),
+                        Arc::new(StringArray::from(vec!["b", "c"])),
+                        Arc::new(arrow::array::Float64Array::from(vec![0.5, 1.5])),
+                    ],
+                );
+                t.write(vec![b], WriteOptions::default()).await.unwrap();
+                t.drop_columns(&["score"]).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
     let count = shapes.len();
     for (name, make) in shapes {
         let dir = root.join(name);

@@ -423,3 +423,23 @@ async fn features_are_enabled_by_name_and_unknown_ones_refused() {
     table.delete(Some("id = 3")).await.unwrap();
     assert!(table.snapshot().await.unwrap().has_deletion_vectors());
 }
+
+/// Services spawn these on a multi-threaded runtime: every maintenance future must be `Send`.
+#[test]
+fn maintenance_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let t = Table::open(&tmp("send")).unwrap();
+    let other = Table::open(&tmp("send-other")).unwrap();
+    send(&t.optimize().execute());
+    send(&t.purge_deletion_vectors(None));
+    send(&t.vacuum().execute());
+    send(&t.shallow_clone(&other, None));
+    send(&t.restore(0));
+    send(&t.add_columns(&[]));
+    send(&t.rename_column("a", "b"));
+    send(&t.drop_columns(&["a"]));
+    send(&t.change_column_type("a", delta_core::schema::DataType::Primitive(delta_core::schema::PrimitiveType::Long)));
+    send(&t.enable_features(&["x"]));
+    send(&t.delete(None));
+    send(&t.update(None, &[]));
+}
