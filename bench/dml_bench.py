@@ -9,6 +9,8 @@ timed). Ops, each in a fresh process (peak RSS = that process's VmHWM, input rea
           WHEN MATCHED UPDATE SET * WHEN NOT MATCHED INSERT *
   delete  1% of rows spread over every file (id % 100 = 0): ours with deletion vectors, ours
           copy-on-write, deltalake (copy-on-write; deltalake 1.6.6 writes no deletion vectors)
+  optimize  1,000 small files (1M rows written here in 1,000 appends, copied for each peer):
+          bin-packing compaction, then Z-order by (id, val) of the same 1,000-file table
 """
 import argparse
 import json
@@ -39,6 +41,10 @@ if op == "merge":
          .when_matched_update_all().when_not_matched_insert_all().execute())
 elif op == "delete":
     m = dt.delete(sys.argv[3])
+elif op == "optimize":
+    m = dt.optimize.compact()
+elif op == "zorder":
+    m = dt.optimize.z_order(sys.argv[3].split(","))
 secs = time.perf_counter() - t0
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"seconds": secs, "peak_rss_mb": round(hwm / 1024, 1), "metrics": m}))
@@ -56,6 +62,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
     ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--ops", default="merge,delete1pct,optimize,zorder", help="comma-separated subset to run")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "delta-cli", "--example", "bench_dml"], cwd=ROOT, check=True)
     import numpy as np
@@ -90,7 +97,8 @@ def main():
         ("merge", "ours", "dv"), ("merge", "ours", "cow"), ("merge", "deltalake", "cow"),
         ("delete1pct", "ours", "dv"), ("delete1pct", "ours", "cow"), ("delete1pct", "deltalake", "cow"),
     ]
-    for op, peer, mode in cases:
+    ops = set(args.ops.split(","))
+    for op, peer, mode in [c for c in cases if c[0] in ops]:
         dst = setup(peer, f"{op}-{peer}-{mode}", mode)
         if op == "merge":
             cmd = [OURS, "merge", dst, merge_src] if peer == "ours" else [sys.executable, "-c", PEER, "merge", dst, merge_src]
@@ -100,6 +108,25 @@ def main():
         r.update({"op": op, "peer": f"{peer}-{mode}"})
         results.append(r)
         print(json.dumps({k: v for k, v in r.items() if k != "metrics"}), flush=True)
+    # OPTIMIZE: one 1,000-file table, copied for each run.
+    small_src = os.path.join(args.work, "synth1000000.parquet")
+    if not os.path.exists(small_src):
+        pq.write_table(peers.synth(1_000_000), small_src)
+    template = os.path.join(args.work, "small-files-template")
+    if not os.path.exists(os.path.join(template, "_delta_log")):
+        shutil.rmtree(template, ignore_errors=True)
+        r = run([OURS, "setup-small", small_src, template, "1000"])
+        assert "error" not in r, r
+    for op, extra in [c for c in (("optimize", []), ("zorder", ["id,val"])) if c[0] in ops]:
+        for peer in ("ours", "deltalake"):
+            dst = os.path.join(args.work, f"opt-{op}-{peer}")
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(template, dst)
+            cmd = [OURS, op, dst, *extra] if peer == "ours" else [sys.executable, "-c", PEER, op, dst, *extra]
+            r = run(cmd)
+            r.update({"op": op, "peer": peer})
+            results.append(r)
+            print(json.dumps({k: v for k, v in r.items() if k != "metrics"}), flush=True)
     print("\n| op | peer | seconds | peak RSS MB |\n|---|---|---|---|")
     for r in results:
         print(f"| {r['op']} | {r['peer']} | {r.get('seconds', float('nan')):.3f} | {r.get('peak_rss_mb', r.get('error'))} |")
@@ -108,8 +135,8 @@ def main():
         by.setdefault(r["op"], {})[r["peer"]] = r
     print("\nratios vs deltalake (time: theirs/ours; memory: ours/theirs):")
     for op, rs in by.items():
-        d = rs.get("deltalake-cow", {})
-        for mine in ("ours-dv", "ours-cow"):
+        d = rs.get("deltalake-cow", rs.get("deltalake", {}))
+        for mine in sorted(p for p in rs if p.startswith("ours")):
             o = rs.get(mine, {})
             if o.get("seconds") and d.get("seconds"):
                 print(f"  {op} {mine}: {d['seconds'] / o['seconds']:.2f}x faster, memory {o['peak_rss_mb'] / d['peak_rss_mb']:.2f} of deltalake's")

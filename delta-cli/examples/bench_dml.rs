@@ -4,7 +4,9 @@
 //! bench_dml setup INPUT.parquet TABLE dv|cow     # create the target (not timed)
 //! bench_dml merge TABLE SOURCE.parquet           # upsert: matched update *, not matched insert *
 //! bench_dml delete TABLE PREDICATE               # DELETE WHERE PREDICATE
-//! bench_dml optimize TABLE                       # (reserved)
+//! bench_dml setup-small INPUT.parquet TABLE N    # N appends of equal slices: N small files
+//! bench_dml optimize TABLE                       # OPTIMIZE (bin-packing compaction)
+//! bench_dml zorder TABLE COL,COL                 # OPTIMIZE ZORDER BY (cols)
 //! ```
 //! Prints one JSON object: seconds, peak RSS (VmHWM) in MB, and the operation's metrics.
 
@@ -20,7 +22,7 @@ use common::{hwm_mb, read};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |i: usize| args.get(i).cloned().ok_or("usage: bench_dml setup|merge|delete ...");
+    let arg = |i: usize| args.get(i).cloned().ok_or("usage: bench_dml setup|setup-small|merge|delete|optimize|zorder ...");
     let op = arg(1)?;
     let t0 = Instant::now();
     let metrics = match op.as_str() {
@@ -43,7 +45,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Ok(());
         }
         "delete" => Table::open(&arg(2)?)?.delete(Some(&arg(3)?)).await?.metrics,
-        _ => return Err("usage: bench_dml setup|merge|delete ...".into()),
+        "setup-small" => {
+            let batches = read(&arg(2)?)?;
+            let all = arrow::compute::concat_batches(&batches[0].schema(), &batches)?;
+            let n: usize = arg(4)?.parse()?;
+            let table = Table::open(&arg(3)?)?;
+            let per = all.num_rows().div_ceil(n);
+            for i in 0..n {
+                let start = i * per;
+                if start >= all.num_rows() {
+                    break;
+                }
+                table.write(vec![all.slice(start, per.min(all.num_rows() - start))], WriteOptions::default()).await?;
+            }
+            Default::default()
+        }
+        "optimize" => Table::open(&arg(2)?)?.optimize().execute().await?.metrics,
+        "zorder" => {
+            let cols: Vec<String> = arg(3)?.split(',').map(str::to_string).collect();
+            Table::open(&arg(2)?)?.optimize().z_order(&cols).execute().await?.metrics
+        }
+        _ => return Err("usage: bench_dml setup|setup-small|merge|delete|optimize|zorder ...".into()),
     };
     let secs = t0.elapsed().as_secs_f64();
     println!("{}", serde_json::json!({"seconds": secs, "peak_rss_mb": hwm_mb(), "metrics": metrics}));
