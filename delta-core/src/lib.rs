@@ -22,8 +22,13 @@
 //! ## Where this departs from `../shared/DESIGN.md`
 //! * Actions exist twice on purpose: columnar (`protocol::action_schema`) for replay and checkpoints,
 //!   serde structs (`actions`) for writing commits and checking conflicts against a winner.
-//! * Checkpoints, checksums and log cleanup live in `checkpoint`; `maintenance` has RESTORE so far
-//!   (OPTIMIZE, VACUUM and CLONE are not written yet).
+//! * Checkpoints, checksums and log cleanup live in `checkpoint`; `maintenance` has RESTORE, VACUUM
+//!   and shallow CLONE, `optimize` OPTIMIZE (compaction, Z-order, DV purge), `alter` the schema
+//!   and feature changes. VACUUM decides what to keep by replaying the retained versions (the
+//!   oldest retained snapshot plus every later commit), not from checkpoint tombstones, so it is
+//!   right for tables whose checkpoints carry none. Shallow clones name the source's files by
+//!   absolute URL; reading one needs `TableOptions::allowed_external_prefixes` (paths outside a
+//!   table root stay refused by default).
 //! * DML has no separate `DmlExecutor`: `dml::Rewriter` is the one local executor (one concurrent
 //!   scan of the candidate files with row and file indexes → deletion vectors or copy-on-write →
 //!   parallel encoders), and MERGE (`merge`) is a hash join on the ON condition's equi-keys with
