@@ -18,6 +18,13 @@
 //! have read (its read predicates; Serializable counts every winning add, WriteSerializable skips
 //! blind appends), files deleted that it read, files deleted by both. Then the in-commit timestamp
 //! is rebased past the winner's.
+//!
+//! One resolution goes beyond delta-spark: when both this transaction and the winner only
+//! replaced a file's deletion vector (`remove(F, dv0)` + `add(F, dv)`, from the same `dv0`) and
+//! the rows they newly deleted are disjoint, the file is not a conflict: this transaction is
+//! rebased onto the union of the two vectors (a new vector file is written) and the other
+//! checks ignore that file. Overlapping rows still conflict (two UPDATEs of one row, or the
+//! change feed recording one delete twice).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -376,8 +383,71 @@ impl Transaction {
         out
     }
 
+    /// Files whose deletion vector both this transaction and `winner` replaced, from the same
+    /// starting vector, with disjoint new rows: rebases this transaction's `remove`/`add` of each
+    /// onto the union (writing one new vector file) and returns their paths, which the conflict
+    /// checks then ignore. Anything that cannot be resolved is left for the checks to report.
+    async fn resolve_deletion_vector_unions(&mut self, winner: &[Action]) -> DeltaResult<HashSet<String>> {
+        let ours = dv_replacements(&self.actions);
+        if ours.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let theirs = dv_replacements(winner);
+        let location = self.snapshot.location().clone();
+        let mut merged: HashMap<String, (RemoveFile, crate::protocol::DeletionVectorDescriptor)> = HashMap::new();
+        let mut writer = crate::dv::DvFileWriter::new();
+        for (path, (our_remove, our_add)) in &ours {
+            let Some((their_remove, their_add)) = theirs.get(path) else { continue };
+            let same_start =
+                our_remove.deletion_vector.as_ref().map(|d| d.unique_id()) == their_remove.deletion_vector.as_ref().map(|d| d.unique_id());
+            let (Some(our_dv), Some(their_dv)) = (&our_add.deletion_vector, &their_add.deletion_vector) else { continue };
+            if !same_start {
+                continue;
+            }
+            let records = our_add
+                .stats
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .and_then(|v| v.get("numRecords").and_then(Value::as_u64));
+            let base = match &our_remove.deletion_vector {
+                Some(d) => d.load(&location, records).await?,
+                None => roaring::RoaringTreemap::new(),
+            };
+            let mine = our_dv.load(&location, records).await?;
+            let other = their_dv.load(&location, records).await?;
+            if !(&(&mine - &base) & &(&other - &base)).is_empty() {
+                continue;
+            }
+            let union = &mine | &other;
+            let descriptor = writer.add(&union)?;
+            let mut removed = (*their_add).clone().to_remove(our_remove.deletion_timestamp.unwrap_or_else(now_ms), true);
+            removed.stats = None;
+            merged.insert(path.clone(), (removed, descriptor));
+        }
+        if merged.is_empty() {
+            return Ok(HashSet::new());
+        }
+        writer.finish(&location).await?;
+        for action in &mut self.actions {
+            match action {
+                Action::Remove(r) => {
+                    if let Some((removed, _)) = merged.get(&r.path) {
+                        *r = removed.clone();
+                    }
+                }
+                Action::Add(a) => {
+                    if let Some((_, descriptor)) = merged.get(&a.path) {
+                        a.deletion_vector = Some(descriptor.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(merged.into_keys().collect())
+    }
+
     /// Commits: tries `read_version + 1`, rebasing over concurrent winners that do not conflict.
-    pub async fn commit(self) -> DeltaResult<CommitOutcome> {
+    pub async fn commit(mut self) -> DeltaResult<CommitOutcome> {
         let location = self.snapshot.location().clone();
         let pruner = if self.creates_table { None } else { Some(FilePruner::new(&self.snapshot)?) };
         let mut version = self.read_version + 1;
@@ -459,7 +529,8 @@ impl Transaction {
             if self.creates_table {
                 return Ok(CommitOutcome::Conflict(ConflictReason::ProtocolChanged { version }));
             }
-            if let Some(reason) = self.check_conflicts(version, &winner, pruner.as_ref())? {
+            let unioned = self.resolve_deletion_vector_unions(&winner).await?;
+            if let Some(reason) = self.check_conflicts(version, &winner, pruner.as_ref(), &unioned)? {
                 return Ok(CommitOutcome::Conflict(reason));
             }
             // Rebase row ids past the winner's.
@@ -508,7 +579,13 @@ impl Transaction {
     }
 
     /// delta-spark's checks, in its order, of this transaction against one winning commit.
-    fn check_conflicts(&self, version: i64, winner: &[Action], pruner: Option<&FilePruner>) -> DeltaResult<Option<ConflictReason>> {
+    fn check_conflicts(
+        &self,
+        version: i64,
+        winner: &[Action],
+        pruner: Option<&FilePruner>,
+        unioned: &HashSet<String>,
+    ) -> DeltaResult<Option<ConflictReason>> {
         // 1. Protocol.
         if winner.iter().any(|a| matches!(a, Action::Protocol(_))) {
             return Ok(Some(ConflictReason::ProtocolChanged { version }));
@@ -552,7 +629,7 @@ impl Transaction {
         if adds_count && (self.read_whole_table || !self.read_predicates.is_empty()) {
             for a in winner {
                 let Action::Add(add) = a else { continue };
-                if !add.data_change {
+                if !add.data_change || unioned.contains(&add.path) {
                     continue;
                 }
                 if self.read_whole_table || self.add_matches_reads(add, pruner)? {
@@ -565,6 +642,9 @@ impl Transaction {
         // the deletion vector or rewrite this transaction planned for it.
         for a in winner {
             let Action::Remove(r) = a else { continue };
+            if unioned.contains(&r.path) {
+                continue;
+            }
             if self.read_whole_table || self.read_files.contains(&r.path) || self.remove_matches_reads(r, pruner)? {
                 return Ok(Some(ConflictReason::ConcurrentDeleteRead { version, path: r.path.clone() }));
             }
@@ -574,7 +654,7 @@ impl Transaction {
             self.actions.iter().filter_map(|a| if let Action::Remove(r) = a { Some(r.path.as_str()) } else { None }).collect();
         for a in winner {
             if let Action::Remove(r) = a {
-                if our_removes.contains(r.path.as_str()) {
+                if our_removes.contains(r.path.as_str()) && !unioned.contains(&r.path) {
                     return Ok(Some(ConflictReason::ConcurrentDeleteDelete { version, path: r.path.clone() }));
                 }
             }
@@ -614,6 +694,20 @@ impl Transaction {
         }
         Ok(false)
     }
+}
+
+/// Files a commit's actions only give a new deletion vector: `path → (remove, add)` for every
+/// path that is both removed and re-added (with a deletion vector) by the same commit.
+fn dv_replacements(actions: &[Action]) -> HashMap<String, (&RemoveFile, &AddFile)> {
+    let removes: HashMap<&str, &RemoveFile> =
+        actions.iter().filter_map(|a| if let Action::Remove(r) = a { Some((r.path.as_str(), r)) } else { None }).collect();
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Add(add) if add.deletion_vector.is_some() => removes.get(add.path.as_str()).map(|r| (add.path.clone(), (*r, add))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The domain holding the row id high-water mark.
