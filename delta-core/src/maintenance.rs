@@ -357,6 +357,10 @@ impl Table {
         let mut metadata = source.metadata().clone();
         metadata.id = uuid::Uuid::new_v4().to_string();
         metadata.created_time = Some(chrono::Utc::now().timestamp_millis());
+        // In-commit timestamps, if on, are on from the clone's version 0: the source's enablement
+        // version and timestamp name versions the clone does not have.
+        metadata.configuration.remove("delta.inCommitTimestampEnablementVersion");
+        metadata.configuration.remove("delta.inCommitTimestampEnablementTimestamp");
         let fresh = Snapshot::new_table(target.location().clone(), source.protocol().clone(), metadata.clone())?;
         let mut txn = Transaction::create(fresh);
         txn.add_action(Action::Protocol(source.protocol().clone()));
