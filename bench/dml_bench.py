@@ -6,7 +6,7 @@
 Target: `rows` synth rows (../shared/bench/peers.py); each peer writes its own copy first (not
 timed). Ops, each in a fresh process (peak RSS = that process's VmHWM, input read before timing):
   merge   1M source rows, half matching (every 20th target id, val changed), half new ids:
-          WHEN MATCHED UPDATE SET * WHEN NOT MATCHED INSERT *
+          WHEN MATCHED UPDATE SET * WHEN NOT MATCHED INSERT *; also ours with a 16 MiB source budget (spills)
   delete  1% of rows spread over every file (id % 100 = 0): ours with deletion vectors, ours
           copy-on-write, deltalake (copy-on-write; deltalake 1.6.6 writes no deletion vectors)
   optimize  1,000 small files (1M rows written here in 1,000 appends, copied for each peer):
@@ -94,14 +94,16 @@ def main():
         return dst
 
     cases = [
-        ("merge", "ours", "dv"), ("merge", "ours", "cow"), ("merge", "deltalake", "cow"),
+        ("merge", "ours", "dv"), ("merge", "ours", "dv-spill"), ("merge", "ours", "cow"), ("merge", "deltalake", "cow"),
         ("delete1pct", "ours", "dv"), ("delete1pct", "ours", "cow"), ("delete1pct", "deltalake", "cow"),
     ]
     ops = set(args.ops.split(","))
     for op, peer, mode in [c for c in cases if c[0] in ops]:
-        dst = setup(peer, f"{op}-{peer}-{mode}", mode)
+        dst = setup(peer, f"{op}-{peer}-{mode}", "dv" if mode.startswith("dv") else mode)
         if op == "merge":
-            cmd = [OURS, "merge", dst, merge_src] if peer == "ours" else [sys.executable, "-c", PEER, "merge", dst, merge_src]
+            # dv-spill: a 16 MiB source budget, so the 1M-row source spills (16 passes).
+            spill = ["16777216"] if mode == "dv-spill" else []
+            cmd = [OURS, "merge", dst, merge_src, *spill] if peer == "ours" else [sys.executable, "-c", PEER, "merge", dst, merge_src]
         else:
             cmd = [OURS, "delete", dst, "id % 100 = 0"] if peer == "ours" else [sys.executable, "-c", PEER, "delete", dst, "id % 100 = 0"]
         r = run(cmd)

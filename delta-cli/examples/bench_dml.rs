@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! bench_dml setup INPUT.parquet TABLE dv|cow     # create the target (not timed)
-//! bench_dml merge TABLE SOURCE.parquet           # upsert: matched update *, not matched insert *
+//! bench_dml merge TABLE SOURCE.parquet [BUDGET]  # upsert: matched update *, not matched insert *;
+//!                                                # BUDGET: source bytes held before spilling
 //! bench_dml delete TABLE PREDICATE               # DELETE WHERE PREDICATE
 //! bench_dml setup-small INPUT.parquet TABLE N    # N appends of equal slices: N small files
 //! bench_dml optimize TABLE                       # OPTIMIZE (bin-packing compaction)
@@ -39,7 +40,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let table = Table::open(&arg(2)?)?;
             let source = read(&arg(3)?)?;
             let t0 = Instant::now();
-            let r = table.merge(source, "t.id = s.id").when_matched_update_all().when_not_matched_insert_all().execute().await?;
+            let mut m = table.merge(source, "t.id = s.id").when_matched_update_all().when_not_matched_insert_all();
+            if let Some(budget) = args.get(4) {
+                m = m.with_memory_budget(budget.parse()?);
+            }
+            let r = m.execute().await?;
             let secs = t0.elapsed().as_secs_f64();
             println!("{}", serde_json::json!({"seconds": secs, "peak_rss_mb": hwm_mb(), "metrics": r.metrics}));
             return Ok(());

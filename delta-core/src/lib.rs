@@ -32,7 +32,8 @@
 //! * DML has no separate `DmlExecutor`: `dml::Rewriter` is the one local executor (one concurrent
 //!   scan of the candidate files with row and file indexes → deletion vectors or copy-on-write →
 //!   parallel encoders), and MERGE (`merge`) is a hash join on the ON condition's equi-keys with
-//!   the source held in memory (no spilling yet). Spark SQL DML text is parsed in `sql`.
+//!   the source held in memory up to a budget, past which it spills by key hash and the join runs
+//!   in passes (one target scan each). Spark SQL DML text is parsed in `sql`.
 //! * A `.crc` that disagrees with replay is recorded on the snapshot, not fatal (as delta-spark
 //!   does by default); `TableOptions::strict_checksums` makes it fatal.
 //! * A version gap in a listing is confirmed by looking the missing commits up directly before it

@@ -20,7 +20,18 @@
 //! Deleted and updated rows go through the [`Rewriter`] (deletion vectors or copy-on-write),
 //! updated and inserted rows stream into data files, changes into `cdc` files when CDF is on.
 //!
-//! The source is held in memory (the hash table indexes it); target files stream through.
+//! The source is held in memory (the hash table indexes it) up to a budget
+//! ([`MergeBuilder::with_memory_budget`], default [`DEFAULT_SOURCE_BUDGET`]); target files
+//! stream through. A source over the budget is spilled to temporary Arrow IPC files in
+//! [`SPILL_PARTITIONS`] partitions by a hash of its join keys, and the MERGE runs in passes, each
+//! over as many consecutive partitions as fit the budget: a pass loads its partitions' rows,
+//! indexes them and scans the candidate target files again, considering only target rows whose
+//! keys hash to its partitions (rows with a NULL key, which match nothing, belong to the first). A target row can only match source rows with
+//! equal keys, which share its partition, so every clause decision — matched, not matched, not
+//! matched by source, the multiple-match error — is the same as in one pass; deletions of all
+//! passes accumulate in the rewriter. Memory then holds one partition of the source; the cost is
+//! one target scan per pass. A MERGE without equi-join keys cannot be partitioned and keeps its
+//! source in memory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -86,7 +97,14 @@ pub struct MergeBuilder<'a> {
     source_alias: Option<String>,
     clauses: Vec<PendingClause>,
     schema_evolution: bool,
+    memory_budget: usize,
 }
+
+/// Source bytes (Arrow memory) held before a MERGE spills its source.
+pub const DEFAULT_SOURCE_BUDGET: usize = 512 * 1024 * 1024;
+
+/// Partitions of a spilled source (one target pass each).
+pub const SPILL_PARTITIONS: usize = 16;
 
 impl Table {
     /// `MERGE INTO this USING source ON condition …`: add clauses, then [`MergeBuilder::execute`].
@@ -114,11 +132,18 @@ impl Table {
             source_alias: None,
             clauses: Vec::new(),
             schema_evolution: false,
+            memory_budget: DEFAULT_SOURCE_BUDGET,
         }
     }
 }
 
 impl<'a> MergeBuilder<'a> {
+    /// Source bytes held in memory before the source spills to disk (see the module docs).
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
     /// The source's schema, for a source stream that may be empty.
     pub fn with_source_schema(mut self, schema: SchemaRef) -> Self {
         self.source_schema = Some(schema);
@@ -499,17 +524,14 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
     let snapshot = b.table.snapshot().await?;
     let mut rw = Rewriter::new(snapshot.clone(), "MERGE")?;
 
-    // The source, in memory.
-    let batches: Vec<RecordBatch> = b.source.try_collect().await?;
-    let source_schema = match (b.source_schema, batches.first()) {
+    // The source's schema: its first batch's (read now), else the one given.
+    let mut source_stream = b.source;
+    let first = source_stream.try_next().await?;
+    let source_schema = match (b.source_schema, &first) {
         (_, Some(first)) => first.schema(),
         (Some(s), None) => s,
         (None, None) => Arc::new(Schema::empty()),
     };
-    let source_batch = arrow::compute::concat_batches(&source_schema, &batches)?;
-    drop(batches);
-    let n_source = source_batch.num_rows();
-    rw.count("numSourceRows", n_source as u64);
 
     // Schema evolution from `*` clauses.
     let star = b.clauses.iter().any(|c| matches!(c.action, MergeAction::UpdateAll | MergeAction::InsertAll));
@@ -625,205 +647,245 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
         }
     }
     let residual = and_all(residual);
-
-    // Source side: struct column and hash table on the keys.
-    let source_struct: ArrayRef = Arc::new(struct_of(&source_batch)?);
     let empty_target = RecordBatch::new_empty(rw.target.clone());
     let empty_t = one_side(T, Arc::new(struct_of(&empty_target)?))?;
     let key_types: Vec<ArrowType> =
         target_keys.iter().map(|k| evaluate(k, &empty_t).map(|a| a.data_type().clone())).collect::<DeltaResult<_>>()?;
-    let s_side = one_side(S, source_struct.clone())?;
-    let s_key_cols: Vec<ArrayRef> = source_keys.iter().map(|k| evaluate(k, &s_side)).collect::<DeltaResult<_>>()?;
-    let index = KeyIndex::build(&s_key_cols, &key_types, n_source)?;
-    // Target pruning: ON's target-only conjuncts, and the source key range of a plain key column.
-    let mut pushdown = target_only.clone();
-    if let (1, Some(Expr::Column(p))) = (target_keys.len(), target_keys.first()) {
-        let keys = &s_key_cols[0];
-        if keys.null_count() < keys.len() && p.len() == 2 {
-            let cast = arrow::compute::cast(keys, &key_types[0])?;
-            let (lo, hi) = (min_max(&cast, false)?, min_max(&cast, true)?);
-            if let (Some(lo), Some(hi)) = (lo, hi) {
-                let col = Expr::Column(vec![p[1].clone()]);
-                pushdown.push(Expr::Cmp(CmpOp::GtEq, Box::new(col.clone()), Box::new(Expr::Literal(lo))));
-                pushdown.push(Expr::Cmp(CmpOp::LtEq, Box::new(col), Box::new(Expr::Literal(hi))));
-            }
-        }
-    }
-    // Without NOT MATCHED BY SOURCE clauses, target rows that cannot match are never touched.
-    let pushdown = if by_source.is_empty() { and_all(pushdown) } else { None };
-    let no_match_possible = by_source.is_empty() && index.is_empty();
 
-    let mut source_matched = vec![false; n_source];
+    // The source: in memory, or spilled by key hash when over the budget.
+    let keys_of = |batch: &RecordBatch| -> DeltaResult<Vec<ArrayRef>> {
+        let s_side = one_side(S, Arc::new(struct_of(batch)?))?;
+        cast_keys(&source_keys.iter().map(|k| evaluate(k, &s_side)).collect::<DeltaResult<Vec<_>>>()?, &key_types)
+    };
+    let source =
+        SourceSide::collect(first, source_stream, source_schema.clone(), b.memory_budget, (!source_keys.is_empty()).then_some(&keys_of))
+            .await?;
+    rw.count("numSourceRows", source.rows);
+    if source.passes() > 1 {
+        rw.count("numSourceSpillPasses", source.passes() as u64);
+    }
+    let mut identities = identity_columns(&rw.schema)?;
     let mut m = Counts::default();
-    if !no_match_possible {
-        let mut candidates = Vec::new();
-        for add in snapshot.add_files()? {
-            if pushdown.as_ref().map_or(Ok(true), |p| rw.pruner.may_match_add(p, &add))? {
-                candidates.push(add);
+    for pass in 0..source.passes() {
+        let source_batch = source.load(pass)?;
+        let n_source = source_batch.num_rows();
+        // Source side: struct column and hash table on the keys.
+        let source_struct: ArrayRef = Arc::new(struct_of(&source_batch)?);
+        let s_side = one_side(S, source_struct.clone())?;
+        let s_key_cols: Vec<ArrayRef> = source_keys.iter().map(|k| evaluate(k, &s_side)).collect::<DeltaResult<_>>()?;
+        let index = KeyIndex::build(&s_key_cols, &key_types, n_source)?;
+        // Target pruning: ON's target-only conjuncts, and the source key range of a plain key column.
+        let mut pushdown = target_only.clone();
+        if let (1, Some(Expr::Column(p))) = (target_keys.len(), target_keys.first()) {
+            let keys = &s_key_cols[0];
+            if keys.null_count() < keys.len() && p.len() == 2 {
+                let cast = arrow::compute::cast(keys, &key_types[0])?;
+                let (lo, hi) = (min_max(&cast, false)?, min_max(&cast, true)?);
+                if let (Some(lo), Some(hi)) = (lo, hi) {
+                    let col = Expr::Column(vec![p[1].clone()]);
+                    pushdown.push(Expr::Cmp(CmpOp::GtEq, Box::new(col.clone()), Box::new(Expr::Literal(lo))));
+                    pushdown.push(Expr::Cmp(CmpOp::LtEq, Box::new(col), Box::new(Expr::Literal(hi))));
+                }
             }
         }
-        rw.read.extend(candidates.iter().map(|a| a.path.clone()));
-        let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];
-        if !candidates.is_empty() {
-            // Every candidate file in one scan: files decode concurrently while batches are probed.
-            let mut stream = rw.scan_files(&candidates, pushdown.clone())?.execute();
-            while let Some(batch) = stream.try_next().await? {
-                let Some(file_rows) = found.get_mut(file_of(&batch)?) else { continue };
-                let idx = row_indexes(&batch)?;
-                let rows = rw.table_columns(&batch)?;
-                let t_struct: ArrayRef = Arc::new(struct_of(&rows)?);
-                // Probe.
-                let t_cols: Vec<ArrayRef> = if target_keys.is_empty() {
-                    Vec::new()
-                } else {
-                    let t_side = one_side(T, t_struct.clone())?;
-                    target_keys.iter().map(|k| evaluate(k, &t_side)).collect::<DeltaResult<_>>()?
-                };
-                let (ti, si) = index.probe(&t_cols, &key_types, rows.num_rows())?;
-                let (ti, si, pairs) = {
-                    let (ti, si) = (UInt32Array::from(ti), UInt32Array::from(si));
-                    let pairs = joined(take(&t_struct, &ti, None)?, take(&source_struct, &si, None)?)?;
-                    match &residual {
-                        Some(r) => {
-                            let keep = evaluate_predicate(r, &pairs)?;
-                            (filter_u32(&ti, &keep)?, filter_u32(&si, &keep)?, filter_record_batch(&pairs, &keep)?)
+        // Without NOT MATCHED BY SOURCE clauses, target rows that cannot match are never touched.
+        let pushdown = if by_source.is_empty() { and_all(pushdown) } else { None };
+        let no_match_possible = by_source.is_empty() && index.is_empty();
+
+        let mut source_matched = vec![false; n_source];
+        if !no_match_possible {
+            let mut candidates = Vec::new();
+            for add in snapshot.add_files()? {
+                if pushdown.as_ref().map_or(Ok(true), |p| rw.pruner.may_match_add(p, &add))? {
+                    candidates.push(add);
+                }
+            }
+            rw.read.extend(candidates.iter().map(|a| a.path.clone()));
+            let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];
+            if !candidates.is_empty() {
+                // Every candidate file in one scan: files decode concurrently while batches are probed.
+                let mut stream = rw.scan_files(&candidates, pushdown.clone())?.execute();
+                while let Some(batch) = stream.try_next().await? {
+                    let Some(file_rows) = found.get_mut(file_of(&batch)?) else { continue };
+                    let idx = row_indexes(&batch)?;
+                    let rows = rw.table_columns(&batch)?;
+                    // A spilled source: only the target rows whose keys hash to this pass.
+                    let (idx, rows) = if source.passes() > 1 {
+                        let t_side = one_side(T, Arc::new(struct_of(&rows)?))?;
+                        let cols =
+                            cast_keys(&target_keys.iter().map(|k| evaluate(k, &t_side)).collect::<DeltaResult<Vec<_>>>()?, &key_types)?;
+                        let keep: BooleanArray =
+                            partitions_of(&cols, SPILL_PARTITIONS)?.into_iter().map(|p| Some(source.pass_of(p) == pass)).collect();
+                        let idx = arrow::compute::filter(&idx, &keep)?;
+                        let idx = idx
+                            .as_any()
+                            .downcast_ref::<arrow::array::UInt64Array>()
+                            .cloned()
+                            .ok_or_else(|| DeltaError::Internal("row index column is not u64".into()))?;
+                        (idx, filter_record_batch(&rows, &keep)?)
+                    } else {
+                        (idx, rows)
+                    };
+                    if rows.num_rows() == 0 {
+                        continue;
+                    }
+                    let t_struct: ArrayRef = Arc::new(struct_of(&rows)?);
+                    // Probe.
+                    let t_cols: Vec<ArrayRef> = if target_keys.is_empty() {
+                        Vec::new()
+                    } else {
+                        let t_side = one_side(T, t_struct.clone())?;
+                        target_keys.iter().map(|k| evaluate(k, &t_side)).collect::<DeltaResult<_>>()?
+                    };
+                    let (ti, si) = index.probe(&t_cols, &key_types, rows.num_rows())?;
+                    let (ti, si, pairs) = {
+                        let (ti, si) = (UInt32Array::from(ti), UInt32Array::from(si));
+                        let pairs = joined(take(&t_struct, &ti, None)?, take(&source_struct, &si, None)?)?;
+                        match &residual {
+                            Some(r) => {
+                                let keep = evaluate_predicate(r, &pairs)?;
+                                (filter_u32(&ti, &keep)?, filter_u32(&si, &keep)?, filter_record_batch(&pairs, &keep)?)
+                            }
+                            None => (ti, si, pairs),
                         }
-                        None => (ti, si, pairs),
+                    };
+                    for s in si.values() {
+                        source_matched[*s as usize] = true;
                     }
-                };
-                for s in si.values() {
-                    source_matched[*s as usize] = true;
-                }
-                let mut target_hit = vec![false; rows.num_rows()];
-                for t in ti.values() {
-                    target_hit[*t as usize] = true;
-                }
-                // WHEN MATCHED.
-                if !matched.is_empty() && pairs.num_rows() > 0 {
-                    let selections = clause_selections(&matched, &pairs)?;
-                    // Pairs some matched clause applies to (its condition, or an earlier one's, holds).
-                    let mut any = BooleanArray::from(vec![false; pairs.num_rows()]);
-                    for sel in &selections {
-                        any = arrow::compute::or(&any, sel)?;
+                    let mut target_hit = vec![false; rows.num_rows()];
+                    for t in ti.values() {
+                        target_hit[*t as usize] = true;
                     }
-                    if !delete_only {
-                        let mut per_target = vec![0u8; rows.num_rows()];
-                        for (p, t) in ti.values().iter().enumerate() {
-                            if any.value(p) {
-                                per_target[*t as usize] = per_target[*t as usize].saturating_add(1);
+                    // WHEN MATCHED.
+                    if !matched.is_empty() && pairs.num_rows() > 0 {
+                        let selections = clause_selections(&matched, &pairs)?;
+                        // Pairs some matched clause applies to (its condition, or an earlier one's, holds).
+                        let mut any = BooleanArray::from(vec![false; pairs.num_rows()]);
+                        for sel in &selections {
+                            any = arrow::compute::or(&any, sel)?;
+                        }
+                        if !delete_only {
+                            let mut per_target = vec![0u8; rows.num_rows()];
+                            for (p, t) in ti.values().iter().enumerate() {
+                                if any.value(p) {
+                                    per_target[*t as usize] = per_target[*t as usize].saturating_add(1);
+                                }
+                            }
+                            let multiple = per_target.iter().filter(|c| **c > 1).count() as u64;
+                            if multiple > 0 {
+                                return Err(DeltaError::MultipleSourceRowsMatched { target_rows: multiple });
                             }
                         }
-                        let multiple = per_target.iter().filter(|c| **c > 1).count() as u64;
-                        if multiple > 0 {
-                            return Err(DeltaError::MultipleSourceRowsMatched { target_rows: multiple });
-                        }
-                    }
-                    let mut deleted_t: std::collections::BTreeSet<u32> = Default::default();
-                    for (c, sel) in matched.iter().zip(&selections) {
-                        if sel.true_count() == 0 {
-                            continue;
-                        }
-                        let t_sel = filter_u32(&ti, sel)?;
-                        match &c.kind {
-                            Kind::Delete => deleted_t.extend(t_sel.values().iter().copied()),
-                            Kind::Update(set) => {
-                                let before = take_batch(&rows, &t_sel)?;
-                                let on = filter_record_batch(&pairs, sel)?;
-                                let after = apply_assignments(&rw, &before, &on, set)?;
-                                m.matched_updated += before.num_rows() as u64;
-                                write_update(&mut rw, &before, &after).await?;
-                                file_rows.extend(t_sel.values().iter().map(|t| idx.value(*t as usize)));
-                            }
-                            Kind::Insert(_) => {}
-                        }
-                    }
-                    m.matched_deleted += deleted_t.len() as u64;
-                    let t_del = UInt32Array::from(deleted_t.into_iter().collect::<Vec<_>>());
-                    rw.write_changes(&take_batch(&rows, &t_del)?, ChangeType::Delete).await?;
-                    file_rows.extend(t_del.values().iter().map(|t| idx.value(*t as usize)));
-                }
-                // WHEN NOT MATCHED BY SOURCE.
-                if !by_source.is_empty() {
-                    let unmatched = UInt32Array::from((0..rows.num_rows() as u32).filter(|t| !target_hit[*t as usize]).collect::<Vec<_>>());
-                    if !unmatched.is_empty() {
-                        let t_rows = take(&t_struct, &unmatched, None)?;
-                        let nulls = new_null_array(source_struct.data_type(), unmatched.len());
-                        let pairs = joined(t_rows, nulls)?;
-                        for (c, sel) in by_source.iter().zip(clause_selections(&by_source, &pairs)?) {
+                        let mut deleted_t: std::collections::BTreeSet<u32> = Default::default();
+                        for (c, sel) in matched.iter().zip(&selections) {
                             if sel.true_count() == 0 {
                                 continue;
                             }
-                            let t_sel = filter_u32(&unmatched, &sel)?;
-                            let before = take_batch(&rows, &t_sel)?;
+                            let t_sel = filter_u32(&ti, sel)?;
                             match &c.kind {
-                                Kind::Delete => {
-                                    m.by_source_deleted += before.num_rows() as u64;
-                                    rw.write_changes(&before, ChangeType::Delete).await?;
-                                }
+                                Kind::Delete => deleted_t.extend(t_sel.values().iter().copied()),
                                 Kind::Update(set) => {
-                                    let on = filter_record_batch(&pairs, &sel)?;
+                                    let before = take_batch(&rows, &t_sel)?;
+                                    let on = filter_record_batch(&pairs, sel)?;
                                     let after = apply_assignments(&rw, &before, &on, set)?;
-                                    m.by_source_updated += before.num_rows() as u64;
+                                    m.matched_updated += before.num_rows() as u64;
                                     write_update(&mut rw, &before, &after).await?;
+                                    file_rows.extend(t_sel.values().iter().map(|t| idx.value(*t as usize)));
                                 }
                                 Kind::Insert(_) => {}
                             }
-                            file_rows.extend(t_sel.values().iter().map(|t| idx.value(*t as usize)));
+                        }
+                        m.matched_deleted += deleted_t.len() as u64;
+                        let t_del = UInt32Array::from(deleted_t.into_iter().collect::<Vec<_>>());
+                        rw.write_changes(&take_batch(&rows, &t_del)?, ChangeType::Delete).await?;
+                        file_rows.extend(t_del.values().iter().map(|t| idx.value(*t as usize)));
+                    }
+                    // WHEN NOT MATCHED BY SOURCE.
+                    if !by_source.is_empty() {
+                        let unmatched =
+                            UInt32Array::from((0..rows.num_rows() as u32).filter(|t| !target_hit[*t as usize]).collect::<Vec<_>>());
+                        if !unmatched.is_empty() {
+                            let t_rows = take(&t_struct, &unmatched, None)?;
+                            let nulls = new_null_array(source_struct.data_type(), unmatched.len());
+                            let pairs = joined(t_rows, nulls)?;
+                            for (c, sel) in by_source.iter().zip(clause_selections(&by_source, &pairs)?) {
+                                if sel.true_count() == 0 {
+                                    continue;
+                                }
+                                let t_sel = filter_u32(&unmatched, &sel)?;
+                                let before = take_batch(&rows, &t_sel)?;
+                                match &c.kind {
+                                    Kind::Delete => {
+                                        m.by_source_deleted += before.num_rows() as u64;
+                                        rw.write_changes(&before, ChangeType::Delete).await?;
+                                    }
+                                    Kind::Update(set) => {
+                                        let on = filter_record_batch(&pairs, &sel)?;
+                                        let after = apply_assignments(&rw, &before, &on, set)?;
+                                        m.by_source_updated += before.num_rows() as u64;
+                                        write_update(&mut rw, &before, &after).await?;
+                                    }
+                                    Kind::Insert(_) => {}
+                                }
+                                file_rows.extend(t_sel.values().iter().map(|t| idx.value(*t as usize)));
+                            }
                         }
                     }
                 }
             }
+            for (add, rows) in candidates.iter().zip(found) {
+                rw.mark(add, rows);
+            }
         }
-        for (add, rows) in candidates.iter().zip(found) {
-            rw.mark(add, rows);
-        }
-    }
 
-    // WHEN NOT MATCHED: inserts.
-    if !not_matched.is_empty() {
-        let unmatched = UInt32Array::from((0..n_source as u32).filter(|s| !source_matched[*s as usize]).collect::<Vec<_>>());
-        if !unmatched.is_empty() {
-            let s_rows = take(&source_struct, &unmatched, None)?;
-            let nulls = new_null_array(&ArrowType::Struct(struct_of(&empty_target)?.fields().clone()), unmatched.len());
-            let pairs = joined(nulls, s_rows)?;
-            let mut identities = identity_columns(&rw.schema)?;
-            for (c, sel) in not_matched.iter().zip(clause_selections(&not_matched, &pairs)?) {
-                if sel.true_count() == 0 {
-                    continue;
-                }
-                let Kind::Insert(values) = &c.kind else { continue };
-                let on = filter_record_batch(&pairs, &sel)?;
-                let mut fields = Vec::with_capacity(values.len());
-                let mut cols = Vec::with_capacity(values.len());
-                for (col, e) in values {
-                    let Some(i) = rw.schema.fields.iter().position(|f| &f.name == col) else { continue };
-                    let v = rw.evaluate_for_column(i, e, &on)?;
-                    fields.push(Field::new(col, v.data_type().clone(), true));
-                    cols.push(v);
-                }
-                let given = RecordBatch::try_new_with_options(
-                    Arc::new(Schema::new(fields)),
-                    cols,
-                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(on.num_rows())),
-                )?;
-                let (rows, provided) = conform_without_generated(&given, &rw.target, &rw.schema)?;
-                let rows = fill_identity_columns(rows, &provided, &mut identities)?;
-                let rows = fill_generated_columns((rows, provided), &rw.schema)?;
-                m.inserted += rows.num_rows() as u64;
-                rw.write_changes(&rows, ChangeType::Insert).await?;
-                rw.write_rows(&rows).await?;
-            }
-            if identities.iter().any(|i| i.assigned.is_some()) {
-                let mut schema = rw.schema.clone();
-                for id in &identities {
-                    if let Some(last) = id.assigned {
-                        schema.fields[id.index].metadata.insert("delta.identity.highWaterMark".into(), json!(last));
+        // WHEN NOT MATCHED: inserts.
+        if !not_matched.is_empty() {
+            let unmatched = UInt32Array::from((0..n_source as u32).filter(|s| !source_matched[*s as usize]).collect::<Vec<_>>());
+            if !unmatched.is_empty() {
+                let s_rows = take(&source_struct, &unmatched, None)?;
+                let nulls = new_null_array(&ArrowType::Struct(struct_of(&empty_target)?.fields().clone()), unmatched.len());
+                let pairs = joined(nulls, s_rows)?;
+                for (c, sel) in not_matched.iter().zip(clause_selections(&not_matched, &pairs)?) {
+                    if sel.true_count() == 0 {
+                        continue;
                     }
+                    let Kind::Insert(values) = &c.kind else { continue };
+                    let on = filter_record_batch(&pairs, &sel)?;
+                    let mut fields = Vec::with_capacity(values.len());
+                    let mut cols = Vec::with_capacity(values.len());
+                    for (col, e) in values {
+                        let Some(i) = rw.schema.fields.iter().position(|f| &f.name == col) else { continue };
+                        let v = rw.evaluate_for_column(i, e, &on)?;
+                        fields.push(Field::new(col, v.data_type().clone(), true));
+                        cols.push(v);
+                    }
+                    let given = RecordBatch::try_new_with_options(
+                        Arc::new(Schema::new(fields)),
+                        cols,
+                        &arrow::array::RecordBatchOptions::new().with_row_count(Some(on.num_rows())),
+                    )?;
+                    let (rows, provided) = conform_without_generated(&given, &rw.target, &rw.schema)?;
+                    let rows = fill_identity_columns(rows, &provided, &mut identities)?;
+                    let rows = fill_generated_columns((rows, provided), &rw.schema)?;
+                    m.inserted += rows.num_rows() as u64;
+                    rw.write_changes(&rows, ChangeType::Insert).await?;
+                    rw.write_rows(&rows).await?;
                 }
-                rw.evolve(schema)?;
             }
         }
     }
+    if identities.iter().any(|i| i.assigned.is_some()) {
+        let mut schema = rw.schema.clone();
+        for id in &identities {
+            if let Some(last) = id.assigned {
+                schema.fields[id.index].metadata.insert("delta.identity.highWaterMark".into(), json!(last));
+            }
+        }
+        rw.evolve(schema)?;
+    }
+    // Files read by several passes are one read.
+    rw.read.sort();
+    rw.read.dedup();
 
     let read = std::mem::take(&mut rw.read);
     let (actions, raw, snapshot) = rw.finish().await?;
@@ -833,6 +895,9 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
         metrics.insert(k.to_string(), v);
     };
     put("numSourceRows", g("numSourceRows"));
+    if g("numSourceSpillPasses") > 0 {
+        put("numSourceSpillPasses", g("numSourceSpillPasses"));
+    }
     put("numTargetRowsInserted", m.inserted);
     put("numTargetRowsUpdated", m.matched_updated + m.by_source_updated);
     put("numTargetRowsMatchedUpdated", m.matched_updated);
@@ -877,6 +942,176 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
     });
     let read_predicate = if by_source.is_empty() { and_all(target_only) } else { None };
     commit_dml(b.table, snapshot, actions, read_predicate, &read, ("MERGE", params), metrics).await
+}
+
+/// The partition (of `n`) each row's keys hash to; rows with a NULL key go to partition 0.
+fn partitions_of(keys: &[ArrayRef], n: usize) -> DeltaResult<Vec<usize>> {
+    use std::hash::Hasher;
+    let rows = keys.first().map(|k| k.len()).unwrap_or(0);
+    if n <= 1 || keys.is_empty() {
+        return Ok(vec![0; rows]);
+    }
+    let converter = RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?;
+    let encoded = converter.convert_columns(keys)?;
+    Ok((0..rows)
+        .map(|i| {
+            if keys.iter().any(|k| k.is_null(i)) {
+                return 0;
+            }
+            let mut h = FxHasher::default();
+            h.write(encoded.row(i).as_ref());
+            // The high bits: FxHash's low bits are weak for small integers.
+            ((h.finish() >> 32) % n as u64) as usize
+        })
+        .collect())
+}
+
+/// Removes a spill directory when the MERGE ends, however it ends.
+struct SpillDir(std::path::PathBuf);
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The MERGE source: one in-memory batch, or [`SPILL_PARTITIONS`] Arrow IPC files.
+struct SourceSide {
+    schema: SchemaRef,
+    rows: u64,
+    memory: Option<RecordBatch>,
+    spilled: Vec<std::path::PathBuf>,
+    /// Partitions per pass: consecutive partitions whose spill files together fit the budget.
+    groups: Vec<Vec<usize>>,
+    _dir: Option<SpillDir>,
+}
+
+/// Evaluates a source batch's join keys (cast to the key types).
+type KeysOf<'a> = &'a (dyn Fn(&RecordBatch) -> DeltaResult<Vec<ArrayRef>> + Sync);
+
+type IpcWriter = arrow::ipc::writer::FileWriter<std::io::BufWriter<std::fs::File>>;
+
+impl SourceSide {
+    /// Reads the source; past `budget` bytes (and with join keys to partition by) the batches
+    /// held so far and every later one go to spill files by key hash.
+    async fn collect(
+        first: Option<RecordBatch>,
+        mut rest: BoxStream<'static, DeltaResult<RecordBatch>>,
+        schema: SchemaRef,
+        budget: usize,
+        keys_of: Option<KeysOf<'_>>,
+    ) -> DeltaResult<SourceSide> {
+        let mut held: Vec<RecordBatch> = Vec::new();
+        let mut bytes = 0usize;
+        let mut rows = 0u64;
+        let mut writers: Option<(SpillDir, Vec<IpcWriter>, Vec<std::path::PathBuf>)> = None;
+        let mut next = first;
+        loop {
+            let Some(batch) = next.take() else {
+                match rest.try_next().await? {
+                    Some(b) => {
+                        next = Some(b);
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            rows += batch.num_rows() as u64;
+            match (&mut writers, keys_of) {
+                (Some((_, ws, _)), Some(keys_of)) => spill(&batch, keys_of, ws)?,
+                (None, Some(keys_of)) if bytes + batch.get_array_memory_size() > budget => {
+                    let dir = std::env::temp_dir().join(format!("delta-merge-spill-{}", uuid::Uuid::new_v4()));
+                    std::fs::create_dir_all(&dir).map_err(|e| DeltaError::Internal(format!("cannot create spill directory: {e}")))?;
+                    let guard = SpillDir(dir.clone());
+                    let mut ws = Vec::with_capacity(SPILL_PARTITIONS);
+                    let mut paths = Vec::with_capacity(SPILL_PARTITIONS);
+                    for i in 0..SPILL_PARTITIONS {
+                        let path = dir.join(format!("part-{i}.arrow"));
+                        let file =
+                            std::fs::File::create(&path).map_err(|e| DeltaError::Internal(format!("cannot create spill file: {e}")))?;
+                        ws.push(arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &schema)?);
+                        paths.push(path);
+                    }
+                    for b in held.drain(..) {
+                        spill(&b, keys_of, &mut ws)?;
+                    }
+                    spill(&batch, keys_of, &mut ws)?;
+                    writers = Some((guard, ws, paths));
+                }
+                _ => {
+                    bytes += batch.get_array_memory_size();
+                    held.push(batch);
+                }
+            }
+        }
+        match writers {
+            Some((guard, ws, paths)) => {
+                for mut w in ws {
+                    w.finish()?;
+                }
+                let mut groups: Vec<Vec<usize>> = Vec::new();
+                let mut size = 0u64;
+                for (i, p) in paths.iter().enumerate() {
+                    let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                    match groups.last_mut() {
+                        Some(g) if size + len <= budget as u64 => g.push(i),
+                        _ => {
+                            groups.push(vec![i]);
+                            size = 0;
+                        }
+                    }
+                    size += len;
+                }
+                Ok(SourceSide { schema, rows, memory: None, spilled: paths, groups, _dir: Some(guard) })
+            }
+            None => {
+                let memory = arrow::compute::concat_batches(&schema, &held)?;
+                Ok(SourceSide { schema, rows, memory: Some(memory), spilled: Vec::new(), groups: Vec::new(), _dir: None })
+            }
+        }
+    }
+
+    fn passes(&self) -> usize {
+        self.groups.len().max(1)
+    }
+
+    /// The pass that handles spill partition `p`.
+    fn pass_of(&self, p: usize) -> usize {
+        self.groups.iter().position(|g| g.contains(&p)).unwrap_or(0)
+    }
+
+    /// The source rows of one pass.
+    fn load(&self, pass: usize) -> DeltaResult<RecordBatch> {
+        if let Some(m) = &self.memory {
+            return Ok(m.clone());
+        }
+        let group = self.groups.get(pass).ok_or_else(|| DeltaError::Internal(format!("no spill pass {pass}")))?;
+        let mut batches = Vec::new();
+        for p in group {
+            let path = self.spilled.get(*p).ok_or_else(|| DeltaError::Internal(format!("no spill partition {p}")))?;
+            let file = std::fs::File::open(path).map_err(|e| DeltaError::Internal(format!("cannot read spill file: {e}")))?;
+            let reader = arrow::ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)?;
+            for b in reader {
+                batches.push(b?);
+            }
+        }
+        Ok(arrow::compute::concat_batches(&self.schema, &batches)?)
+    }
+}
+
+/// Appends each row of `batch` to the spill file of its key partition.
+fn spill(batch: &RecordBatch, keys_of: KeysOf<'_>, writers: &mut [IpcWriter]) -> DeltaResult<()> {
+    let parts = partitions_of(&keys_of(batch)?, writers.len())?;
+    for (p, w) in writers.iter_mut().enumerate() {
+        let idx = UInt32Array::from(parts.iter().enumerate().filter(|(_, q)| **q == p).map(|(i, _)| i as u32).collect::<Vec<_>>());
+        if !idx.is_empty() {
+            w.write(&take_batch(batch, &idx)?)?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]

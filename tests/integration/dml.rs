@@ -228,7 +228,12 @@ mod model {
     pub enum Op {
         Delete(u8),
         Update(u8),
-        Merge { source: Vec<Row>, clauses: Vec<(MergeWhen, u8, u8)> },
+        /// `spill`: a memory budget of 0, so the source spills and the MERGE runs in passes.
+        Merge {
+            source: Vec<Row>,
+            clauses: Vec<(MergeWhen, u8, u8)>,
+            spill: bool,
+        },
     }
 
     /// Predicates: SQL text and the model's three-valued evaluation (None = NULL).
@@ -359,7 +364,7 @@ mod model {
                         }
                     })
                     .collect(),
-                Op::Merge { source, clauses } => return apply_merge(target, source, clauses),
+                Op::Merge { source, clauses, .. } => return apply_merge(target, source, clauses),
             };
         out.sort();
         Ok((out, ch))
@@ -395,8 +400,13 @@ mod model {
         match op {
             Op::Delete(p) => table.delete(Some(PREDICATES[*p as usize])).await,
             Op::Update(p) => table.update(Some(PREDICATES[*p as usize]), &[("v", "coalesce(v, 0) + 1")]).await,
-            Op::Merge { source, clauses } => {
-                let mut m = table.merge(vec![batch(source)], "t.id = s.id");
+            Op::Merge { source, clauses, spill } => {
+                // The source arrives as several batches.
+                let batches: Vec<RecordBatch> = source.chunks(3).map(batch).collect();
+                let mut m = table.merge(batches, "t.id = s.id").with_source_schema(batch(&[]).schema());
+                if *spill {
+                    m = m.with_memory_budget(0);
+                }
                 for (when, c, a) in clauses {
                     let condition = CONDITIONS[*c as usize];
                     let action = match (when, a) {
@@ -427,8 +437,8 @@ mod model {
         prop_oneof![
             1 => (0u8..5).prop_map(Op::Delete),
             1 => (0u8..5).prop_map(Op::Update),
-            3 => (proptest::collection::vec(row(), 0..12), proptest::collection::vec(clause, 1..4))
-                .prop_map(|(source, clauses)| Op::Merge { source, clauses }),
+            3 => (proptest::collection::vec(row(), 0..12), proptest::collection::vec(clause, 1..4), any::<bool>())
+                .prop_map(|(source, clauses, spill)| Op::Merge { source, clauses, spill }),
         ]
     }
 
@@ -596,4 +606,54 @@ async fn concurrent_deletes_of_the_same_rows_do_not_union() {
         }
         assert_eq!(table_rows(&a).await, expected, "attempt {attempt}");
     }
+}
+
+/// A source over the memory budget spills to disk and the MERGE runs in passes: same table,
+/// same metrics as in memory, and the spill files are gone afterwards.
+#[tokio::test]
+async fn merge_over_the_memory_budget_spills_and_matches_the_in_memory_result() {
+    let target: Vec<Row> =
+        (0..300).map(|i| (i, Some(["a", "b"][(i % 2) as usize].to_string()), if i % 11 == 0 { None } else { Some(i) })).collect();
+    let source: Vec<Row> = (150..450).step_by(2).map(|i| (i, Some("s".to_string()), Some(i * 10))).collect();
+    let mut results = Vec::new();
+    for budget in [usize::MAX, 0, 6000] {
+        let table = make(&format!("spill-{budget}"), &target, true, true, true).await;
+        let batches: Vec<RecordBatch> = source.chunks(40).map(batch).collect();
+        let r = table
+            .merge(batches, "t.id = s.id")
+            .with_memory_budget(budget)
+            .when_matched_update_if("s.v > 2000", &[("v", "s.v")])
+            .when_matched_delete()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete_if("t.v < 50")
+            .execute()
+            .await
+            .unwrap();
+        // Budget 0: no two partitions fit together, so one pass per partition.
+        let passes = r.metric("numSourceSpillPasses");
+        match budget {
+            0 => assert_eq!(passes, 16),
+            usize::MAX => assert_eq!(passes, 0),
+            // Some partitions share a pass.
+            _ => assert!((2..16).contains(&passes), "{passes} passes"),
+        }
+        let mut metrics = r.metrics.clone();
+        metrics.retain(|k, _| k.starts_with("numTargetRows") || k == "numSourceRows");
+        let changes = table.table_changes(r.version.unwrap(), None, None).await.unwrap().collect().await.unwrap();
+        results.push((table_rows(&table).await, metrics, changes.iter().map(|b| b.num_rows()).sum::<usize>()));
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+    assert!(results[0].1["numTargetRowsInserted"] > 0 && results[0].1["numTargetRowsDeleted"] > 0);
+    let leftovers = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("delta-merge-spill-"))
+        .count();
+    assert_eq!(leftovers, 0, "spill directories are removed");
+    // The multiple-match error is found in passes too.
+    let table = make("spill-dup", &target, false, false, false).await;
+    let dup = vec![batch(&[(5, None, Some(1)), (5, None, Some(2))])];
+    let err = table.merge(dup, "t.id = s.id").with_memory_budget(0).when_matched_update_all().execute().await.unwrap_err();
+    assert!(matches!(err, delta_core::DeltaError::MultipleSourceRowsMatched { .. }), "{err}");
 }

@@ -445,4 +445,5 @@ fn maintenance_futures_are_send() {
     send(&t.enable_features(&["x"]));
     send(&t.delete(None));
     send(&t.update(None, &[]));
+    send(&t.merge(Vec::new(), "t.id = s.id").when_matched_delete().with_memory_budget(0).execute());
 }
