@@ -60,6 +60,11 @@ pub struct RemoveFile {
 }
 
 impl AddFile {
+    /// `numRecords` from the file's JSON stats, when they have it.
+    pub fn num_records(&self) -> Option<u64> {
+        self.stats.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())?.get("numRecords")?.as_u64()
+    }
+
     /// The `remove` that retires this file (with its deletion vector).
     pub fn to_remove(&self, deletion_timestamp: i64, data_change: bool) -> RemoveFile {
         RemoveFile {

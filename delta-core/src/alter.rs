@@ -39,19 +39,12 @@ fn split_path(path: &str) -> DeltaResult<Vec<String>> {
     Ok(out.into_iter().map(|p| p.trim().to_string()).collect())
 }
 
-fn not_found(path: &str, schema: &StructType) -> DeltaError {
-    DeltaError::ColumnNotFound {
-        column: path.to_string(),
-        available: schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-    }
-}
-
 /// The struct holding the last element of `path`, and that element's index in it (if present).
 fn parent_mut<'a>(schema: &'a mut StructType, path: &[String], shown: &str) -> DeltaResult<(&'a mut StructType, Option<usize>)> {
-    let Some((last, parents)) = path.split_last() else { return Err(not_found(shown, schema)) };
+    let Some((last, parents)) = path.split_last() else { return Err(DeltaError::column_not_found(shown, schema)) };
     let mut st = schema;
     for p in parents {
-        let err = not_found(shown, st);
+        let err = DeltaError::column_not_found(shown, st);
         let i = st.fields.iter().position(|f| f.name.eq_ignore_ascii_case(p)).ok_or(err)?;
         st = match &mut st.fields[i].data_type {
             DataType::Struct(inner) => inner,
@@ -199,7 +192,7 @@ impl Table {
             }
             ensure_unreferenced(snapshot, &path, "rename")?;
             let (parent, idx) = parent_mut(schema, &path, column)?;
-            let Some(i) = idx else { return Err(not_found(column, parent)) };
+            let Some(i) = idx else { return Err(DeltaError::column_not_found(column, parent)) };
             if parent.fields.iter().enumerate().any(|(j, f)| j != i && f.name.eq_ignore_ascii_case(new_name)) {
                 return Err(DeltaError::WriteRefused { reason: format!("column `{}` already exists", new_path.join(".")) });
             }
@@ -225,7 +218,7 @@ impl Table {
                 let path = split_path(column)?;
                 ensure_unreferenced(snapshot, &path, "drop")?;
                 let (parent, idx) = parent_mut(schema, &path, column)?;
-                let Some(i) = idx else { return Err(not_found(column, parent)) };
+                let Some(i) = idx else { return Err(DeltaError::column_not_found(*column, parent)) };
                 if parent.fields.len() == 1 {
                     return Err(DeltaError::WriteRefused {
                         reason: format!(
@@ -260,7 +253,7 @@ impl Table {
                 return Err(DeltaError::WriteRefused { reason: format!("cannot change the type of partition column `{column}`") });
             }
             let (parent, idx) = parent_mut(schema, &path, column)?;
-            let Some(i) = idx else { return Err(not_found(column, parent)) };
+            let Some(i) = idx else { return Err(DeltaError::column_not_found(column, parent)) };
             let field = &mut parent.fields[i];
             let from = field.data_type.clone();
             if from == to {

@@ -115,12 +115,8 @@ pub(crate) struct Rewriter {
 
 /// The number of rows a file holds (`numRecords` less its deletion vector), if its stats say.
 pub(crate) fn live_rows(add: &AddFile) -> Option<u64> {
-    let n = num_records(add)?;
+    let n = add.num_records()?;
     Some(n.saturating_sub(add.deletion_vector.as_ref().map(|d| d.cardinality.max(0) as u64).unwrap_or(0)))
-}
-
-fn num_records(add: &AddFile) -> Option<u64> {
-    add.stats.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok())?.get("numRecords")?.as_u64()
 }
 
 impl Rewriter {
@@ -257,10 +253,7 @@ impl Rewriter {
     pub(crate) fn check_columns(&self, e: &Expr) -> DeltaResult<()> {
         for c in e.columns() {
             if self.schema.field(&c[0]).is_none() {
-                return Err(DeltaError::ColumnNotFound {
-                    column: c.join("."),
-                    available: self.schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-                });
+                return Err(DeltaError::column_not_found(c.join("."), &self.schema));
             }
         }
         Ok(())
@@ -383,7 +376,7 @@ impl Rewriter {
             let mut dvs = crate::dv::DvFileWriter::new();
             for (add, rows) in touched {
                 let mut all = rows;
-                let records = num_records(&add);
+                let records = add.num_records();
                 if let Some(old) = &add.deletion_vector {
                     all |= old.load(&location, records).await?;
                 }
@@ -529,10 +522,12 @@ pub(crate) fn apply_assignments(
         }
     }
     for (name, e) in assignments {
-        let i = rw.schema.fields.iter().position(|f| f.name.eq_ignore_ascii_case(name)).ok_or_else(|| DeltaError::ColumnNotFound {
-            column: name.clone(),
-            available: rw.schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-        })?;
+        let i = rw
+            .schema
+            .fields
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| DeltaError::column_not_found(name.clone(), &rw.schema))?;
         let f = &rw.schema.fields[i];
         if f.metadata.contains_key("delta.identity.start")
             && !f.metadata.get("delta.identity.allowExplicitInsert").and_then(Value::as_bool).unwrap_or(false)

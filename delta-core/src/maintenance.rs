@@ -339,15 +339,7 @@ impl Table {
     /// Shallow CLONE: a new table at `target` whose version 0 references this table's files at
     /// `version` (the latest when `None`) by absolute URL. Returns the clone's version (0).
     pub async fn shallow_clone(&self, target: &Table, version: Option<i64>) -> DeltaResult<i64> {
-        match target.snapshot().await {
-            Ok(s) => {
-                return Err(DeltaError::WriteRefused {
-                    reason: format!("a table already exists at {} (version {})", target.location().root_url(), s.version()),
-                })
-            }
-            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => {}
-            Err(e) => return Err(e),
-        }
+        target.ensure_no_table().await?;
         let source = match version {
             Some(v) => self.snapshot_at(v).await?,
             None => self.snapshot().await?,
@@ -394,12 +386,6 @@ impl Table {
                 "sourceTableSize": size.to_string(), "sourceNumOfFiles": n.to_string(), "numRemovedFiles": "0",
                 "numCopiedFiles": "0", "removedFilesSize": "0", "copiedFilesSize": "0"
             }));
-        match txn.commit().await? {
-            crate::txn::CommitOutcome::Committed { version } => Ok(version),
-            crate::txn::CommitOutcome::Conflict(_) => {
-                Err(DeltaError::WriteRefused { reason: format!("a table was created concurrently at {}", target.location().root_url()) })
-            }
-            other => other.version(),
-        }
+        target.commit_new_table(txn).await
     }
 }

@@ -276,10 +276,7 @@ impl<'a> OptimizeBuilder<'a> {
         let schema = snapshot.schema();
         let mut out = Vec::with_capacity(self.z_order.len());
         for c in &self.z_order {
-            let f = schema.field(c).ok_or_else(|| DeltaError::ColumnNotFound {
-                column: c.clone(),
-                available: schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-            })?;
+            let f = schema.field(c).ok_or_else(|| DeltaError::column_not_found(c.clone(), schema))?;
             if snapshot.partition_columns().iter().any(|p| p.eq_ignore_ascii_case(&f.name)) {
                 return Err(DeltaError::InvalidExpression {
                     text: c.clone(),
@@ -304,12 +301,7 @@ impl<'a> OptimizeBuilder<'a> {
 /// The share of a file's rows that its deletion vector deletes (0 without one or without stats).
 fn deleted_ratio(add: &AddFile) -> f64 {
     let Some(dv) = &add.deletion_vector else { return 0.0 };
-    let records = add
-        .stats
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .and_then(|v| v.get("numRecords").and_then(Value::as_u64))
-        .unwrap_or(0);
+    let records = add.num_records().unwrap_or(0);
     if records == 0 {
         return 1.0;
     }

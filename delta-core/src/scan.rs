@@ -130,11 +130,7 @@ impl ScanFile {
     /// A file named by an `add` (or a `remove`/`cdc` turned into one), with partition values
     /// keyed as the log keys them; `pruner` maps them to logical names.
     pub fn from_add(add: &crate::actions::AddFile, pruner: &FilePruner) -> Self {
-        let num_records = add
-            .stats
-            .as_deref()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-            .and_then(|s| s.get("numRecords").and_then(Value::as_u64));
+        let num_records = add.num_records();
         ScanFile {
             path: add.path.clone(),
             size: add.size,

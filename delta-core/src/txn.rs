@@ -404,11 +404,7 @@ impl Transaction {
             if !same_start {
                 continue;
             }
-            let records = our_add
-                .stats
-                .as_deref()
-                .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                .and_then(|v| v.get("numRecords").and_then(Value::as_u64));
+            let records = our_add.num_records();
             let base = match &our_remove.deletion_vector {
                 Some(d) => d.load(&location, records).await?,
                 None => roaring::RoaringTreemap::new(),

@@ -1215,15 +1215,7 @@ pub(crate) fn max_column_id(schema: &StructType) -> i64 {
 impl Table {
     /// Creates the table at version 0 with this schema, partitioning and properties.
     pub async fn create(&self, schema: StructType, partition_columns: &[String], properties: HashMap<String, String>) -> DeltaResult<i64> {
-        match self.snapshot().await {
-            Ok(s) => {
-                return Err(DeltaError::WriteRefused {
-                    reason: format!("a table already exists at {} (version {})", self.location().root_url(), s.version()),
-                })
-            }
-            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => {}
-            Err(e) => return Err(e),
-        }
+        self.ensure_no_table().await?;
         for p in partition_columns {
             if schema.field(p).is_none() {
                 return Err(DeltaError::WriteRefused { reason: format!("partition column `{p}` is not in the schema") });
@@ -1242,6 +1234,22 @@ impl Table {
         let mut txn = Transaction::create(snapshot).with_operation("CREATE TABLE", json!({"partitionBy": serde_json::to_string(partition_columns).unwrap_or_default(), "properties": serde_json::to_string(&properties).unwrap_or_default()}));
         txn.add_action(Action::Protocol(protocol));
         txn.add_action(Action::Metadata(metadata));
+        self.commit_new_table(txn).await
+    }
+
+    /// Refuses when a table already exists here (creating and cloning need an empty location).
+    pub(crate) async fn ensure_no_table(&self) -> DeltaResult<()> {
+        match self.snapshot().await {
+            Ok(s) => Err(DeltaError::WriteRefused {
+                reason: format!("a table already exists at {} (version {})", self.location().root_url(), s.version()),
+            }),
+            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Commits version 0; losing the race to another creator is a refusal, not a conflict.
+    pub(crate) async fn commit_new_table(&self, txn: Transaction) -> DeltaResult<i64> {
         match txn.commit().await? {
             CommitOutcome::Committed { version } => Ok(version),
             CommitOutcome::Conflict(_) => {
