@@ -260,7 +260,7 @@ impl VacuumBuilder<'_> {
 async fn referenced_files(table: &Table, latest: &Snapshot, cutoff: i64) -> DeltaResult<HashSet<String>> {
     let location = table.location();
     let listing = crate::log::LogSegment::full_listing(location).await?;
-    let timestamps = table.commit_timestamps(&listing).await?;
+    let timestamps = table.commit_timestamps_with(latest, &listing).await?;
     // The oldest retained version: the newest at or before the cutoff, else the earliest.
     let oldest = timestamps
         .iter()

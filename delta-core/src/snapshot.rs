@@ -98,6 +98,11 @@ impl Table {
     /// `(version, timestamp)` of every retained commit, ascending, with the protocol's rules.
     pub async fn commit_timestamps(&self, listing: &LogListing) -> DeltaResult<Vec<(i64, i64)>> {
         let latest = Snapshot::load(&self.location, None).await?;
+        self.commit_timestamps_with(&latest, listing).await
+    }
+
+    /// [`Table::commit_timestamps`] for a caller that already holds the latest snapshot.
+    pub(crate) async fn commit_timestamps_with(&self, latest: &Snapshot, listing: &LogListing) -> DeltaResult<Vec<(i64, i64)>> {
         let ict_from = latest.in_commit_timestamps_from();
         let mut out: Vec<(i64, i64)> = Vec::with_capacity(listing.commits.len());
         let mut previous: Option<i64> = None;
