@@ -18,7 +18,7 @@ use delta_core::write::WriteOptions;
 use delta_core::Table;
 
 mod common;
-use common::{hwm_mb, read};
+use common::{hwm_mb, read, rss_mb};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,6 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "merge" => {
             let table = Table::open(&arg(2)?)?;
             let source = read(&arg(3)?)?;
+            let before = rss_mb();
             let t0 = Instant::now();
             let mut m = table.merge(source, "t.id = s.id").when_matched_update_all().when_not_matched_insert_all();
             if let Some(budget) = args.get(4) {
@@ -46,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let r = m.execute().await?;
             let secs = t0.elapsed().as_secs_f64();
-            println!("{}", serde_json::json!({"seconds": secs, "peak_rss_mb": hwm_mb(), "metrics": r.metrics}));
+            println!("{}", serde_json::json!({"seconds": secs, "peak_rss_mb": hwm_mb(), "rss_before_mb": before, "metrics": r.metrics}));
             return Ok(());
         }
         "delete" => Table::open(&arg(2)?)?.delete(Some(&arg(3)?)).await?.metrics,

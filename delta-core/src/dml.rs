@@ -228,11 +228,39 @@ impl Rewriter {
     /// file's position in `adds` (existing deletion vectors applied). Every batch comes from
     /// one file.
     pub(crate) fn scan_files(&self, adds: &[AddFile], pushdown: Option<Expr>) -> DeltaResult<crate::scan::Scan> {
+        self.scan_columns(adds, pushdown, None)
+    }
+
+    /// [`Rewriter::scan_files`] reading only `columns` (top-level names) when given: the
+    /// operation needs no other value of these rows (it only records which rows match, or
+    /// replaces every other column). [`Rewriter::table_columns`] gives the skipped columns as
+    /// NULL, so a caller must never write a row it read this way without replacing them.
+    pub(crate) fn scan_columns(
+        &self,
+        adds: &[AddFile],
+        pushdown: Option<Expr>,
+        columns: Option<&[String]>,
+    ) -> DeltaResult<crate::scan::Scan> {
         let files = adds.iter().map(|a| ScanFile::from_add(a, &self.pruner)).collect();
         // As many files in flight as there are cores to decode them: DML holds more per batch
         // than a plain scan (the rows it rewrites, the writers' open files).
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
         let mut b = ScanBuilder::new(self.snapshot.clone()).with_files(files).with_row_index().with_concurrency(cores);
+        if let Some(columns) = columns {
+            // Columns of the files' schema only (schema evolution adds columns no file has).
+            let file_schema = self.snapshot.schema();
+            let mut read: Vec<String> = file_schema
+                .fields
+                .iter()
+                .filter(|f| columns.iter().any(|c| c.eq_ignore_ascii_case(&f.name)))
+                .map(|f| f.name.clone())
+                .collect();
+            if read.is_empty() {
+                // Row positions still come from reading some column.
+                read.extend(file_schema.fields.first().map(|f| f.name.clone()));
+            }
+            b = b.with_columns(&read);
+        }
         if let Some(p) = pushdown {
             b = b.with_predicate(p);
         }
@@ -328,18 +356,21 @@ impl Rewriter {
         Ok(())
     }
 
-    /// The table columns of a scan batch (drops the row index column; after schema evolution,
-    /// columns the files lack are NULL).
+    /// The table columns of a scan batch (drops the row index columns; after schema evolution,
+    /// columns the files lack are NULL, as are those a [`Rewriter::scan_columns`] scan skipped).
     pub(crate) fn table_columns(&self, batch: &RecordBatch) -> DeltaResult<RecordBatch> {
-        let columns = if self.evolved.is_none() {
-            batch.columns()[..self.target.fields().len()].to_vec()
+        // The scan appends the row index and file index columns after the table's.
+        let schema = batch.schema();
+        let read = &schema.fields()[..batch.num_columns().saturating_sub(2)];
+        let columns = if self.evolved.is_none() && read.len() == self.target.fields().len() {
+            batch.columns()[..read.len()].to_vec()
         } else {
             self.target
                 .fields()
                 .iter()
-                .map(|f| match batch.column_by_name(f.name()) {
-                    Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-                    Some(c) => crate::replay::conform(c, f.data_type()),
+                .map(|f| match read.iter().position(|r| r.name() == f.name()) {
+                    Some(i) if batch.column(i).data_type() == f.data_type() => Ok(batch.column(i).clone()),
+                    Some(i) => crate::replay::conform(batch.column(i), f.data_type()),
                     None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
                 })
                 .collect::<DeltaResult<Vec<_>>>()?
@@ -621,12 +652,18 @@ impl Table {
         if !candidates.is_empty() {
             rw.read.extend(candidates.iter().map(|a| a.path.clone()));
             let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];
-            let mut stream = rw.scan_files(&candidates, predicate.clone())?.execute();
+            // Finding the rows needs the predicate's columns only; the change feed records
+            // whole deleted rows. (Copy-on-write reads the kept rows whole in `finish`.)
+            let needed: Option<Vec<String>> =
+                (!rw.cdf).then(|| predicate.iter().flat_map(|p| p.columns()).filter_map(|c| c.first().cloned()).collect());
+            let mut stream = rw.scan_columns(&candidates, predicate.clone(), needed.as_deref())?.execute();
             while let Some(batch) = stream.try_next().await? {
                 let Some(rows) = found.get_mut(file_of(&batch)?) else { continue };
                 rows.extend(row_indexes(&batch)?.values().iter().copied());
-                let data = rw.table_columns(&batch)?;
-                rw.write_changes(&data, ChangeType::Delete).await?;
+                if rw.cdf {
+                    let data = rw.table_columns(&batch)?;
+                    rw.write_changes(&data, ChangeType::Delete).await?;
+                }
             }
             for (add, rows) in candidates.iter().zip(found) {
                 deleted += rows.len();
