@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
-use arrow::compute::filter_record_batch;
+use arrow::compute::{filter, filter_record_batch};
 use arrow::datatypes::{Schema, SchemaRef, UInt64Type};
 use futures::TryStreamExt;
 use roaring::RoaringTreemap;
@@ -35,7 +35,8 @@ use crate::actions::{Action, AddCdcFile, AddFile};
 use crate::error::{DeltaError, DeltaResult};
 use crate::expr::{evaluate, Expr};
 use crate::protocol::{Metadata, TableFeature};
-use crate::scan::{FilePruner, ScanBuilder, ScanFile, FILE_INDEX_COLUMN, ROW_INDEX_COLUMN};
+use crate::row_tracking::Lineage;
+use crate::scan::{FilePruner, ScanBuilder, ScanFile, FILE_INDEX_COLUMN, ROW_COMMIT_VERSION_COLUMN, ROW_ID_COLUMN, ROW_INDEX_COLUMN};
 use crate::schema::{ColumnMappingMode, StructType};
 use crate::snapshot::{Snapshot, Table};
 use crate::txn::{IsolationLevel, Transaction};
@@ -111,6 +112,8 @@ pub(crate) struct Rewriter {
     pub(crate) metrics: BTreeMap<String, u64>,
     /// Schema evolution: the metadata (and protocol) the commit installs.
     evolved: Option<(Metadata, Option<crate::protocol::Protocol>)>,
+    /// Row tracking: the materialised row id and commit version columns rewritten rows carry.
+    pub(crate) tracking: Option<(String, String)>,
 }
 
 /// The number of rows a file holds (`numRecords` less its deletion vector), if its stats say.
@@ -136,6 +139,13 @@ impl Rewriter {
         let cdf = metadata.bool_property("delta.enableChangeDataFeed", false);
         let rules = table_rules(&metadata, &schema)?;
         let pruner = FilePruner::new(&snapshot)?;
+        let (tracking, declared) = match crate::row_tracking::names_for_rewrite(&snapshot) {
+            Some((names, declared)) => (Some(names), declared),
+            None => (None, None),
+        };
+        // A table that never declared the materialised column names gets them in this commit.
+        let metadata = declared.clone().unwrap_or(metadata);
+        let evolved = declared.map(|m| (m, None));
         Ok(Rewriter {
             snapshot,
             metadata,
@@ -152,7 +162,8 @@ impl Rewriter {
             whole: Vec::new(),
             read: Vec::new(),
             metrics: BTreeMap::new(),
-            evolved: None,
+            evolved,
+            tracking,
         })
     }
 
@@ -212,18 +223,6 @@ impl Rewriter {
         })
     }
 
-    /// Row tracking keeps row ids stable; rewriting rows into new files would renumber them.
-    pub(crate) fn refuse_rewrites_under_row_tracking(&self, what: &str) -> DeltaResult<()> {
-        if self.snapshot.protocol().has_feature(&TableFeature::RowTracking) {
-            return Err(DeltaError::WriteRefused {
-                reason: format!(
-                    "{what} rewrites rows into new files, which does not preserve row ids on a row-tracking table yet (materialised row id columns are not written)"
-                ),
-            });
-        }
-        Ok(())
-    }
-
     /// A scan of these files (read concurrently) with each row's index in its file and the
     /// file's position in `adds` (existing deletion vectors applied). Every batch comes from
     /// one file.
@@ -246,6 +245,9 @@ impl Rewriter {
         // than a plain scan (the rows it rewrites, the writers' open files).
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
         let mut b = ScanBuilder::new(self.snapshot.clone()).with_files(files).with_row_index().with_concurrency(cores);
+        if self.tracking.is_some() {
+            b = b.with_row_tracking();
+        }
         if let Some(columns) = columns {
             // Columns of the files' schema only (schema evolution adds columns no file has).
             let file_schema = self.snapshot.schema();
@@ -309,6 +311,21 @@ impl Rewriter {
 
     /// Writes new rows (table columns, conformed and checked) to data files.
     pub(crate) async fn write_rows(&mut self, batch: &RecordBatch) -> DeltaResult<()> {
+        self.write_rows_as(batch, Lineage::Inserted).await
+    }
+
+    /// The row ids and commit versions of a [`Rewriter::scan_files`] batch, on a row-tracking
+    /// table.
+    pub(crate) fn lineage_of(&self, batch: &RecordBatch) -> DeltaResult<Option<(ArrayRef, ArrayRef)>> {
+        if self.tracking.is_none() {
+            return Ok(None);
+        }
+        crate::row_tracking::of_batch(batch).map(Some).ok_or_else(|| DeltaError::Internal("scan lacks its row tracking columns".into()))
+    }
+
+    /// [`Rewriter::write_rows`] for rows that replace (`Updated`) or copy (`Copied`) existing
+    /// rows: on a row-tracking table they keep their row ids (see [`crate::row_tracking`]).
+    pub(crate) async fn write_rows_as(&mut self, batch: &RecordBatch, lineage: Lineage) -> DeltaResult<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -317,10 +334,25 @@ impl Rewriter {
             let size = self.metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()).unwrap_or(128 * 1024 * 1024);
             let (location, mode) = (self.snapshot.location().clone(), self.mode());
             let (metadata, schema) = (&self.metadata, &self.schema);
-            self.data = Some(ParallelWriter::new(|| DeltaWriter::new(location.clone(), metadata, schema, mode, size))?);
+            let hidden = self.tracking.as_ref().map(crate::row_tracking::hidden_fields).unwrap_or_default();
+            self.data = Some(ParallelWriter::new(|| {
+                DeltaWriter::new(location.clone(), metadata, schema, mode, size)?.with_hidden_columns(hidden.clone())
+            })?);
         }
+        let batch = match &self.tracking {
+            None => batch.clone(),
+            Some(names) => {
+                let mut fields: Vec<arrow::datatypes::FieldRef> = self.target.fields().iter().cloned().collect();
+                for n in [&names.0, &names.1] {
+                    fields.push(Arc::new(arrow::datatypes::Field::new(n, arrow::datatypes::DataType::Int64, true)));
+                }
+                let mut columns = batch.columns().to_vec();
+                columns.extend(lineage.columns(batch.num_rows()));
+                RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?
+            }
+        };
         let Some(w) = self.data.as_mut() else { return Err(DeltaError::Internal("data writer missing".into())) };
-        if !w.write(batch.clone()).await {
+        if !w.write(batch).await {
             // The writer stopped: its error.
             if let Some(w) = self.data.take() {
                 w.finish().await?;
@@ -361,7 +393,10 @@ impl Rewriter {
     pub(crate) fn table_columns(&self, batch: &RecordBatch) -> DeltaResult<RecordBatch> {
         // The scan appends the row index and file index columns after the table's.
         let schema = batch.schema();
-        let read = &schema.fields()[..batch.num_columns().saturating_sub(2)];
+        // The scan appends its own columns (row index, file index, row tracking) after the table's.
+        let special = [ROW_INDEX_COLUMN, FILE_INDEX_COLUMN, ROW_ID_COLUMN, ROW_COMMIT_VERSION_COLUMN];
+        let own = schema.fields().iter().filter(|f| special.contains(&f.name().as_str())).count();
+        let read = &schema.fields()[..batch.num_columns().saturating_sub(own)];
         let columns = if self.evolved.is_none() && read.len() == self.target.fields().len() {
             batch.columns()[..read.len()].to_vec()
         } else {
@@ -457,7 +492,11 @@ impl Rewriter {
                     let keep: BooleanArray = idx.values().iter().map(|i| Some(!rows.contains(*i))).collect();
                     let kept = filter_record_batch(&self.table_columns(&batch)?, &keep)?;
                     self.count("numCopiedRows", kept.num_rows() as u64);
-                    self.write_rows(&kept).await?;
+                    let lineage = match self.lineage_of(&batch)? {
+                        Some((ids, versions)) => Lineage::Copied(filter(&ids, &keep)?, filter(&versions, &keep)?),
+                        None => Lineage::Inserted,
+                    };
+                    self.write_rows_as(&kept, lineage).await?;
                 }
             }
         }
@@ -619,16 +658,6 @@ impl Table {
         if let Some(p) = &predicate {
             rw.check_columns(p)?;
         }
-        if !rw.use_dv {
-            rw.refuse_rewrites_under_row_tracking("DELETE without deletion vectors").or_else(|e| {
-                // Removing whole files keeps every other row's id.
-                if predicate.as_ref().is_none_or(|p| rw.is_partition_only(p)) {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })?;
-        }
         let partition_only = predicate.as_ref().is_none_or(|p| rw.is_partition_only(p));
         let mut deleted = 0u64;
         let mut candidates = Vec::new();
@@ -699,7 +728,6 @@ impl Table {
                 });
             }
         }
-        rw.refuse_rewrites_under_row_tracking("UPDATE")?;
         let mut updated = 0u64;
         let mut candidates = Vec::new();
         for add in snapshot.add_files()? {
@@ -722,7 +750,8 @@ impl Table {
                 let new = apply_assignments(&rw, &data, &data, &assignments)?;
                 rw.write_changes(&data, ChangeType::UpdatePreimage).await?;
                 rw.write_changes(&new, ChangeType::UpdatePostimage).await?;
-                rw.write_rows(&new).await?;
+                let lineage = rw.lineage_of(&batch)?.map(|(ids, _)| Lineage::Updated(ids)).unwrap_or(Lineage::Inserted);
+                rw.write_rows_as(&new, lineage).await?;
             }
             for (add, rows) in candidates.iter().zip(found) {
                 updated += rows.len();

@@ -165,10 +165,15 @@ pub enum DeltaError {
     #[error("commit outcome unknown (txnId {txn_id}): {reason}")]
     CommitIndeterminate { txn_id: String, reason: String },
 
-    /// A write was refused by a table rule (schema, NOT NULL, CHECK, appendOnly …).
+    /// VACUUM with a retention below the table's, without forcing it.
     #[error("VACUUM retention of {requested_hours} hours is shorter than the table's {table_hours} hours (delta.deletedFileRetentionDuration): readers of older versions could fail; lower the table's retention or disable the check")]
     RetentionTooShort { requested_hours: f64, table_hours: f64 },
 
+    /// Row ids were asked of a table without the rowTracking feature.
+    #[error("row ids were asked for, but the table does not support row tracking (delta.enableRowTracking)")]
+    RowTrackingNotSupported,
+
+    /// A write was refused by a table rule (schema, NOT NULL, CHECK, appendOnly …).
     #[error("write refused: {reason}")]
     WriteRefused { reason: String },
 

@@ -33,7 +33,12 @@
 //!   scan of the candidate files with row and file indexes → deletion vectors or copy-on-write →
 //!   parallel encoders), and MERGE (`merge`) is a hash join on the ON condition's equi-keys with
 //!   the source held in memory up to a budget, past which it spills by key hash and the join runs
-//!   in passes (one target scan each). Spark SQL DML text is parsed in `sql`.
+//!   in passes (one target scan each). The candidate scan reads only the columns the operation
+//!   needs (an upsert reads its join keys; the untouched rows of a copy-on-write rewrite are read
+//!   whole in a second pass). Spark SQL DML text is parsed in `sql`.
+//! * Row tracking (`row_tracking`): operations that move rows into new files materialise the
+//!   rows' ids and commit versions in the hidden columns the metadata names; the scan reads them
+//!   back (`ScanBuilder::with_row_tracking`).
 //! * A `.crc` that disagrees with replay is recorded on the snapshot, not fatal (as delta-spark
 //!   does by default); `TableOptions::strict_checksums` makes it fatal.
 //! * A version gap in a listing is confirmed by looking the missing commits up directly before it
@@ -51,6 +56,7 @@ pub mod log;
 pub mod maintenance;
 pub mod protocol;
 pub mod replay;
+pub mod row_tracking;
 pub mod schema;
 pub mod snapshot;
 pub mod sql;

@@ -673,14 +673,6 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
     let matched: Vec<&Clause> = clauses.iter().filter(|c| c.when == MergeWhen::Matched).collect();
     let not_matched: Vec<&Clause> = clauses.iter().filter(|c| c.when == MergeWhen::NotMatched).collect();
     let by_source: Vec<&Clause> = clauses.iter().filter(|c| c.when == MergeWhen::NotMatchedBySource).collect();
-    let updates = clauses.iter().any(|c| matches!(c.kind, Kind::Update(_)));
-    let deletes = clauses.iter().any(|c| matches!(c.kind, Kind::Delete));
-    if updates {
-        rw.refuse_rewrites_under_row_tracking("MERGE with an update clause")?;
-    }
-    if deletes && !rw.use_dv {
-        rw.refuse_rewrites_under_row_tracking("MERGE with a delete clause (without deletion vectors)")?;
-    }
     // Only one unconditional delete among matched clauses: several matches per target row are fine.
     let delete_only = matched.len() == 1 && matched[0].condition.is_none() && matches!(matched[0].kind, Kind::Delete);
 
@@ -778,8 +770,9 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                     let Some(file_rows) = found.get_mut(file_of(&batch)?) else { continue };
                     let idx = row_indexes(&batch)?;
                     let rows = rw.table_columns(&batch)?;
+                    let row_ids = rw.lineage_of(&batch)?.map(|(ids, _)| ids);
                     // A spilled source: only the target rows whose keys hash to this pass.
-                    let (idx, rows) = if source.passes() > 1 {
+                    let (idx, rows, row_ids) = if source.passes() > 1 {
                         let t_side = one_side(T, Arc::new(struct_of(&rows)?))?;
                         let cols =
                             cast_keys(&target_keys.iter().map(|k| evaluate(k, &t_side)).collect::<DeltaResult<Vec<_>>>()?, &key_types)?;
@@ -791,10 +784,13 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                             .downcast_ref::<arrow::array::UInt64Array>()
                             .cloned()
                             .ok_or_else(|| DeltaError::Internal("row index column is not u64".into()))?;
-                        (idx, filter_record_batch(&rows, &keep)?)
+                        let row_ids = row_ids.map(|ids| arrow::compute::filter(&ids, &keep)).transpose()?;
+                        (idx, filter_record_batch(&rows, &keep)?, row_ids)
                     } else {
-                        (idx, rows)
+                        (idx, rows, row_ids)
                     };
+                    // Row tracking: updated rows keep the ids of the rows they replace.
+                    let ids_of = |sel: &UInt32Array| row_ids.as_ref().map(|ids| take(ids, sel, None)).transpose();
                     if rows.num_rows() == 0 {
                         continue;
                     }
@@ -858,7 +854,7 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                                     let on = filter_record_batch(&pairs, sel)?;
                                     let after = apply_assignments(&rw, &before, &on, set)?;
                                     m.matched_updated += before.num_rows() as u64;
-                                    write_update(&mut rw, &before, &after).await?;
+                                    write_update(&mut rw, &before, &after, ids_of(&t_sel)?).await?;
                                     file_rows.extend(t_sel.values().iter().map(|t| idx.value(*t as usize)));
                                 }
                                 Kind::Insert(_) => {}
@@ -892,7 +888,7 @@ async fn execute(b: MergeBuilder<'_>) -> DeltaResult<DmlResult> {
                                         let on = filter_record_batch(&pairs, &sel)?;
                                         let after = apply_assignments(&rw, &before, &on, set)?;
                                         m.by_source_updated += before.num_rows() as u64;
-                                        write_update(&mut rw, &before, &after).await?;
+                                        write_update(&mut rw, &before, &after, ids_of(&t_sel)?).await?;
                                     }
                                     Kind::Insert(_) => {}
                                 }
@@ -1252,10 +1248,15 @@ fn take_batch(batch: &RecordBatch, idx: &UInt32Array) -> DeltaResult<RecordBatch
     Ok(RecordBatch::try_new_with_options(batch.schema(), cols, &arrow::array::RecordBatchOptions::new().with_row_count(Some(idx.len())))?)
 }
 
-async fn write_update(rw: &mut Rewriter, before: &RecordBatch, after: &RecordBatch) -> DeltaResult<()> {
+async fn write_update(rw: &mut Rewriter, before: &RecordBatch, after: &RecordBatch, row_ids: Option<ArrayRef>) -> DeltaResult<()> {
     rw.write_changes(before, ChangeType::UpdatePreimage).await?;
     rw.write_changes(after, ChangeType::UpdatePostimage).await?;
-    rw.write_rows(after).await
+    let lineage = match (row_ids, &rw.tracking) {
+        (Some(ids), _) => crate::row_tracking::Lineage::Updated(ids),
+        (None, None) => crate::row_tracking::Lineage::Inserted,
+        (None, Some(_)) => return Err(DeltaError::Internal("updated rows without their row ids".into())),
+    };
+    rw.write_rows_as(after, lineage).await
 }
 
 /// The smallest (or largest) non-null value of `a` as a literal, for pruning by the key range.

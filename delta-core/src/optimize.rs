@@ -17,8 +17,8 @@
 //! ```
 //!
 //! A Z-order bin holds its partition's rows in memory while sorting them; compaction and purge
-//! stream. Tables with row tracking are refused: rewriting would renumber row ids (materialised
-//! row id columns are not written yet).
+//! stream. On row-tracking tables the rewritten rows keep their row ids and commit versions in
+//! the materialised columns ([`crate::row_tracking`]).
 
 use std::collections::BTreeMap;
 
@@ -31,7 +31,6 @@ use crate::actions::{Action, AddFile};
 use crate::dml::DmlResult;
 use crate::error::{DeltaError, DeltaResult};
 use crate::expr::Expr;
-use crate::protocol::TableFeature;
 use crate::scan::{FilePruner, ScanBuilder, ScanFile};
 use crate::snapshot::{Snapshot, Table};
 use crate::txn::{IsolationLevel, Transaction};
@@ -134,13 +133,8 @@ impl<'a> OptimizeBuilder<'a> {
         let snapshot = self.table.snapshot().await?;
         ensure_writable(snapshot.protocol())?;
         let operation = if self.strategy == Strategy::Purge { "REORG" } else { "OPTIMIZE" };
-        if snapshot.protocol().has_feature(&TableFeature::RowTracking) {
-            return Err(DeltaError::WriteRefused {
-                reason: format!(
-                    "{operation} rewrites rows into new files, which does not preserve row ids on a row-tracking table yet (materialised row id columns are not written)"
-                ),
-            });
-        }
+        // Row tracking: rewritten rows keep their ids and commit versions (materialised).
+        let tracking = crate::row_tracking::names_for_rewrite(&snapshot);
         let pruner = FilePruner::new(&snapshot)?;
         if let Some(f) = &self.filter {
             if !pruner.is_partition_only(f) {
@@ -219,13 +213,17 @@ impl<'a> OptimizeBuilder<'a> {
         let added: Vec<Vec<AddFile>> = futures::stream::iter(bins.clone())
             .map(|bin| {
                 let (snapshot, pruner, z) = (snapshot.clone(), pruner.clone(), z_columns.clone());
-                async move { rewrite_bin(&snapshot, &pruner, &bin, z.as_deref(), target).await }
+                let names = tracking.as_ref().map(|(names, _)| names.clone());
+                async move { rewrite_bin(&snapshot, &pruner, &bin, z.as_deref(), target, names).await }
             })
             .buffer_unordered(cores)
             .try_collect()
             .await?;
         let now = chrono::Utc::now().timestamp_millis();
         let mut txn = Transaction::new(snapshot.clone()).with_isolation(IsolationLevel::SnapshotIsolation);
+        if let Some((_, Some(declared))) = tracking {
+            txn.add_action(Action::Metadata(declared));
+        }
         let mut removed_sizes = Vec::new();
         let mut dvs_removed = 0u64;
         for add in bins.iter().flatten() {
@@ -336,16 +334,31 @@ async fn rewrite_bin(
     bin: &[AddFile],
     z: Option<&[String]>,
     target: u64,
+    tracking: Option<(String, String)>,
 ) -> DeltaResult<Vec<AddFile>> {
     let files = bin.iter().map(|a| ScanFile::from_add(a, pruner)).collect();
-    let scan = ScanBuilder::new(snapshot.clone()).with_files(files).with_concurrency(2).build()?;
-    let schema = scan.schema();
+    let mut builder = ScanBuilder::new(snapshot.clone()).with_files(files).with_concurrency(2);
     let mut writer =
         DeltaWriter::new(snapshot.location().clone(), snapshot.metadata(), snapshot.schema(), snapshot.column_mapping_mode(), target)?;
+    if let Some(names) = &tracking {
+        // The scan's row id and commit version columns (after the table's) go to the hidden
+        // materialised columns, in the same positions.
+        builder = builder.with_row_tracking();
+        writer = writer.with_hidden_columns(crate::row_tracking::hidden_fields(names))?;
+    }
+    let scan = builder.build()?;
+    let schema = scan.schema();
+    let as_written = |batch: RecordBatch, writer: &DeltaWriter| -> DeltaResult<RecordBatch> {
+        if tracking.is_none() {
+            return Ok(batch);
+        }
+        Ok(RecordBatch::try_new(writer.arrow_schema(), batch.columns().to_vec())?)
+    };
     let mut stream = scan.execute();
     match z {
         None => {
             while let Some(batch) = stream.try_next().await? {
+                let batch = as_written(batch, &writer)?;
                 writer.write(&batch).await?;
             }
         }
@@ -375,7 +388,8 @@ async fn rewrite_bin(
                 while start < file_end {
                     let slice = order.slice(start, CHUNK.min(file_end - start));
                     let cols = all.columns().iter().map(|c| take(c, &slice, None)).collect::<Result<Vec<_>, _>>()?;
-                    writer.write(&RecordBatch::try_new(all.schema(), cols)?).await?;
+                    let batch = as_written(RecordBatch::try_new(all.schema(), cols)?, &writer)?;
+                    writer.write(&batch).await?;
                     start += CHUNK;
                 }
                 writer.close_open_files().await?;

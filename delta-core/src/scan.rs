@@ -123,6 +123,10 @@ pub struct ScanFile {
     /// Number of records, from stats.
     pub num_records: Option<u64>,
     pub deletion_vector: Option<DeletionVectorDescriptor>,
+    /// Row tracking: the row id of the file's first row (`add.baseRowId`).
+    pub base_row_id: Option<i64>,
+    /// Row tracking: the commit version of rows without a materialised one.
+    pub default_row_commit_version: Option<i64>,
     stats_json: Option<String>,
 }
 
@@ -137,6 +141,8 @@ impl ScanFile {
             partition_values: pruner.logical_partition_values(&add.partition_values),
             num_records,
             deletion_vector: add.deletion_vector.clone(),
+            base_row_id: add.base_row_id,
+            default_row_commit_version: add.default_row_commit_version,
             stats_json: add.stats.clone(),
         }
     }
@@ -157,12 +163,21 @@ pub struct ScanBuilder {
     files: Option<Vec<ScanFile>>,
     extra_fields: Vec<StructField>,
     row_index: bool,
+    row_tracking: bool,
     concurrency: Option<usize>,
 }
 
 /// The column [`ScanBuilder::with_row_index`] appends: each row's index in its data file (as
 /// deletion vectors count rows), `UInt64`.
 pub const ROW_INDEX_COLUMN: &str = "__delta_row_index";
+
+/// The column [`ScanBuilder::with_row_tracking`] appends: each row's stable row id (Spark's
+/// `_metadata.row_id`), `Int64`.
+pub const ROW_ID_COLUMN: &str = "__delta_row_id";
+
+/// The column [`ScanBuilder::with_row_tracking`] appends after [`ROW_ID_COLUMN`]: the version
+/// that last changed the row (Spark's `_metadata.row_commit_version`), `Int64`.
+pub const ROW_COMMIT_VERSION_COLUMN: &str = "__delta_row_commit_version";
 
 /// The column [`ScanBuilder::with_row_index`] appends after [`ROW_INDEX_COLUMN`]: the row's file,
 /// as its position in [`Scan::files`], `UInt32`.
@@ -179,6 +194,7 @@ impl ScanBuilder {
             files: None,
             extra_fields: Vec::new(),
             row_index: false,
+            row_tracking: false,
             concurrency: None,
         }
     }
@@ -187,6 +203,15 @@ impl ScanBuilder {
     /// deletion vectors), and [`FILE_INDEX_COLUMN`], which file of [`Scan::files`] it is from.
     pub fn with_row_index(mut self) -> Self {
         self.row_index = true;
+        self
+    }
+
+    /// Appends [`ROW_ID_COLUMN`] and [`ROW_COMMIT_VERSION_COLUMN`] (before the row index
+    /// columns): a row's materialised row id, else its file's `baseRowId` plus its index in the
+    /// file; its materialised commit version, else the file's `defaultRowCommitVersion`. The
+    /// table must support row tracking.
+    pub fn with_row_tracking(mut self) -> Self {
+        self.row_tracking = true;
         self
     }
 
@@ -276,7 +301,26 @@ impl ScanBuilder {
             output_names.iter().filter_map(|n| schema.field(n)).chain(&self.extra_fields).map(nullable).collect::<DeltaResult<_>>()?;
         let mut read_fields: Vec<StructField> = read_names.iter().filter_map(|n| schema.field(n)).cloned().collect();
         read_fields.extend(self.extra_fields.iter().cloned());
+        let row_tracking = if self.row_tracking {
+            if !snapshot.protocol().has_feature(&crate::protocol::TableFeature::RowTracking) {
+                return Err(DeltaError::RowTrackingNotSupported);
+            }
+            // The materialised columns are read (when files have them) under their own names.
+            let names = crate::row_tracking::materialized_names(snapshot.metadata());
+            for n in [&names.0, &names.1].into_iter().flatten() {
+                read_fields.push(StructField::new(n.clone(), crate::schema::DataType::Primitive(crate::schema::PrimitiveType::Long), true));
+            }
+            Some(names)
+        } else {
+            None
+        };
         let mut read_arrow: Vec<Field> = read_fields.iter().map(nullable).collect::<DeltaResult<_>>()?;
+        if row_tracking.is_some() {
+            for f in [Field::new(ROW_ID_COLUMN, ArrowType::Int64, true), Field::new(ROW_COMMIT_VERSION_COLUMN, ArrowType::Int64, true)] {
+                output_fields.push(f.clone());
+                read_arrow.push(f);
+            }
+        }
         if self.row_index {
             for f in [Field::new(ROW_INDEX_COLUMN, ArrowType::UInt64, false), Field::new(FILE_INDEX_COLUMN, ArrowType::UInt32, false)] {
                 output_fields.push(f.clone());
@@ -318,7 +362,14 @@ impl ScanBuilder {
                     }
                 }
                 let deletion_vector = dv_at(dv_col, row);
+                let i64_at = |name: &str| {
+                    column
+                        .column_by_name(name)
+                        .and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
+                };
                 files.push(ScanFile {
+                    base_row_id: i64_at("baseRowId"),
+                    default_row_commit_version: i64_at("defaultRowCommitVersion"),
                     path: paths.value(row).to_string(),
                     size: sizes.value(row),
                     partition_values,
@@ -339,6 +390,7 @@ impl ScanBuilder {
                 predicate: self.predicate,
                 batch_size: self.batch_size,
                 row_index: self.row_index,
+                row_tracking,
                 concurrency: self.concurrency.unwrap_or_else(|| snapshot.location().options().io_concurrency).max(1),
                 metrics: Arc::new(ScanMetrics::default()),
             }),
@@ -492,6 +544,8 @@ struct ScanInner {
     predicate: Option<Expr>,
     batch_size: usize,
     row_index: bool,
+    /// Row tracking output, with the materialised row id and commit version column names.
+    row_tracking: Option<(Option<String>, Option<String>)>,
     concurrency: usize,
     metrics: Arc<ScanMetrics>,
 }
@@ -837,6 +891,20 @@ async fn read_file(
     while let Some(batch) = stream.try_next().await.map_err(|e| DeltaError::parquet(&display, e))? {
         let n = batch.num_rows();
         ScanMetrics::add(&metrics.rows_read, n as u64);
+        // File row index of each row (row groups may have been skipped).
+        let row_indexes: Option<arrow::array::UInt64Array> =
+            (deleted.is_some() || inner.row_index || inner.row_tracking.is_some()).then(|| {
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    while range_idx < ranges.len() && offset_in_range >= ranges[range_idx].1 {
+                        range_idx += 1;
+                        offset_in_range = 0;
+                    }
+                    v.push(ranges.get(range_idx).map(|r| r.0 + offset_in_range).unwrap_or(u64::MAX));
+                    offset_in_range += 1;
+                }
+                arrow::array::UInt64Array::from(v)
+            });
         let batch_schema = batch.schema();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(inner.read_fields.len());
         for (f, root) in inner.read_fields.iter().zip(&roots) {
@@ -851,19 +919,31 @@ async fn read_file(
             };
             columns.push(col);
         }
-        // File row index of each row (row groups may have been skipped).
-        let row_indexes: Option<arrow::array::UInt64Array> = (deleted.is_some() || inner.row_index).then(|| {
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                while range_idx < ranges.len() && offset_in_range >= ranges[range_idx].1 {
-                    range_idx += 1;
-                    offset_in_range = 0;
-                }
-                v.push(ranges.get(range_idx).map(|r| r.0 + offset_in_range).unwrap_or(u64::MAX));
-                offset_in_range += 1;
-            }
-            arrow::array::UInt64Array::from(v)
-        });
+        if let Some((id_name, version_name)) = &inner.row_tracking {
+            // Materialised values win; the file's base row id + row index and its default commit
+            // version fill the rest.
+            let indexes = row_indexes.as_ref().ok_or_else(|| DeltaError::Internal("row tracking without row indexes".into()))?;
+            let materialized = |name: &Option<String>| -> Option<arrow::array::Int64Array> {
+                let i = inner.read_fields.iter().position(|f| Some(&f.name) == name.as_ref())?;
+                columns.get(i)?.as_primitive_opt::<Int64Type>().cloned()
+            };
+            let (ids, versions) = (materialized(id_name), materialized(version_name));
+            let base = file.base_row_id;
+            let id_col: arrow::array::Int64Array = (0..n)
+                .map(|r| match &ids {
+                    Some(m) if m.is_valid(r) => Some(m.value(r)),
+                    _ => base.map(|b| b + indexes.value(r) as i64),
+                })
+                .collect();
+            let version_col: arrow::array::Int64Array = (0..n)
+                .map(|r| match &versions {
+                    Some(m) if m.is_valid(r) => Some(m.value(r)),
+                    _ => file.default_row_commit_version,
+                })
+                .collect();
+            columns.push(Arc::new(id_col));
+            columns.push(Arc::new(version_col));
+        }
         if let (true, Some(indexes)) = (inner.row_index, &row_indexes) {
             // Shares the buffer with `row_indexes` (no copy).
             columns.push(Arc::new(indexes.clone()));

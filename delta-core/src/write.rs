@@ -857,12 +857,32 @@ fn stats_columns(metadata: &Metadata, schema: &StructType, mode: ColumnMappingMo
     leaves.into_iter().take(take_n).map(|(_, p)| p).collect()
 }
 
-/// One data file being written.
+/// One data file being written. Row groups are encoded into `writer`'s buffer; once the flushed
+/// bytes pass [`STREAM_BYTES`] the file streams to the store as a multipart upload (nothing is
+/// visible until it completes), so a large file never sits whole in memory. Smaller files are
+/// one `put` when they close.
 struct OpenFile {
     writer: ArrowWriter<Vec<u8>>,
     rows: u64,
     stats: Vec<ColumnStats>,
+    /// The file's path relative to the table root, and its partition values (physical names).
+    rel: String,
+    partition_values: HashMap<String, Option<String>>,
+    upload: Option<object_store::WriteMultipart>,
+    /// Bytes already handed to `upload`.
+    streamed: u64,
 }
+
+/// Flushed bytes past which a data file streams to the store in parts of this size (small in
+/// unit tests, so that they stream).
+const STREAM_BYTES: usize = if cfg!(test) { 64 * 1024 } else { 8 * 1024 * 1024 };
+
+/// Rows per row group at most: parquet's default, small in unit tests.
+const ROW_GROUP_ROWS: usize = if cfg!(test) { 8192 } else { 1024 * 1024 };
+
+/// Largest row group (encoded bytes) a writer holds before flushing it, as Spark's 128 MiB
+/// `parquet.block.size`: wide rows do not fill a 1M-row group in memory.
+const ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
 
 /// Writes partitioned parquet files with statistics and returns their `add` actions.
 pub struct DeltaWriter {
@@ -875,6 +895,8 @@ pub struct DeltaWriter {
     stats_columns: Vec<Vec<String>>,
     target_file_size: u64,
     open: BTreeMap<Vec<Option<String>>, OpenFile>,
+    /// Files opened so far (their sequence number in the file name).
+    opened: usize,
     done: Vec<AddFile>,
     rows: u64,
     /// `_change_data/` for change data files, empty for data files.
@@ -908,6 +930,7 @@ impl DeltaWriter {
             stats_columns,
             target_file_size: target_file_size.max(1),
             open: BTreeMap::new(),
+            opened: 0,
             done: Vec::new(),
             rows: 0,
             prefix: "",
@@ -928,6 +951,15 @@ impl DeltaWriter {
         w.stats_columns.clear();
         w.prefix = "_change_data/";
         Ok(w)
+    }
+
+    /// Adds hidden columns after the table's (row tracking's materialised row ids and commit
+    /// versions): written to the files, never in statistics.
+    pub(crate) fn with_hidden_columns(mut self, fields: Vec<StructField>) -> DeltaResult<Self> {
+        self.schema.fields.extend(fields.iter().cloned());
+        self.data_schema.fields.extend(fields);
+        self.logical_arrow = self.schema.to_arrow()?;
+        Ok(self)
     }
 
     /// The table schema as Arrow (logical names): what [`DeltaWriter::write`] expects.
@@ -984,7 +1016,11 @@ impl DeltaWriter {
         let physical = to_physical(&data, &self.data_schema, self.mode)?;
         if !self.open.contains_key(&key) {
             // Snappy, as Spark and delta-rs write by default.
-            let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .build();
             let writer =
                 ArrowWriter::try_new(Vec::new(), physical.schema(), Some(props)).map_err(|e| DeltaError::parquet("new file", e))?;
             let stats = self
@@ -992,7 +1028,8 @@ impl DeltaWriter {
                 .iter()
                 .map(|p| ColumnStats { path: p.clone(), min: None, max: None, nulls: 0, no_bounds: false })
                 .collect();
-            self.open.insert(key.clone(), OpenFile { writer, rows: 0, stats });
+            let (rel, partition_values) = self.new_file_path(&key)?;
+            self.open.insert(key.clone(), OpenFile { writer, rows: 0, stats, rel, partition_values, upload: None, streamed: 0 });
         }
         let leaves = leaf_arrays(&data, &self.data_schema, self.mode);
         let Some(mut file) = self.open.remove(&key) else { return Err(DeltaError::Internal("open file vanished".into())) };
@@ -1014,6 +1051,10 @@ impl DeltaWriter {
         .map_err(|e| DeltaError::Internal(format!("encoding task failed: {e}")))?;
         result?;
         let full = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64 >= self.target_file_size;
+        let mut file = file;
+        if file.writer.inner().len() >= STREAM_BYTES {
+            Self::stream_part(&self.location, &mut file).await?;
+        }
         self.open.insert(key.clone(), file);
         if full {
             self.close_file(&key).await?;
@@ -1021,15 +1062,8 @@ impl DeltaWriter {
         Ok(())
     }
 
-    async fn close_file(&mut self, key: &Vec<Option<String>>) -> DeltaResult<()> {
-        let Some(file) = self.open.remove(key) else { return Ok(()) };
-        let rows = file.rows;
-        let stats_of_file = file.stats;
-        let writer = file.writer;
-        let bytes = tokio::task::spawn_blocking(move || writer.into_inner())
-            .await
-            .map_err(|e| DeltaError::Internal(format!("encoding task failed: {e}")))?
-            .map_err(|e| DeltaError::parquet("new file", e))?;
+    /// A new data file's path (Hive-style partition directories) and partition values.
+    fn new_file_path(&mut self, key: &[Option<String>]) -> DeltaResult<(String, HashMap<String, Option<String>>)> {
         let mut dir = String::new();
         let mut partition_values = HashMap::new();
         for (p, v) in self.partition_columns.iter().zip(key) {
@@ -1039,15 +1073,54 @@ impl DeltaWriter {
             dir.push_str(&format!("{}={shown}/", escape_partition_value(&name)));
             partition_values.insert(name, v.clone());
         }
+        let n = self.opened;
+        self.opened += 1;
         // Spark's names: `part-00000-<uuid>-c000…` for data, `cdc-00000-<uuid>.c000…` for changes.
         let rel = if self.prefix.is_empty() {
-            format!("{dir}part-{:05}-{}-c000.snappy.parquet", self.done.len(), uuid::Uuid::new_v4())
+            format!("{dir}part-{n:05}-{}-c000.snappy.parquet", uuid::Uuid::new_v4())
         } else {
-            format!("{}{dir}cdc-{:05}-{}.c000.snappy.parquet", self.prefix, self.done.len(), uuid::Uuid::new_v4())
+            format!("{}{dir}cdc-{n:05}-{}.c000.snappy.parquet", self.prefix, uuid::Uuid::new_v4())
         };
-        let path = self.location.resolve(PathKind::Data, &encode_path(&rel))?;
-        let size = bytes.len() as i64;
-        self.location.put(&path.store_path, bytes).await?;
+        Ok((encode_path(&rel), partition_values))
+    }
+
+    /// Hands the bytes `file` has flushed so far to its multipart upload (started on first use),
+    /// waiting while two parts are in flight.
+    async fn stream_part(location: &TableLocation, file: &mut OpenFile) -> DeltaResult<()> {
+        let bytes = bytes::Bytes::from(std::mem::take(file.writer.inner_mut()));
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if file.upload.is_none() {
+            let path = location.resolve(PathKind::Data, &file.rel)?;
+            let upload = object_store::ObjectStoreExt::put_multipart(location.store().as_ref(), &path.store_path).await?;
+            file.upload = Some(object_store::WriteMultipart::new_with_chunk_size(upload, STREAM_BYTES));
+        }
+        let Some(upload) = file.upload.as_mut() else { return Err(DeltaError::Internal("upload vanished".into())) };
+        file.streamed += bytes.len() as u64;
+        upload.put(bytes);
+        upload.wait_for_capacity(2).await?;
+        Ok(())
+    }
+
+    async fn close_file(&mut self, key: &Vec<Option<String>>) -> DeltaResult<()> {
+        let Some(file) = self.open.remove(key) else { return Ok(()) };
+        let OpenFile { writer, rows, stats: stats_of_file, rel, partition_values, upload, streamed } = file;
+        let bytes = tokio::task::spawn_blocking(move || writer.into_inner())
+            .await
+            .map_err(|e| DeltaError::Internal(format!("encoding task failed: {e}")))?
+            .map_err(|e| DeltaError::parquet("new file", e))?;
+        let size = streamed as i64 + bytes.len() as i64;
+        match upload {
+            Some(mut upload) => {
+                upload.put(bytes.into());
+                upload.finish().await?;
+            }
+            None => {
+                let path = self.location.resolve(PathKind::Data, &rel)?;
+                self.location.put(&path.store_path, bytes).await?;
+            }
+        }
         let mut min = serde_json::Map::new();
         let mut max = serde_json::Map::new();
         let mut nulls = serde_json::Map::new();
@@ -1065,7 +1138,7 @@ impl DeltaWriter {
         }
         let stats = json!({"numRecords": rows, "minValues": min, "maxValues": max, "nullCount": nulls});
         self.done.push(AddFile {
-            path: encode_path(&rel),
+            path: rel,
             partition_values,
             size,
             modification_time: chrono::Utc::now().timestamp_millis(),
@@ -1227,6 +1300,18 @@ impl Table {
             let mut next = 1;
             assign_column_mapping(&mut schema, &mut next);
             properties.insert("delta.columnMapping.maxColumnId".into(), (next - 1).to_string());
+        }
+        if properties.get("delta.enableRowTracking").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            // As delta-spark does at enablement: the names rewrites will materialise row ids under.
+            for key in [crate::row_tracking::ROW_ID_NAME_KEY, crate::row_tracking::COMMIT_VERSION_NAME_KEY] {
+                if !properties.contains_key(key) {
+                    let mut named = HashMap::new();
+                    crate::row_tracking::declare_names(&mut named);
+                    if let Some(Some(v)) = named.remove(key) {
+                        properties.insert(key.to_string(), v);
+                    }
+                }
+            }
         }
         let protocol = min_protocol(&schema, &properties);
         let metadata = new_metadata(&schema, partition_columns.to_vec(), &properties);
@@ -1707,5 +1792,66 @@ impl Table {
         }
         txn.add_action(Action::Metadata(metadata));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType as ArrowType, Field, Schema};
+
+    /// A file larger than the streaming threshold goes to the store in parts and reads back
+    /// whole: same rows, the size the `add` says, no staging file left beside it.
+    #[tokio::test]
+    async fn large_files_stream_to_the_store_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("delta-write-stream-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let location = TableLocation::open(dir.to_str().unwrap(), Default::default()).unwrap();
+        let schema = StructType {
+            fields: vec![
+                StructField::new("id", DataType::Primitive(PrimitiveType::Long), true),
+                StructField::new("s", DataType::Primitive(PrimitiveType::String), true),
+            ],
+        };
+        let metadata = new_metadata(&schema, Vec::new(), &HashMap::new());
+        let mut writer = DeltaWriter::new(location.clone(), &metadata, &schema, ColumnMappingMode::None, u64::MAX).unwrap();
+        let arrow_schema = Arc::new(Schema::new(vec![Field::new("id", ArrowType::Int64, true), Field::new("s", ArrowType::Utf8, true)]));
+        let n = 100_000i64;
+        for start in (0..n).step_by(10_000) {
+            let ids: Vec<i64> = (start..start + 10_000).collect();
+            let strings: Vec<String> = ids.iter().map(|i| format!("value-{}", i.wrapping_mul(2_654_435_761) % 1_000_003)).collect();
+            let batch =
+                RecordBatch::try_new(arrow_schema.clone(), vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(strings))])
+                    .unwrap();
+            writer.write(&batch).await.unwrap();
+        }
+        // The open file has streamed parts already.
+        assert!(writer.open.values().any(|f| f.upload.is_some() && f.streamed > 0), "the file did not stream");
+        let (adds, rows) = writer.finish().await.unwrap();
+        assert_eq!((adds.len(), rows), (1, n as u64));
+        let path = dir.join(&adds[0].path);
+        assert_eq!(std::fs::metadata(&path).unwrap().len() as i64, adds[0].size);
+        let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names.len(), 1, "staging files left: {names:?}");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut next = 0i64;
+        for b in reader {
+            let b = b.unwrap();
+            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..ids.len() {
+                assert_eq!(ids.value(i), next);
+                next += 1;
+            }
+        }
+        assert_eq!(next, n);
+        let stats: Value = serde_json::from_str(adds[0].stats.as_deref().unwrap()).unwrap();
+        assert_eq!(stats["numRecords"], json!(n));
+        assert_eq!(stats["maxValues"]["id"], json!(n - 1));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

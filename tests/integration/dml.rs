@@ -657,3 +657,94 @@ async fn merge_over_the_memory_budget_spills_and_matches_the_in_memory_result() 
     let err = table.merge(dup, "t.id = s.id").with_memory_budget(0).when_matched_update_all().execute().await.unwrap_err();
     assert!(matches!(err, delta_core::DeltaError::MultipleSourceRowsMatched { .. }), "{err}");
 }
+
+/// Row tracking through every operation that moves rows into new files: updated rows keep their
+/// row id and take the commit's version, copied rows keep both, inserted rows get fresh ids, with
+/// and without deletion vectors (copy-on-write DELETE and MERGE copy the untouched rows).
+#[tokio::test]
+async fn row_ids_survive_update_merge_delete_and_optimize() {
+    use std::collections::BTreeMap;
+    async fn lineage(table: &Table) -> BTreeMap<i64, (i64, i64)> {
+        let batches = table.snapshot().await.unwrap().scan().with_row_tracking().build().unwrap().collect().await.unwrap();
+        let mut out = BTreeMap::new();
+        for b in &batches {
+            let id = b.column_by_name("id").unwrap().as_primitive::<Int64Type>();
+            let row_id = b.column_by_name(delta_core::scan::ROW_ID_COLUMN).unwrap().as_primitive::<Int64Type>();
+            let version = b.column_by_name(delta_core::scan::ROW_COMMIT_VERSION_COLUMN).unwrap().as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                assert!(row_id.is_valid(i) && version.is_valid(i), "row {} has no row id or commit version", id.value(i));
+                assert!(out.insert(id.value(i), (row_id.value(i), version.value(i))).is_none());
+            }
+        }
+        let distinct: std::collections::BTreeSet<i64> = out.values().map(|v| v.0).collect();
+        assert_eq!(distinct.len(), out.len(), "row ids are not unique: {out:?}");
+        out
+    }
+    for dv in [false, true] {
+        let table = Table::open(&tmp(&format!("rowtrack-{dv}"))).unwrap();
+        let properties: HashMap<String, String> =
+            [("delta.enableRowTracking", "true"), ("delta.enableDeletionVectors", if dv { "true" } else { "false" })]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let rows = sample();
+        let opts = WriteOptions { properties, ..Default::default() };
+        table.write(vec![batch(&rows[..20])], opts).await.unwrap();
+        table.write(vec![batch(&rows[20..])], WriteOptions::default()).await.unwrap();
+        let mut expected = lineage(&table).await;
+        assert_eq!(expected.len(), 40);
+
+        // UPDATE: same ids, new version for the updated rows.
+        let u = table.update(Some("id % 5 = 0"), &[("v", "id + 1000")]).await.unwrap().version.unwrap();
+        for (id, l) in expected.iter_mut() {
+            if id % 5 == 0 {
+                l.1 = u;
+            }
+        }
+        assert_eq!(lineage(&table).await, expected, "after UPDATE (dv={dv})");
+
+        // MERGE: matched rows keep their ids; inserted rows get fresh ones.
+        let source: Vec<Row> = (0..6).chain(100..103).map(|i| (i, Some("m".to_string()), Some(-i))).collect();
+        let m = table
+            .merge(vec![batch(&source)], "t.id = s.id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+            .await
+            .unwrap()
+            .version
+            .unwrap();
+        let after = lineage(&table).await;
+        let old_max = expected.values().map(|l| l.0).max().unwrap();
+        for (id, l) in expected.iter_mut() {
+            if *id < 6 {
+                l.1 = m;
+            }
+        }
+        for id in 100..103 {
+            let (row_id, version) = after[&id];
+            assert!(row_id > old_max, "inserted row {id} reused an id");
+            assert_eq!(version, m);
+            expected.insert(id, (row_id, version));
+        }
+        assert_eq!(after, expected, "after MERGE (dv={dv})");
+
+        // DELETE: the survivors keep ids and versions (copy-on-write copies them).
+        table.delete(Some("id % 7 = 1")).await.unwrap();
+        expected.retain(|id, _| id % 7 != 1);
+        assert_eq!(lineage(&table).await, expected, "after DELETE (dv={dv})");
+
+        // OPTIMIZE (with one more small file to compact): nothing changes but the files.
+        let more: Vec<Row> = (200..203).map(|i| (i, None, Some(i))).collect();
+        table.write(vec![batch(&more)], WriteOptions::default()).await.unwrap();
+        for (id, l) in lineage(&table).await {
+            expected.entry(id).or_insert(l);
+        }
+        let o = table.optimize().execute().await.unwrap();
+        assert!(o.version.is_some());
+        assert_eq!(lineage(&table).await, expected, "after OPTIMIZE (dv={dv})");
+        let rows = table_rows(&table).await;
+        assert_eq!(rows.len(), expected.len());
+        assert!(rows.iter().any(|r| r.0 == 5 && r.2 == Some(-5)) && rows.iter().any(|r| r.0 == 10 && r.2 == Some(1010)));
+    }
+}

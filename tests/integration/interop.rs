@@ -397,6 +397,16 @@ async fn write_shapes(root: &Path) -> usize {
                 for i in 3..6 {
                     t.write(vec![ids_names(&[i], &["c"])], WriteOptions::default()).await.unwrap();
                 }
+                // Rewrites materialise row ids in hidden columns other readers must ignore.
+                t.update(Some("id = 2"), &[("name", "'renamed'")]).await.unwrap();
+                t.delete(Some("id = 4")).await.unwrap();
+                t.merge(vec![ids_names(&[3, 9], &["x", "y"])], "t.id = s.id")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute()
+                    .await
+                    .unwrap();
+                t.optimize().execute().await.unwrap();
             }
             .boxed()
         }),
