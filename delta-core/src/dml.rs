@@ -592,12 +592,21 @@ pub(crate) fn apply_assignments(
         }
     }
     for (name, e) in assignments {
+        let path = assignment_path(name);
         let i = rw
             .schema
             .fields
             .iter()
-            .position(|f| f.name.eq_ignore_ascii_case(name))
+            .position(|f| f.name.eq_ignore_ascii_case(&path[0]))
             .ok_or_else(|| DeltaError::column_not_found(name.clone(), &rw.schema))?;
+        if path.len() > 1 {
+            // A nested field: the struct is rebuilt around the new value (as delta-spark does,
+            // the struct is no longer NULL; its other fields keep their values, NULL where it was).
+            let value = evaluate(e, eval_on)?;
+            columns[i] = assign_nested(&columns[i], &rw.schema.fields[i].data_type, &path[1..], value, name)?;
+            provided[i] = true;
+            continue;
+        }
         let f = &rw.schema.fields[i];
         if f.metadata.contains_key("delta.identity.start")
             && !f.metadata.get("delta.identity.allowExplicitInsert").and_then(Value::as_bool).unwrap_or(false)
@@ -617,6 +626,52 @@ pub(crate) fn apply_assignments(
     // NOT NULL checks and generated columns, as for inserted rows.
     let (batch, _) = conform_without_generated(&batch, &rw.target, &rw.schema)?;
     crate::write::fill_generated_columns((batch, provided), &rw.schema)
+}
+
+/// `a.b.c` (backquotes allowed) as its path.
+fn assignment_path(name: &str) -> Vec<String> {
+    name.split('.').map(|p| p.trim().trim_matches('`').to_string()).collect()
+}
+
+/// `array` (a struct column of type `data_type`) with the field at `path` replaced by `value`.
+fn assign_nested(
+    array: &ArrayRef,
+    data_type: &crate::schema::DataType,
+    path: &[String],
+    value: ArrayRef,
+    shown: &str,
+) -> DeltaResult<ArrayRef> {
+    let (crate::schema::DataType::Struct(st), Some(s)) = (data_type, array.as_struct_opt()) else {
+        return Err(DeltaError::WriteRefused { reason: format!("cannot assign `{shown}`: `{}` is not inside a struct", path[0]) });
+    };
+    let j = st.fields.iter().position(|f| f.name.eq_ignore_ascii_case(&path[0])).ok_or_else(|| DeltaError::ColumnNotFound {
+        column: shown.to_string(),
+        available: st.fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>().join(", "),
+    })?;
+    // Where the struct was NULL its fields read as NULL.
+    let was_null: Option<BooleanArray> = s.nulls().map(|n| n.iter().map(|valid| Some(!valid)).collect());
+    let mut columns: Vec<ArrayRef> = s.columns().to_vec();
+    for c in columns.iter_mut() {
+        if let Some(mask) = &was_null {
+            *c = arrow::compute::nullif(c.as_ref(), mask)?;
+        }
+    }
+    let field = &st.fields[j];
+    columns[j] = if path.len() == 1 {
+        let t = s.fields()[j].data_type();
+        if value.data_type() == t {
+            value
+        } else {
+            arrow::compute::cast_with_options(&value, t, &arrow::compute::CastOptions { safe: false, ..Default::default() }).map_err(
+                |err| DeltaError::WriteRefused {
+                    reason: format!("cannot assign {} to `{shown}` ({}): {err}", value.data_type(), field.data_type),
+                },
+            )?
+        }
+    } else {
+        assign_nested(&columns[j], &field.data_type, &path[1..], value, shown)?
+    };
+    Ok(Arc::new(arrow::array::StructArray::try_new(s.fields().clone(), columns, None)?))
 }
 
 fn predicate_parameter(p: Option<&Expr>) -> Value {
@@ -703,7 +758,8 @@ impl Table {
         finish_predicate_dml(self, rw, started, "DELETE", predicate).await
     }
 
-    /// `UPDATE table SET column = expression, … [WHERE predicate]` (Spark SQL text).
+    /// `UPDATE table SET column = expression, … [WHERE predicate]` (Spark SQL text). A column
+    /// may be a nested field (`s.a`): the struct keeps its other fields.
     pub async fn update(&self, predicate: Option<&str>, assignments: &[(&str, &str)]) -> DeltaResult<DmlResult> {
         let predicate = predicate.map(Expr::parse).transpose()?;
         let assignments =
@@ -720,13 +776,9 @@ impl Table {
             rw.check_columns(p)?;
         }
         for (c, e) in &assignments {
-            rw.check_columns(&Expr::col(c))?;
+            // `a.b.c` assigns a nested field (checked against the schema when applied).
+            rw.check_columns(&Expr::col(assignment_path(c)[0].as_str()))?;
             rw.check_columns(e)?;
-            if c.contains('.') {
-                return Err(DeltaError::WriteRefused {
-                    reason: format!("UPDATE of nested field `{c}` is not supported; assign the whole struct"),
-                });
-            }
         }
         let mut updated = 0u64;
         let mut candidates = Vec::new();

@@ -748,3 +748,45 @@ async fn row_ids_survive_update_merge_delete_and_optimize() {
         assert!(rows.iter().any(|r| r.0 == 5 && r.2 == Some(-5)) && rows.iter().any(|r| r.0 == 10 && r.2 == Some(1010)));
     }
 }
+
+/// `UPDATE … SET s.a = …` rebuilds the struct around the new field: other fields keep their
+/// values, a NULL struct becomes a struct whose other fields are NULL (delta-spark's semantics);
+/// unknown fields and non-struct parents are typed errors.
+#[tokio::test]
+async fn update_assigns_nested_fields() {
+    use arrow::array::StructArray;
+    let table = Table::open(&tmp("nested-set")).unwrap();
+    let fields = arrow::datatypes::Fields::from(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8, true)]);
+    let s = StructArray::try_new(
+        fields.clone(),
+        vec![Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])), Arc::new(StringArray::from(vec![Some("x"), None, Some("z")]))],
+        Some(vec![true, false, true].into()),
+    )
+    .unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("s", DataType::Struct(fields), true)]));
+    let b = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3])), Arc::new(s)]).unwrap();
+    table.write(vec![b], WriteOptions::default()).await.unwrap();
+    let r = table.update(Some("id <= 2"), &[("s.a", "id * 10")]).await.unwrap();
+    assert_eq!(r.metric("numUpdatedRows"), 2);
+    let batches = table.snapshot().await.unwrap().scan().build().unwrap().collect().await.unwrap();
+    let mut got = Vec::new();
+    for b in &batches {
+        let id = b.column_by_name("id").unwrap().as_primitive::<Int64Type>();
+        let s = b.column_by_name("s").unwrap().as_struct();
+        let (a, bs) = (s.column(0).as_primitive::<Int64Type>(), s.column(1).as_string::<i32>());
+        for i in 0..b.num_rows() {
+            got.push((
+                id.value(i),
+                s.is_valid(i),
+                a.is_valid(i).then(|| a.value(i)),
+                (s.is_valid(i) && bs.is_valid(i)).then(|| bs.value(i).to_string()),
+            ));
+        }
+    }
+    got.sort();
+    assert_eq!(got, vec![(1, true, Some(10), Some("x".to_string())), (2, true, Some(20), None), (3, true, Some(3), Some("z".to_string()))]);
+    let e = table.update(None, &[("s.nope", "1")]).await.unwrap_err();
+    assert!(matches!(e, delta_core::DeltaError::ColumnNotFound { .. }), "{e}");
+    let e = table.update(None, &[("id.x", "1")]).await.unwrap_err();
+    assert!(matches!(e, delta_core::DeltaError::WriteRefused { .. }), "{e}");
+}
