@@ -60,6 +60,24 @@ pub struct RemoveFile {
 }
 
 impl AddFile {
+    /// A data-changing `add` of this file with no stats, tags, deletion vector or row tracking
+    /// fields (set what applies with struct update syntax).
+    pub fn new(path: String, partition_values: HashMap<String, Option<String>>, size: i64) -> Self {
+        AddFile {
+            path,
+            partition_values,
+            size,
+            modification_time: 0,
+            data_change: true,
+            stats: None,
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        }
+    }
+
     /// `numRecords` from the file's JSON stats, when they have it.
     pub fn num_records(&self) -> Option<u64> {
         self.stats.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())?.get("numRecords")?.as_u64()

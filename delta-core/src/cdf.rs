@@ -133,19 +133,7 @@ impl Table {
                 .iter()
                 .filter_map(|a| if let Action::Cdc(c) = a { Some(c) } else { None })
                 .map(|c| {
-                    let add = AddFile {
-                        path: c.path.clone(),
-                        partition_values: c.partition_values.clone(),
-                        size: c.size,
-                        modification_time: 0,
-                        data_change: false,
-                        stats: None,
-                        tags: None,
-                        deletion_vector: None,
-                        base_row_id: None,
-                        default_row_commit_version: None,
-                        clustering_provider: None,
-                    };
+                    let add = AddFile { data_change: false, ..AddFile::new(c.path.clone(), c.partition_values.clone(), c.size) };
                     Ok(keep(&add)?.then(|| ScanFile::from_add(&add, &pruner)))
                 })
                 .filter_map(|r: DeltaResult<Option<ScanFile>>| r.transpose())
@@ -172,17 +160,9 @@ impl Table {
                     Action::Add(add) if add.data_change && keep(add)? => inserts.push(ScanFile::from_add(add, &pruner)),
                     Action::Remove(r) if r.data_change => {
                         let add = AddFile {
-                            path: r.path.clone(),
-                            partition_values: r.partition_values.clone().unwrap_or_default(),
-                            size: r.size.unwrap_or(0),
-                            modification_time: 0,
-                            data_change: true,
                             stats: r.stats.clone(),
-                            tags: None,
                             deletion_vector: r.deletion_vector.clone(),
-                            base_row_id: None,
-                            default_row_commit_version: None,
-                            clustering_provider: None,
+                            ..AddFile::new(r.path.clone(), r.partition_values.clone().unwrap_or_default(), r.size.unwrap_or(0))
                         };
                         if keep(&add)? {
                             deletes.push(ScanFile::from_add(&add, &pruner));

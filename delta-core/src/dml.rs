@@ -351,15 +351,7 @@ impl Rewriter {
                 RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?
             }
         };
-        let Some(w) = self.data.as_mut() else { return Err(DeltaError::Internal("data writer missing".into())) };
-        if !w.write(batch).await {
-            // The writer stopped: its error.
-            if let Some(w) = self.data.take() {
-                w.finish().await?;
-            }
-            return Err(DeltaError::Internal("data writer stopped".into()));
-        }
-        Ok(())
+        send(&mut self.data, batch, "data").await
     }
 
     /// Writes change data rows (table columns) with their change type, when CDF is on.
@@ -378,20 +370,12 @@ impl Rewriter {
         let mut fields: Vec<arrow::datatypes::FieldRef> = self.target.fields().iter().cloned().collect();
         fields.push(Arc::new(arrow::datatypes::Field::new(CHANGE_TYPE_COLUMN, arrow::datatypes::DataType::Utf8, true)));
         let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
-        let Some(w) = self.cdc.as_mut() else { return Err(DeltaError::Internal("change writer missing".into())) };
-        if !w.write(out).await {
-            if let Some(w) = self.cdc.take() {
-                w.finish().await?;
-            }
-            return Err(DeltaError::Internal("change writer stopped".into()));
-        }
-        Ok(())
+        send(&mut self.cdc, out, "change").await
     }
 
     /// The table columns of a scan batch (drops the row index columns; after schema evolution,
     /// columns the files lack are NULL, as are those a [`Rewriter::scan_columns`] scan skipped).
     pub(crate) fn table_columns(&self, batch: &RecordBatch) -> DeltaResult<RecordBatch> {
-        // The scan appends the row index and file index columns after the table's.
         let schema = batch.schema();
         // The scan appends its own columns (row index, file index, row tracking) after the table's.
         let special = [ROW_INDEX_COLUMN, FILE_INDEX_COLUMN, ROW_ID_COLUMN, ROW_COMMIT_VERSION_COLUMN];
@@ -523,6 +507,18 @@ impl Rewriter {
         }
         Ok((actions, self.metrics, self.snapshot))
     }
+}
+
+/// Hands a batch to a started writer; when the writer has stopped, its error.
+async fn send(writer: &mut Option<ParallelWriter>, batch: RecordBatch, what: &str) -> DeltaResult<()> {
+    let Some(w) = writer.as_mut() else { return Err(DeltaError::Internal(format!("{what} writer missing"))) };
+    if !w.write(batch).await {
+        if let Some(w) = writer.take() {
+            w.finish().await?;
+        }
+        return Err(DeltaError::Internal(format!("{what} writer stopped")));
+    }
+    Ok(())
 }
 
 /// Which of the scanned files a batch of a [`Rewriter::scan_files`] scan came from.

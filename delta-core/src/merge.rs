@@ -1251,11 +1251,8 @@ fn take_batch(batch: &RecordBatch, idx: &UInt32Array) -> DeltaResult<RecordBatch
 async fn write_update(rw: &mut Rewriter, before: &RecordBatch, after: &RecordBatch, row_ids: Option<ArrayRef>) -> DeltaResult<()> {
     rw.write_changes(before, ChangeType::UpdatePreimage).await?;
     rw.write_changes(after, ChangeType::UpdatePostimage).await?;
-    let lineage = match (row_ids, &rw.tracking) {
-        (Some(ids), _) => crate::row_tracking::Lineage::Updated(ids),
-        (None, None) => crate::row_tracking::Lineage::Inserted,
-        (None, Some(_)) => return Err(DeltaError::Internal("updated rows without their row ids".into())),
-    };
+    // `row_ids` is `Some` on row-tracking tables (`Rewriter::lineage_of` fails otherwise).
+    let lineage = row_ids.map(crate::row_tracking::Lineage::Updated).unwrap_or(crate::row_tracking::Lineage::Inserted);
     rw.write_rows_as(after, lineage).await
 }
 

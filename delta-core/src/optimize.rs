@@ -474,19 +474,7 @@ mod tests {
 
     #[test]
     fn packing_closes_bins_at_the_target() {
-        let f = |size: i64| AddFile {
-            path: format!("f{size}"),
-            partition_values: Default::default(),
-            size,
-            modification_time: 0,
-            data_change: true,
-            stats: None,
-            tags: None,
-            deletion_vector: None,
-            base_row_id: None,
-            default_row_commit_version: None,
-            clustering_provider: None,
-        };
+        let f = |size: i64| AddFile::new(format!("f{size}"), Default::default(), size);
         let bins = pack(vec![f(5), f(1), f(3), f(4), f(2)], 6);
         let sizes: Vec<Vec<i64>> = bins.iter().map(|b| b.iter().map(|a| a.size).collect()).collect();
         assert_eq!(sizes, vec![vec![1, 2, 3], vec![4], vec![5]]);

@@ -14,7 +14,6 @@
 //!
 //! [`crate::scan::ScanBuilder::with_row_tracking`] reads the values back.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, ArrayRef};
@@ -33,17 +32,14 @@ pub fn materialized_names(metadata: &Metadata) -> (Option<String>, Option<String
     (metadata.property(ROW_ID_NAME_KEY).map(str::to_string), metadata.property(COMMIT_VERSION_NAME_KEY).map(str::to_string))
 }
 
-/// Declares the materialised column names (delta-spark's `_row-id-col-<uuid>` form) where the
-/// configuration lacks them; returns whether it added any.
-pub fn declare_names(configuration: &mut HashMap<String, Option<String>>) -> bool {
-    let mut added = false;
-    for (key, prefix) in [(ROW_ID_NAME_KEY, "_row-id-col-"), (COMMIT_VERSION_NAME_KEY, "_row-commit-version-col-")] {
-        if configuration.get(key).and_then(|v| v.as_ref()).is_none() {
-            configuration.insert(key.to_string(), Some(format!("{prefix}{}", uuid::Uuid::new_v4())));
-            added = true;
-        }
-    }
-    added
+/// New materialised column names (delta-spark's `_row-id-col-<uuid>` form) for the keys that
+/// `declared` says are not set yet.
+pub fn missing_names(declared: impl Fn(&str) -> bool) -> Vec<(&'static str, String)> {
+    [(ROW_ID_NAME_KEY, "_row-id-col-"), (COMMIT_VERSION_NAME_KEY, "_row-commit-version-col-")]
+        .into_iter()
+        .filter(|(key, _)| !declared(key))
+        .map(|(key, prefix)| (key, format!("{prefix}{}", uuid::Uuid::new_v4())))
+        .collect()
 }
 
 /// For an operation that moves rows into new files: the materialised column names, and the
@@ -53,7 +49,11 @@ pub(crate) fn names_for_rewrite(snapshot: &crate::Snapshot) -> Option<((String, 
         return None;
     }
     let mut metadata = snapshot.metadata().clone();
-    let declared = declare_names(&mut metadata.configuration);
+    let missing = missing_names(|k| metadata.property(k).is_some());
+    let declared = !missing.is_empty();
+    for (key, name) in missing {
+        metadata.configuration.insert(key.to_string(), Some(name));
+    }
     let (id, version) = materialized_names(&metadata);
     Some(((id.unwrap_or_default(), version.unwrap_or_default()), declared.then_some(metadata)))
 }

@@ -1138,17 +1138,9 @@ impl DeltaWriter {
         }
         let stats = json!({"numRecords": rows, "minValues": min, "maxValues": max, "nullCount": nulls});
         self.done.push(AddFile {
-            path: rel,
-            partition_values,
-            size,
             modification_time: chrono::Utc::now().timestamp_millis(),
-            data_change: true,
             stats: Some(stats.to_string()),
-            tags: None,
-            deletion_vector: None,
-            base_row_id: None,
-            default_row_commit_version: None,
-            clustering_provider: None,
+            ..AddFile::new(rel, partition_values, size)
         });
         Ok(())
     }
@@ -1303,14 +1295,8 @@ impl Table {
         }
         if properties.get("delta.enableRowTracking").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             // As delta-spark does at enablement: the names rewrites will materialise row ids under.
-            for key in [crate::row_tracking::ROW_ID_NAME_KEY, crate::row_tracking::COMMIT_VERSION_NAME_KEY] {
-                if !properties.contains_key(key) {
-                    let mut named = HashMap::new();
-                    crate::row_tracking::declare_names(&mut named);
-                    if let Some(Some(v)) = named.remove(key) {
-                        properties.insert(key.to_string(), v);
-                    }
-                }
+            for (key, name) in crate::row_tracking::missing_names(|k| properties.contains_key(k)) {
+                properties.insert(key.to_string(), name);
             }
         }
         let protocol = min_protocol(&schema, &properties);
