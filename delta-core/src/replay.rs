@@ -547,17 +547,7 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
                 state.apply(location, &batch, true)?;
             }
         }
-        let sidecar_root = location.root_url().join("_delta_log/_sidecars/").map_err(|e| DeltaError::Internal(e.to_string()))?;
-        let mut reads = Vec::new();
-        for raw in &sidecars {
-            let url = sidecar_root.join(raw).map_err(|e| DeltaError::InvalidPath {
-                kind: PathKind::Sidecar,
-                path: raw.clone(),
-                reason: e.to_string(),
-            })?;
-            let resolved = location.resolve_url(PathKind::Sidecar, raw, url)?;
-            reads.push(resolved.store_path);
-        }
+        let reads = sidecars.iter().map(|raw| sidecar_store_path(location, raw)).collect::<DeltaResult<Vec<_>>>()?;
         let mut sidecar_batches = futures::stream::iter(reads.into_iter().map(|p| {
             let location = location.clone();
             async move { read_checkpoint_parquet(&location, &p, None).await }
@@ -570,6 +560,55 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
         }
     }
     Ok(state)
+}
+
+/// Where a `sidecar` action's path (a file name under `_delta_log/_sidecars/`, or a URI) points.
+pub(crate) fn sidecar_store_path(location: &TableLocation, raw: &str) -> DeltaResult<Path> {
+    let sidecar_root = location.root_url().join("_delta_log/_sidecars/").map_err(|e| DeltaError::Internal(e.to_string()))?;
+    let url = sidecar_root.join(raw).map_err(|e| DeltaError::InvalidPath {
+        kind: PathKind::Sidecar,
+        path: raw.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(location.resolve_url(PathKind::Sidecar, raw, url)?.store_path)
+}
+
+/// The store paths of the sidecars one checkpoint file references.
+/// A parquet checkpoint is read for its `sidecar.path` column alone.
+pub(crate) async fn sidecar_paths(location: &TableLocation, file: &LogFile) -> DeltaResult<Vec<Path>> {
+    let mut raw: Vec<String> = Vec::new();
+    if matches!(file.name.kind, LogFileKind::V2Checkpoint { parquet: false }) {
+        let mut rx = stream_log_file(location, file);
+        while let Some(batch) = rx.recv().await {
+            let batch = batch?;
+            let sc = batch.column(action_col::SIDECAR).as_struct();
+            let paths = sc.column(0).as_string::<i32>();
+            raw.extend((0..batch.num_rows()).filter(|r| sc.is_valid(*r) && paths.is_valid(*r)).map(|r| paths.value(r).to_string()));
+        }
+    } else {
+        let path = &file.meta.location;
+        let reader = crate::scan::StoreFileReader::new(location.store().clone(), path.clone(), Some(file.meta.size));
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| DeltaError::parquet(path, e))?;
+        let descr = builder.parquet_schema();
+        let leaves: Vec<usize> = (0..descr.num_columns()).filter(|i| descr.column(*i).path().parts() == ["sidecar", "path"]).collect();
+        if leaves.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mask = ProjectionMask::leaves(descr, leaves);
+        let batches: Vec<RecordBatch> = builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| DeltaError::parquet(path, e))?
+            .try_collect()
+            .await
+            .map_err(|e| DeltaError::parquet(path, e))?;
+        for batch in batches {
+            let sc = batch.column(0).as_struct();
+            let paths = sc.column(0).as_string::<i32>();
+            raw.extend((0..batch.num_rows()).filter(|r| sc.is_valid(*r) && paths.is_valid(*r)).map(|r| paths.value(r).to_string()));
+        }
+    }
+    raw.iter().map(|r| sidecar_store_path(location, r)).collect()
 }
 
 /// Builds a `RecordBatch` from the live add columns (for inspection and the CLI).
