@@ -42,13 +42,6 @@ use crate::snapshot::{Snapshot, Table};
 use crate::txn::{IsolationLevel, Transaction};
 use crate::write::{check_rules, conform_without_generated, ensure_writable, table_rules, DeltaWriter, ParallelWriter, CHANGE_TYPE_COLUMN};
 
-/// The rows of `file` (deletion vector applied) for which `predicate` is not true — what remains
-/// when the matching rows are deleted. SQL semantics: rows where it is NULL remain.
-pub async fn rows_not_matching(snapshot: &Snapshot, file: &AddFile, predicate: &Expr) -> DeltaResult<Vec<RecordBatch>> {
-    let keep = Expr::Or(Box::new(Expr::Not(Box::new(predicate.clone()))), Box::new(Expr::IsNull(Box::new(predicate.clone()))));
-    snapshot.scan().with_predicate(keep).only_files(std::slice::from_ref(&file.path)).build()?.collect().await
-}
-
 /// What a DELETE, UPDATE or MERGE did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DmlResult {
@@ -401,6 +394,59 @@ impl Rewriter {
         )?)
     }
 
+    /// Deletes the rows for which `predicate` is true (all rows without one): files a
+    /// partition-only predicate selects go whole; other files that may match are read (the
+    /// predicate's columns only, unless the change feed needs whole rows) and their matching
+    /// rows marked. Counts `numDeletedRows`.
+    pub(crate) async fn delete_rows(&mut self, predicate: Option<&Expr>) -> DeltaResult<u64> {
+        if let Some(p) = predicate {
+            self.check_columns(p)?;
+        }
+        let partition_only = predicate.is_none_or(|p| self.is_partition_only(p));
+        let mut deleted = 0u64;
+        let mut candidates = Vec::new();
+        for add in self.snapshot.add_files()? {
+            if partition_only {
+                let holds = match predicate {
+                    None => true,
+                    Some(p) => self.partition_predicate_holds(p, &add)?,
+                };
+                if holds {
+                    deleted += live_rows(&add).unwrap_or(0);
+                    self.remove_whole(add);
+                }
+                continue;
+            }
+            let Some(p) = predicate else { continue };
+            if self.pruner.may_match_add(p, &add)? {
+                candidates.push(add);
+            }
+        }
+        if !candidates.is_empty() {
+            self.read.extend(candidates.iter().map(|a| a.path.clone()));
+            let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];
+            // Finding the rows needs the predicate's columns only; the change feed records
+            // whole deleted rows. (Copy-on-write reads the kept rows whole in `finish`.)
+            let needed: Option<Vec<String>> =
+                (!self.cdf).then(|| predicate.iter().flat_map(|p| p.columns()).filter_map(|c| c.first().cloned()).collect());
+            let mut stream = self.scan_columns(&candidates, predicate.cloned(), needed.as_deref())?.execute();
+            while let Some(batch) = stream.try_next().await? {
+                let Some(rows) = found.get_mut(file_of(&batch)?) else { continue };
+                rows.extend(row_indexes(&batch)?.values().iter().copied());
+                if self.cdf {
+                    let data = self.table_columns(&batch)?;
+                    self.write_changes(&data, ChangeType::Delete).await?;
+                }
+            }
+            for (add, rows) in candidates.iter().zip(found) {
+                deleted += rows.len();
+                self.mark(add, rows);
+            }
+        }
+        self.count("numDeletedRows", deleted);
+        Ok(deleted)
+    }
+
     /// Materialises the deletions, writes the remaining files and returns the actions to commit
     /// (`remove`s, `add`s, `cdc`s). Nothing is visible until the commit.
     pub(crate) async fn finish(mut self) -> DeltaResult<(Vec<Action>, BTreeMap<String, u64>, Snapshot)> {
@@ -705,52 +751,8 @@ impl Table {
     pub async fn delete_where(&self, predicate: Option<Expr>) -> DeltaResult<DmlResult> {
         let started = std::time::Instant::now();
         let snapshot = self.snapshot().await?;
-        let mut rw = Rewriter::new(snapshot.clone(), "DELETE")?;
-        if let Some(p) = &predicate {
-            rw.check_columns(p)?;
-        }
-        let partition_only = predicate.as_ref().is_none_or(|p| rw.is_partition_only(p));
-        let mut deleted = 0u64;
-        let mut candidates = Vec::new();
-        for add in snapshot.add_files()? {
-            if partition_only {
-                let holds = match &predicate {
-                    None => true,
-                    Some(p) => rw.partition_predicate_holds(p, &add)?,
-                };
-                if holds {
-                    deleted += live_rows(&add).unwrap_or(0);
-                    rw.remove_whole(add);
-                }
-                continue;
-            }
-            let Some(p) = &predicate else { continue };
-            if rw.pruner.may_match_add(p, &add)? {
-                candidates.push(add);
-            }
-        }
-        if !candidates.is_empty() {
-            rw.read.extend(candidates.iter().map(|a| a.path.clone()));
-            let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];
-            // Finding the rows needs the predicate's columns only; the change feed records
-            // whole deleted rows. (Copy-on-write reads the kept rows whole in `finish`.)
-            let needed: Option<Vec<String>> =
-                (!rw.cdf).then(|| predicate.iter().flat_map(|p| p.columns()).filter_map(|c| c.first().cloned()).collect());
-            let mut stream = rw.scan_columns(&candidates, predicate.clone(), needed.as_deref())?.execute();
-            while let Some(batch) = stream.try_next().await? {
-                let Some(rows) = found.get_mut(file_of(&batch)?) else { continue };
-                rows.extend(row_indexes(&batch)?.values().iter().copied());
-                if rw.cdf {
-                    let data = rw.table_columns(&batch)?;
-                    rw.write_changes(&data, ChangeType::Delete).await?;
-                }
-            }
-            for (add, rows) in candidates.iter().zip(found) {
-                deleted += rows.len();
-                rw.mark(add, rows);
-            }
-        }
-        rw.count("numDeletedRows", deleted);
+        let mut rw = Rewriter::new(snapshot, "DELETE")?;
+        rw.delete_rows(predicate.as_ref()).await?;
         finish_predicate_dml(self, rw, started, "DELETE", predicate).await
     }
 

@@ -7,8 +7,10 @@
 //!  split by partition values ─► parquet files at a target size (physical names and field ids under
 //!        │                      column mapping) ─► add actions with numRecords/min/max/nullCount
 //!        ▼
-//!  Transaction: adds (+ removes for overwrite / replaceWhere / dynamic partition overwrite,
-//!               + metaData when the schema changes, + txn for idempotent writes) ─► commit
+//!  Transaction: adds (+ removes for overwrite / dynamic partition overwrite; replaceWhere
+//!               deletes as DELETE does: deletion vectors or copied rows keeping their row ids,
+//!               change data on CDF tables; + metaData when the schema changes, + txn for
+//!               idempotent writes) ─► commit
 //!        ▼
 //!  post-commit: checkpoint every `delta.checkpointInterval` commits, `.crc` file
 //! ```
@@ -286,13 +288,6 @@ fn safe_cast(from: &ArrowType, to: &ArrowType) -> bool {
     }
 }
 
-/// Conforms a batch to the table's logical Arrow schema: columns by name (case-insensitive), safe
-/// casts, missing nullable columns as nulls. Errors name the column and both types.
-pub(crate) fn conform_batch(batch: &RecordBatch, target: &SchemaRef, schema: &StructType) -> DeltaResult<RecordBatch> {
-    let batch = conform_without_generated(batch, target, schema)?;
-    fill_generated_columns(batch, schema)
-}
-
 /// Generated columns (`delta.generationExpression`): computed where the data lacks them, checked
 /// (`column <=> expression` on every row) where it has them.
 /// Columns whose values an expression supplies: generated columns (always; given values are
@@ -416,8 +411,9 @@ pub(crate) fn fill_identity_columns(batch: RecordBatch, provided: &[bool], ident
     )?)
 }
 
-/// Conforms a batch to the table's logical Arrow schema (see [`conform_batch`]); generated columns
-/// missing from the data come back as nulls with `false` in the returned "provided" flags.
+/// Conforms a batch to the table's logical Arrow schema: columns by name (case-insensitive), safe
+/// casts, missing nullable columns as nulls; errors name the column and both types. Generated
+/// columns missing from the data come back as nulls with `false` in the returned "provided" flags.
 pub(crate) fn conform_without_generated(
     batch: &RecordBatch,
     target: &SchemaRef,
@@ -1430,6 +1426,7 @@ where
     }
     // Schema evolution.
     let mut schema_changed = false;
+    let mut metadata_changed = false;
     if let Some(input) = &first_schema {
         let data_schema = schema_from_arrow(input)?;
         if options.overwrite_schema && options.mode == SaveMode::Overwrite && options.replace_where.is_none() {
@@ -1476,6 +1473,28 @@ where
         .unwrap_or(128 * 1024 * 1024);
     // Several writers encode in parallel (one file each at a time).
     let location = snapshot.location().clone();
+    // replaceWhere deletes what its predicate selects as DELETE does (whole files for a
+    // partition predicate; otherwise deletion vectors or copied rows that keep their row ids,
+    // and change data for the deleted and the written rows on a CDF table).
+    let mut rewriter = None;
+    let mut insert_changes = false;
+    if let (SaveMode::Overwrite, Some(pred)) = (options.mode, &options.replace_where) {
+        let mut rw = crate::dml::Rewriter::new(snapshot.clone(), "WRITE")?;
+        if schema_changed {
+            rw.evolve(schema.clone())?;
+        }
+        // A row-tracking table that never declared its materialised column names gets them.
+        for (k, v) in &rw.metadata.configuration {
+            if k.starts_with("delta.rowTracking.") && !metadata.configuration.contains_key(k) {
+                metadata.configuration.insert(k.clone(), v.clone());
+                metadata_changed = true;
+            }
+        }
+        // Once a commit has change data files readers use only those: with rows deleted from
+        // inside files (change data written for them), the written rows get theirs too.
+        insert_changes = rw.cdf && !rw.is_partition_only(pred);
+        rewriter = Some(rw);
+    }
     let mut writers = ParallelWriter::new(|| DeltaWriter::new(location.clone(), &metadata, &schema, mode, target_size))?;
     let mut input_error = None;
     while let Some(batch) = batches.next().await {
@@ -1494,6 +1513,10 @@ where
             }
             Ok(batch)
         })();
+        let checked = match (checked, rewriter.as_mut()) {
+            (Ok(b), Some(rw)) if insert_changes => rw.write_changes(&b, crate::dml::ChangeType::Insert).await.map(|()| b),
+            (checked, _) => checked,
+        };
         match checked {
             Ok(b) => {
                 if !writers.write(b).await {
@@ -1519,6 +1542,8 @@ where
     let now = chrono::Utc::now().timestamp_millis();
     let mut removed = 0usize;
     let mut extra_adds: Vec<AddFile> = Vec::new();
+    let mut rewritten = 0usize;
+    let mut rewrite_metrics = serde_json::Map::new();
     let op_mode = if options.mode == SaveMode::Overwrite { "Overwrite" } else { "Append" };
     let mut params = json!({"mode": op_mode, "partitionBy": serde_json::to_string(&metadata.partition_columns).unwrap_or_default()});
     if options.mode == SaveMode::Overwrite {
@@ -1526,41 +1551,26 @@ where
         if let Some(pred) = &options.replace_where {
             params["predicate"] = json!(pred.to_string());
             txn.read_predicate(pred.clone());
-            let pruner = FilePruner::new(&snapshot)?;
-            let partition_only =
-                pred.columns().iter().all(|c| c.len() == 1 && snapshot.partition_columns().iter().any(|p| p.eq_ignore_ascii_case(&c[0])));
-            for add in current {
-                if !pruner.may_match_add(pred, &add)? {
-                    continue;
+            let mut rw = rewriter.take().ok_or_else(|| DeltaError::Internal("replaceWhere without its rewriter".into()))?;
+            rw.delete_rows(Some(pred)).await?;
+            for f in &rw.read {
+                txn.read_file(f);
+            }
+            let (actions, rw_metrics, _) = rw.finish().await?;
+            for action in actions {
+                match action {
+                    // This commit's own metadata carries the schema and row tracking names.
+                    Action::Metadata(_) | Action::Protocol(_) => {}
+                    Action::Add(a) => extra_adds.push(a),
+                    other => txn.add_action(other),
                 }
-                if !partition_only {
-                    if snapshot.protocol().has_feature(&TableFeature::RowTracking) {
-                        // Copying kept rows to new files would give them new row ids.
-                        return Err(DeltaError::WriteRefused {
-                            reason: "replaceWhere on data columns rewrites files, which does not preserve row ids on a row-tracking table yet; use a partition predicate".into(),
-                        });
-                    }
-                    if metadata.bool_property("delta.enableChangeDataFeed", false) {
-                        // Without cdc files, the copied rows would read as deleted and re-inserted.
-                        return Err(DeltaError::WriteRefused {
-                            reason: "replaceWhere on data columns rewrites files, which needs change data files on a table with delta.enableChangeDataFeed; use a partition predicate".into(),
-                        });
-                    }
-                    // Keep the rows of this file that the predicate does not select.
-                    let kept = crate::dml::rows_not_matching(&snapshot, &add, pred).await?;
-                    if !kept.is_empty() {
-                        let mut w = DeltaWriter::new(snapshot.location().clone(), &metadata, &schema, mode, target_size)?;
-                        for b in &kept {
-                            let b = conform_batch(b, &target, &schema)?;
-                            w.write(&b).await?;
-                        }
-                        let (more, _) = w.finish().await?;
-                        extra_adds.extend(more);
-                    }
+            }
+            removed += rw_metrics.get("numRemovedFiles").copied().unwrap_or(0) as usize;
+            rewritten = rw_metrics.get("numAddedFiles").copied().unwrap_or(0) as usize;
+            for m in ["numDeletedRows", "numCopiedRows", "numDeletionVectorsAdded", "numDeletionVectorsUpdated", "numAddedChangeFiles"] {
+                if let Some(v) = rw_metrics.get(m) {
+                    rewrite_metrics.insert(m.to_string(), json!(v.to_string()));
                 }
-                txn.read_file(&add.path);
-                txn.add_action(Action::Remove(add.to_remove(now, true)));
-                removed += 1;
             }
         } else if options.dynamic_partition_overwrite && !metadata.partition_columns.is_empty() {
             params["partitionOverwriteMode"] = json!("dynamic");
@@ -1612,14 +1622,15 @@ where
             schema_changed = true;
         }
     }
-    if schema_changed {
+    if schema_changed || metadata_changed {
         metadata.schema_string = schema.to_json().to_string();
         txn.add_action(Action::Metadata(metadata.clone()));
         if &protocol != snapshot.protocol() {
             txn.add_action(Action::Protocol(protocol.clone()));
         }
     }
-    let files_added = adds.len() + extra_adds.len();
+    // Files re-added with a deletion vector are not new files.
+    let files_added = adds.len() + rewritten;
     for a in adds.into_iter().chain(extra_adds) {
         txn.add_action(Action::Add(a));
     }
@@ -1627,7 +1638,11 @@ where
         txn.read_app_transaction(app);
         txn.add_action(Action::Txn(AppTransaction { app_id: app.clone(), version: *v, last_updated: Some(now) }));
     }
-    let metrics = json!({"numFiles": files_added.to_string(), "numOutputRows": rows.to_string(), "numRemovedFiles": removed.to_string()});
+    let mut metrics =
+        json!({"numFiles": files_added.to_string(), "numOutputRows": rows.to_string(), "numRemovedFiles": removed.to_string()});
+    if let Value::Object(m) = &mut metrics {
+        m.extend(rewrite_metrics);
+    }
     let txn = txn.with_operation("WRITE", params).with_metrics(metrics).with_commit_info(options.commit_info.clone());
     let version = txn.commit().await?.version()?;
     let post_commit_error = crate::checkpoint::post_commit(table, version).await.err().map(|e| e.to_string());

@@ -234,6 +234,9 @@ mod model {
             clauses: Vec<(MergeWhen, u8, u8)>,
             spill: bool,
         },
+        /// Overwrite with `replaceWhere`: rows the predicate selects go, these rows come in
+        /// (refused, changing nothing, when one of them falls outside the predicate).
+        ReplaceWhere(u8, Vec<Row>),
     }
 
     /// Predicates: SQL text and the model's three-valued evaluation (None = NULL).
@@ -365,6 +368,24 @@ mod model {
                     })
                     .collect(),
                 Op::Merge { source, clauses, .. } => return apply_merge(target, source, clauses),
+                Op::ReplaceWhere(p, rows) => {
+                    if rows.iter().any(|r| pred(*p, r) != Some(true)) {
+                        return Err("outside".into());
+                    }
+                    let mut kept = Vec::new();
+                    for r in target {
+                        if pred(*p, r) == Some(true) {
+                            ch.push((r.clone(), "delete"));
+                        } else {
+                            kept.push(r.clone());
+                        }
+                    }
+                    for r in rows {
+                        ch.push((r.clone(), "insert"));
+                        kept.push(r.clone());
+                    }
+                    kept
+                }
             };
         out.sort();
         Ok((out, ch))
@@ -423,6 +444,16 @@ mod model {
                 }
                 m.execute().await
             }
+            Op::ReplaceWhere(p, rows) => {
+                let options = WriteOptions {
+                    mode: delta_core::write::SaveMode::Overwrite,
+                    replace_where: Some(delta_core::Expr::parse(PREDICATES[*p as usize])?),
+                    ..Default::default()
+                };
+                let batches = if rows.is_empty() { Vec::new() } else { vec![batch(rows)] };
+                let r = table.write(batches, options).await?;
+                Ok(delta_core::dml::DmlResult { version: r.version, metrics: Default::default(), post_commit_error: r.post_commit_error })
+            }
         }
     }
 
@@ -439,6 +470,11 @@ mod model {
             1 => (0u8..5).prop_map(Op::Update),
             3 => (proptest::collection::vec(row(), 0..12), proptest::collection::vec(clause, 1..4), any::<bool>())
                 .prop_map(|(source, clauses, spill)| Op::Merge { source, clauses, spill }),
+            // Mostly rows inside the predicate; sometimes as drawn, which is usually refused.
+            1 => (0u8..5, proptest::collection::vec(row(), 0..8), 0u8..4).prop_map(|(p, rows, strict)| {
+                let rows = if strict > 0 { rows.into_iter().filter(|r| pred(p, r) == Some(true)).collect() } else { rows };
+                Op::ReplaceWhere(p, rows)
+            }),
         ]
     }
 
@@ -474,8 +510,11 @@ mod model {
                             }
                             expected = w;
                         }
-                        (Err(_), Err(delta_core::DeltaError::MultipleSourceRowsMatched { .. })) => {
+                        (Err(m), Err(delta_core::DeltaError::MultipleSourceRowsMatched { .. })) if m == "multiple" => {
                             prop_assert_eq!(table_rows(&table).await, expected.clone(), "a refused merge changes nothing");
+                        }
+                        (Err(m), Err(delta_core::DeltaError::WriteRefused { .. })) if m == "outside" => {
+                            prop_assert_eq!(table_rows(&table).await, expected.clone(), "a refused operation changes nothing");
                         }
                         (w, g) => prop_assert!(false, "op {:?}: model {:?}, table {:?}", op, w.map(|_| ()), g.map(|_| ())),
                     }
@@ -662,7 +701,7 @@ async fn merge_over_the_memory_budget_spills_and_matches_the_in_memory_result() 
 /// row id and take the commit's version, copied rows keep both, inserted rows get fresh ids, with
 /// and without deletion vectors (copy-on-write DELETE and MERGE copy the untouched rows).
 #[tokio::test]
-async fn row_ids_survive_update_merge_delete_and_optimize() {
+async fn row_ids_survive_update_merge_delete_replace_where_and_optimize() {
     use std::collections::BTreeMap;
     async fn lineage(table: &Table) -> BTreeMap<i64, (i64, i64)> {
         let batches = table.snapshot().await.unwrap().scan().with_row_tracking().build().unwrap().collect().await.unwrap();
@@ -733,6 +772,25 @@ async fn row_ids_survive_update_merge_delete_and_optimize() {
         table.delete(Some("id % 7 = 1")).await.unwrap();
         expected.retain(|id, _| id % 7 != 1);
         assert_eq!(lineage(&table).await, expected, "after DELETE (dv={dv})");
+
+        // replaceWhere on a data column: rows it keeps keep ids and versions, new rows get fresh ids.
+        let replacing: Vec<Row> = (300..302).map(|i| (i, Some("r".to_string()), Some(i))).collect();
+        let options = WriteOptions {
+            mode: delta_core::write::SaveMode::Overwrite,
+            replace_where: Some(delta_core::Expr::parse("id >= 30").unwrap()),
+            ..Default::default()
+        };
+        let w = table.write(vec![batch(&replacing)], options).await.unwrap().version.unwrap();
+        let old_max = expected.values().map(|l| l.0).max().unwrap();
+        expected.retain(|id, _| *id < 30);
+        let after = lineage(&table).await;
+        for r in &replacing {
+            let (row_id, version) = after[&r.0];
+            assert!(row_id > old_max, "written row {} reused an id", r.0);
+            assert_eq!(version, w);
+            expected.insert(r.0, (row_id, version));
+        }
+        assert_eq!(after, expected, "after replaceWhere (dv={dv})");
 
         // OPTIMIZE (with one more small file to compact): nothing changes but the files.
         let more: Vec<Row> = (200..203).map(|i| (i, None, Some(i))).collect();

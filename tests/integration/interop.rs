@@ -406,6 +406,10 @@ async fn write_shapes(root: &Path) -> usize {
                     .execute()
                     .await
                     .unwrap();
+                // replaceWhere on a data column copies the rows it keeps with their row ids.
+                let opts =
+                    WriteOptions { mode: SaveMode::Overwrite, replace_where: Some(Expr::parse("id >= 5").unwrap()), ..Default::default() };
+                t.write(vec![ids_names(&[7], &["z"])], opts).await.unwrap();
                 t.optimize().execute().await.unwrap();
             }
             .boxed()
