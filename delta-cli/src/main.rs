@@ -95,6 +95,9 @@ enum AlterAction {
         #[arg(required = true)]
         features: Vec<String>,
     },
+    /// Set the clustering columns (liquid clustering; none given = CLUSTER BY NONE). OPTIMIZE
+    /// then clusters the files not yet clustered.
+    ClusterBy { columns: Vec<String> },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +145,9 @@ enum Command {
         schema: String,
         #[arg(long = "partition-by", value_delimiter = ',')]
         partition_by: Vec<String>,
+        /// Clustering columns (liquid clustering; instead of partitioning).
+        #[arg(long = "cluster-by", value_delimiter = ',', conflicts_with = "partition_by")]
+        cluster_by: Vec<String>,
         /// `key=value`, repeatable.
         #[arg(long = "property")]
         properties: Vec<String>,
@@ -336,6 +342,12 @@ fn describe(snapshot: &Snapshot) -> String {
     out.push_str(&format!("writer features:   {}\n", list(&p.writer_features)));
     let parts = snapshot.partition_columns();
     out.push_str(&format!("partition columns: {}\n", if parts.is_empty() { "(none)".into() } else { parts.join(", ") }));
+    if let Ok(clustering) = delta_core::features::clustering_columns(snapshot) {
+        if !clustering.is_empty() {
+            let names: Vec<String> = clustering.iter().map(|c| c.join(".")).collect();
+            out.push_str(&format!("clustering columns: {}\n", names.join(", ")));
+        }
+    }
     out.push_str(&format!("files:             {}\n", snapshot.num_files()));
     out.push_str(&format!("size:              {} bytes\n", snapshot.total_size_bytes()));
     if let Some(e) = snapshot.checksum_mismatch() {
@@ -463,6 +475,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 AlterAction::EnableFeatures { features } => {
                     t.enable_features(&features.iter().map(String::as_str).collect::<Vec<_>>()).await?
                 }
+                AlterAction::ClusterBy { columns } => {
+                    let columns: Vec<&str> = columns.iter().flat_map(|c| c.split(',')).map(str::trim).filter(|c| !c.is_empty()).collect();
+                    t.cluster_by(&columns).await?
+                }
             };
             println!("altered at version {v}");
         }
@@ -568,9 +584,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             drop(stream);
             write_batches(batches, schema, format, output.as_deref())?;
         }
-        Command::Create { table, schema, partition_by, properties } => {
+        Command::Create { table, schema, partition_by, cluster_by, properties } => {
             let schema = parse_schema(&schema)?;
-            let version = open(&table)?.create(schema, &partition_by, parse_properties(&properties)?).await?;
+            let clustering = delta_core::features::parse_columns(&cluster_by)?;
+            let version = open(&table)?.create_clustered(schema, &partition_by, &clustering, parse_properties(&properties)?).await?;
             println!("created {table} at version {version}");
         }
         Command::Write { table, files, mode, replace_where, partition_by, merge_schema, overwrite_schema } => {

@@ -21,7 +21,7 @@ use crate::txn::Transaction;
 use crate::write::ensure_writable;
 
 /// Splits a dotted column path (backticks quote names containing dots).
-fn split_path(path: &str) -> DeltaResult<Vec<String>> {
+pub(crate) fn split_path(path: &str) -> DeltaResult<Vec<String>> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
@@ -151,26 +151,16 @@ impl Table {
         let shown: Vec<Value> =
             columns.iter().map(|(n, t)| json!({ "column": { "name": n, "type": t.to_string(), "nullable": true } })).collect();
         self.alter("ADD COLUMNS", json!({ "columns": Value::Array(shown).to_string() }), |snapshot, schema, metadata| {
-            let mapping = snapshot.column_mapping_mode() != ColumnMappingMode::None;
-            let mut next = metadata
-                .property("delta.columnMapping.maxColumnId")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| crate::write::max_column_id(schema))
-                + 1;
             for (name, data_type) in columns {
                 let path = split_path(name)?;
                 let (parent, existing) = parent_mut(schema, &path, name)?;
                 if existing.is_some() {
                     return Err(DeltaError::WriteRefused { reason: format!("column `{name}` already exists") });
                 }
-                let mut one = StructType { fields: vec![StructField::new(path[path.len() - 1].clone(), data_type.clone(), true)] };
-                if mapping {
-                    crate::write::assign_column_mapping(&mut one, &mut next);
-                }
-                parent.fields.extend(one.fields);
+                parent.fields.push(StructField::new(path[path.len() - 1].clone(), data_type.clone(), true));
             }
-            if mapping {
-                metadata.configuration.insert("delta.columnMapping.maxColumnId".into(), Some((next - 1).to_string()));
+            if snapshot.column_mapping_mode() != ColumnMappingMode::None {
+                crate::write::assign_new_column_ids(schema, metadata);
             }
             Ok(())
         })
@@ -271,6 +261,63 @@ impl Table {
         .await
     }
 
+    /// `ALTER TABLE … CLUSTER BY (columns)`; an empty list is `CLUSTER BY NONE`. Sets the
+    /// clustering columns (the `delta.clustering` domain), adding the `clustering` feature to a
+    /// table that lacks it; partitioned tables cannot be clustered. A column that becomes a
+    /// clustering column must have statistics in every existing file (the protocol's rule).
+    /// Existing files are not rewritten: OPTIMIZE clusters the files not yet clustered.
+    pub async fn cluster_by<S: AsRef<str>>(&self, columns: &[S]) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        ensure_writable(snapshot.protocol())?;
+        let columns = crate::features::parse_columns(columns)?;
+        if !snapshot.partition_columns().is_empty() && !columns.is_empty() {
+            return Err(DeltaError::FeatureRequirement {
+                feature: "clustering".into(),
+                reason: format!(
+                    "the table is partitioned by {:?}; a table cannot be both partitioned and clustered",
+                    snapshot.partition_columns()
+                ),
+            });
+        }
+        let mode = snapshot.column_mapping_mode();
+        let domain = crate::features::clustering_domain(snapshot.schema(), mode, &columns)?;
+        let current = crate::features::clustering_columns(&snapshot)?;
+        let same = |a: &[String], b: &[String]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y));
+        let added: Vec<&Vec<String>> = columns.iter().filter(|c| !current.iter().any(|x| same(x, c))).collect();
+        if !added.is_empty() {
+            let physical: Vec<(String, Vec<String>)> = added
+                .iter()
+                .map(|c| (c.join("."), crate::schema::physical_path(snapshot.schema(), c, mode).unwrap_or_else(|| c.to_vec())))
+                .collect();
+            for add in snapshot.add_files()? {
+                let stats: Option<Value> = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                for (name, path) in &physical {
+                    let has = stats.as_ref().is_some_and(|v| !path.iter().fold(&v["nullCount"], |v, p| &v[p.as_str()]).is_null());
+                    if !has {
+                        return Err(DeltaError::FeatureRequirement {
+                            feature: "clustering".into(),
+                            reason: format!(
+                                "file {} has no statistics for `{name}`; rewrite it first (OPTIMIZE ZORDER BY or a copy-on-write UPDATE)",
+                                add.path
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        let names = |cols: &[Vec<String>]| cols.iter().map(|c| c.join(".")).collect::<Vec<_>>().join(",");
+        let mut txn = Transaction::new(snapshot.clone())
+            .with_operation("CLUSTER BY", json!({ "oldClusteringColumns": names(&current), "newClusteringColumns": names(&columns) }));
+        if let Some(upgraded) = snapshot.protocol().upgraded_with(&crate::features::clustering_protocol()) {
+            ensure_writable(&upgraded)?;
+            txn.add_action(Action::Protocol(upgraded));
+        }
+        txn.add_action(Action::DomainMetadata(domain));
+        let version = txn.commit().await?.version()?;
+        let _ = crate::checkpoint::post_commit(self, version).await;
+        Ok(version)
+    }
+
     /// `ALTER TABLE … SET TBLPROPERTIES ('delta.feature.<name>' = 'supported')`: adds table
     /// features to the protocol (refused for features this engine cannot write).
     pub async fn enable_features(&self, features: &[&str]) -> DeltaResult<i64> {
@@ -302,11 +349,16 @@ pub(crate) fn feature_protocol(names: &[&str]) -> DeltaResult<Option<Protocol>> 
         }
     }
     let reader: Vec<String> = names.iter().filter(|n| READER_WRITER_FEATURES.contains(n)).map(|n| n.to_string()).collect();
+    let mut writer: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    // Features that need another (the protocol names both).
+    if writer.iter().any(|n| n == "clustering" || n == "rowTracking") && !writer.iter().any(|n| n == "domainMetadata") {
+        writer.push("domainMetadata".into());
+    }
     Ok(Some(Protocol {
         min_reader_version: if reader.is_empty() { 1 } else { 3 },
         min_writer_version: 7,
         reader_features: (!reader.is_empty()).then_some(reader),
-        writer_features: Some(names.iter().map(|n| n.to_string()).collect()),
+        writer_features: Some(writer),
     }))
 }
 
@@ -320,9 +372,7 @@ pub(crate) fn enable_column_mapping(schema: &mut StructType, next_id: &mut i64) 
             f.metadata.insert(PHYSICAL_NAME_KEY.into(), json!(f.name.clone()));
             *next_id += 1;
         }
-        if let DataType::Struct(inner) = &mut f.data_type {
-            enable_column_mapping(inner, next_id);
-        }
+        crate::schema::for_each_nested_struct_mut(&mut f.data_type, &mut |inner| enable_column_mapping(inner, next_id));
     }
 }
 

@@ -169,13 +169,7 @@ impl Rewriter {
         }
         let mut metadata = self.metadata.clone();
         if self.mode() != ColumnMappingMode::None {
-            let mut next = metadata
-                .property("delta.columnMapping.maxColumnId")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| crate::write::max_column_id(&schema))
-                + 1;
-            crate::write::assign_column_mapping(&mut schema, &mut next);
-            metadata.configuration.insert("delta.columnMapping.maxColumnId".into(), Some((next - 1).to_string()));
+            crate::write::assign_new_column_ids(&mut schema, &mut metadata);
         }
         metadata.schema_string = schema.to_json().to_string();
         let props: std::collections::HashMap<String, String> =

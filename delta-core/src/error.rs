@@ -81,6 +81,11 @@ pub enum DeltaError {
     #[error("unsupported writer feature `{feature}`: refusing to write to the table")]
     UnsupportedWriterFeature { feature: String },
 
+    /// A change would leave the table breaking a writer requirement of one of its features
+    /// (IcebergCompatV1/V2, clustering): nothing was committed.
+    #[error("table feature `{feature}` does not allow this: {reason}")]
+    FeatureRequirement { feature: String, reason: String },
+
     /// A reader feature this implementation does not support.
     #[error("unsupported reader feature `{feature}`: refusing to read the table")]
     UnsupportedReaderFeature { feature: String },

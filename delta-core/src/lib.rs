@@ -39,6 +39,11 @@
 //! * Row tracking (`row_tracking`): operations that move rows into new files materialise the
 //!   rows' ids and commit versions in the hidden columns the metadata names; the scan reads them
 //!   back (`ScanBuilder::with_row_tracking`).
+//! * Table features that constrain the whole table (clustering, IcebergCompatV1/V2) are checked in
+//!   `features::validate`, called by `Transaction::commit` for every commit, rather than by each
+//!   operation: a write with `mergeSchema`, an ALTER, a property change or a DML rewrite cannot
+//!   leave a table that breaks its own features' writer requirements
+//!   (`DeltaError::FeatureRequirement`, nothing committed).
 //! * A `.crc` that disagrees with replay is recorded on the snapshot, not fatal (as delta-spark
 //!   does by default); `TableOptions::strict_checksums` makes it fatal.
 //! * A version gap in a listing is confirmed by looking the missing commits up directly before it
@@ -72,6 +77,7 @@ pub mod checkpoint;
 pub mod dml;
 pub mod dv;
 pub mod expr;
+pub mod features;
 pub mod merge;
 pub mod optimize;
 pub mod scan;

@@ -13,6 +13,9 @@
 //!    Z-order:    every file of the partition is one bin; rows sorted by the interleaved bits
 //!                of each column's rank (equal-depth ranges, as delta-spark's range ids)
 //!    purge:      files with deletion vectors, packed like compaction, single files kept
+//!    clustered table (plain OPTIMIZE): the files no clustering has touched yet (no
+//!                `clusteringProvider`) are one bin, Z-ordered by the top-level clustering
+//!                columns; the new files say `clusteringProvider = liquid`  ─► idempotent
 //!  bins ─► rewritten concurrently (scan with DVs applied ─► one writer per bin, target size)
 //! ```
 //!
@@ -151,7 +154,23 @@ impl<'a> OptimizeBuilder<'a> {
                 });
             }
         }
-        let z_columns = self.z_order_columns(&snapshot)?;
+        let mut z_columns = self.z_order_columns(&snapshot)?;
+        // Liquid clustering: a plain OPTIMIZE of a clustered table clusters what is unclustered.
+        let clustering = match self.strategy {
+            Strategy::Compact => crate::features::clustering_columns(&snapshot)?,
+            Strategy::ZOrder if snapshot.protocol().has_feature(&crate::protocol::TableFeature::Clustering) => {
+                return Err(DeltaError::FeatureRequirement {
+                    feature: "clustering".into(),
+                    reason: "a clustered table is optimized along its clustering columns; ZORDER BY is not allowed".into(),
+                })
+            }
+            _ => Vec::new(),
+        };
+        let cluster = !clustering.is_empty();
+        if cluster {
+            let top: Vec<String> = clustering.iter().filter(|c| c.len() == 1).map(|c| c[0].clone()).collect();
+            z_columns = (!top.is_empty()).then_some(top);
+        }
         let target = self
             .target_size
             .or_else(|| snapshot.metadata().property("delta.targetFileSize").and_then(|v| v.parse().ok()))
@@ -170,6 +189,7 @@ impl<'a> OptimizeBuilder<'a> {
             }
             considered += 1;
             let selected = match self.strategy {
+                Strategy::Compact if cluster => add.clustering_provider.is_none(),
                 Strategy::Compact => (add.size as u64) < min_size || deleted_ratio(&add) > self.max_deleted_rows_ratio,
                 Strategy::ZOrder => true,
                 Strategy::Purge => add.deletion_vector.is_some(),
@@ -185,6 +205,7 @@ impl<'a> OptimizeBuilder<'a> {
         for (_, files) in partitions {
             match self.strategy {
                 Strategy::ZOrder => bins.push(files),
+                Strategy::Compact if cluster => bins.push(files),
                 Strategy::Compact | Strategy::Purge => {
                     for bin in pack(files, target) {
                         let keep = bin.len() > 1 || self.strategy == Strategy::Purge || bin[0].deletion_vector.is_some();
@@ -233,7 +254,10 @@ impl<'a> OptimizeBuilder<'a> {
             txn.add_action(Action::Remove(add.to_remove(now, false)));
         }
         let mut added_sizes = Vec::new();
-        for add in added.into_iter().flatten() {
+        for mut add in added.into_iter().flatten() {
+            if cluster {
+                add.clustering_provider = Some(crate::features::CLUSTERING_PROVIDER.to_string());
+            }
             added_sizes.push(add.size.max(0) as u64);
             txn.add_action(Action::Add(add));
         }
@@ -253,6 +277,9 @@ impl<'a> OptimizeBuilder<'a> {
         let predicate: Vec<String> = self.filter.iter().map(|f| f.to_string()).collect();
         let parameters = if self.strategy == Strategy::Purge {
             json!({ "predicate": json!(predicate).to_string(), "applyPurge": "true" })
+        } else if cluster {
+            let names: Vec<String> = clustering.iter().map(|c| c.join(".")).collect();
+            json!({ "predicate": json!(predicate).to_string(), "clusterBy": json!(names).to_string(), "auto": "false" })
         } else {
             json!({ "predicate": json!(predicate).to_string(), "zOrderBy": json!(self.z_order).to_string(), "auto": "false" })
         };

@@ -473,6 +473,33 @@ pub fn all_nullable(f: &Field) -> Field {
     f.clone().with_data_type(t).with_nullable(true)
 }
 
+/// Calls `f` for each struct directly inside `t` (itself a struct, or the element, key or value
+/// of arrays and maps at any depth), not descending into those structs.
+pub fn for_each_nested_struct<'a>(t: &'a DataType, f: &mut dyn FnMut(&'a StructType)) {
+    match t {
+        DataType::Struct(s) => f(s),
+        DataType::Array(e, _) => for_each_nested_struct(e, f),
+        DataType::Map(k, v, _) => {
+            for_each_nested_struct(k, f);
+            for_each_nested_struct(v, f);
+        }
+        _ => {}
+    }
+}
+
+/// [`for_each_nested_struct`] with mutable access.
+pub fn for_each_nested_struct_mut(t: &mut DataType, f: &mut dyn FnMut(&mut StructType)) {
+    match t {
+        DataType::Struct(s) => f(s),
+        DataType::Array(e, _) => for_each_nested_struct_mut(e, f),
+        DataType::Map(k, v, _) => {
+            for_each_nested_struct_mut(k, f);
+            for_each_nested_struct_mut(v, f);
+        }
+        _ => {}
+    }
+}
+
 /// Every column path of a schema (dot-joined logical names) with its field, depth first.
 pub fn leaf_columns(schema: &StructType) -> Vec<(Vec<String>, &StructField)> {
     fn walk<'a>(prefix: &[String], s: &'a StructType, out: &mut Vec<(Vec<String>, &'a StructField)>) {

@@ -281,7 +281,9 @@ impl Snapshot {
                     deletion_vector: crate::scan::dv_at(dvs, row),
                     base_row_id: i64_col("baseRowId", row),
                     default_row_commit_version: i64_col("defaultRowCommitVersion", row),
-                    clustering_provider: None,
+                    clustering_provider: column
+                        .column_by_name("clusteringProvider")
+                        .and_then(|c| c.as_string_opt::<i32>().filter(|a| a.is_valid(row)).map(|a| a.value(row).to_string())),
                 });
             }
         }

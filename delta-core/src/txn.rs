@@ -445,6 +445,17 @@ impl Transaction {
     /// Commits: tries `read_version + 1`, rebasing over concurrent winners that do not conflict.
     pub async fn commit(mut self) -> DeltaResult<CommitOutcome> {
         let location = self.snapshot.location().clone();
+        // The table this commit leaves must keep its features' writer requirements.
+        {
+            let protocol = self.protocol.as_ref().unwrap_or(self.snapshot.protocol());
+            let metadata = self.metadata.as_ref().unwrap_or(self.snapshot.metadata());
+            let own_domains: Vec<&crate::protocol::DomainMetadata> =
+                self.actions.iter().rev().filter_map(|a| if let Action::DomainMetadata(d) = a { Some(d) } else { None }).collect();
+            let clustering = crate::features::clustering_paths(own_domains.iter().copied().chain(self.snapshot.domain_metadata()))?;
+            let before = (!self.creates_table).then(|| (self.snapshot.protocol(), self.snapshot.metadata()));
+            let changes_shape = self.metadata.is_some() || self.protocol.is_some() || !own_domains.is_empty();
+            crate::features::validate(before, protocol, metadata, &clustering, changes_shape, &self.actions)?;
+        }
         let pruner = if self.creates_table { None } else { Some(FilePruner::new(&self.snapshot)?) };
         let mut version = self.read_version + 1;
         let mut ict =

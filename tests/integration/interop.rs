@@ -573,6 +573,73 @@ async fn write_shapes(root: &Path) -> usize {
             .boxed()
         }),
     ));
+    shapes.push((
+        "clustered",
+        Box::new(|t| {
+            async move {
+                // Liquid clustering: the domain, then OPTIMIZE clusters the unclustered files.
+                let opts = WriteOptions { cluster_by: Some(vec!["id".into()]), ..Default::default() };
+                for c in 0..3i64 {
+                    let ids: Vec<i64> = (0..20).map(|i| (i * 7 + c * 3) % 60).collect();
+                    let parts: Vec<&str> = ids.iter().map(|i| ["a", "b"][(*i % 2) as usize]).collect();
+                    t.write(vec![ids_names(&ids, &parts)], opts.clone()).await.unwrap();
+                }
+                t.optimize().execute().await.unwrap();
+                t.write(vec![ids_names(&[100, 101], &["a", "b"])], WriteOptions::default()).await.unwrap();
+                t.cluster_by(&["id", "name"]).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
+        "iceberg_compat_v2",
+        Box::new(|t| {
+            async move {
+                // Column mapping turned on by the feature, partition values inside the files,
+                // ids for array elements and map keys/values, structs inside arrays mapped.
+                let item = Fields::from(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8, true)]);
+                let make = |ids: Vec<i64>| {
+                    let n = ids.len();
+                    let mut items = ListBuilder::new(StructBuilder::from_fields(item.clone(), 0));
+                    let mut maps = MapBuilder::new(None, StringBuilder::new(), ListBuilder::new(Int64Builder::new()));
+                    for (k, id) in ids.iter().enumerate() {
+                        for j in 0..(k % 3) {
+                            let s = items.values();
+                            s.field_builder::<Int64Builder>(0).unwrap().append_value(id * 10 + j as i64);
+                            s.field_builder::<StringBuilder>(1).unwrap().append_value(format!("b{j}"));
+                            s.append(true);
+                        }
+                        items.append(k % 5 != 4);
+                        maps.keys().append_value(format!("k{id}"));
+                        maps.values().values().append_value(*id);
+                        maps.values().append(true);
+                        maps.append(true).unwrap();
+                    }
+                    let (items, maps) = (items.finish(), maps.finish());
+                    let parts: Vec<&str> = ids.iter().map(|i| ["x", "y"][(*i % 2) as usize]).collect();
+                    batch(
+                        vec![
+                            Field::new("id", DataType::Int64, true),
+                            Field::new("items", items.data_type().clone(), true),
+                            Field::new("tags", maps.data_type().clone(), true),
+                            Field::new("part", DataType::Utf8, true),
+                        ],
+                        vec![Arc::new(Int64Array::from(ids)), Arc::new(items), Arc::new(maps), Arc::new(StringArray::from(parts))],
+                    )
+                    .slice(0, n)
+                };
+                let opts = WriteOptions {
+                    partition_by: Some(vec!["part".into()]),
+                    properties: props(&[("delta.enableIcebergCompatV2", "true")]),
+                    ..Default::default()
+                };
+                t.write(vec![make((0..12).collect())], opts).await.unwrap();
+                t.write(vec![make((12..20).collect())], WriteOptions::default()).await.unwrap();
+                t.delete(Some("id % 5 = 0")).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
     let count = shapes.len();
     for (name, make) in shapes {
         let dir = root.join(name);

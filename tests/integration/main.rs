@@ -3,6 +3,7 @@
 
 mod conflicts;
 mod dml;
+mod features;
 mod fuzz_replay;
 mod interop;
 mod maintenance;

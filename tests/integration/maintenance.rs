@@ -419,7 +419,7 @@ async fn features_are_enabled_by_name_and_unknown_ones_refused() {
     assert!(!s.metadata().configuration.contains_key("delta.feature.changeDataFeed"));
     assert!(matches!(table.enable_features(&["noSuchFeature"]).await, Err(DeltaError::UnsupportedWriterFeature { .. })));
     // A feature this engine cannot write is refused before it is committed.
-    assert!(matches!(table.enable_features(&["icebergCompatV1"]).await, Err(DeltaError::UnsupportedWriterFeature { .. })));
+    assert!(matches!(table.enable_features(&["geospatial"]).await, Err(DeltaError::UnsupportedWriterFeature { .. })));
     assert_eq!(table.snapshot().await.unwrap().version(), s.version());
     // Data still reads and DML now writes deletion vectors once enabled by property.
     table.set_properties(props(&[("delta.enableDeletionVectors", "true")])).await.unwrap();
