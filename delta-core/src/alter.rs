@@ -282,6 +282,10 @@ impl Table {
         let mode = snapshot.column_mapping_mode();
         let domain = crate::features::clustering_domain(snapshot.schema(), mode, &columns)?;
         let current = crate::features::clustering_columns(&snapshot)?;
+        if columns.is_empty() && !snapshot.protocol().has_feature(&TableFeature::Clustering) {
+            // CLUSTER BY NONE on a table that was never clustered: nothing to change.
+            return Ok(snapshot.version());
+        }
         let same = |a: &[String], b: &[String]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y));
         let added: Vec<&Vec<String>> = columns.iter().filter(|c| !current.iter().any(|x| same(x, c))).collect();
         if !added.is_empty() {
@@ -313,6 +317,51 @@ impl Table {
             txn.add_action(Action::Protocol(upgraded));
         }
         txn.add_action(Action::DomainMetadata(domain));
+        let version = txn.commit().await?.version()?;
+        let _ = crate::checkpoint::post_commit(self, version).await;
+        Ok(version)
+    }
+
+    /// Sets an application's domain metadata (`domain` → `configuration`, any string, JSON by
+    /// convention), adding the `domainMetadata` feature when the table lacks it. Domains starting
+    /// with `delta.` belong to the protocol and are refused. Two concurrent commits to the same
+    /// domain conflict.
+    pub async fn set_domain_metadata(&self, domain: &str, configuration: &str) -> DeltaResult<i64> {
+        self.change_domain(domain, configuration, false).await
+    }
+
+    /// Removes an application's domain metadata (a tombstone; refused for `delta.` domains). A
+    /// domain that is not there is left alone and nothing is committed.
+    pub async fn remove_domain_metadata(&self, domain: &str) -> DeltaResult<i64> {
+        self.change_domain(domain, "", true).await
+    }
+
+    async fn change_domain(&self, domain: &str, configuration: &str, removed: bool) -> DeltaResult<i64> {
+        if domain.is_empty() || domain.to_ascii_lowercase().starts_with("delta.") {
+            return Err(DeltaError::WriteRefused {
+                reason: format!("domain `{domain}` is not an application domain (`delta.` domains belong to the protocol)"),
+            });
+        }
+        let snapshot = self.snapshot().await?;
+        ensure_writable(snapshot.protocol())?;
+        let current = snapshot.domain_metadata().find(|d| d.domain == domain && !d.removed);
+        if removed && current.is_none() {
+            return Ok(snapshot.version());
+        }
+        let configuration = match (removed, current) {
+            // A tombstone carries the last configuration, as delta-spark writes it.
+            (true, Some(d)) => d.configuration.clone(),
+            _ => configuration.to_string(),
+        };
+        let mut txn = Transaction::new(snapshot.clone())
+            .with_operation(if removed { "REMOVE DOMAIN METADATA" } else { "SET DOMAIN METADATA" }, json!({ "domain": domain }));
+        if let Some(upgraded) =
+            snapshot.protocol().upgraded_with(&feature_protocol(&["domainMetadata"])?.unwrap_or_else(|| snapshot.protocol().clone()))
+        {
+            ensure_writable(&upgraded)?;
+            txn.add_action(Action::Protocol(upgraded));
+        }
+        txn.add_action(Action::DomainMetadata(crate::protocol::DomainMetadata { domain: domain.to_string(), configuration, removed }));
         let version = txn.commit().await?.version()?;
         let _ = crate::checkpoint::post_commit(self, version).await;
         Ok(version)

@@ -304,6 +304,14 @@ pub(crate) fn validate(
     actions: &[Action],
 ) -> DeltaResult<()> {
     let changes_shape = changes_shape || before.is_none();
+    // UniForm: delta-spark writes Iceberg (or Hudi) metadata after each commit; a commit from
+    // here would leave it stale, so those readers would silently miss it.
+    if let Some(formats) = metadata.property("delta.universalFormat.enabledFormats").filter(|f| !f.trim().is_empty()) {
+        return Err(refused(
+            "universalFormat",
+            format!("UniForm ({formats}) needs its metadata written after every commit, which this writer does not do"),
+        ));
+    }
     let iceberg = iceberg_compat(metadata);
     if changes_shape {
         let schema = if metadata.schema_string.is_empty() { StructType::default() } else { StructType::parse(&metadata.schema_string)? };

@@ -451,9 +451,14 @@ impl Transaction {
             let metadata = self.metadata.as_ref().unwrap_or(self.snapshot.metadata());
             let own_domains: Vec<&crate::protocol::DomainMetadata> =
                 self.actions.iter().rev().filter_map(|a| if let Action::DomainMetadata(d) = a { Some(d) } else { None }).collect();
-            let clustering = crate::features::clustering_paths(own_domains.iter().copied().chain(self.snapshot.domain_metadata()))?;
+            let changes_shape = self.creates_table || self.metadata.is_some() || self.protocol.is_some() || !own_domains.is_empty();
+            // Read only where checked: a plain append never fails on the domain's content.
+            let clustering = if changes_shape && protocol.has_feature(&crate::protocol::TableFeature::Clustering) {
+                crate::features::clustering_paths(own_domains.iter().copied().chain(self.snapshot.domain_metadata()))?
+            } else {
+                Vec::new()
+            };
             let before = (!self.creates_table).then(|| (self.snapshot.protocol(), self.snapshot.metadata()));
-            let changes_shape = self.metadata.is_some() || self.protocol.is_some() || !own_domains.is_empty();
             crate::features::validate(before, protocol, metadata, &clustering, changes_shape, &self.actions)?;
         }
         let pruner = if self.creates_table { None } else { Some(FilePruner::new(&self.snapshot)?) };

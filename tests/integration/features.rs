@@ -284,6 +284,9 @@ async fn iceberg_compat_v2_tables_follow_the_writer_requirements() {
         let e = table.set_properties(props(&[bad])).await.unwrap_err();
         assert!(is_feature_error(&e, "icebergCompatV2"), "{bad:?}: {e}");
     }
+    // UniForm would need Iceberg metadata after every commit: refused, not left stale.
+    let e = table.set_properties(props(&[("delta.universalFormat.enabledFormats", "iceberg")])).await.unwrap_err();
+    assert!(is_feature_error(&e, "universalFormat"), "{e}");
     assert_eq!(table.snapshot().await.unwrap().version(), before);
 }
 
@@ -329,4 +332,30 @@ async fn iceberg_compat_v1_refuses_arrays_and_deletion_vectors() {
     t3.write(vec![batch(&scattered(1))], opts).await.unwrap();
     let e = t3.set_properties(props(&[("delta.enableIcebergCompatV2", "true")])).await.unwrap_err();
     assert!(is_feature_error(&e, "icebergCompatV2"), "{e}");
+}
+
+#[tokio::test]
+async fn applications_keep_their_own_domain_metadata() {
+    let table = Table::open(&tmp("domains")).unwrap();
+    table.write(vec![batch(&scattered(0))], WriteOptions::default()).await.unwrap();
+    let v = table.set_domain_metadata("myApp.checkpoint", r#"{"offset":42}"#).await.unwrap();
+    let s = table.snapshot().await.unwrap();
+    assert!(s.protocol().writer_features.clone().unwrap_or_default().iter().any(|f| f == "domainMetadata"));
+    assert_eq!(s.domain_metadata().find(|d| d.domain == "myApp.checkpoint").unwrap().configuration, r#"{"offset":42}"#);
+    table.set_domain_metadata("myApp.checkpoint", r#"{"offset":43}"#).await.unwrap();
+    table.checkpoint().await.unwrap();
+    let s = table.snapshot().await.unwrap();
+    assert_eq!(s.domain_metadata().find(|d| d.domain == "myApp.checkpoint").unwrap().configuration, r#"{"offset":43}"#);
+    // Time travel sees the old value; removal leaves a tombstone and the domain is gone.
+    let old = table.snapshot_at(v).await.unwrap();
+    assert_eq!(old.domain_metadata().find(|d| d.domain == "myApp.checkpoint").unwrap().configuration, r#"{"offset":42}"#);
+    let r = table.remove_domain_metadata("myApp.checkpoint").await.unwrap();
+    let tomb = commit_actions(&table, r).into_iter().find_map(|a| a.get("domainMetadata").cloned()).unwrap();
+    assert_eq!(tomb["removed"], true);
+    assert!(table.snapshot().await.unwrap().domain_metadata().all(|d| d.domain != "myApp.checkpoint" || d.removed));
+    assert_eq!(table.remove_domain_metadata("myApp.checkpoint").await.unwrap(), r, "nothing left to remove");
+    // The protocol's own domains are not for applications.
+    for bad in ["delta.clustering", "delta.rowTracking", ""] {
+        assert!(matches!(table.set_domain_metadata(bad, "{}").await, Err(DeltaError::WriteRefused { .. })), "{bad}");
+    }
 }
