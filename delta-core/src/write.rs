@@ -628,7 +628,22 @@ fn partition_strings(col: &ArrayRef) -> DeltaResult<Vec<Option<String>>> {
                 })
                 .collect()
         }
-        ArrowType::Binary | ArrowType::Struct(_) | ArrowType::List(_) | ArrowType::Map(_, _) => {
+        ArrowType::Binary => {
+            // Spark and readers (this one too) take a binary partition value's string as its
+            // UTF-8 bytes; other bytes have no faithful string form.
+            let a = col.as_binary::<i32>();
+            (0..n)
+                .map(|i| {
+                    if a.is_null(i) {
+                        return Ok(None);
+                    }
+                    std::str::from_utf8(a.value(i)).map(|s| Some(s.to_string())).map_err(|_| DeltaError::WriteRefused {
+                        reason: format!("binary partition value {:02x?} is not UTF-8 text, which partition values must be", a.value(i)),
+                    })
+                })
+                .collect::<DeltaResult<Vec<_>>>()?
+        }
+        ArrowType::Struct(_) | ArrowType::List(_) | ArrowType::Map(_, _) => {
             return Err(DeltaError::WriteRefused { reason: format!("partition columns of type {} are not supported", col.data_type()) })
         }
         _ => {

@@ -172,6 +172,20 @@ async fn write_shapes(root: &Path) -> usize {
         }),
     ));
     shapes.push((
+        "partitioned_binary",
+        Box::new(|t| {
+            async move {
+                let keys: Vec<Option<&[u8]>> = vec![Some(b"ab"), Some("\u{fc} x".as_bytes()), None, Some(b"ab")];
+                let b = batch(
+                    vec![Field::new("id", DataType::Int64, true), Field::new("key", DataType::Binary, true)],
+                    vec![Arc::new(Int64Array::from(vec![1, 2, 3, 4])), Arc::new(BinaryArray::from(keys))],
+                );
+                t.write(vec![b], WriteOptions { partition_by: Some(vec!["key".into()]), ..Default::default() }).await.unwrap();
+            }
+            .boxed()
+        }),
+    ));
+    shapes.push((
         "partition_nulls",
         Box::new(|t| {
             async move {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use delta_core::write::{SaveMode, WriteOptions};
 use delta_core::{DeltaError, Table};
@@ -385,4 +385,33 @@ async fn row_tracking_assigns_fresh_row_ids_even_across_rebases() {
     let hwm = snap.domain_metadata().find(|d| d.domain == "delta.rowTracking").map(|d| d.configuration.clone()).unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&hwm).unwrap()["rowIdHighWaterMark"], 21);
     assert!(ranges.iter().all(|(_, _, v)| (1..=4).contains(v)));
+}
+
+#[tokio::test]
+async fn binary_partition_columns_hold_utf8_text_and_refuse_other_bytes() {
+    use arrow::array::BinaryArray;
+    let table = Table::open(&tmp("binary-partitions")).unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("key", DataType::Binary, true)]));
+    let rows = |ids: Vec<i64>, keys: Vec<Option<&[u8]>>| {
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids)), Arc::new(BinaryArray::from(keys))]).unwrap()
+    };
+    let opts = WriteOptions { partition_by: Some(vec!["key".into()]), ..Default::default() };
+    let b = rows(vec![1, 2, 3, 4], vec![Some(b"ab".as_slice()), Some("ü/x".as_bytes()), None, Some(b"ab".as_slice())]);
+    table.write(vec![b], opts).await.unwrap();
+    let s = table.snapshot().await.unwrap();
+    assert_eq!(s.num_files(), 3);
+    // The values read back as the bytes written (from the log's partition values).
+    let got = s.scan().build().unwrap().collect().await.unwrap();
+    let got = arrow::compute::concat_batches(&got[0].schema(), &got).unwrap();
+    let ids_col = got.column_by_name("id").unwrap().as_primitive::<Int64Type>();
+    let keys = got.column_by_name("key").unwrap().as_binary::<i32>();
+    let mut pairs: Vec<(i64, Option<Vec<u8>>)> =
+        (0..got.num_rows()).map(|i| (ids_col.value(i), keys.is_valid(i).then(|| keys.value(i).to_vec()))).collect();
+    pairs.sort();
+    assert_eq!(pairs, vec![(1, Some(b"ab".to_vec())), (2, Some("ü/x".as_bytes().to_vec())), (3, None), (4, Some(b"ab".to_vec()))]);
+    assert_eq!(ids(&table).await, vec![1, 2, 3, 4]);
+    // Bytes that are not UTF-8 have no partition string: refused, nothing committed.
+    let e = table.write(vec![rows(vec![5], vec![Some(&[0xff, 0x00])])], WriteOptions::default()).await.unwrap_err();
+    assert!(matches!(e, DeltaError::WriteRefused { .. }), "{e}");
+    assert_eq!(table.snapshot().await.unwrap().version(), s.version());
 }
