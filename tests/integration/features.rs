@@ -144,8 +144,9 @@ async fn clustering_is_refused_with_partitioning_and_without_statistics() {
     assert_eq!(t2.optimize().execute().await.unwrap().metric("numRemovedFiles"), 1);
 }
 
-/// Rows with an array of structs and a map of arrays, partitioned by `part`.
-fn nested_rows(ids: &[i64]) -> RecordBatch {
+/// Rows with an array of structs (every fifth one NULL) and a map of arrays, and a `part` column
+/// (`x` or `y`).
+pub(crate) fn nested_rows(ids: &[i64]) -> RecordBatch {
     let item = Fields::from(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8, true)]);
     let mut items = ListBuilder::new(StructBuilder::from_fields(item, 0));
     let mut maps = MapBuilder::new(None, StringBuilder::new(), ListBuilder::new(Int64Builder::new()));
@@ -156,7 +157,7 @@ fn nested_rows(ids: &[i64]) -> RecordBatch {
             s.field_builder::<StringBuilder>(1).unwrap().append_value(format!("b{j}"));
             s.append(true);
         }
-        items.append(true);
+        items.append(k % 5 != 4);
         maps.keys().append_value(format!("k{id}"));
         maps.values().values().append_value(*id);
         maps.values().append(true);

@@ -611,37 +611,7 @@ async fn write_shapes(root: &Path) -> usize {
             async move {
                 // Column mapping turned on by the feature, partition values inside the files,
                 // ids for array elements and map keys/values, structs inside arrays mapped.
-                let item = Fields::from(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8, true)]);
-                let make = |ids: Vec<i64>| {
-                    let n = ids.len();
-                    let mut items = ListBuilder::new(StructBuilder::from_fields(item.clone(), 0));
-                    let mut maps = MapBuilder::new(None, StringBuilder::new(), ListBuilder::new(Int64Builder::new()));
-                    for (k, id) in ids.iter().enumerate() {
-                        for j in 0..(k % 3) {
-                            let s = items.values();
-                            s.field_builder::<Int64Builder>(0).unwrap().append_value(id * 10 + j as i64);
-                            s.field_builder::<StringBuilder>(1).unwrap().append_value(format!("b{j}"));
-                            s.append(true);
-                        }
-                        items.append(k % 5 != 4);
-                        maps.keys().append_value(format!("k{id}"));
-                        maps.values().values().append_value(*id);
-                        maps.values().append(true);
-                        maps.append(true).unwrap();
-                    }
-                    let (items, maps) = (items.finish(), maps.finish());
-                    let parts: Vec<&str> = ids.iter().map(|i| ["x", "y"][(*i % 2) as usize]).collect();
-                    batch(
-                        vec![
-                            Field::new("id", DataType::Int64, true),
-                            Field::new("items", items.data_type().clone(), true),
-                            Field::new("tags", maps.data_type().clone(), true),
-                            Field::new("part", DataType::Utf8, true),
-                        ],
-                        vec![Arc::new(Int64Array::from(ids)), Arc::new(items), Arc::new(maps), Arc::new(StringArray::from(parts))],
-                    )
-                    .slice(0, n)
-                };
+                let make = |ids: Vec<i64>| crate::features::nested_rows(&ids);
                 let opts = WriteOptions {
                     partition_by: Some(vec!["part".into()]),
                     properties: props(&[("delta.enableIcebergCompatV2", "true")]),
