@@ -301,7 +301,7 @@ impl Table {
                         return Err(DeltaError::FeatureRequirement {
                             feature: "clustering".into(),
                             reason: format!(
-                                "file {} has no statistics for `{name}`; rewrite it first (OPTIMIZE ZORDER BY or a copy-on-write UPDATE)",
+                                "file {} has no statistics for `{name}`; files must be rewritten with statistics for it (within delta.dataSkippingNumIndexedCols or delta.dataSkippingStatsColumns) first",
                                 add.path
                             ),
                         });
