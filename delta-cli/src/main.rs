@@ -163,6 +163,9 @@ enum Command {
         replace_where: Option<String>,
         #[arg(long = "partition-by", value_delimiter = ',')]
         partition_by: Option<Vec<String>>,
+        /// Clustering columns when the write creates the table (liquid clustering).
+        #[arg(long = "cluster-by", value_delimiter = ',', conflicts_with = "partition_by")]
+        cluster_by: Option<Vec<String>>,
         #[arg(long = "merge-schema")]
         merge_schema: bool,
         #[arg(long = "overwrite-schema")]
@@ -590,7 +593,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let version = open(&table)?.create_clustered(schema, &partition_by, &clustering, parse_properties(&properties)?).await?;
             println!("created {table} at version {version}");
         }
-        Command::Write { table, files, mode, replace_where, partition_by, merge_schema, overwrite_schema } => {
+        Command::Write { table, files, mode, replace_where, partition_by, cluster_by, merge_schema, overwrite_schema } => {
             let t = open(&table)?;
             let existing = t.snapshot().await.ok();
             let mut options = WriteOptions {
@@ -599,6 +602,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     WriteMode::Overwrite => SaveMode::Overwrite,
                 },
                 partition_by,
+                cluster_by,
                 merge_schema,
                 overwrite_schema,
                 ..Default::default()

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  CREATE / SET TBLPROPERTIES / CLUSTER BY ─► prepare (column mapping, nested ids, domain)
-//!  every commit ─► Transaction::commit ─► validate(protocol, metadata, schema, clustering, actions)
+//!  every commit ─► Transaction::commit ─► validate(before, protocol, metadata, clustering, actions)
 //!                                           └─ refused: DeltaError::FeatureRequirement, nothing written
 //!  DeltaWriter ─► partition values materialised into data files when IcebergCompat is enabled
 //!  OPTIMIZE on a clustered table ─► unclustered files rewritten along the clustering columns'

@@ -1650,6 +1650,22 @@ impl Table {
                 });
             }
         }
+        if let Some(cols) = &options.cluster_by {
+            let wanted = crate::features::parse_columns(cols)?;
+            let current = crate::features::clustering_columns(&snapshot)?;
+            let same = wanted.len() == current.len()
+                && wanted.iter().zip(&current).all(|(a, b)| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y)));
+            if !same {
+                let show = |c: &[Vec<String>]| c.iter().map(|p| p.join(".")).collect::<Vec<_>>();
+                return Err(DeltaError::WriteRefused {
+                    reason: format!(
+                        "clustering {:?} differs from the table's {:?} (change it with Table::cluster_by)",
+                        show(&wanted),
+                        show(&current)
+                    ),
+                });
+            }
+        }
         write_to_snapshot(self, snapshot, batches, options, first_schema).await
     }
 

@@ -86,6 +86,11 @@ async fn clustered_tables_record_their_columns_and_optimize_clusters_them() {
     let r = table.optimize().execute().await.unwrap();
     assert_eq!(r.metric("numRemovedFiles"), 1, "only the new file is clustered");
 
+    // Writing with other clustering columns is refused; the same ones are fine.
+    let other = WriteOptions { cluster_by: Some(vec!["v".into()]), ..Default::default() };
+    assert!(matches!(table.write(vec![batch(&scattered(10))], other).await, Err(DeltaError::WriteRefused { .. })));
+    table.write(vec![batch(&scattered(11))], opts.clone()).await.unwrap();
+
     // ZORDER BY is not for clustered tables.
     let e = table.optimize().z_order(&["v"]).execute().await.unwrap_err();
     assert!(is_feature_error(&e, "clustering"), "{e}");
