@@ -13,8 +13,9 @@
 //!    Z-order:    every file of the partition is one bin; rows sorted by the interleaved bits
 //!                of each column's rank (equal-depth ranges, as delta-spark's range ids)
 //!    purge:      files with deletion vectors, packed like compaction, single files kept
-//!    clustered table (plain OPTIMIZE): the files no clustering has touched yet (no
-//!                `clusteringProvider`) are one bin, Z-ordered by the top-level clustering
+//!    clustered table (plain OPTIMIZE): when some files are not clustered yet (no
+//!                `clusteringProvider`), they and the clustered files below the minimum size
+//!                (ours: provider `liquid`) are one bin, Z-ordered by the top-level clustering
 //!                columns; the new files say `clusteringProvider = liquid`  ─► idempotent
 //!  bins ─► rewritten concurrently (scan with DVs applied ─► one writer per bin, target size)
 //! ```
@@ -189,7 +190,12 @@ impl<'a> OptimizeBuilder<'a> {
             }
             considered += 1;
             let selected = match self.strategy {
-                Strategy::Compact if cluster => add.clustering_provider.is_none(),
+                Strategy::Compact if cluster => match add.clustering_provider.as_deref() {
+                    None => true,
+                    // Small files clustered before join the new ones (only when there are new
+                    // ones: see below), so that appends do not leave ever more small files.
+                    Some(p) => p == crate::features::CLUSTERING_PROVIDER && (add.size as u64) < min_size,
+                },
                 Strategy::Compact => (add.size as u64) < min_size || deleted_ratio(&add) > self.max_deleted_rows_ratio,
                 Strategy::ZOrder => true,
                 Strategy::Purge => add.deletion_vector.is_some(),
@@ -205,7 +211,11 @@ impl<'a> OptimizeBuilder<'a> {
         for (_, files) in partitions {
             match self.strategy {
                 Strategy::ZOrder => bins.push(files),
-                Strategy::Compact if cluster => bins.push(files),
+                Strategy::Compact if cluster => {
+                    if files.iter().any(|f| f.clustering_provider.is_none()) {
+                        bins.push(files);
+                    }
+                }
                 Strategy::Compact | Strategy::Purge => {
                     for bin in pack(files, target) {
                         let keep = bin.len() > 1 || self.strategy == Strategy::Purge || bin[0].deletion_vector.is_some();

@@ -80,15 +80,20 @@ async fn clustered_tables_record_their_columns_and_optimize_clusters_them() {
     let scan = table.snapshot().await.unwrap().scan().with_filter("id = 123").unwrap().build().unwrap();
     assert!(scan.files().len() <= 2 && scan.total_files() > 2, "{} of {} files", scan.files().len(), scan.total_files());
 
-    // Idempotent; new appends are unclustered until the next OPTIMIZE.
+    // Idempotent; new appends are unclustered until the next OPTIMIZE, which reclusters them with
+    // the clustered files below the minimum size (all of them here), but not the large ones.
     assert_eq!(table.optimize().execute().await.unwrap().version, None);
     table.write(vec![batch(&scattered(9))], WriteOptions::default()).await.unwrap();
+    let clustered = table.snapshot().await.unwrap().num_files() as u64 - 1;
     let r = table.optimize().execute().await.unwrap();
-    assert_eq!(r.metric("numRemovedFiles"), 1, "only the new file is clustered");
+    assert_eq!(r.metric("numRemovedFiles"), clustered + 1, "the new file and the small clustered ones");
+    table.write(vec![batch(&scattered(10))], WriteOptions::default()).await.unwrap();
+    let r = table.optimize().min_file_size(1).execute().await.unwrap();
+    assert_eq!(r.metric("numRemovedFiles"), 1, "no clustered file is below a 1-byte minimum");
 
     // Writing with other clustering columns is refused; the same ones are fine.
     let other = WriteOptions { cluster_by: Some(vec!["v".into()]), ..Default::default() };
-    assert!(matches!(table.write(vec![batch(&scattered(10))], other).await, Err(DeltaError::WriteRefused { .. })));
+    assert!(matches!(table.write(vec![batch(&scattered(12))], other).await, Err(DeltaError::WriteRefused { .. })));
     table.write(vec![batch(&scattered(11))], opts.clone()).await.unwrap();
 
     // ZORDER BY is not for clustered tables.
