@@ -15,8 +15,8 @@
 //!    purge:      files with deletion vectors, packed like compaction, single files kept
 //!    clustered table (plain OPTIMIZE): when some files are not clustered yet (no
 //!                `clusteringProvider`), they and the clustered files below the minimum size
-//!                (ours: provider `liquid`) are one bin, Z-ordered by the top-level clustering
-//!                columns; the new files say `clusteringProvider = liquid`  ─► idempotent
+//!                (ours: provider `liquid`) are one bin, Z-ordered by the clustering columns
+//!                (nested ones too); the new files say `clusteringProvider = liquid` ─► idempotent
 //!  bins ─► rewritten concurrently (scan with DVs applied ─► one writer per bin, target size)
 //! ```
 //!
@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{RecordBatch, UInt32Array};
+use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, take, SortOptions};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
@@ -155,7 +155,8 @@ impl<'a> OptimizeBuilder<'a> {
                 });
             }
         }
-        let mut z_columns = self.z_order_columns(&snapshot)?;
+        // Z-order keys as column paths (clustering columns may be nested).
+        let mut z_columns: Option<Vec<Vec<String>>> = self.z_order_columns(&snapshot)?.map(|c| c.into_iter().map(|n| vec![n]).collect());
         // Liquid clustering: a plain OPTIMIZE of a clustered table clusters what is unclustered.
         let clustering = match self.strategy {
             Strategy::Compact => crate::features::clustering_columns(&snapshot)?,
@@ -169,8 +170,7 @@ impl<'a> OptimizeBuilder<'a> {
         };
         let cluster = !clustering.is_empty();
         if cluster {
-            let top: Vec<String> = clustering.iter().filter(|c| c.len() == 1).map(|c| c[0].clone()).collect();
-            z_columns = (!top.is_empty()).then_some(top);
+            z_columns = Some(clustering.clone());
         }
         let target = self
             .target_size
@@ -369,7 +369,7 @@ async fn rewrite_bin(
     snapshot: &Snapshot,
     pruner: &FilePruner,
     bin: &[AddFile],
-    z: Option<&[String]>,
+    z: Option<&[Vec<String>]>,
     target: u64,
     tracking: Option<(String, String)>,
 ) -> DeltaResult<Vec<AddFile>> {
@@ -403,10 +403,23 @@ async fn rewrite_bin(
             let batches: Vec<RecordBatch> = stream.try_collect().await?;
             let all = concat_batches(&schema, &batches)?;
             drop(batches);
-            let idx: Vec<usize> = columns.iter().map(|c| all.schema().index_of(c).map_err(DeltaError::from)).collect::<DeltaResult<_>>()?;
+            // The key columns (leaves of nested paths too) as one batch to rank.
+            let mut key_fields = Vec::with_capacity(columns.len());
+            let mut key_arrays = Vec::with_capacity(columns.len());
+            for (i, path) in columns.iter().enumerate() {
+                let missing = || DeltaError::Internal(format!("Z-order column `{}` is not in the rows read", path.join(".")));
+                let mut array = all.column_by_name(&path[0]).cloned().ok_or_else(missing)?;
+                for part in &path[1..] {
+                    array = array.as_struct_opt().and_then(|s| s.column_by_name(part)).cloned().ok_or_else(missing)?;
+                }
+                key_fields.push(arrow::datatypes::Field::new(format!("k{i}"), array.data_type().clone(), true));
+                key_arrays.push(array);
+            }
+            let keys = RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(key_fields)), key_arrays)?;
+            let idx: Vec<usize> = (0..columns.len()).collect();
             // Ranking and sorting are CPU work: off the async runtime's threads.
             let (all, order) = tokio::task::spawn_blocking(move || {
-                let order = z_order(&all, &idx);
+                let order = z_order(&keys, &idx);
                 (all, order)
             })
             .await

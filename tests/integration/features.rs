@@ -370,3 +370,42 @@ async fn applications_keep_their_own_domain_metadata() {
         assert!(matches!(table.set_domain_metadata(bad, "{}").await, Err(DeltaError::WriteRefused { .. })), "{bad}");
     }
 }
+
+#[tokio::test]
+async fn nested_clustering_columns_order_the_clustered_files() {
+    let table = Table::open(&tmp("clustered-nested")).unwrap();
+    let inner = Fields::from(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8, true)]);
+    let rows = |c: i64| {
+        let a: Vec<i64> = (0..60).map(|i| (i * 53 + c * 17) % 500).collect();
+        let s = StructArray::try_new(
+            inner.clone(),
+            vec![Arc::new(Int64Array::from(a.clone())), Arc::new(StringArray::from(a.iter().map(|v| format!("b{v}")).collect::<Vec<_>>()))],
+            None,
+        )
+        .unwrap();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("s", DataType::Struct(inner.clone()), true)])),
+            vec![Arc::new(Int64Array::from((0..60).map(|i| c * 100 + i).collect::<Vec<_>>())), Arc::new(s)],
+        )
+        .unwrap()
+    };
+    let opts = WriteOptions { cluster_by: Some(vec!["s.a".into()]), ..Default::default() };
+    for c in 0..4 {
+        table.write(vec![rows(c)], opts.clone()).await.unwrap();
+    }
+    let s = table.snapshot().await.unwrap();
+    assert_eq!(delta_core::features::clustering_columns(&s).unwrap(), vec![vec!["s".to_string(), "a".to_string()]]);
+    table.optimize().target_size(3_000).execute().await.unwrap();
+    let files = table.snapshot().await.unwrap().add_files().unwrap();
+    assert!(files.len() > 1);
+    let mut ranges: Vec<(i64, i64)> = files
+        .iter()
+        .map(|f| {
+            let st: Value = serde_json::from_str(f.stats.as_deref().unwrap()).unwrap();
+            (st["minValues"]["s"]["a"].as_i64().unwrap(), st["maxValues"]["s"]["a"].as_i64().unwrap())
+        })
+        .collect();
+    ranges.sort();
+    assert!(ranges.windows(2).all(|w| w[0].1 <= w[1].0), "files overlap on s.a: {ranges:?}");
+    assert_eq!(table_count(&table).await, 240);
+}
