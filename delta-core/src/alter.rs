@@ -62,6 +62,11 @@ fn within(a: &[String], b: &[String]) -> bool {
     a.len() >= b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
 }
 
+/// Whether two column paths name the same column (case-insensitive).
+pub(crate) fn same_path(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && within(a, b)
+}
+
 /// Refuses changes to columns that constraints, generated columns or the partitioning name.
 fn ensure_unreferenced(snapshot: &Snapshot, path: &[String], what: &str) -> DeltaResult<()> {
     let shown = path.join(".");
@@ -286,8 +291,7 @@ impl Table {
             // CLUSTER BY NONE on a table that was never clustered: nothing to change.
             return Ok(snapshot.version());
         }
-        let same = |a: &[String], b: &[String]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y));
-        let added: Vec<&Vec<String>> = columns.iter().filter(|c| !current.iter().any(|x| same(x, c))).collect();
+        let added: Vec<&Vec<String>> = columns.iter().filter(|c| !current.iter().any(|x| same_path(x, c))).collect();
         if !added.is_empty() {
             let physical: Vec<(String, Vec<String>)> = added
                 .iter()
@@ -312,7 +316,7 @@ impl Table {
         let names = |cols: &[Vec<String>]| cols.iter().map(|c| c.join(".")).collect::<Vec<_>>().join(",");
         let mut txn = Transaction::new(snapshot.clone())
             .with_operation("CLUSTER BY", json!({ "oldClusteringColumns": names(&current), "newClusteringColumns": names(&columns) }));
-        if let Some(upgraded) = snapshot.protocol().upgraded_with(&crate::features::clustering_protocol()) {
+        if let Some(upgraded) = feature_protocol(&["clustering"])?.and_then(|p| snapshot.protocol().upgraded_with(&p)) {
             ensure_writable(&upgraded)?;
             txn.add_action(Action::Protocol(upgraded));
         }

@@ -37,30 +37,26 @@ fn refused(feature: &str, reason: impl Into<String>) -> DeltaError {
     DeltaError::FeatureRequirement { feature: feature.to_string(), reason: reason.into() }
 }
 
-fn enabled(properties: &HashMap<String, String>, key: &str) -> bool {
-    properties.get(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+/// The Iceberg compatibility version that `enabled` (is this boolean property true?) says is
+/// on: the highest if both are.
+fn iceberg_version(enabled: impl Fn(&str) -> bool) -> Option<u8> {
+    if enabled("delta.enableIcebergCompatV2") {
+        Some(2)
+    } else if enabled("delta.enableIcebergCompatV1") {
+        Some(1)
+    } else {
+        None
+    }
 }
 
 /// The Iceberg compatibility version these table properties enable (the highest if both are).
 pub fn iceberg_compat_in(properties: &HashMap<String, String>) -> Option<u8> {
-    if enabled(properties, "delta.enableIcebergCompatV2") {
-        Some(2)
-    } else if enabled(properties, "delta.enableIcebergCompatV1") {
-        Some(1)
-    } else {
-        None
-    }
+    iceberg_version(|k| properties.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true")))
 }
 
 /// The Iceberg compatibility version the table enables, if any.
 pub fn iceberg_compat(metadata: &Metadata) -> Option<u8> {
-    if metadata.bool_property("delta.enableIcebergCompatV2", false) {
-        Some(2)
-    } else if metadata.bool_property("delta.enableIcebergCompatV1", false) {
-        Some(1)
-    } else {
-        None
-    }
+    iceberg_version(|k| metadata.bool_property(k, false))
 }
 
 /// Parses column names as given by a user (`a`, `s.b`, `` `odd.name` ``) into paths.
@@ -188,17 +184,6 @@ fn leaf_field<'a>(schema: &'a StructType, path: &[String]) -> Option<&'a crate::
     }
 }
 
-/// The smallest protocol a clustered table needs (writer features `clustering` and
-/// `domainMetadata`), to be combined with the table's own by [`Protocol::upgraded_with`].
-pub(crate) fn clustering_protocol() -> Protocol {
-    Protocol {
-        min_reader_version: 1,
-        min_writer_version: 7,
-        reader_features: None,
-        writer_features: Some(vec!["clustering".into(), "domainMetadata".into()]),
-    }
-}
-
 /// Gives every array element and map key and value in the schema an IcebergCompatV2 id (in the
 /// nearest field's [`NESTED_IDS_KEY`] metadata, keyed by that field's physical name and the path
 /// below it), counting from `next_id`; ids already assigned are kept.
@@ -268,13 +253,16 @@ pub(crate) fn check_files_for_iceberg(snapshot: &crate::Snapshot, version: u8) -
     if !snapshot.partition_columns().is_empty() && !files.is_empty() {
         return Err(refused(&feature, "the table is partitioned and its existing files do not hold their partition values"));
     }
-    for add in &files {
-        if add.num_records().is_none() {
-            return Err(refused(&feature, format!("file {} has no numRecords statistic", add.path)));
-        }
-        if add.deletion_vector.is_some() {
-            return Err(refused(&feature, format!("file {} has a deletion vector (purge them first: REORG … APPLY (PURGE))", add.path)));
-        }
+    files.iter().try_for_each(|add| check_iceberg_file(&feature, add))
+}
+
+/// What IcebergCompat asks of every file in the table: numRecords, and no deletion vector.
+fn check_iceberg_file(feature: &str, add: &crate::actions::AddFile) -> DeltaResult<()> {
+    if add.num_records().is_none() {
+        return Err(refused(feature, format!("file {} has no numRecords statistic", add.path)));
+    }
+    if add.deletion_vector.is_some() {
+        return Err(refused(feature, format!("file {} has a deletion vector (purge them first: REORG … APPLY (PURGE))", add.path)));
     }
     Ok(())
 }
@@ -293,8 +281,8 @@ fn iceberg_blocks_type_change(from: &str, to: &str) -> bool {
 /// Checks the table state a commit leaves against its features' writer requirements. `before`
 /// is the table's state before (none for a new table); `clustering` the clustering columns
 /// (physical paths) after the commit; `changes_shape` whether the commit changes the protocol,
-/// metadata or domains (the whole-table rules are checked only then); `actions` the commit's
-/// file actions.
+/// metadata or domains, or creates the table (the whole-table rules are checked only then);
+/// `actions` the commit's file actions.
 pub(crate) fn validate(
     before: Option<(&Protocol, &Metadata)>,
     protocol: &Protocol,
@@ -303,7 +291,6 @@ pub(crate) fn validate(
     changes_shape: bool,
     actions: &[Action],
 ) -> DeltaResult<()> {
-    let changes_shape = changes_shape || before.is_none();
     // UniForm: delta-spark writes Iceberg (or Hudi) metadata after each commit; a commit from
     // here would leave it stale, so those readers would silently miss it.
     if let Some(formats) = metadata.property("delta.universalFormat.enabledFormats").filter(|f| !f.trim().is_empty()) {
@@ -326,12 +313,8 @@ pub(crate) fn validate(
     if let Some(v) = iceberg {
         let feature = format!("icebergCompatV{v}");
         for a in actions {
-            let Action::Add(add) = a else { continue };
-            if add.num_records().is_none() {
-                return Err(refused(&feature, format!("file {} has no numRecords statistic", add.path)));
-            }
-            if add.deletion_vector.is_some() {
-                return Err(refused(&feature, format!("file {} has a deletion vector", add.path)));
+            if let Action::Add(add) = a {
+                check_iceberg_file(&feature, add)?;
             }
         }
     }
@@ -366,10 +349,10 @@ fn validate_iceberg(
     }
     let mut bad_type = None;
     let mut type_change = None;
+    // Types down to the next struct (whose fields are in `all` themselves).
     fn walk(t: &DataType, f: &mut dyn FnMut(&DataType)) {
         f(t);
         match t {
-            DataType::Struct(s) => s.fields.iter().for_each(|x| walk(&x.data_type, f)),
             DataType::Array(e, _) => walk(e, f),
             DataType::Map(k, v, _) => {
                 walk(k, f);

@@ -865,15 +865,15 @@ fn stat_arrays(st: &parquet::file::statistics::Statistics, t: &ArrowType) -> Del
         let ArrowType::Decimal128(p, s) = t else { return Err(DeltaError::Internal("not a decimal".into())) };
         Ok(Arc::new(Decimal128Array::from(vec![v]).with_precision_and_scale(*p, *s)?))
     };
+    let decimal_pair = |lo: Option<i128>, hi: Option<i128>| -> DeltaResult<Option<(ArrayRef, ArrayRef)>> {
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => Ok(Some((decimal(lo)?, decimal(hi)?))),
+            _ => Ok(None),
+        }
+    };
     let raw = match (st, t) {
-        (S::Int32(v), ArrowType::Decimal128(_, _)) => match (v.min_opt(), v.max_opt()) {
-            (Some(lo), Some(hi)) => Some((decimal(*lo as i128)?, decimal(*hi as i128)?)),
-            _ => None,
-        },
-        (S::Int64(v), ArrowType::Decimal128(_, _)) => match (v.min_opt(), v.max_opt()) {
-            (Some(lo), Some(hi)) => Some((decimal(*lo as i128)?, decimal(*hi as i128)?)),
-            _ => None,
-        },
+        (S::Int32(v), ArrowType::Decimal128(_, _)) => decimal_pair(v.min_opt().map(|x| *x as i128), v.max_opt().map(|x| *x as i128))?,
+        (S::Int64(v), ArrowType::Decimal128(_, _)) => decimal_pair(v.min_opt().map(|x| *x as i128), v.max_opt().map(|x| *x as i128))?,
         (S::FixedLenByteArray(v), ArrowType::Decimal128(_, _)) => {
             // Big-endian two's complement, sign-extended to 16 bytes.
             let value = |b: &[u8]| -> Option<i128> {
@@ -885,10 +885,7 @@ fn stat_arrays(st: &parquet::file::statistics::Statistics, t: &ArrowType) -> Del
                 bytes[16 - b.len()..].copy_from_slice(b);
                 Some(i128::from_be_bytes(bytes))
             };
-            match (v.min_bytes_opt().and_then(value), v.max_bytes_opt().and_then(value)) {
-                (Some(lo), Some(hi)) => Some((decimal(lo)?, decimal(hi)?)),
-                _ => None,
-            }
+            decimal_pair(v.min_bytes_opt().and_then(value), v.max_bytes_opt().and_then(value))?
         }
         (S::Int32(v), _) => pair(v.min_opt(), v.max_opt(), |x: i32| Int32Array::from(vec![x])),
         (S::Int64(v), _) => pair(v.min_opt(), v.max_opt(), |x: i64| Int64Array::from(vec![x])),
@@ -1543,7 +1540,8 @@ impl Table {
         if !clustering_columns.is_empty() {
             let mode = ColumnMappingMode::from_config(properties.get("delta.columnMapping.mode").map(String::as_str))?;
             domain = Some(crate::features::clustering_domain(&schema, mode, clustering_columns)?);
-            if let Some(p) = protocol.upgraded_with(&crate::features::clustering_protocol()) {
+            // `clustering` brings `domainMetadata` with it.
+            if let Some(p) = crate::alter::feature_protocol(&["clustering"])?.and_then(|p| protocol.upgraded_with(&p)) {
                 protocol = p;
             }
         }
@@ -1653,8 +1651,7 @@ impl Table {
         if let Some(cols) = &options.cluster_by {
             let wanted = crate::features::parse_columns(cols)?;
             let current = crate::features::clustering_columns(&snapshot)?;
-            let same = wanted.len() == current.len()
-                && wanted.iter().zip(&current).all(|(a, b)| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y)));
+            let same = wanted.len() == current.len() && wanted.iter().zip(&current).all(|(a, b)| crate::alter::same_path(a, b));
             if !same {
                 let show = |c: &[Vec<String>]| c.iter().map(|p| p.join(".")).collect::<Vec<_>>();
                 return Err(DeltaError::WriteRefused {
