@@ -345,7 +345,7 @@ fn describe(snapshot: &Snapshot) -> String {
     out.push_str(&format!("writer features:   {}\n", list(&p.writer_features)));
     let parts = snapshot.partition_columns();
     out.push_str(&format!("partition columns: {}\n", if parts.is_empty() { "(none)".into() } else { parts.join(", ") }));
-    if let Ok(clustering) = delta_core::features::clustering_columns(snapshot) {
+    if let Ok(clustering) = snapshot.clustering_columns() {
         if !clustering.is_empty() {
             let names: Vec<String> = clustering.iter().map(|c| c.join(".")).collect();
             out.push_str(&format!("clustering columns: {}\n", names.join(", ")));

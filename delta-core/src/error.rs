@@ -162,7 +162,7 @@ pub enum DeltaError {
     #[error("invalid table location `{location}`: {reason}")]
     InvalidLocation { location: String, reason: String },
 
-    /// A commit conflicted with a concurrent one (from [`crate::txn::CommitOutcome::version`]).
+    /// A commit conflicted with a concurrent one (from `CommitOutcome::version` of a transaction).
     #[error("commit conflict: {reason}")]
     CommitConflict { reason: String },
 
@@ -219,14 +219,6 @@ pub enum DeltaError {
 }
 
 impl DeltaError {
-    /// `column` is not one of `schema`'s top-level columns (listed in the message).
-    pub(crate) fn column_not_found(column: impl Into<String>, schema: &crate::schema::StructType) -> Self {
-        DeltaError::ColumnNotFound {
-            column: column.into(),
-            available: schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-        }
-    }
-
     /// A corrupt-log error for `path`.
     pub(crate) fn corrupt(path: impl fmt::Display, reason: impl fmt::Display) -> Self {
         DeltaError::CorruptLog { path: path.to_string(), reason: reason.to_string() }

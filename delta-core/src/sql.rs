@@ -11,12 +11,12 @@ use sqlparser::ast::{self, Spanned};
 use sqlparser::dialect::DatabricksDialect;
 use sqlparser::parser::Parser;
 
-use crate::dml::DmlResult;
 use crate::error::{DeltaError, DeltaResult};
-use crate::expr::{from_sql, Expr};
-use crate::merge::{MergeAction, MergeWhen};
-use crate::snapshot::Table;
-use crate::storage::TableOptions;
+use crate::log::storage::TableOptions;
+use crate::ops::merge::{MergeAction, MergeWhen};
+use crate::read::snapshot::Table;
+use crate::table::expr::{from_sql, Expr};
+use crate::write::rewrite::DmlResult;
 
 fn at(node: &impl Spanned, message: impl Into<String>) -> DeltaError {
     let span = node.span();

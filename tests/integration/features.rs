@@ -47,7 +47,7 @@ async fn clustered_tables_record_their_columns_and_optimize_clusters_them() {
     );
     let domain = s.domain_metadata().find(|d| d.domain == "delta.clustering").unwrap();
     assert_eq!(serde_json::from_str::<Value>(&domain.configuration).unwrap(), serde_json::json!({"clusteringColumns": [["id"]]}));
-    assert_eq!(delta_core::features::clustering_columns(&s).unwrap(), vec![vec!["id".to_string()]]);
+    assert_eq!(s.clustering_columns().unwrap(), vec![vec!["id".to_string()]]);
     let mut expected = table_rows(&table).await;
     expected.sort();
 
@@ -107,10 +107,10 @@ async fn clustered_tables_record_their_columns_and_optimize_clusters_them() {
     assert_eq!(ci["operationParameters"]["oldClusteringColumns"], "id");
     assert_eq!(ci["operationParameters"]["newClusteringColumns"], "v,part");
     let s = table.snapshot().await.unwrap();
-    assert_eq!(delta_core::features::clustering_columns(&s).unwrap(), vec![vec!["v".to_string()], vec!["part".to_string()]]);
+    assert_eq!(s.clustering_columns().unwrap(), vec![vec!["v".to_string()], vec!["part".to_string()]]);
     table.cluster_by::<&str>(&[]).await.unwrap();
     let s = table.snapshot().await.unwrap();
-    assert!(delta_core::features::clustering_columns(&s).unwrap().is_empty());
+    assert!(s.clustering_columns().unwrap().is_empty());
     let d = s.domain_metadata().find(|d| d.domain == "delta.clustering").unwrap();
     assert_eq!(serde_json::from_str::<Value>(&d.configuration).unwrap(), serde_json::json!({"clusteringColumns": []}));
 
@@ -394,7 +394,7 @@ async fn nested_clustering_columns_order_the_clustered_files() {
         table.write(vec![rows(c)], opts.clone()).await.unwrap();
     }
     let s = table.snapshot().await.unwrap();
-    assert_eq!(delta_core::features::clustering_columns(&s).unwrap(), vec![vec!["s".to_string(), "a".to_string()]]);
+    assert_eq!(s.clustering_columns().unwrap(), vec![vec!["s".to_string(), "a".to_string()]]);
     table.optimize().target_size(3_000).execute().await.unwrap();
     let files = table.snapshot().await.unwrap().add_files().unwrap();
     assert!(files.len() > 1);

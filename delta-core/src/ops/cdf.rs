@@ -17,14 +17,15 @@ use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::actions::{parse_commit, Action, AddFile};
 use crate::error::{DeltaError, DeltaResult};
-use crate::expr::Expr;
-use crate::log::LogSegment;
-use crate::scan::{FilePruner, ScanBuilder, ScanFile};
-use crate::schema::{DataType, PrimitiveType, StructField};
-use crate::snapshot::{Snapshot, Table};
-use crate::write::CHANGE_TYPE_COLUMN;
+use crate::log::segment::LogSegment;
+use crate::read::scan::{ScanBuilder, ScanFile};
+use crate::read::skipping::FilePruner;
+use crate::read::snapshot::{Snapshot, Table};
+use crate::table::actions::{parse_commit, Action, AddFile};
+use crate::table::expr::Expr;
+use crate::table::schema::{DataType, PrimitiveType, StructField};
+use crate::write::files::CHANGE_TYPE_COLUMN;
 
 pub const COMMIT_VERSION_COLUMN: &str = "_commit_version";
 pub const COMMIT_TIMESTAMP_COLUMN: &str = "_commit_timestamp";
@@ -178,7 +179,7 @@ impl Table {
                 groups.push(Group { version: *v, timestamp_ms: ts, change_type: Some("insert"), files: inserts });
             }
         }
-        let mut fields: Vec<Field> = end_snapshot.arrow_schema().fields().iter().map(|f| crate::schema::all_nullable(f)).collect();
+        let mut fields: Vec<Field> = end_snapshot.arrow_schema().fields().iter().map(|f| crate::table::schema::all_nullable(f)).collect();
         fields.push(Field::new(CHANGE_TYPE_COLUMN, ArrowType::Utf8, true));
         fields.push(Field::new(COMMIT_VERSION_COLUMN, ArrowType::Int64, false));
         fields.push(Field::new(COMMIT_TIMESTAMP_COLUMN, ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false));

@@ -1,7 +1,7 @@
 //! Immutable snapshots of a table at a version, and the [`Table`] handle that makes them.
 //!
 //! A [`Snapshot`] holds the protocol, metadata, parsed schema and the live file index (Arrow
-//! columns, see [`crate::replay`]). Snapshots are opened at the latest version, at a version, or at
+//! columns, see [`crate::log::replay`]). Snapshots are opened at the latest version, at a version, or at
 //! a timestamp. Timestamps follow the protocol: once in-commit timestamps are enabled, a commit's
 //! time is its `commitInfo.inCommitTimestamp`; before that, commit-file modification times made
 //! monotonic (a commit is never earlier than its predecessor + 1 ms).
@@ -15,11 +15,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{DeltaError, DeltaResult};
-use crate::log::{LogFile, LogListing, LogSegment};
-use crate::protocol::{add_col, AppTransaction, CommitInfo, DomainMetadata, Metadata, Protocol, TableFeature};
-use crate::replay::{replay, ReplayState};
-use crate::schema::{ColumnMappingMode, StructType};
-use crate::storage::{TableLocation, TableOptions};
+use crate::log::replay::{replay, ReplayState};
+use crate::log::segment::{LogFile, LogListing, LogSegment};
+use crate::log::storage::{TableLocation, TableOptions};
+use crate::table::protocol::{add_col, AppTransaction, CommitInfo, DomainMetadata, Metadata, Protocol, TableFeature};
+use crate::table::schema::{ColumnMappingMode, StructType};
 
 /// A Delta table at a location. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -254,7 +254,7 @@ impl Snapshot {
 
     /// The live files as `add` actions (materialised one struct per file: for writers that remove
     /// or rewrite files, not for scans).
-    pub fn add_files(&self) -> DeltaResult<Vec<crate::actions::AddFile>> {
+    pub fn add_files(&self) -> DeltaResult<Vec<crate::table::actions::AddFile>> {
         use arrow::array::Array;
         let mut out = Vec::with_capacity(self.num_files());
         for column in self.files.iter() {
@@ -270,15 +270,15 @@ impl Snapshot {
                     .and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
             };
             for row in 0..column.len() {
-                out.push(crate::actions::AddFile {
+                out.push(crate::table::actions::AddFile {
                     path: paths.value(row).to_string(),
-                    partition_values: crate::replay::map_cell(pvs, row).unwrap_or_default(),
+                    partition_values: crate::log::replay::map_cell(pvs, row).unwrap_or_default(),
                     size: sizes.value(row),
                     modification_time: if mtimes.is_valid(row) { mtimes.value(row) } else { 0 },
                     data_change: true,
                     stats: stats.is_valid(row).then(|| stats.value(row).to_string()),
                     tags: None,
-                    deletion_vector: crate::scan::dv_at(dvs, row),
+                    deletion_vector: crate::read::dv::dv_at(dvs, row),
                     base_row_id: i64_col("baseRowId", row),
                     default_row_commit_version: i64_col("defaultRowCommitVersion", row),
                     clustering_provider: column
@@ -371,6 +371,16 @@ impl Snapshot {
         self.checksum_mismatch.as_deref()
     }
 
+    /// The clustering columns of the table as logical paths (empty when it is not clustered).
+    pub fn clustering_columns(&self) -> DeltaResult<Vec<Vec<String>>> {
+        crate::table::features::logical_clustering_columns(
+            self.protocol(),
+            self.schema(),
+            self.column_mapping_mode(),
+            self.domain_metadata(),
+        )
+    }
+
     pub fn version(&self) -> i64 {
         self.version
     }
@@ -396,7 +406,7 @@ impl Snapshot {
     pub fn location(&self) -> &TableLocation {
         &self.location
     }
-    /// Live `add` actions, as struct columns of [`crate::protocol::add_fields`].
+    /// Live `add` actions, as struct columns of [`crate::table::protocol::add_fields`].
     pub fn file_columns(&self) -> &[StructArray] {
         &self.files
     }

@@ -32,13 +32,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::actions::{commit_bytes, parse_commit, Action, AddFile, RemoveFile};
 use crate::error::{DeltaError, DeltaResult};
-use crate::expr::Expr;
-use crate::protocol::{CommitInfo, Metadata, Protocol};
-use crate::scan::FilePruner;
-use crate::snapshot::Snapshot;
-use crate::storage::TableLocation;
+use crate::log::storage::TableLocation;
+use crate::read::skipping::FilePruner;
+use crate::read::snapshot::Snapshot;
+use crate::table::actions::{commit_bytes, parse_commit, Action, AddFile, RemoveFile};
+use crate::table::expr::Expr;
+use crate::table::protocol::{CommitInfo, Metadata, Protocol};
 
 /// Isolation levels of delta-spark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,7 +316,7 @@ impl Transaction {
     /// version being attempted), and the commit moves the high-water mark. Recomputed on every
     /// attempt, so a rebase over a concurrent winner never reuses its ids.
     fn assign_row_ids(&self, actions: &mut Vec<Action>, version: i64, high_water_mark: i64) -> DeltaResult<()> {
-        if !self.snapshot.protocol().has_feature(&crate::protocol::TableFeature::RowTracking) {
+        if !self.snapshot.protocol().has_feature(&crate::table::protocol::TableFeature::RowTracking) {
             return Ok(());
         }
         let mut next = high_water_mark + 1;
@@ -341,7 +341,7 @@ impl Transaction {
             }
         }
         if assigned {
-            actions.push(Action::DomainMetadata(crate::protocol::DomainMetadata {
+            actions.push(Action::DomainMetadata(crate::table::protocol::DomainMetadata {
                 domain: ROW_TRACKING_DOMAIN.into(),
                 configuration: json!({ "rowIdHighWaterMark": next - 1 }).to_string(),
                 removed: false,
@@ -394,8 +394,8 @@ impl Transaction {
         }
         let theirs = dv_replacements(winner);
         let location = self.snapshot.location().clone();
-        let mut merged: HashMap<String, (RemoveFile, crate::protocol::DeletionVectorDescriptor)> = HashMap::new();
-        let mut writer = crate::dv::DvFileWriter::new();
+        let mut merged: HashMap<String, (RemoveFile, crate::table::protocol::DeletionVectorDescriptor)> = HashMap::new();
+        let mut writer = crate::read::dv::DvFileWriter::new();
         for (path, (our_remove, our_add)) in &ours {
             let Some((their_remove, their_add)) = theirs.get(path) else { continue };
             let same_start =
@@ -449,17 +449,17 @@ impl Transaction {
         {
             let protocol = self.protocol.as_ref().unwrap_or(self.snapshot.protocol());
             let metadata = self.metadata.as_ref().unwrap_or(self.snapshot.metadata());
-            let own_domains: Vec<&crate::protocol::DomainMetadata> =
+            let own_domains: Vec<&crate::table::protocol::DomainMetadata> =
                 self.actions.iter().rev().filter_map(|a| if let Action::DomainMetadata(d) = a { Some(d) } else { None }).collect();
             let changes_shape = self.creates_table || self.metadata.is_some() || self.protocol.is_some() || !own_domains.is_empty();
             // Read only where checked: a plain append never fails on the domain's content.
-            let clustering = if changes_shape && protocol.has_feature(&crate::protocol::TableFeature::Clustering) {
-                crate::features::clustering_paths(own_domains.iter().copied().chain(self.snapshot.domain_metadata()))?
+            let clustering = if changes_shape && protocol.has_feature(&crate::table::protocol::TableFeature::Clustering) {
+                crate::table::features::clustering_paths(own_domains.iter().copied().chain(self.snapshot.domain_metadata()))?
             } else {
                 Vec::new()
             };
             let before = (!self.creates_table).then(|| (self.snapshot.protocol(), self.snapshot.metadata()));
-            crate::features::validate(before, protocol, metadata, &clustering, changes_shape, &self.actions)?;
+            crate::table::features::validate(before, protocol, metadata, &clustering, changes_shape, &self.actions)?;
         }
         let pruner = if self.creates_table { None } else { Some(FilePruner::new(&self.snapshot)?) };
         let mut version = self.read_version + 1;
@@ -749,9 +749,9 @@ fn jitter(backoff: Duration, txn_id: &str, attempt: u32) -> Duration {
 
 /// Looks a transaction up by its `txnId` in versions `from..`: the version it committed at, if any.
 pub async fn resolve_txn(location: &TableLocation, txn_id: &str, from: i64) -> DeltaResult<Option<i64>> {
-    let listing = crate::log::LogSegment::full_listing(location).await?;
+    let listing = crate::log::segment::LogSegment::full_listing(location).await?;
     for (v, file) in listing.commits.range(from.max(0)..) {
-        let info = crate::snapshot::read_commit_info(location, file).await?;
+        let info = crate::read::snapshot::read_commit_info(location, file).await?;
         if info.get("txnId").and_then(Value::as_str) == Some(txn_id) {
             return Ok(Some(*v));
         }

@@ -1,4 +1,4 @@
-//! Table maintenance: RESTORE, VACUUM and shallow CLONE (OPTIMIZE is in [`crate::optimize`]).
+//! Table maintenance: RESTORE, VACUUM and shallow CLONE (OPTIMIZE is in [`crate::ops::optimize`]).
 //!
 //! RESTORE makes the latest version's files those of an earlier version, in one commit: files of
 //! the old version that are no longer live are re-added, live files the old version lacked are
@@ -20,7 +20,7 @@
 //!
 //! Shallow CLONE writes a new table whose version 0 names the source's files by absolute URL
 //! (deletion vectors too), so nothing is copied. Readers of the clone must allow the source's
-//! location ([`crate::TableOptions::allowed_external_prefixes`]); VACUUM of the source does not
+//! location ([`crate::log::storage::TableOptions::allowed_external_prefixes`]); VACUUM of the source does not
 //! know about clones (as in delta-spark).
 
 use std::collections::{BTreeMap, HashSet};
@@ -29,14 +29,14 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use serde_json::{json, Value};
 
-use crate::actions::{parse_commit, Action, AddFile};
-use crate::dml::DmlResult;
-use crate::dv::DvLocation;
 use crate::error::{DeltaError, DeltaResult, PathKind};
-use crate::protocol::DeletionVectorDescriptor;
-use crate::snapshot::{Snapshot, Table};
-use crate::storage::TableLocation;
-use crate::txn::{IsolationLevel, Transaction};
+use crate::log::storage::TableLocation;
+use crate::read::dv::DvLocation;
+use crate::read::snapshot::{Snapshot, Table};
+use crate::table::actions::{parse_commit, Action, AddFile};
+use crate::table::protocol::DeletionVectorDescriptor;
+use crate::write::rewrite::DmlResult;
+use crate::write::txn::{IsolationLevel, Transaction};
 use object_store::ObjectStoreExt;
 
 fn key(a: &AddFile) -> (String, Option<String>) {
@@ -57,7 +57,7 @@ impl Table {
 
     async fn restore_inner(&self, version: i64, timestamp_ms: Option<i64>) -> DeltaResult<DmlResult> {
         let current = self.snapshot().await?;
-        crate::write::ensure_writable(current.protocol())?;
+        crate::write::enforce::ensure_writable(current.protocol())?;
         if version > current.version() || version < 0 {
             return Err(DeltaError::VersionNotFound { requested: version, earliest: 0, latest: current.version() });
         }
@@ -110,7 +110,7 @@ impl Table {
         let shown: serde_json::Map<String, serde_json::Value> = metrics.iter().map(|(k, v)| (k.clone(), json!(v.to_string()))).collect();
         let txn = txn.with_operation("RESTORE", params).with_metrics(serde_json::Value::Object(shown));
         let committed = txn.commit().await?.version()?;
-        let post_commit_error = crate::checkpoint::post_commit(self, committed).await.err().map(|e| e.to_string());
+        let post_commit_error = crate::write::checkpoint::post_commit(self, committed).await.err().map(|e| e.to_string());
         Ok(DmlResult { version: Some(committed), metrics, post_commit_error })
     }
 }
@@ -171,11 +171,11 @@ impl VacuumBuilder<'_> {
         let snapshot = table.snapshot().await?;
         // vacuumProtocolCheck: VACUUM must understand the reader features as well as the writer's.
         snapshot.protocol().ensure_readable()?;
-        crate::write::ensure_writable(snapshot.protocol())?;
+        crate::write::enforce::ensure_writable(snapshot.protocol())?;
         let table_ms = snapshot
             .metadata()
             .property("delta.deletedFileRetentionDuration")
-            .and_then(crate::checkpoint::parse_interval_ms)
+            .and_then(crate::write::checkpoint::parse_interval_ms)
             .unwrap_or(DEFAULT_DELETED_FILE_RETENTION_MS);
         let retention_ms = match self.retain_hours {
             Some(h) if !h.is_finite() || h < 0.0 => {
@@ -228,7 +228,7 @@ impl VacuumBuilder<'_> {
         .commit()
         .await?
         .version()?;
-        let _ = crate::checkpoint::post_commit(table, started).await;
+        let _ = crate::write::checkpoint::post_commit(table, started).await;
         let store = location.store().clone();
         let deleted: Vec<bool> = futures::stream::iter(doomed.into_iter().map(|d| d.0))
             .map(|path| {
@@ -251,7 +251,7 @@ impl VacuumBuilder<'_> {
                 .commit()
                 .await?
                 .version()?;
-        let _ = crate::checkpoint::post_commit(table, ended).await;
+        let _ = crate::write::checkpoint::post_commit(table, ended).await;
         Ok(VacuumResult { files, bytes, dry_run: false, retention_ms })
     }
 }
@@ -259,7 +259,7 @@ impl VacuumBuilder<'_> {
 /// Store paths of every file a retained version references (see the module docs).
 async fn referenced_files(table: &Table, latest: &Snapshot, cutoff: i64) -> DeltaResult<HashSet<String>> {
     let location = table.location();
-    let listing = crate::log::LogSegment::full_listing(location).await?;
+    let listing = crate::log::segment::LogSegment::full_listing(location).await?;
     let timestamps = table.commit_timestamps_with(latest, &listing).await?;
     // The oldest retained version: the newest at or before the cutoff, else the earliest.
     let oldest = timestamps
@@ -331,7 +331,7 @@ fn is_hidden(rel: &str, partition_columns: &[String]) -> bool {
     dirs.iter().any(|d| {
         (d.starts_with('_') || d.starts_with('.'))
             && *d != "_change_data"
-            && !partition_columns.iter().any(|c| d.starts_with(&format!("{}=", crate::write::encode_path(c))))
+            && !partition_columns.iter().any(|c| d.starts_with(&format!("{}=", crate::write::files::encode_path(c))))
     })
 }
 
@@ -345,7 +345,7 @@ impl Table {
             None => self.snapshot().await?,
         };
         source.protocol().ensure_readable()?;
-        crate::write::ensure_writable(source.protocol())?;
+        crate::write::enforce::ensure_writable(source.protocol())?;
         let mut metadata = source.metadata().clone();
         metadata.id = uuid::Uuid::new_v4().to_string();
         metadata.created_time = Some(chrono::Utc::now().timestamp_millis());

@@ -1,6 +1,6 @@
 //! Actions as written to commit files (serde, one JSON object per line).
 //!
-//! Reading uses the columnar layout of [`crate::protocol::action_schema`]; writing and conflict
+//! Reading uses the columnar layout of [`crate::table::protocol::action_schema`]; writing and conflict
 //! checking use these structs, which serialise to exactly the protocol's JSON.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{DeltaError, DeltaResult};
-use crate::protocol::{AppTransaction, CommitInfo, DeletionVectorDescriptor, DomainMetadata, Metadata, Protocol};
+use crate::table::protocol::{AppTransaction, CommitInfo, DeletionVectorDescriptor, DomainMetadata, Metadata, Protocol};
 
 /// The `add` action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,7 +188,7 @@ mod tests {
         let bytes = commit_bytes(&actions).unwrap();
         assert_eq!(parse_commit("t", &bytes).unwrap(), actions);
         // The columnar reader decodes the same bytes.
-        let batches = crate::replay::decode_commit_json("t", &bytes, 10).unwrap();
+        let batches = crate::log::replay::decode_commit_json("t", &bytes, 10).unwrap();
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
     }
 }

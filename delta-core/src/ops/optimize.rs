@@ -22,7 +22,7 @@
 //!
 //! A Z-order bin holds its partition's rows in memory while sorting them; compaction and purge
 //! stream. On row-tracking tables the rewritten rows keep their row ids and commit versions in
-//! the materialised columns ([`crate::row_tracking`]).
+//! the materialised columns ([`crate::read::row_tracking`]).
 
 use std::collections::BTreeMap;
 
@@ -31,14 +31,16 @@ use arrow::compute::{concat_batches, take, SortOptions};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
-use crate::actions::{Action, AddFile};
-use crate::dml::DmlResult;
 use crate::error::{DeltaError, DeltaResult};
-use crate::expr::Expr;
-use crate::scan::{FilePruner, ScanBuilder, ScanFile};
-use crate::snapshot::{Snapshot, Table};
-use crate::txn::{IsolationLevel, Transaction};
-use crate::write::{ensure_writable, DeltaWriter};
+use crate::read::scan::{ScanBuilder, ScanFile};
+use crate::read::skipping::FilePruner;
+use crate::read::snapshot::{Snapshot, Table};
+use crate::table::actions::{Action, AddFile};
+use crate::table::expr::Expr;
+use crate::write::enforce::ensure_writable;
+use crate::write::files::DeltaWriter;
+use crate::write::rewrite::DmlResult;
+use crate::write::txn::{IsolationLevel, Transaction};
 
 /// Files are rewritten into files of about this size unless `delta.targetFileSize` or
 /// [`OptimizeBuilder::target_size`] says otherwise (delta-spark uses 1 GiB; output files are
@@ -138,7 +140,7 @@ impl<'a> OptimizeBuilder<'a> {
         ensure_writable(snapshot.protocol())?;
         let operation = if self.strategy == Strategy::Purge { "REORG" } else { "OPTIMIZE" };
         // Row tracking: rewritten rows keep their ids and commit versions (materialised).
-        let tracking = crate::row_tracking::names_for_rewrite(&snapshot);
+        let tracking = crate::read::row_tracking::names_for_rewrite(&snapshot);
         let pruner = FilePruner::new(&snapshot)?;
         if let Some(f) = &self.filter {
             if !pruner.is_partition_only(f) {
@@ -159,8 +161,8 @@ impl<'a> OptimizeBuilder<'a> {
         let mut z_columns: Option<Vec<Vec<String>>> = self.z_order_columns(&snapshot)?.map(|c| c.into_iter().map(|n| vec![n]).collect());
         // Liquid clustering: a plain OPTIMIZE of a clustered table clusters what is unclustered.
         let clustering = match self.strategy {
-            Strategy::Compact => crate::features::clustering_columns(&snapshot)?,
-            Strategy::ZOrder if snapshot.protocol().has_feature(&crate::protocol::TableFeature::Clustering) => {
+            Strategy::Compact => snapshot.clustering_columns()?,
+            Strategy::ZOrder if snapshot.protocol().has_feature(&crate::table::protocol::TableFeature::Clustering) => {
                 return Err(DeltaError::FeatureRequirement {
                     feature: "clustering".into(),
                     reason: "a clustered table is optimized along its clustering columns; ZORDER BY is not allowed".into(),
@@ -194,7 +196,7 @@ impl<'a> OptimizeBuilder<'a> {
                     None => true,
                     // Small files clustered before join the new ones (only when there are new
                     // ones: see below), so that appends do not leave ever more small files.
-                    Some(p) => p == crate::features::CLUSTERING_PROVIDER && (add.size as u64) < min_size,
+                    Some(p) => p == crate::table::features::CLUSTERING_PROVIDER && (add.size as u64) < min_size,
                 },
                 Strategy::Compact => (add.size as u64) < min_size || deleted_ratio(&add) > self.max_deleted_rows_ratio,
                 Strategy::ZOrder => true,
@@ -266,7 +268,7 @@ impl<'a> OptimizeBuilder<'a> {
         let mut added_sizes = Vec::new();
         for mut add in added.into_iter().flatten() {
             if cluster {
-                add.clustering_provider = Some(crate::features::CLUSTERING_PROVIDER.to_string());
+                add.clustering_provider = Some(crate::table::features::CLUSTERING_PROVIDER.to_string());
             }
             added_sizes.push(add.size.max(0) as u64);
             txn.add_action(Action::Add(add));
@@ -296,7 +298,7 @@ impl<'a> OptimizeBuilder<'a> {
         let shown: serde_json::Map<String, Value> = metrics.iter().map(|(k, v)| (k.clone(), json!(v.to_string()))).collect();
         let txn = txn.with_operation(operation, parameters).with_metrics(Value::Object(shown));
         let version = txn.commit().await?.version()?;
-        let post_commit_error = crate::checkpoint::post_commit(self.table, version).await.err().map(|e| e.to_string());
+        let post_commit_error = crate::write::checkpoint::post_commit(self.table, version).await.err().map(|e| e.to_string());
         Ok(DmlResult { version: Some(version), metrics, post_commit_error })
     }
 
@@ -311,7 +313,7 @@ impl<'a> OptimizeBuilder<'a> {
         let schema = snapshot.schema();
         let mut out = Vec::with_capacity(self.z_order.len());
         for c in &self.z_order {
-            let f = schema.field(c).ok_or_else(|| DeltaError::column_not_found(c.clone(), schema))?;
+            let f = schema.field(c).ok_or_else(|| schema.column_not_found(c.clone()))?;
             if snapshot.partition_columns().iter().any(|p| p.eq_ignore_ascii_case(&f.name)) {
                 return Err(DeltaError::InvalidExpression {
                     text: c.clone(),
@@ -320,7 +322,9 @@ impl<'a> OptimizeBuilder<'a> {
             }
             if matches!(
                 f.data_type,
-                crate::schema::DataType::Struct(..) | crate::schema::DataType::Array(..) | crate::schema::DataType::Map(..)
+                crate::table::schema::DataType::Struct(..)
+                    | crate::table::schema::DataType::Array(..)
+                    | crate::table::schema::DataType::Map(..)
             ) {
                 return Err(DeltaError::InvalidExpression {
                     text: c.clone(),
@@ -381,7 +385,7 @@ async fn rewrite_bin(
         // The scan's row id and commit version columns (after the table's) go to the hidden
         // materialised columns, in the same positions.
         builder = builder.with_row_tracking();
-        writer = writer.with_hidden_columns(crate::row_tracking::hidden_fields(names))?;
+        writer = writer.with_hidden_columns(crate::read::row_tracking::hidden_fields(names))?;
     }
     let scan = builder.build()?;
     let schema = scan.schema();

@@ -1,9 +1,10 @@
-//! Row-level changes: DELETE and UPDATE (here) and MERGE ([`crate::merge`]).
+//! The rewrite machinery of row-level changes (DELETE, UPDATE and MERGE in [`crate::ops`], and a
+//! `replaceWhere` overwrite in [`super::writer`]).
 //!
 //! Every operation is planned the same way: a first pass reads only the files that can hold
 //! affected rows (partition values and statistics prune the rest; the predicate is pushed into
 //! the parquet reader), and produces, per file, the set of row indexes it deletes or replaces,
-//! plus new rows (updated or inserted) and change data. The [`Rewriter`] then materialises the
+//! plus new rows (updated or inserted) and change data. The `Rewriter` then materialises the
 //! deletions in one of two ways:
 //!
 //! ```text
@@ -20,7 +21,6 @@
 //! With `delta.enableChangeDataFeed`, the rows deleted, the pre- and post-images of updates and
 //! the inserted rows are written as `cdc` files (`_change_data/`) in the same commit; commits that
 //! only remove whole files write none (readers derive those changes from the `remove` actions).
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,16 +31,18 @@ use futures::TryStreamExt;
 use roaring::RoaringTreemap;
 use serde_json::{json, Value};
 
-use crate::actions::{Action, AddCdcFile, AddFile};
 use crate::error::{DeltaError, DeltaResult};
-use crate::expr::{evaluate, Expr};
-use crate::protocol::{Metadata, TableFeature};
-use crate::row_tracking::Lineage;
-use crate::scan::{FilePruner, ScanBuilder, ScanFile, FILE_INDEX_COLUMN, ROW_COMMIT_VERSION_COLUMN, ROW_ID_COLUMN, ROW_INDEX_COLUMN};
-use crate::schema::{ColumnMappingMode, StructType};
-use crate::snapshot::{Snapshot, Table};
-use crate::txn::{IsolationLevel, Transaction};
-use crate::write::{check_rules, conform_without_generated, ensure_writable, table_rules, DeltaWriter, ParallelWriter, CHANGE_TYPE_COLUMN};
+use crate::read::row_tracking::Lineage;
+use crate::read::scan::{ScanBuilder, ScanFile, FILE_INDEX_COLUMN, ROW_COMMIT_VERSION_COLUMN, ROW_ID_COLUMN, ROW_INDEX_COLUMN};
+use crate::read::skipping::FilePruner;
+use crate::read::snapshot::{Snapshot, Table};
+use crate::table::actions::{Action, AddCdcFile, AddFile};
+use crate::table::expr::{evaluate, Expr};
+use crate::table::protocol::{Metadata, TableFeature};
+use crate::table::schema::{ColumnMappingMode, StructType};
+use crate::write::enforce::{check_rules, ensure_writable, table_rules};
+use crate::write::files::{DeltaWriter, ParallelWriter, CHANGE_TYPE_COLUMN};
+use crate::write::txn::{IsolationLevel, Transaction};
 
 /// What a DELETE, UPDATE or MERGE did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +106,7 @@ pub(crate) struct Rewriter {
     pub(crate) read: Vec<String>,
     pub(crate) metrics: BTreeMap<String, u64>,
     /// Schema evolution: the metadata (and protocol) the commit installs.
-    evolved: Option<(Metadata, Option<crate::protocol::Protocol>)>,
+    evolved: Option<(Metadata, Option<crate::table::protocol::Protocol>)>,
     /// Row tracking: the materialised row id and commit version columns rewritten rows carry.
     pub(crate) tracking: Option<(String, String)>,
 }
@@ -126,13 +128,14 @@ impl Rewriter {
             });
         }
         let schema = snapshot.schema().clone();
-        let target = Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::schema::all_nullable(f)).collect::<Vec<_>>()));
+        let target =
+            Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::table::schema::all_nullable(f)).collect::<Vec<_>>()));
         let use_dv =
             snapshot.protocol().has_feature(&TableFeature::DeletionVectors) && metadata.bool_property("delta.enableDeletionVectors", false);
         let cdf = metadata.bool_property("delta.enableChangeDataFeed", false);
         let rules = table_rules(&metadata, &schema)?;
         let pruner = FilePruner::new(&snapshot)?;
-        let (tracking, declared) = match crate::row_tracking::names_for_rewrite(&snapshot) {
+        let (tracking, declared) = match crate::read::row_tracking::names_for_rewrite(&snapshot) {
             Some((names, declared)) => (Some(names), declared),
             None => (None, None),
         };
@@ -169,16 +172,17 @@ impl Rewriter {
         }
         let mut metadata = self.metadata.clone();
         if self.mode() != ColumnMappingMode::None {
-            crate::write::assign_new_column_ids(&mut schema, &mut metadata);
+            crate::table::column_mapping::assign_new_column_ids(&mut schema, &mut metadata);
         }
         metadata.schema_string = schema.to_json().to_string();
         let props: std::collections::HashMap<String, String> =
             metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
-        let needed = crate::write::min_protocol(&schema, &props);
+        let needed = crate::table::features::min_protocol(&schema, &props);
         let current = self.snapshot.protocol();
         let protocol = (needed.min_writer_version > current.min_writer_version || needed.min_reader_version > current.min_reader_version)
             .then_some(needed);
-        self.target = Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::schema::all_nullable(f)).collect::<Vec<_>>()));
+        self.target =
+            Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::table::schema::all_nullable(f)).collect::<Vec<_>>()));
         self.rules = table_rules(&metadata, &schema)?;
         self.schema = schema;
         self.metadata = metadata.clone();
@@ -213,7 +217,7 @@ impl Rewriter {
     /// A scan of these files (read concurrently) with each row's index in its file and the
     /// file's position in `adds` (existing deletion vectors applied). Every batch comes from
     /// one file.
-    pub(crate) fn scan_files(&self, adds: &[AddFile], pushdown: Option<Expr>) -> DeltaResult<crate::scan::Scan> {
+    pub(crate) fn scan_files(&self, adds: &[AddFile], pushdown: Option<Expr>) -> DeltaResult<crate::read::scan::Scan> {
         self.scan_columns(adds, pushdown, None)
     }
 
@@ -226,7 +230,7 @@ impl Rewriter {
         adds: &[AddFile],
         pushdown: Option<Expr>,
         columns: Option<&[String]>,
-    ) -> DeltaResult<crate::scan::Scan> {
+    ) -> DeltaResult<crate::read::scan::Scan> {
         let files = adds.iter().map(|a| ScanFile::from_add(a, &self.pruner)).collect();
         // As many files in flight as there are cores to decode them: DML holds more per batch
         // than a plain scan (the rows it rewrites, the writers' open files).
@@ -270,7 +274,7 @@ impl Rewriter {
     pub(crate) fn check_columns(&self, e: &Expr) -> DeltaResult<()> {
         for c in e.columns() {
             if self.schema.field(&c[0]).is_none() {
-                return Err(DeltaError::column_not_found(c.join("."), &self.schema));
+                return Err(self.schema.column_not_found(c.join(".")));
             }
         }
         Ok(())
@@ -307,11 +311,13 @@ impl Rewriter {
         if self.tracking.is_none() {
             return Ok(None);
         }
-        crate::row_tracking::of_batch(batch).map(Some).ok_or_else(|| DeltaError::Internal("scan lacks its row tracking columns".into()))
+        crate::read::row_tracking::of_batch(batch)
+            .map(Some)
+            .ok_or_else(|| DeltaError::Internal("scan lacks its row tracking columns".into()))
     }
 
     /// [`Rewriter::write_rows`] for rows that replace (`Updated`) or copy (`Copied`) existing
-    /// rows: on a row-tracking table they keep their row ids (see [`crate::row_tracking`]).
+    /// rows: on a row-tracking table they keep their row ids (see [`crate::read::row_tracking`]).
     pub(crate) async fn write_rows_as(&mut self, batch: &RecordBatch, lineage: Lineage) -> DeltaResult<()> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -321,7 +327,7 @@ impl Rewriter {
             let size = self.metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()).unwrap_or(128 * 1024 * 1024);
             let (location, mode) = (self.snapshot.location().clone(), self.mode());
             let (metadata, schema) = (&self.metadata, &self.schema);
-            let hidden = self.tracking.as_ref().map(crate::row_tracking::hidden_fields).unwrap_or_default();
+            let hidden = self.tracking.as_ref().map(crate::read::row_tracking::hidden_fields).unwrap_or_default();
             self.data = Some(ParallelWriter::new(|| {
                 DeltaWriter::new(location.clone(), metadata, schema, mode, size)?.with_hidden_columns(hidden.clone())
             })?);
@@ -376,7 +382,7 @@ impl Rewriter {
                 .iter()
                 .map(|f| match read.iter().position(|r| r.name() == f.name()) {
                     Some(i) if batch.column(i).data_type() == f.data_type() => Ok(batch.column(i).clone()),
-                    Some(i) => crate::replay::conform(batch.column(i), f.data_type()),
+                    Some(i) => crate::log::replay::conform(batch.column(i), f.data_type()),
                     None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
                 })
                 .collect::<DeltaResult<Vec<_>>>()?
@@ -463,7 +469,7 @@ impl Rewriter {
         }
         let touched = std::mem::take(&mut self.touched);
         if self.use_dv {
-            let mut dvs = crate::dv::DvFileWriter::new();
+            let mut dvs = crate::read::dv::DvFileWriter::new();
             for (add, rows) in touched {
                 let mut all = rows;
                 let records = add.num_records();
@@ -607,202 +613,6 @@ pub(crate) async fn commit_dml(
     let shown: serde_json::Map<String, Value> = metrics.iter().map(|(k, v)| (k.clone(), json!(v.to_string()))).collect();
     let txn = txn.with_operation(operation, parameters).with_metrics(Value::Object(shown));
     let version = txn.commit().await?.version()?;
-    let post_commit_error = crate::checkpoint::post_commit(table, version).await.err().map(|e| e.to_string());
+    let post_commit_error = crate::write::checkpoint::post_commit(table, version).await.err().map(|e| e.to_string());
     Ok(DmlResult { version: Some(version), metrics, post_commit_error })
-}
-
-/// Applies `SET column = expression` assignments to `rows` (table columns): assigned columns take
-/// the expression's value cast to the column's type; generated columns that are not assigned are
-/// recomputed; NOT NULL and CHECK constraints are checked by the writer.
-pub(crate) fn apply_assignments(
-    rw: &Rewriter,
-    rows: &RecordBatch,
-    eval_on: &RecordBatch,
-    assignments: &[(String, Expr)],
-) -> DeltaResult<RecordBatch> {
-    let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
-    let mut provided = vec![true; columns.len()];
-    for (i, f) in rw.schema.fields.iter().enumerate() {
-        if f.metadata.contains_key("delta.generationExpression") {
-            provided[i] = false;
-        }
-    }
-    for (name, e) in assignments {
-        let path = assignment_path(name);
-        let i = rw
-            .schema
-            .fields
-            .iter()
-            .position(|f| f.name.eq_ignore_ascii_case(&path[0]))
-            .ok_or_else(|| DeltaError::column_not_found(name.clone(), &rw.schema))?;
-        if path.len() > 1 {
-            // A nested field: the struct is rebuilt around the new value (as delta-spark does,
-            // the struct is no longer NULL; its other fields keep their values, NULL where it was).
-            let value = evaluate(e, eval_on)?;
-            columns[i] = assign_nested(&columns[i], &rw.schema.fields[i].data_type, &path[1..], value, name)?;
-            provided[i] = true;
-            continue;
-        }
-        let f = &rw.schema.fields[i];
-        if f.metadata.contains_key("delta.identity.start")
-            && !f.metadata.get("delta.identity.allowExplicitInsert").and_then(Value::as_bool).unwrap_or(false)
-        {
-            return Err(DeltaError::WriteRefused {
-                reason: format!("identity column `{}` is GENERATED ALWAYS and cannot be updated", f.name),
-            });
-        }
-        columns[i] = rw.evaluate_for_column(i, e, eval_on)?;
-        provided[i] = true;
-    }
-    let batch = RecordBatch::try_new_with_options(
-        rw.target.clone(),
-        columns,
-        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
-    )?;
-    // NOT NULL checks and generated columns, as for inserted rows.
-    let (batch, _) = conform_without_generated(&batch, &rw.target, &rw.schema)?;
-    crate::write::fill_generated_columns((batch, provided), &rw.schema)
-}
-
-/// `a.b.c` (backquotes allowed) as its path.
-fn assignment_path(name: &str) -> Vec<String> {
-    name.split('.').map(|p| p.trim().trim_matches('`').to_string()).collect()
-}
-
-/// `array` (a struct column of type `data_type`) with the field at `path` replaced by `value`.
-fn assign_nested(
-    array: &ArrayRef,
-    data_type: &crate::schema::DataType,
-    path: &[String],
-    value: ArrayRef,
-    shown: &str,
-) -> DeltaResult<ArrayRef> {
-    let (crate::schema::DataType::Struct(st), Some(s)) = (data_type, array.as_struct_opt()) else {
-        return Err(DeltaError::WriteRefused { reason: format!("cannot assign `{shown}`: `{}` is not inside a struct", path[0]) });
-    };
-    let j = st.fields.iter().position(|f| f.name.eq_ignore_ascii_case(&path[0])).ok_or_else(|| DeltaError::ColumnNotFound {
-        column: shown.to_string(),
-        available: st.fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>().join(", "),
-    })?;
-    // Where the struct was NULL its fields read as NULL.
-    let was_null: Option<BooleanArray> = s.nulls().map(|n| n.iter().map(|valid| Some(!valid)).collect());
-    let mut columns: Vec<ArrayRef> = s.columns().to_vec();
-    for c in columns.iter_mut() {
-        if let Some(mask) = &was_null {
-            *c = arrow::compute::nullif(c.as_ref(), mask)?;
-        }
-    }
-    let field = &st.fields[j];
-    columns[j] = if path.len() == 1 {
-        let t = s.fields()[j].data_type();
-        if value.data_type() == t {
-            value
-        } else {
-            arrow::compute::cast_with_options(&value, t, &arrow::compute::CastOptions { safe: false, ..Default::default() }).map_err(
-                |err| DeltaError::WriteRefused {
-                    reason: format!("cannot assign {} to `{shown}` ({}): {err}", value.data_type(), field.data_type),
-                },
-            )?
-        }
-    } else {
-        assign_nested(&columns[j], &field.data_type, &path[1..], value, shown)?
-    };
-    Ok(Arc::new(arrow::array::StructArray::try_new(s.fields().clone(), columns, None)?))
-}
-
-fn predicate_parameter(p: Option<&Expr>) -> Value {
-    json!(serde_json::to_string(&p.map(|p| vec![p.to_string()]).unwrap_or_default()).unwrap_or_default())
-}
-
-/// DELETE and UPDATE end alike: materialise the changes, fill in the metrics delta-spark always
-/// reports, and commit with the predicate as the operation parameter and the read set.
-async fn finish_predicate_dml(
-    table: &Table,
-    mut rw: Rewriter,
-    started: std::time::Instant,
-    operation: &str,
-    predicate: Option<Expr>,
-) -> DeltaResult<DmlResult> {
-    let read = std::mem::take(&mut rw.read);
-    let (actions, mut metrics, snapshot) = rw.finish().await?;
-    for m in ["numRemovedFiles", "numAddedFiles", "numCopiedRows", "numDeletionVectorsAdded", "numAddedChangeFiles"] {
-        metrics.entry(m.into()).or_insert(0);
-    }
-    metrics.insert("executionTimeMs".into(), started.elapsed().as_millis() as u64);
-    let params = json!({"predicate": predicate_parameter(predicate.as_ref())});
-    commit_dml(table, snapshot, actions, predicate, &read, (operation, params), metrics).await
-}
-
-impl Table {
-    /// `DELETE FROM table [WHERE predicate]` (Spark SQL predicate text). Deletion vectors when
-    /// the table enables them, copy-on-write otherwise; see the module docs.
-    pub async fn delete(&self, predicate: Option<&str>) -> DeltaResult<DmlResult> {
-        let predicate = predicate.map(Expr::parse).transpose()?;
-        self.delete_where(predicate).await
-    }
-
-    /// [`Table::delete`] with a parsed predicate.
-    pub async fn delete_where(&self, predicate: Option<Expr>) -> DeltaResult<DmlResult> {
-        let started = std::time::Instant::now();
-        let snapshot = self.snapshot().await?;
-        let mut rw = Rewriter::new(snapshot, "DELETE")?;
-        rw.delete_rows(predicate.as_ref()).await?;
-        finish_predicate_dml(self, rw, started, "DELETE", predicate).await
-    }
-
-    /// `UPDATE table SET column = expression, … [WHERE predicate]` (Spark SQL text). A column
-    /// may be a nested field (`s.a`): the struct keeps its other fields.
-    pub async fn update(&self, predicate: Option<&str>, assignments: &[(&str, &str)]) -> DeltaResult<DmlResult> {
-        let predicate = predicate.map(Expr::parse).transpose()?;
-        let assignments =
-            assignments.iter().map(|(c, e)| Ok((c.to_string(), Expr::parse(e)?))).collect::<DeltaResult<Vec<(String, Expr)>>>()?;
-        self.update_where(predicate, assignments).await
-    }
-
-    /// [`Table::update`] with parsed expressions.
-    pub async fn update_where(&self, predicate: Option<Expr>, assignments: Vec<(String, Expr)>) -> DeltaResult<DmlResult> {
-        let started = std::time::Instant::now();
-        let snapshot = self.snapshot().await?;
-        let mut rw = Rewriter::new(snapshot.clone(), "UPDATE")?;
-        if let Some(p) = &predicate {
-            rw.check_columns(p)?;
-        }
-        for (c, e) in &assignments {
-            // `a.b.c` assigns a nested field (checked against the schema when applied).
-            rw.check_columns(&Expr::col(assignment_path(c)[0].as_str()))?;
-            rw.check_columns(e)?;
-        }
-        let mut updated = 0u64;
-        let mut candidates = Vec::new();
-        for add in snapshot.add_files()? {
-            if predicate.as_ref().map_or(Ok(true), |p| rw.pruner.may_match_add(p, &add))? {
-                candidates.push(add);
-            }
-        }
-        if !candidates.is_empty() {
-            rw.read.extend(candidates.iter().map(|a| a.path.clone()));
-            let mut found: Vec<RoaringTreemap> = vec![RoaringTreemap::new(); candidates.len()];
-            let mut stream = rw.scan_files(&candidates, predicate.clone())?.execute();
-            while let Some(batch) = stream.try_next().await? {
-                let file = file_of(&batch)?;
-                if file >= found.len() {
-                    continue;
-                }
-                // The scan kept exactly the rows the predicate is true for (NULL is false).
-                let data = rw.table_columns(&batch)?;
-                found[file].extend(row_indexes(&batch)?.values().iter().copied());
-                let new = apply_assignments(&rw, &data, &data, &assignments)?;
-                rw.write_changes(&data, ChangeType::UpdatePreimage).await?;
-                rw.write_changes(&new, ChangeType::UpdatePostimage).await?;
-                let lineage = rw.lineage_of(&batch)?.map(|(ids, _)| Lineage::Updated(ids)).unwrap_or(Lineage::Inserted);
-                rw.write_rows_as(&new, lineage).await?;
-            }
-            for (add, rows) in candidates.iter().zip(found) {
-                updated += rows.len();
-                rw.mark(add, rows);
-            }
-        }
-        rw.count("numUpdatedRows", updated);
-        finish_predicate_dml(self, rw, started, "UPDATE", predicate).await
-    }
 }

@@ -122,7 +122,7 @@ pub enum Expr {
     /// `CAST(expr AS type)`: Spark's non-ANSI cast (a value that does not convert is NULL).
     Cast {
         expr: Box<Expr>,
-        to: crate::schema::DataType,
+        to: crate::table::schema::DataType,
     },
     /// A scalar function of Spark SQL (see [`FUNCTIONS`]); the name is lower case.
     Function {
@@ -361,7 +361,7 @@ pub(crate) fn from_sql(text: &str, e: ast::Expr) -> DeltaResult<Expr> {
             _ => return Err(DeltaError::expr(text, "LIKE needs a string literal pattern")),
         },
         ast::Expr::Cast { kind: ast::CastKind::Cast | ast::CastKind::DoubleColon, expr, data_type, format: None } => {
-            let to = crate::schema::parse_sql_type(&data_type.to_string()).map_err(|e| DeltaError::expr(text, e))?;
+            let to = crate::table::schema::parse_sql_type(&data_type.to_string()).map_err(|e| DeltaError::expr(text, e))?;
             Expr::Cast { expr: conv(*expr)?, to }
         }
         ast::Expr::Substring { expr, substring_from, substring_for, .. } => {
@@ -401,9 +401,9 @@ pub(crate) fn from_sql(text: &str, e: ast::Expr) -> DeltaResult<Expr> {
     })
 }
 
-/// The SQL spelling of a type in `CAST` (parsable back by [`crate::schema::parse_sql_type`]).
-fn sql_type_name(t: &crate::schema::DataType) -> String {
-    use crate::schema::{DataType as D, PrimitiveType as P};
+/// The SQL spelling of a type in `CAST` (parsable back by [`crate::table::schema::parse_sql_type`]).
+fn sql_type_name(t: &crate::table::schema::DataType) -> String {
+    use crate::table::schema::{DataType as D, PrimitiveType as P};
     match t {
         D::Primitive(P::Long) => "bigint".into(),
         D::Primitive(P::Integer) => "int".into(),

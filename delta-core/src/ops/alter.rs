@@ -1,6 +1,6 @@
 //! ALTER TABLE: add columns (nested too), rename and drop columns (column mapping), widen column
 //! types (typeWidening), enable table features, and turn column mapping on for an existing
-//! table. Properties and CHECK constraints are in [`crate::write`] (`set_properties`,
+//! table. Properties and CHECK constraints are in [`crate::write::writer`] (`set_properties`,
 //! `unset_properties`, `add_constraint`, `drop_constraint`).
 //!
 //! Every change is one metadata commit (with a protocol upgrade where the change needs a
@@ -11,40 +11,24 @@
 
 use serde_json::{json, Value};
 
-use crate::actions::Action;
 use crate::error::{DeltaError, DeltaResult};
-use crate::expr::Expr;
-use crate::protocol::{Protocol, TableFeature, READER_WRITER_FEATURES};
-use crate::schema::{ColumnMappingMode, DataType, PrimitiveType, StructField, StructType, FIELD_ID_KEY, PHYSICAL_NAME_KEY};
-use crate::snapshot::{Snapshot, Table};
-use crate::txn::Transaction;
-use crate::write::ensure_writable;
-
-/// Splits a dotted column path (backticks quote names containing dots).
-pub(crate) fn split_path(path: &str) -> DeltaResult<Vec<String>> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in path.chars() {
-        match c {
-            '`' => quoted = !quoted,
-            '.' if !quoted => out.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    out.push(current);
-    if quoted || out.iter().any(|p| p.trim().is_empty()) {
-        return Err(DeltaError::InvalidExpression { text: path.to_string(), reason: "not a column path (a.b.c, `quoted.name`)".into() });
-    }
-    Ok(out.into_iter().map(|p| p.trim().to_string()).collect())
-}
+use crate::read::snapshot::{Snapshot, Table};
+use crate::table::actions::Action;
+use crate::table::expr::Expr;
+use crate::table::features::feature_protocol;
+use crate::table::protocol::TableFeature;
+pub use crate::table::schema::is_widening;
+use crate::table::schema::{record_type_change, same_path, split_path, within};
+use crate::table::schema::{ColumnMappingMode, DataType, StructField, StructType};
+use crate::write::enforce::ensure_writable;
+use crate::write::txn::Transaction;
 
 /// The struct holding the last element of `path`, and that element's index in it (if present).
 fn parent_mut<'a>(schema: &'a mut StructType, path: &[String], shown: &str) -> DeltaResult<(&'a mut StructType, Option<usize>)> {
-    let Some((last, parents)) = path.split_last() else { return Err(DeltaError::column_not_found(shown, schema)) };
+    let Some((last, parents)) = path.split_last() else { return Err(schema.column_not_found(shown)) };
     let mut st = schema;
     for p in parents {
-        let err = DeltaError::column_not_found(shown, st);
+        let err = st.column_not_found(shown);
         let i = st.fields.iter().position(|f| f.name.eq_ignore_ascii_case(p)).ok_or(err)?;
         st = match &mut st.fields[i].data_type {
             DataType::Struct(inner) => inner,
@@ -55,16 +39,6 @@ fn parent_mut<'a>(schema: &'a mut StructType, path: &[String], shown: &str) -> D
     }
     let idx = st.fields.iter().position(|f| f.name.eq_ignore_ascii_case(last));
     Ok((st, idx))
-}
-
-/// Whether `a` names `b` or a field inside it (case-insensitive).
-fn within(a: &[String], b: &[String]) -> bool {
-    a.len() >= b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
-}
-
-/// Whether two column paths name the same column (case-insensitive).
-pub(crate) fn same_path(a: &[String], b: &[String]) -> bool {
-    a.len() == b.len() && within(a, b)
 }
 
 /// Refuses changes to columns that constraints, generated columns or the partitioning name.
@@ -105,36 +79,12 @@ fn ensure_column_mapping(snapshot: &Snapshot, what: &str) -> DeltaResult<()> {
     Ok(())
 }
 
-/// Whether a column of type `from` may become `to` without rewriting files (typeWidening).
-pub fn is_widening(from: &DataType, to: &DataType) -> bool {
-    use PrimitiveType as P;
-    match (from, to) {
-        (DataType::Primitive(f), DataType::Primitive(t)) => match (f, t) {
-            (P::Byte, P::Short | P::Integer | P::Long)
-            | (P::Short, P::Integer | P::Long)
-            | (P::Integer, P::Long)
-            | (P::Float, P::Double)
-            | (P::Date, P::TimestampNtz) => true,
-            (P::Decimal(p1, s1), P::Decimal(p2, s2)) => p2 >= p1 && s2 >= s1 && (*p2 as i32 - *s2 as i32) >= (*p1 as i32 - *s1 as i32),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// Records a type change in the field's `delta.typeChanges` metadata, as the protocol asks.
-pub(crate) fn record_type_change(field: &mut StructField, from: &DataType, to: &DataType) {
-    let mut changes = field.metadata.get("delta.typeChanges").and_then(Value::as_array).cloned().unwrap_or_default();
-    changes.push(json!({ "fromType": from.to_string(), "toType": to.to_string() }));
-    field.metadata.insert("delta.typeChanges".into(), Value::Array(changes));
-}
-
 impl Table {
     async fn alter(
         &self,
         operation: &str,
         parameters: Value,
-        change: impl FnOnce(&Snapshot, &mut StructType, &mut crate::protocol::Metadata) -> DeltaResult<()>,
+        change: impl FnOnce(&Snapshot, &mut StructType, &mut crate::table::protocol::Metadata) -> DeltaResult<()>,
     ) -> DeltaResult<i64> {
         let snapshot = self.snapshot().await?;
         ensure_writable(snapshot.protocol())?;
@@ -146,7 +96,7 @@ impl Table {
         self.commit_metadata(&snapshot, metadata, &mut txn)?;
         let version = txn.commit().await?.version()?;
         // Post-commit work never turns a committed change into an error.
-        let _ = crate::checkpoint::post_commit(self, version).await;
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
         Ok(version)
     }
 
@@ -165,7 +115,7 @@ impl Table {
                 parent.fields.push(StructField::new(path[path.len() - 1].clone(), data_type.clone(), true));
             }
             if snapshot.column_mapping_mode() != ColumnMappingMode::None {
-                crate::write::assign_new_column_ids(schema, metadata);
+                crate::table::column_mapping::assign_new_column_ids(schema, metadata);
             }
             Ok(())
         })
@@ -187,7 +137,7 @@ impl Table {
             }
             ensure_unreferenced(snapshot, &path, "rename")?;
             let (parent, idx) = parent_mut(schema, &path, column)?;
-            let Some(i) = idx else { return Err(DeltaError::column_not_found(column, parent)) };
+            let Some(i) = idx else { return Err(parent.column_not_found(column)) };
             if parent.fields.iter().enumerate().any(|(j, f)| j != i && f.name.eq_ignore_ascii_case(new_name)) {
                 return Err(DeltaError::WriteRefused { reason: format!("column `{}` already exists", new_path.join(".")) });
             }
@@ -213,7 +163,7 @@ impl Table {
                 let path = split_path(column)?;
                 ensure_unreferenced(snapshot, &path, "drop")?;
                 let (parent, idx) = parent_mut(schema, &path, column)?;
-                let Some(i) = idx else { return Err(DeltaError::column_not_found(*column, parent)) };
+                let Some(i) = idx else { return Err(parent.column_not_found(*column)) };
                 if parent.fields.len() == 1 {
                     return Err(DeltaError::WriteRefused {
                         reason: format!(
@@ -248,7 +198,7 @@ impl Table {
                 return Err(DeltaError::WriteRefused { reason: format!("cannot change the type of partition column `{column}`") });
             }
             let (parent, idx) = parent_mut(schema, &path, column)?;
-            let Some(i) = idx else { return Err(DeltaError::column_not_found(column, parent)) };
+            let Some(i) = idx else { return Err(parent.column_not_found(column)) };
             let field = &mut parent.fields[i];
             let from = field.data_type.clone();
             if from == to {
@@ -274,7 +224,7 @@ impl Table {
     pub async fn cluster_by<S: AsRef<str>>(&self, columns: &[S]) -> DeltaResult<i64> {
         let snapshot = self.snapshot().await?;
         ensure_writable(snapshot.protocol())?;
-        let columns = crate::features::parse_columns(columns)?;
+        let columns = crate::table::features::parse_columns(columns)?;
         if !snapshot.partition_columns().is_empty() && !columns.is_empty() {
             return Err(DeltaError::FeatureRequirement {
                 feature: "clustering".into(),
@@ -285,8 +235,8 @@ impl Table {
             });
         }
         let mode = snapshot.column_mapping_mode();
-        let domain = crate::features::clustering_domain(snapshot.schema(), mode, &columns)?;
-        let current = crate::features::clustering_columns(&snapshot)?;
+        let domain = crate::table::features::clustering_domain(snapshot.schema(), mode, &columns)?;
+        let current = snapshot.clustering_columns()?;
         if columns.is_empty() && !snapshot.protocol().has_feature(&TableFeature::Clustering) {
             // CLUSTER BY NONE on a table that was never clustered: nothing to change.
             return Ok(snapshot.version());
@@ -295,7 +245,7 @@ impl Table {
         if !added.is_empty() {
             let physical: Vec<(String, Vec<String>)> = added
                 .iter()
-                .map(|c| (c.join("."), crate::schema::physical_path(snapshot.schema(), c, mode).unwrap_or_else(|| c.to_vec())))
+                .map(|c| (c.join("."), crate::table::schema::physical_path(snapshot.schema(), c, mode).unwrap_or_else(|| c.to_vec())))
                 .collect();
             for add in snapshot.add_files()? {
                 let stats: Option<Value> = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
@@ -322,7 +272,7 @@ impl Table {
         }
         txn.add_action(Action::DomainMetadata(domain));
         let version = txn.commit().await?.version()?;
-        let _ = crate::checkpoint::post_commit(self, version).await;
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
         Ok(version)
     }
 
@@ -365,9 +315,13 @@ impl Table {
             ensure_writable(&upgraded)?;
             txn.add_action(Action::Protocol(upgraded));
         }
-        txn.add_action(Action::DomainMetadata(crate::protocol::DomainMetadata { domain: domain.to_string(), configuration, removed }));
+        txn.add_action(Action::DomainMetadata(crate::table::protocol::DomainMetadata {
+            domain: domain.to_string(),
+            configuration,
+            removed,
+        }));
         let version = txn.commit().await?.version()?;
-        let _ = crate::checkpoint::post_commit(self, version).await;
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
         Ok(version)
     }
 
@@ -386,68 +340,7 @@ impl Table {
             .with_operation("SET TBLPROPERTIES", json!({ "properties": Value::Object(props).to_string() }));
         txn.add_action(Action::Protocol(upgraded));
         let version = txn.commit().await?.version()?;
-        let _ = crate::checkpoint::post_commit(self, version).await;
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
         Ok(version)
-    }
-}
-
-/// The protocol that has exactly these (known) features, or `None` for none.
-pub(crate) fn feature_protocol(names: &[&str]) -> DeltaResult<Option<Protocol>> {
-    if names.is_empty() {
-        return Ok(None);
-    }
-    for n in names {
-        if let TableFeature::Unknown(_) = n.parse::<TableFeature>().unwrap_or(TableFeature::Unknown(n.to_string())) {
-            return Err(DeltaError::UnsupportedWriterFeature { feature: n.to_string() });
-        }
-    }
-    let reader: Vec<String> = names.iter().filter(|n| READER_WRITER_FEATURES.contains(n)).map(|n| n.to_string()).collect();
-    let mut writer: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    // Features that need another (the protocol names both).
-    if writer.iter().any(|n| n == "clustering" || n == "rowTracking") && !writer.iter().any(|n| n == "domainMetadata") {
-        writer.push("domainMetadata".into());
-    }
-    Ok(Some(Protocol {
-        min_reader_version: if reader.is_empty() { 1 } else { 3 },
-        min_writer_version: 7,
-        reader_features: (!reader.is_empty()).then_some(reader),
-        writer_features: Some(writer),
-    }))
-}
-
-/// Column mapping turned on for an existing table (`delta.columnMapping.mode` none → name):
-/// every field gets an id and a physical name equal to its current name, which is what the
-/// existing files call it.
-pub(crate) fn enable_column_mapping(schema: &mut StructType, next_id: &mut i64) {
-    for f in &mut schema.fields {
-        if !f.metadata.contains_key(FIELD_ID_KEY) {
-            f.metadata.insert(FIELD_ID_KEY.into(), json!(*next_id));
-            f.metadata.insert(PHYSICAL_NAME_KEY.into(), json!(f.name.clone()));
-            *next_id += 1;
-        }
-        crate::schema::for_each_nested_struct_mut(&mut f.data_type, &mut |inner| enable_column_mapping(inner, next_id));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_split_on_unquoted_dots() {
-        assert_eq!(split_path("a.b").unwrap(), vec!["a", "b"]);
-        assert_eq!(split_path("`a.b`.c").unwrap(), vec!["a.b", "c"]);
-        assert!(split_path("a..b").is_err());
-        assert!(split_path("`a").is_err());
-    }
-
-    #[test]
-    fn widening_is_one_way() {
-        let t = |p| DataType::Primitive(p);
-        assert!(is_widening(&t(PrimitiveType::Integer), &t(PrimitiveType::Long)));
-        assert!(!is_widening(&t(PrimitiveType::Long), &t(PrimitiveType::Integer)));
-        assert!(is_widening(&t(PrimitiveType::Decimal(10, 2)), &t(PrimitiveType::Decimal(12, 3))));
-        assert!(!is_widening(&t(PrimitiveType::Decimal(10, 2)), &t(PrimitiveType::Decimal(10, 3))));
-        assert!(!is_widening(&t(PrimitiveType::String), &t(PrimitiveType::Long)));
     }
 }

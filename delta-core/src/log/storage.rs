@@ -36,7 +36,7 @@ pub struct TableOptions {
     /// Files read concurrently by scans and replay.
     pub io_concurrency: usize,
     /// Refuse a snapshot whose `.crc` file disagrees with the replayed state. Off by default, as
-    /// in delta-spark: the mismatch is recorded on the snapshot ([`crate::Snapshot::checksum_mismatch`]).
+    /// in delta-spark: the mismatch is recorded on the snapshot ([`crate::read::snapshot::Snapshot::checksum_mismatch`]).
     pub strict_checksums: bool,
 }
 

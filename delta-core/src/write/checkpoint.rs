@@ -4,7 +4,7 @@
 //! domain metadata and every live `add` of the snapshot at v (the adds are the snapshot's Arrow
 //! columns, written as they are). It is written with one atomic `put` under its final name, so a
 //! reader never sees a torn file from this writer; a torn file from elsewhere is skipped by
-//! [`crate::Snapshot::load`]. `_last_checkpoint` is written after the checkpoint and is only ever a
+//! [`crate::read::snapshot::Snapshot::load`]. `_last_checkpoint` is written after the checkpoint and is only ever a
 //! hint. Tables with the v2Checkpoint feature get UUID-named V2 spec checkpoints whose file actions
 //! live in sidecar files (see [`write_checkpoint`]); log cleanup deletes the sidecars no kept
 //! checkpoint references once they are a day old.
@@ -17,11 +17,11 @@ use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 use serde_json::json;
 
-use crate::actions::{commit_bytes, Action};
 use crate::error::{DeltaError, DeltaResult};
-use crate::protocol::{action_col, action_schema, TableFeature};
-use crate::replay::decode_commit_json;
-use crate::snapshot::{Snapshot, Table};
+use crate::log::replay::decode_commit_json;
+use crate::read::snapshot::{Snapshot, Table};
+use crate::table::actions::{commit_bytes, Action};
+use crate::table::protocol::{action_col, action_schema, TableFeature};
 
 /// Columns of a classic checkpoint (a subset of the replay layout).
 const CHECKPOINT_COLUMNS: [usize; 6] =
@@ -30,16 +30,18 @@ const CHECKPOINT_COLUMNS: [usize; 6] =
 /// The `stats_parsed` struct type: numRecords, and min/max/nullCount over the data columns
 /// (physical names), for checkpoints with `delta.checkpoint.writeStatsAsStruct`.
 fn stats_struct_type(snapshot: &Snapshot) -> DeltaResult<arrow::datatypes::DataType> {
-    use crate::schema::{DataType, StructType};
+    use crate::table::schema::{DataType, StructType};
     use arrow::datatypes::{DataType as A, Fields};
     let mode = snapshot.column_mapping_mode();
     let parts = snapshot.partition_columns();
-    fn bounds(s: &StructType, mode: crate::schema::ColumnMappingMode) -> DeltaResult<Vec<Field>> {
+    fn bounds(s: &StructType, mode: crate::table::schema::ColumnMappingMode) -> DeltaResult<Vec<Field>> {
         let mut out = Vec::new();
         for f in &s.fields {
             let t = match &f.data_type {
                 DataType::Struct(inner) => A::Struct(Fields::from(bounds(inner, mode)?)),
-                DataType::Primitive(p) if !matches!(p, crate::schema::PrimitiveType::Binary | crate::schema::PrimitiveType::Boolean) => {
+                DataType::Primitive(p)
+                    if !matches!(p, crate::table::schema::PrimitiveType::Binary | crate::table::schema::PrimitiveType::Boolean) =>
+                {
                     f.data_type.to_arrow(false)?
                 }
                 _ => continue,
@@ -48,7 +50,7 @@ fn stats_struct_type(snapshot: &Snapshot) -> DeltaResult<arrow::datatypes::DataT
         }
         Ok(out)
     }
-    fn counts(s: &StructType, mode: crate::schema::ColumnMappingMode) -> Vec<Field> {
+    fn counts(s: &StructType, mode: crate::table::schema::ColumnMappingMode) -> Vec<Field> {
         s.fields
             .iter()
             .map(|f| match &f.data_type {
@@ -137,10 +139,10 @@ impl AddLayout {
             }
             let mut add_columns = files.columns().to_vec();
             if !self.as_json {
-                add_columns[crate::protocol::add_col::STATS] = new_null_array(&arrow::datatypes::DataType::Utf8, n);
+                add_columns[crate::table::protocol::add_col::STATS] = new_null_array(&arrow::datatypes::DataType::Utf8, n);
             }
             if let Some(t) = &self.stats_type {
-                add_columns.push(parse_stats(files.column(crate::protocol::add_col::STATS).as_string::<i32>(), t)?);
+                add_columns.push(parse_stats(files.column(crate::table::protocol::add_col::STATS).as_string::<i32>(), t)?);
             }
             let arrow::datatypes::DataType::Struct(fs) = f.data_type() else {
                 return Err(DeltaError::Internal("add is a struct".into()));
@@ -234,7 +236,7 @@ fn sidecar_groups(snapshot: &Snapshot, max: usize) -> Vec<Vec<StructArray>> {
 ///
 /// A table without v2Checkpoint gets a classic checkpoint. A table with it gets a UUID-named
 /// V2 spec checkpoint: the file actions go to sidecar parquet files under `_delta_log/_sidecars`
-/// (at most [`SIDECAR_FILE_ACTIONS`] each), written first; the top-level parquet file holds the
+/// (at most `SIDECAR_FILE_ACTIONS` each), written first; the top-level parquet file holds the
 /// protocol, metadata, transactions, domain metadata, its `checkpointMetadata` and one `sidecar`
 /// action per sidecar. Until the top-level file exists no reader sees the sidecars, and racing
 /// writers never share a name.
@@ -371,8 +373,8 @@ pub async fn cleanup_expired_logs(snapshot: &Snapshot, now_ms: i64) -> DeltaResu
     let retention = snapshot.metadata().property("delta.logRetentionDuration").and_then(parse_interval_ms).unwrap_or(30 * 86_400_000);
     let cutoff = now_ms.saturating_sub(retention);
     let location = snapshot.location();
-    let listing = crate::log::LogSegment::full_listing(location).await?;
-    let expired = |f: &crate::log::LogFile| f.meta.last_modified.timestamp_millis() <= cutoff;
+    let listing = crate::log::segment::LogSegment::full_listing(location).await?;
+    let expired = |f: &crate::log::segment::LogFile| f.meta.last_modified.timestamp_millis() <= cutoff;
     // The newest complete checkpoint, at or before this snapshot, that is past the cutoff.
     let Some(keep_from) = listing
         .checkpoints
@@ -391,7 +393,11 @@ pub async fn cleanup_expired_logs(snapshot: &Snapshot, now_ms: i64) -> DeltaResu
         listing.checkpoints.range(..keep_from).flat_map(|(_, fs)| fs.iter()).filter(|f| expired(f)).map(|f| f.meta.location.clone()),
     );
     doomed.extend(
-        listing.compactions.iter().filter(|f| crate::log::compaction_end(f) < keep_from && expired(f)).map(|f| f.meta.location.clone()),
+        listing
+            .compactions
+            .iter()
+            .filter(|f| crate::log::segment::compaction_end(f) < keep_from && expired(f))
+            .map(|f| f.meta.location.clone()),
     );
     // Oldest first: a crash part-way leaves a log that still starts at a readable point.
     doomed.sort();
@@ -402,7 +408,7 @@ pub async fn cleanup_expired_logs(snapshot: &Snapshot, now_ms: i64) -> DeltaResu
             Err(e) => return Err(e.into()),
         }
     }
-    let kept: Vec<&crate::log::LogFile> = listing.checkpoints.range(keep_from..).flat_map(|(_, fs)| fs.iter()).collect();
+    let kept: Vec<&crate::log::segment::LogFile> = listing.checkpoints.range(keep_from..).flat_map(|(_, fs)| fs.iter()).collect();
     n += cleanup_sidecars(location, &kept, now_ms).await?;
     Ok(n)
 }
@@ -410,7 +416,11 @@ pub async fn cleanup_expired_logs(snapshot: &Snapshot, now_ms: i64) -> DeltaResu
 /// Deletes the sidecar files that none of the `kept` checkpoints references and that are at
 /// least a day old (younger ones may belong to a checkpoint being written). When a kept V2
 /// checkpoint cannot be read, its references are unknown and nothing is deleted.
-async fn cleanup_sidecars(location: &crate::storage::TableLocation, kept: &[&crate::log::LogFile], now_ms: i64) -> DeltaResult<usize> {
+async fn cleanup_sidecars(
+    location: &crate::log::storage::TableLocation,
+    kept: &[&crate::log::segment::LogFile],
+    now_ms: i64,
+) -> DeltaResult<usize> {
     use futures::TryStreamExt;
     let dir = location.log_dir().join("_sidecars");
     let listed: Vec<object_store::ObjectMeta> = location.store().list(Some(&dir)).try_collect().await?;
@@ -418,11 +428,13 @@ async fn cleanup_sidecars(location: &crate::storage::TableLocation, kept: &[&cra
         return Ok(0);
     }
     let mut referenced = std::collections::HashSet::new();
-    for file in kept
-        .iter()
-        .filter(|f| matches!(f.name.kind, crate::log::LogFileKind::V2Checkpoint { .. } | crate::log::LogFileKind::SinglePartCheckpoint))
-    {
-        let Ok(paths) = crate::replay::sidecar_paths(location, file).await else {
+    for file in kept.iter().filter(|f| {
+        matches!(
+            f.name.kind,
+            crate::log::segment::LogFileKind::V2Checkpoint { .. } | crate::log::segment::LogFileKind::SinglePartCheckpoint
+        )
+    }) {
+        let Ok(paths) = crate::log::replay::sidecar_paths(location, file).await else {
             return Ok(0);
         };
         referenced.extend(paths);
@@ -453,7 +465,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::write::WriteOptions;
+    use crate::write::writer::WriteOptions;
     use arrow::array::Int64Array;
     use arrow::datatypes::DataType as ArrowType;
     use std::collections::HashMap;
@@ -504,7 +516,7 @@ mod tests {
         assert_eq!(first.len(), 4, "10 files in sidecars of 3: {first:?}");
         let loaded = table.snapshot().await.unwrap();
         let cp = loaded.log_segment().checkpoint.clone().expect("the V2 checkpoint");
-        assert!(matches!(cp.parts[0].name.kind, crate::log::LogFileKind::V2Checkpoint { parquet: true }));
+        assert!(matches!(cp.parts[0].name.kind, crate::log::segment::LogFileKind::V2Checkpoint { parquet: true }));
         assert_eq!(loaded.num_files(), 10);
         assert_eq!(ids(&table).await, (0..10).collect::<Vec<_>>());
         // Skipping works from the sidecars' parsed statistics.

@@ -7,13 +7,18 @@
 //! timestamp statistics are truncated to milliseconds (a maximum is widened by 999 µs).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef};
+use arrow::array::{new_null_array, Array, ArrayRef, StringArray};
 use arrow::compute::kernels::cmp;
-use arrow::datatypes::DataType as ArrowType;
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
 use serde_json::Value;
 
-use crate::expr::{scalar_to_array, CmpOp, Expr, Scalar};
+use crate::error::{DeltaError, DeltaResult};
+use crate::read::snapshot::Snapshot;
+use crate::table::expr::{evaluate_predicate, scalar_to_array, CmpOp, Expr, Scalar};
+use crate::table::schema::{ColumnMappingMode, StructType};
 
 /// Statistics of a set of rows, per column (logical path).
 pub trait StatsSource {
@@ -275,6 +280,116 @@ impl StatsSource for RowGroupStats<'_> {
     fn null_count(&self, column: &[String]) -> Option<u64> {
         let (_, _, nulls) = self.columns.get(column)?;
         nulls.as_ref()?.get(self.row_group).copied().flatten()
+    }
+}
+
+/// Decides whether a file can hold rows matching a predicate, from its partition values and
+/// statistics. Shared by scans and by the conflict checker (files added by a winning commit
+/// against a transaction's read predicates).
+pub struct FilePruner {
+    schema: StructType,
+    arrow_schema: SchemaRef,
+    mode: ColumnMappingMode,
+    /// (logical, physical, type) of each partition column.
+    pub(crate) partitions: Vec<(String, String, ArrowType)>,
+    string_prefix_length: usize,
+}
+
+impl FilePruner {
+    pub fn new(snapshot: &Snapshot) -> DeltaResult<Self> {
+        let schema = snapshot.schema().clone();
+        let mode = snapshot.column_mapping_mode();
+        let partitions = snapshot
+            .partition_columns()
+            .iter()
+            .map(|c| {
+                let f = schema.field(c).ok_or_else(|| DeltaError::schema(format!("partition column `{c}` is not in the schema")))?;
+                Ok((f.name.clone(), f.physical_name(mode).to_string(), f.data_type.to_arrow(false)?))
+            })
+            .collect::<DeltaResult<_>>()?;
+        let string_prefix_length =
+            snapshot.metadata().property("delta.dataSkippingStringPrefixLength").and_then(|v| v.parse().ok()).unwrap_or(32usize);
+        Ok(FilePruner { arrow_schema: snapshot.arrow_schema(), schema, mode, partitions, string_prefix_length })
+    }
+
+    /// Partition values keyed by logical column name (the log keys them by physical name under
+    /// column mapping); empty strings are nulls.
+    pub fn logical_partition_values(&self, raw: &HashMap<String, Option<String>>) -> HashMap<String, Option<String>> {
+        self.partitions
+            .iter()
+            .map(|(logical, physical, _)| {
+                let v = raw.get(physical).or_else(|| raw.get(logical)).cloned().flatten().filter(|v| !v.is_empty());
+                (logical.clone(), v)
+            })
+            .collect()
+    }
+
+    /// Whether the file an `add` names can match `predicate`, by its partition values and stats.
+    pub fn may_match_add(&self, predicate: &Expr, add: &crate::table::actions::AddFile) -> DeltaResult<bool> {
+        let pv = self.logical_partition_values(&add.partition_values);
+        let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        self.may_match(predicate, &pv, stats)
+    }
+
+    /// Whether every column `predicate` reads is a partition column.
+    pub fn is_partition_only(&self, predicate: &Expr) -> bool {
+        !self.partitions.is_empty()
+            && predicate.columns().iter().all(|c| c.len() == 1 && self.partitions.iter().any(|(p, _, _)| p.eq_ignore_ascii_case(&c[0])))
+    }
+
+    /// Whether the partition values of `add` satisfy a predicate over partition columns only:
+    /// exact, not a pruning guess (`false` also when it is NULL).
+    pub fn partition_predicate_holds(&self, predicate: &Expr, add: &crate::table::actions::AddFile) -> DeltaResult<bool> {
+        let pv = self.logical_partition_values(&add.partition_values);
+        let mut fields = Vec::with_capacity(self.partitions.len());
+        let mut columns = Vec::with_capacity(self.partitions.len());
+        for (logical, _, t) in &self.partitions {
+            columns.push(parse_partition_value(logical, pv.get(logical).cloned().flatten().as_deref(), t)?);
+            fields.push(Field::new(logical, t.clone(), true));
+        }
+        let batch = arrow::array::RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
+        Ok(evaluate_predicate(predicate, &batch)?.value(0))
+    }
+
+    /// Whether a file with these (logical) partition values and stats can match `predicate`.
+    pub fn may_match(
+        &self,
+        predicate: &Expr,
+        partition_values: &HashMap<String, Option<String>>,
+        stats: Option<Value>,
+    ) -> DeltaResult<bool> {
+        let mut arrays: HashMap<String, ArrayRef> = HashMap::with_capacity(self.partitions.len());
+        for (logical, _, t) in &self.partitions {
+            let v = partition_values.get(logical).cloned().flatten();
+            arrays.insert(logical.clone(), parse_partition_value(logical, v.as_deref(), t)?);
+        }
+        let physical = |c: &[String]| crate::table::schema::physical_path(&self.schema, c, self.mode);
+        let fs = FileStats { stats, partition_values: &arrays, physical: &physical, string_prefix_length: self.string_prefix_length };
+        Ok(can_match(predicate, &fs, self.arrow_schema.as_ref()))
+    }
+}
+
+/// Parses a partition value (its string form in the log) as a one-row array of `t`.
+pub fn parse_partition_value(column: &str, value: Option<&str>, t: &ArrowType) -> DeltaResult<ArrayRef> {
+    let Some(value) = value else { return Ok(new_null_array(t, 1)) };
+    let invalid = || DeltaError::InvalidPartitionValue { column: column.to_string(), value: value.to_string(), data_type: t.to_string() };
+    let text: ArrayRef = Arc::new(StringArray::from(vec![value]));
+    let opts = CastOptions { safe: false, ..Default::default() };
+    match t {
+        ArrowType::Timestamp(_, tz) => {
+            // `2021-09-08 11:11:11[.ffffff]` (UTC for `timestamp`, wall clock for `timestamp_ntz`)
+            // or ISO-8601 with a zone.
+            let parsed =
+                cast_with_options(&text, &ArrowType::Timestamp(TimeUnit::Microsecond, tz.clone()), &opts).map_err(|_| invalid())?;
+            Ok(parsed)
+        }
+        ArrowType::Binary => Ok(Arc::new(arrow::array::BinaryArray::from(vec![value.as_bytes()]))),
+        ArrowType::Null => Ok(new_null_array(t, 1)),
+        _ => cast_with_options(&text, t, &opts).map_err(|_| invalid()),
     }
 }
 

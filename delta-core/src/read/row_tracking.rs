@@ -2,7 +2,7 @@
 //!
 //! A file written by an append carries no per-row values: row `i` of a file has id
 //! `baseRowId + i` and commit version `defaultRowCommitVersion`, both assigned at commit
-//! ([`crate::txn`]). When an operation moves rows into new files (UPDATE, MERGE, copy-on-write
+//! ([`crate::write::txn`]). When an operation moves rows into new files (UPDATE, MERGE, copy-on-write
 //! DELETE, OPTIMIZE), their ids would change with their position, so the new files *materialise*
 //! them in two hidden columns whose names the table's metadata holds
 //! (`delta.rowTracking.materializedRowIdColumnName`, `…materializedRowCommitVersionColumnName`):
@@ -12,15 +12,23 @@
 //! - updated rows keep their id and get a NULL commit version, so the commit's version applies;
 //! - inserted rows get NULL in both, so fresh ids (`baseRowId + i`) and the commit's version apply.
 //!
-//! [`crate::scan::ScanBuilder::with_row_tracking`] reads the values back.
+//! [`crate::read::scan::ScanBuilder::with_row_tracking`] reads the values back.
 
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, ArrayRef};
 use arrow::datatypes::DataType as ArrowType;
 
-use crate::protocol::Metadata;
-use crate::schema::{DataType, PrimitiveType, StructField};
+use crate::table::protocol::Metadata;
+use crate::table::schema::{DataType, PrimitiveType, StructField};
+
+/// The column [`crate::read::scan::ScanBuilder::with_row_tracking`] appends: each row's stable row id (Spark's
+/// `_metadata.row_id`), `Int64`.
+pub const ROW_ID_COLUMN: &str = "__delta_row_id";
+
+/// The column [`crate::read::scan::ScanBuilder::with_row_tracking`] appends after [`ROW_ID_COLUMN`]: the version
+/// that last changed the row (Spark's `_metadata.row_commit_version`), `Int64`.
+pub const ROW_COMMIT_VERSION_COLUMN: &str = "__delta_row_commit_version";
 
 /// The metadata key naming the materialised row id column.
 pub const ROW_ID_NAME_KEY: &str = "delta.rowTracking.materializedRowIdColumnName";
@@ -44,8 +52,8 @@ pub fn missing_names(declared: impl Fn(&str) -> bool) -> Vec<(&'static str, Stri
 
 /// For an operation that moves rows into new files: the materialised column names, and the
 /// metadata to commit when the table did not declare them yet (`None` without row tracking).
-pub(crate) fn names_for_rewrite(snapshot: &crate::Snapshot) -> Option<((String, String), Option<Metadata>)> {
-    if !snapshot.protocol().has_feature(&crate::protocol::TableFeature::RowTracking) {
+pub(crate) fn names_for_rewrite(snapshot: &crate::read::snapshot::Snapshot) -> Option<((String, String), Option<Metadata>)> {
+    if !snapshot.protocol().has_feature(&crate::table::protocol::TableFeature::RowTracking) {
         return None;
     }
     let mut metadata = snapshot.metadata().clone();
@@ -87,7 +95,7 @@ impl Lineage {
 
 /// The row ids and commit versions of a scan batch read with row tracking.
 pub(crate) fn of_batch(batch: &arrow::array::RecordBatch) -> Option<(ArrayRef, ArrayRef)> {
-    let ids = batch.column_by_name(crate::scan::ROW_ID_COLUMN)?;
-    let versions = batch.column_by_name(crate::scan::ROW_COMMIT_VERSION_COLUMN)?;
+    let ids = batch.column_by_name(ROW_ID_COLUMN)?;
+    let versions = batch.column_by_name(ROW_COMMIT_VERSION_COLUMN)?;
     Some((Arc::clone(ids), Arc::clone(versions)))
 }

@@ -27,9 +27,9 @@ use object_store::path::Path;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
 use crate::error::{DeltaError, DeltaResult, PathKind};
-use crate::log::{compaction_end, LogFile, LogFileKind, LogSegment};
-use crate::protocol::{action_col, action_schema, add_col, add_fields, AppTransaction, DomainMetadata, Format, Metadata, Protocol};
-use crate::storage::TableLocation;
+use crate::log::segment::{compaction_end, LogFile, LogFileKind, LogSegment};
+use crate::log::storage::TableLocation;
+use crate::table::protocol::{action_col, action_schema, add_col, add_fields, AppTransaction, DomainMetadata, Format, Metadata, Protocol};
 
 /// Decodes one commit (or compacted / V2-JSON checkpoint) file into action batches.
 pub fn decode_commit_json(path: &str, bytes: &[u8], max_actions: u64) -> DeltaResult<Vec<RecordBatch>> {
@@ -196,7 +196,7 @@ fn with_json_stats(batch: &RecordBatch) -> DeltaResult<RecordBatch> {
 /// Reads a checkpoint or sidecar parquet file into action batches, projecting only what replay
 /// needs (no `remove`, no parsed stats).
 pub async fn read_checkpoint_parquet(location: &TableLocation, path: &Path, size: Option<u64>) -> DeltaResult<Vec<RecordBatch>> {
-    let reader = crate::scan::StoreFileReader::new(location.store().clone(), path.clone(), size);
+    let reader = crate::log::file_reader::StoreFileReader::new(location.store().clone(), path.clone(), size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| DeltaError::parquet(path, e))?;
     let add_names: HashSet<String> = add_fields().iter().map(|f| f.name().clone()).collect();
     let wanted_roots = ["add", "metaData", "protocol", "txn", "domainMetadata", "checkpointMetadata", "sidecar"];
@@ -587,7 +587,7 @@ pub(crate) async fn sidecar_paths(location: &TableLocation, file: &LogFile) -> D
         }
     } else {
         let path = &file.meta.location;
-        let reader = crate::scan::StoreFileReader::new(location.store().clone(), path.clone(), Some(file.meta.size));
+        let reader = crate::log::file_reader::StoreFileReader::new(location.store().clone(), path.clone(), Some(file.meta.size));
         let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| DeltaError::parquet(path, e))?;
         let descr = builder.parquet_schema();
         let leaves: Vec<usize> = (0..descr.num_columns()).filter(|i| descr.column(*i).path().parts() == ["sidecar", "path"]).collect();

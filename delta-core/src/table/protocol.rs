@@ -2,7 +2,7 @@
 //!
 //! The small actions (protocol, metaData, txn, domainMetadata, commitInfo, checkpointMetadata,
 //! sidecar) are plain serde structs. File actions (`add`, `remove`) are never materialised one
-//! struct per file during replay: they stay in Arrow columns (see [`crate::replay`]); the
+//! struct per file during replay: they stay in Arrow columns (see [`crate::log::replay`]); the
 //! [`ACTION_SCHEMA`](action_schema) here is the columnar layout both commits and checkpoints are
 //! decoded into. Unknown actions and unknown fields are ignored everywhere.
 

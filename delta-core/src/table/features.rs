@@ -10,7 +10,7 @@
 //!                                   Z-order curve, `clusteringProvider` = "liquid"
 //! ```
 //!
-//! The checks run in [`crate::txn::Transaction::commit`], the one place every change passes, so
+//! The checks run in [`crate::write::txn::Transaction::commit`], the one place every change passes, so
 //! no operation (a write with `mergeSchema`, an ALTER, a property change, a DML rewrite) can leave
 //! a table that breaks its own features' writer requirements.
 
@@ -18,10 +18,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::actions::Action;
 use crate::error::{DeltaError, DeltaResult};
-use crate::protocol::{DomainMetadata, Metadata, Protocol, TableFeature};
-use crate::schema::{ColumnMappingMode, DataType, PrimitiveType, StructType};
+use crate::table::actions::{Action, AddFile};
+use crate::table::protocol::{DomainMetadata, Metadata, Protocol, TableFeature, READER_WRITER_FEATURES};
+use crate::table::schema::{ColumnMappingMode, DataType, PrimitiveType, StructType};
 
 /// The domain that names a clustered table's clustering columns.
 pub const CLUSTERING_DOMAIN: &str = "delta.clustering";
@@ -61,7 +61,7 @@ pub fn iceberg_compat(metadata: &Metadata) -> Option<u8> {
 
 /// Parses column names as given by a user (`a`, `s.b`, `` `odd.name` ``) into paths.
 pub fn parse_columns<S: AsRef<str>>(columns: &[S]) -> DeltaResult<Vec<Vec<String>>> {
-    columns.iter().map(|c| crate::alter::split_path(c.as_ref())).collect()
+    columns.iter().map(|c| crate::table::schema::split_path(c.as_ref())).collect()
 }
 
 /// Parses the `delta.clustering` domain's configuration into column paths (physical names under
@@ -114,16 +114,24 @@ pub fn clustering_paths<'a>(domains: impl IntoIterator<Item = &'a DomainMetadata
     }
 }
 
-/// The clustering columns of a snapshot's table as logical paths (empty when not clustered).
-pub fn clustering_columns(snapshot: &crate::Snapshot) -> DeltaResult<Vec<Vec<String>>> {
-    if !snapshot.protocol().has_feature(&TableFeature::Clustering) {
+/// The clustering columns of a table (its protocol, schema, column mapping mode and domain
+/// metadata) as logical paths; empty when it is not clustered. [`Snapshot::clustering_columns`]
+/// asks this of a snapshot.
+///
+/// [`Snapshot::clustering_columns`]: crate::Snapshot::clustering_columns
+pub fn logical_clustering_columns<'a>(
+    protocol: &Protocol,
+    schema: &StructType,
+    mode: ColumnMappingMode,
+    domains: impl IntoIterator<Item = &'a DomainMetadata>,
+) -> DeltaResult<Vec<Vec<String>>> {
+    if !protocol.has_feature(&TableFeature::Clustering) {
         return Ok(Vec::new());
     }
-    let mode = snapshot.column_mapping_mode();
-    clustering_paths(snapshot.domain_metadata())?
+    clustering_paths(domains)?
         .iter()
         .map(|p| {
-            logical_path(snapshot.schema(), p, mode)
+            logical_path(schema, p, mode)
                 .ok_or_else(|| DeltaError::schema(format!("clustering column `{}` is not in the schema", p.join("."))))
         })
         .collect()
@@ -139,8 +147,8 @@ pub(crate) fn clustering_domain(schema: &StructType, mode: ColumnMappingMode, co
     let mut physical = Vec::with_capacity(columns.len());
     for c in columns {
         let name = c.join(".");
-        let path = crate::schema::physical_path(schema, c, mode).ok_or_else(|| DeltaError::column_not_found(name.clone(), schema))?;
-        let field = leaf_field(schema, c).ok_or_else(|| DeltaError::column_not_found(name.clone(), schema))?;
+        let path = crate::table::schema::physical_path(schema, c, mode).ok_or_else(|| schema.column_not_found(name.clone()))?;
+        let field = leaf_field(schema, c).ok_or_else(|| schema.column_not_found(name.clone()))?;
         let orderable = matches!(
             &field.data_type,
             DataType::Primitive(
@@ -172,7 +180,7 @@ pub(crate) fn clustering_domain(schema: &StructType, mode: ColumnMappingMode, co
     })
 }
 
-fn leaf_field<'a>(schema: &'a StructType, path: &[String]) -> Option<&'a crate::schema::StructField> {
+fn leaf_field<'a>(schema: &'a StructType, path: &[String]) -> Option<&'a crate::table::schema::StructField> {
     let (first, rest) = path.split_first()?;
     let f = schema.field(first)?;
     if rest.is_empty() {
@@ -222,7 +230,7 @@ pub(crate) fn assign_nested_ids(schema: &mut StructType, next_id: &mut i64) {
             }
             f.metadata.insert(NESTED_IDS_KEY.into(), Value::Object(ids));
         }
-        crate::schema::for_each_nested_struct_mut(&mut f.data_type, &mut |inner| assign_nested_ids(inner, next_id));
+        crate::table::schema::for_each_nested_struct_mut(&mut f.data_type, &mut |inner| assign_nested_ids(inner, next_id));
     }
 }
 
@@ -247,17 +255,16 @@ pub(crate) fn prepare_properties(properties: &mut HashMap<String, String>) {
 /// asks of new files (numRecords, no deletion vectors, partition values inside the file). Files
 /// this writer wrote before the feature was on lack the last, so a partitioned table with files
 /// is refused (delta-spark rewrites them with REORG … UPGRADE UNIFORM, not implemented here).
-pub(crate) fn check_files_for_iceberg(snapshot: &crate::Snapshot, version: u8) -> DeltaResult<()> {
+pub(crate) fn check_files_for_iceberg(partitioned: bool, files: &[AddFile], version: u8) -> DeltaResult<()> {
     let feature = format!("icebergCompatV{version}");
-    let files = snapshot.add_files()?;
-    if !snapshot.partition_columns().is_empty() && !files.is_empty() {
+    if partitioned && !files.is_empty() {
         return Err(refused(&feature, "the table is partitioned and its existing files do not hold their partition values"));
     }
     files.iter().try_for_each(|add| check_iceberg_file(&feature, add))
 }
 
 /// What IcebergCompat asks of every file in the table: numRecords, and no deletion vector.
-fn check_iceberg_file(feature: &str, add: &crate::actions::AddFile) -> DeltaResult<()> {
+fn check_iceberg_file(feature: &str, add: &AddFile) -> DeltaResult<()> {
     if add.num_records().is_none() {
         return Err(refused(feature, format!("file {} has no numRecords statistic", add.path)));
     }
@@ -361,10 +368,10 @@ fn validate_iceberg(
             _ => {}
         }
     }
-    fn fields<'a>(s: &'a StructType, out: &mut Vec<&'a crate::schema::StructField>) {
+    fn fields<'a>(s: &'a StructType, out: &mut Vec<&'a crate::table::schema::StructField>) {
         for f in &s.fields {
             out.push(f);
-            crate::schema::for_each_nested_struct(&f.data_type, &mut |inner| fields(inner, out));
+            crate::table::schema::for_each_nested_struct(&f.data_type, &mut |inner| fields(inner, out));
         }
     }
     let mut all = Vec::new();
@@ -425,7 +432,7 @@ fn validate_clustering(
     if !metadata.partition_columns.is_empty() && !clustering.is_empty() {
         return Err(refused("clustering", "a table cannot be both partitioned and clustered"));
     }
-    let stats = crate::write::stats_columns(metadata, schema, mode);
+    let stats = crate::table::features::stats_columns(metadata, schema, mode);
     for path in clustering {
         let Some(logical) = logical_path(schema, path, mode) else {
             return Err(refused("clustering", format!("clustering column `{}` is not in the schema", path.join("."))));
@@ -441,6 +448,159 @@ fn validate_clustering(
         }
     }
     Ok(())
+}
+
+/// The protocol that has exactly these (known) features, or `None` for none.
+pub(crate) fn feature_protocol(names: &[&str]) -> DeltaResult<Option<Protocol>> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    for n in names {
+        if let TableFeature::Unknown(_) = n.parse::<TableFeature>().unwrap_or(TableFeature::Unknown(n.to_string())) {
+            return Err(DeltaError::UnsupportedWriterFeature { feature: n.to_string() });
+        }
+    }
+    let reader: Vec<String> = names.iter().filter(|n| READER_WRITER_FEATURES.contains(n)).map(|n| n.to_string()).collect();
+    let mut writer: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    // Features that need another (the protocol names both).
+    if writer.iter().any(|n| n == "clustering" || n == "rowTracking") && !writer.iter().any(|n| n == "domainMetadata") {
+        writer.push("domainMetadata".into());
+    }
+    Ok(Some(Protocol {
+        min_reader_version: if reader.is_empty() { 1 } else { 3 },
+        min_writer_version: 7,
+        reader_features: (!reader.is_empty()).then_some(reader),
+        writer_features: Some(writer),
+    }))
+}
+
+/// The smallest protocol for a new table with this schema and these properties, as delta-spark
+/// chooses: legacy versions where they suffice, table features (3, 7) otherwise.
+pub fn min_protocol(schema: &StructType, properties: &HashMap<String, String>) -> Protocol {
+    let prop = |k: &str| properties.get(k).map(|v| v.eq_ignore_ascii_case("true")).unwrap_or(false);
+    let mut reader_features: Vec<&str> = Vec::new();
+    let mut writer_features: Vec<&str> = Vec::new();
+    let has_ntz =
+        crate::table::schema::leaf_columns(schema).iter().any(|(_, f)| f.data_type == DataType::Primitive(PrimitiveType::TimestampNtz));
+    let has_variant = crate::table::schema::leaf_columns(schema).iter().any(|(_, f)| f.data_type == DataType::Variant);
+    if has_ntz {
+        reader_features.push("timestampNtz");
+        writer_features.push("timestampNtz");
+    }
+    if has_variant {
+        reader_features.push("variantType");
+        writer_features.push("variantType");
+    }
+    if prop("delta.enableDeletionVectors") {
+        reader_features.push("deletionVectors");
+        writer_features.push("deletionVectors");
+    }
+    if prop("delta.enableTypeWidening") {
+        reader_features.push("typeWidening");
+        writer_features.push("typeWidening");
+    }
+    if prop("delta.enableInCommitTimestamps") {
+        writer_features.push("inCommitTimestamp");
+    }
+    // Both need column mapping, which `features::prepare_properties` turns on for new tables.
+    if prop("delta.enableIcebergCompatV1") {
+        writer_features.push("icebergCompatV1");
+    }
+    if prop("delta.enableIcebergCompatV2") {
+        writer_features.push("icebergCompatV2");
+    }
+    if prop("delta.enableRowTracking") {
+        writer_features.push("domainMetadata");
+        writer_features.push("rowTracking");
+    }
+    if properties.get("delta.checkpointPolicy").is_some_and(|p| p.eq_ignore_ascii_case("v2")) {
+        reader_features.push("v2Checkpoint");
+        writer_features.push("v2Checkpoint");
+    }
+    let column_mapping = properties.get("delta.columnMapping.mode").is_some_and(|m| m != "none");
+    let generated = schema.fields.iter().any(|f| f.metadata.contains_key("delta.generationExpression"));
+    let identity = schema.fields.iter().any(|f| f.metadata.contains_key("delta.identity.start"));
+    let defaults = schema.fields.iter().any(|f| f.metadata.contains_key("CURRENT_DEFAULT"));
+    if defaults {
+        // Only expressible with table features.
+        writer_features.push("allowColumnDefaults");
+    }
+    let constraints = properties.keys().any(|k| k.starts_with("delta.constraints."));
+    let cdf = prop("delta.enableChangeDataFeed");
+    let append_only = prop("delta.appendOnly");
+    if reader_features.is_empty() && writer_features.is_empty() {
+        // Legacy protocol versions.
+        let writer = if identity {
+            6
+        } else if column_mapping {
+            5
+        } else if cdf || generated {
+            4
+        } else if constraints {
+            3
+        } else {
+            2
+        };
+        return Protocol {
+            min_reader_version: if column_mapping { 2 } else { 1 },
+            min_writer_version: writer,
+            reader_features: None,
+            writer_features: None,
+        };
+    }
+    if column_mapping {
+        reader_features.push("columnMapping");
+        writer_features.push("columnMapping");
+    }
+    // Features implied by legacy writer versions, spelled out under table features.
+    writer_features.push("appendOnly");
+    writer_features.push("invariants");
+    if constraints {
+        writer_features.push("checkConstraints");
+    }
+    if cdf {
+        writer_features.push("changeDataFeed");
+    }
+    if generated {
+        writer_features.push("generatedColumns");
+    }
+    if identity {
+        writer_features.push("identityColumns");
+    }
+    let _ = append_only;
+    let reader_version = if reader_features.is_empty() { 1 } else { 3 };
+    Protocol {
+        min_reader_version: reader_version,
+        min_writer_version: 7,
+        reader_features: (reader_version == 3).then(|| reader_features.iter().map(|s| s.to_string()).collect()),
+        writer_features: Some(writer_features.iter().map(|s| s.to_string()).collect()),
+    }
+}
+
+/// Which leaf columns get statistics: `delta.dataSkippingStatsColumns`, else the first
+/// `delta.dataSkippingNumIndexedCols` (default 32; -1 for all).
+pub(crate) fn stats_columns(metadata: &Metadata, schema: &StructType, mode: ColumnMappingMode) -> Vec<Vec<String>> {
+    let leaves: Vec<(Vec<String>, Vec<String>)> = crate::table::schema::leaf_columns(schema)
+        .into_iter()
+        .map(|(logical, _)| {
+            let physical = crate::table::schema::physical_path(schema, &logical, mode).unwrap_or_else(|| logical.clone());
+            (logical, physical)
+        })
+        .collect();
+    if let Some(cols) = metadata.property("delta.dataSkippingStatsColumns") {
+        let wanted: Vec<Vec<String>> =
+            cols.split(',').map(|c| c.trim().split('.').map(|p| p.trim_matches('`').to_string()).collect()).collect();
+        return leaves
+            .into_iter()
+            .filter(|(l, _)| {
+                wanted.iter().any(|w| l.len() >= w.len() && l[..w.len()].iter().zip(w).all(|(a, b)| a.eq_ignore_ascii_case(b)))
+            })
+            .map(|(_, p)| p)
+            .collect();
+    }
+    let n: i64 = metadata.property("delta.dataSkippingNumIndexedCols").and_then(|v| v.parse().ok()).unwrap_or(32);
+    let take_n = if n < 0 { usize::MAX } else { n as usize };
+    leaves.into_iter().take(take_n).map(|(_, p)| p).collect()
 }
 
 #[cfg(test)]

@@ -10,107 +10,40 @@
 //! ```
 //!
 //! Output columns use the table's logical names and the Arrow types of
-//! [`crate::schema::StructType::to_arrow`]; every output field is nullable (older files may lack
+//! [`crate::table::schema::StructType::to_arrow`]; every output field is nullable (older files may lack
 //! columns added later).
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, GenericListArray, MapArray, RecordBatch, StringArray, StructArray, UInt32Array,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, GenericListArray, MapArray, RecordBatch, StructArray, UInt32Array,
 };
-use arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType as ArrowType, Field, FieldRef, Fields, Int64Type, Schema, SchemaRef, TimeUnit};
-use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt, TryStreamExt};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::basic::Type as PhysicalType;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use roaring::RoaringTreemap;
 use serde_json::Value;
 
 use crate::error::{DeltaError, DeltaResult, PathKind};
-use crate::expr::{evaluate_predicate, Expr};
-use crate::protocol::{add_col, DeletionVectorDescriptor};
-use crate::replay::map_cell;
-use crate::schema::{ColumnMappingMode, DataType, StructField, StructType, PARQUET_FIELD_ID_KEY};
-use crate::skipping::{can_match, FileStats, RowGroupStats};
-use crate::snapshot::Snapshot;
-use crate::storage::{ResolvedPath, TableLocation};
+use crate::log::replay::map_cell;
+use crate::log::storage::{ResolvedPath, TableLocation};
+use crate::read::skipping::{can_match, RowGroupStats};
+use crate::read::snapshot::Snapshot;
+use crate::table::expr::{evaluate_predicate, Expr};
+use crate::table::protocol::{add_col, DeletionVectorDescriptor};
+use crate::table::schema::{ColumnMappingMode, DataType, StructField, PARQUET_FIELD_ID_KEY};
 
-/// An `AsyncFileReader` over an object store.
-pub struct StoreFileReader {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: Option<u64>,
-}
-
-impl StoreFileReader {
-    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Self {
-        StoreFileReader { store, path, size }
-    }
-}
-
-impl AsyncFileReader for StoreFileReader {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move { self.store.get_range(&self.path, range).await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e))) }
-            .boxed()
-    }
-
-    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e))) }
-            .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = match self.size {
-                Some(s) => s,
-                None => {
-                    let head = self.store.head(&self.path).await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
-                    self.size = Some(head.size);
-                    head.size
-                }
-            };
-            let reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(64 * 1024));
-            let metadata = reader.load_and_finish(self, size).await?;
-            validate_metadata(&metadata, size)?;
-            Ok(Arc::new(metadata))
-        }
-        .boxed()
-    }
-}
-
-/// Checks the footer's offsets and sizes before any reader uses them: the parquet crate asserts
-/// (panics) on negative column offsets, and the footer is untrusted input.
-fn validate_metadata(metadata: &ParquetMetaData, file_size: u64) -> parquet::errors::Result<()> {
-    let bad = |what: String| Err(parquet::errors::ParquetError::General(format!("corrupt parquet footer: {what}")));
-    for (i, rg) in metadata.row_groups().iter().enumerate() {
-        if rg.num_rows() < 0 {
-            return bad(format!("row group {i} has {} rows", rg.num_rows()));
-        }
-        for (j, col) in rg.columns().iter().enumerate() {
-            let start = col.dictionary_page_offset().unwrap_or(col.data_page_offset());
-            let len = col.compressed_size();
-            if start < 0 || len < 0 || col.data_page_offset() < 0 || (start as u64).saturating_add(len as u64) > file_size {
-                return bad(format!("row group {i} column {j}: chunk at {start} of {len} bytes in a {file_size}-byte file"));
-            }
-        }
-    }
-    Ok(())
-}
+pub use crate::log::file_reader::StoreFileReader;
+pub use crate::read::dv::dv_at;
+pub use crate::read::row_tracking::{ROW_COMMIT_VERSION_COLUMN, ROW_ID_COLUMN};
+pub use crate::read::skipping::{parse_partition_value, FilePruner};
 
 /// A file a scan will read.
 #[derive(Debug, Clone)]
@@ -133,7 +66,7 @@ pub struct ScanFile {
 impl ScanFile {
     /// A file named by an `add` (or a `remove`/`cdc` turned into one), with partition values
     /// keyed as the log keys them; `pruner` maps them to logical names.
-    pub fn from_add(add: &crate::actions::AddFile, pruner: &FilePruner) -> Self {
+    pub fn from_add(add: &crate::table::actions::AddFile, pruner: &FilePruner) -> Self {
         let num_records = add.num_records();
         ScanFile {
             path: add.path.clone(),
@@ -170,14 +103,6 @@ pub struct ScanBuilder {
 /// The column [`ScanBuilder::with_row_index`] appends: each row's index in its data file (as
 /// deletion vectors count rows), `UInt64`.
 pub const ROW_INDEX_COLUMN: &str = "__delta_row_index";
-
-/// The column [`ScanBuilder::with_row_tracking`] appends: each row's stable row id (Spark's
-/// `_metadata.row_id`), `Int64`.
-pub const ROW_ID_COLUMN: &str = "__delta_row_id";
-
-/// The column [`ScanBuilder::with_row_tracking`] appends after [`ROW_ID_COLUMN`]: the version
-/// that last changed the row (Spark's `_metadata.row_commit_version`), `Int64`.
-pub const ROW_COMMIT_VERSION_COLUMN: &str = "__delta_row_commit_version";
 
 /// The column [`ScanBuilder::with_row_index`] appends after [`ROW_INDEX_COLUMN`]: the row's file,
 /// as its position in [`Scan::files`], `UInt32`.
@@ -296,19 +221,23 @@ impl ScanBuilder {
                 }
             }
         }
-        let nullable = |f: &StructField| -> DeltaResult<Field> { Ok(crate::schema::all_nullable(&f.to_arrow(false)?)) };
+        let nullable = |f: &StructField| -> DeltaResult<Field> { Ok(crate::table::schema::all_nullable(&f.to_arrow(false)?)) };
         let mut output_fields: Vec<Field> =
             output_names.iter().filter_map(|n| schema.field(n)).chain(&self.extra_fields).map(nullable).collect::<DeltaResult<_>>()?;
         let mut read_fields: Vec<StructField> = read_names.iter().filter_map(|n| schema.field(n)).cloned().collect();
         read_fields.extend(self.extra_fields.iter().cloned());
         let row_tracking = if self.row_tracking {
-            if !snapshot.protocol().has_feature(&crate::protocol::TableFeature::RowTracking) {
+            if !snapshot.protocol().has_feature(&crate::table::protocol::TableFeature::RowTracking) {
                 return Err(DeltaError::RowTrackingNotSupported);
             }
             // The materialised columns are read (when files have them) under their own names.
-            let names = crate::row_tracking::materialized_names(snapshot.metadata());
+            let names = crate::read::row_tracking::materialized_names(snapshot.metadata());
             for n in [&names.0, &names.1].into_iter().flatten() {
-                read_fields.push(StructField::new(n.clone(), crate::schema::DataType::Primitive(crate::schema::PrimitiveType::Long), true));
+                read_fields.push(StructField::new(
+                    n.clone(),
+                    crate::table::schema::DataType::Primitive(crate::table::schema::PrimitiveType::Long),
+                    true,
+                ));
             }
             Some(names)
         } else {
@@ -397,140 +326,6 @@ impl ScanBuilder {
             files,
             total_files,
         })
-    }
-}
-
-/// Decides whether a file can hold rows matching a predicate, from its partition values and
-/// statistics. Shared by scans and by the conflict checker (files added by a winning commit
-/// against a transaction's read predicates).
-pub struct FilePruner {
-    schema: StructType,
-    arrow_schema: SchemaRef,
-    mode: ColumnMappingMode,
-    /// (logical, physical, type) of each partition column.
-    partitions: Vec<(String, String, ArrowType)>,
-    string_prefix_length: usize,
-}
-
-impl FilePruner {
-    pub fn new(snapshot: &Snapshot) -> DeltaResult<Self> {
-        let schema = snapshot.schema().clone();
-        let mode = snapshot.column_mapping_mode();
-        let partitions = snapshot
-            .partition_columns()
-            .iter()
-            .map(|c| {
-                let f = schema.field(c).ok_or_else(|| DeltaError::schema(format!("partition column `{c}` is not in the schema")))?;
-                Ok((f.name.clone(), f.physical_name(mode).to_string(), f.data_type.to_arrow(false)?))
-            })
-            .collect::<DeltaResult<_>>()?;
-        let string_prefix_length =
-            snapshot.metadata().property("delta.dataSkippingStringPrefixLength").and_then(|v| v.parse().ok()).unwrap_or(32usize);
-        Ok(FilePruner { arrow_schema: snapshot.arrow_schema(), schema, mode, partitions, string_prefix_length })
-    }
-
-    /// Partition values keyed by logical column name (the log keys them by physical name under
-    /// column mapping); empty strings are nulls.
-    pub fn logical_partition_values(&self, raw: &HashMap<String, Option<String>>) -> HashMap<String, Option<String>> {
-        self.partitions
-            .iter()
-            .map(|(logical, physical, _)| {
-                let v = raw.get(physical).or_else(|| raw.get(logical)).cloned().flatten().filter(|v| !v.is_empty());
-                (logical.clone(), v)
-            })
-            .collect()
-    }
-
-    /// Whether the file an `add` names can match `predicate`, by its partition values and stats.
-    pub fn may_match_add(&self, predicate: &Expr, add: &crate::actions::AddFile) -> DeltaResult<bool> {
-        let pv = self.logical_partition_values(&add.partition_values);
-        let stats = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        self.may_match(predicate, &pv, stats)
-    }
-
-    /// Whether every column `predicate` reads is a partition column.
-    pub fn is_partition_only(&self, predicate: &Expr) -> bool {
-        !self.partitions.is_empty()
-            && predicate.columns().iter().all(|c| c.len() == 1 && self.partitions.iter().any(|(p, _, _)| p.eq_ignore_ascii_case(&c[0])))
-    }
-
-    /// Whether the partition values of `add` satisfy a predicate over partition columns only:
-    /// exact, not a pruning guess (`false` also when it is NULL).
-    pub fn partition_predicate_holds(&self, predicate: &Expr, add: &crate::actions::AddFile) -> DeltaResult<bool> {
-        let pv = self.logical_partition_values(&add.partition_values);
-        let mut fields = Vec::with_capacity(self.partitions.len());
-        let mut columns = Vec::with_capacity(self.partitions.len());
-        for (logical, _, t) in &self.partitions {
-            columns.push(parse_partition_value(logical, pv.get(logical).cloned().flatten().as_deref(), t)?);
-            fields.push(Field::new(logical, t.clone(), true));
-        }
-        let batch = arrow::array::RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(fields)),
-            columns,
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
-        )?;
-        Ok(evaluate_predicate(predicate, &batch)?.value(0))
-    }
-
-    /// Whether a file with these (logical) partition values and stats can match `predicate`.
-    pub fn may_match(
-        &self,
-        predicate: &Expr,
-        partition_values: &HashMap<String, Option<String>>,
-        stats: Option<Value>,
-    ) -> DeltaResult<bool> {
-        let mut arrays: HashMap<String, ArrayRef> = HashMap::with_capacity(self.partitions.len());
-        for (logical, _, t) in &self.partitions {
-            let v = partition_values.get(logical).cloned().flatten();
-            arrays.insert(logical.clone(), parse_partition_value(logical, v.as_deref(), t)?);
-        }
-        let physical = |c: &[String]| crate::schema::physical_path(&self.schema, c, self.mode);
-        let fs = FileStats { stats, partition_values: &arrays, physical: &physical, string_prefix_length: self.string_prefix_length };
-        Ok(can_match(predicate, &fs, self.arrow_schema.as_ref()))
-    }
-}
-
-/// The deletion vector descriptor of row `row` of an `add.deletionVector` column.
-pub fn dv_at(dv: &StructArray, row: usize) -> Option<DeletionVectorDescriptor> {
-    if dv.is_null(row) {
-        return None;
-    }
-    let s = |name: &str| {
-        dv.column_by_name(name).and_then(|c| c.as_string_opt::<i32>().filter(|a| a.is_valid(row)).map(|a| a.value(row).to_string()))
-    };
-    let i32v = |name: &str| {
-        dv.column_by_name(name)
-            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
-    };
-    let i64v = |name: &str| {
-        dv.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
-    };
-    Some(DeletionVectorDescriptor {
-        storage_type: s("storageType")?,
-        path_or_inline_dv: s("pathOrInlineDv")?,
-        offset: i32v("offset"),
-        size_in_bytes: i32v("sizeInBytes").unwrap_or(0),
-        cardinality: i64v("cardinality").unwrap_or(0),
-    })
-}
-
-/// Parses a partition value (its string form in the log) as a one-row array of `t`.
-pub fn parse_partition_value(column: &str, value: Option<&str>, t: &ArrowType) -> DeltaResult<ArrayRef> {
-    let Some(value) = value else { return Ok(new_null_array(t, 1)) };
-    let invalid = || DeltaError::InvalidPartitionValue { column: column.to_string(), value: value.to_string(), data_type: t.to_string() };
-    let text: ArrayRef = Arc::new(StringArray::from(vec![value]));
-    let opts = CastOptions { safe: false, ..Default::default() };
-    match t {
-        ArrowType::Timestamp(_, tz) => {
-            // `2021-09-08 11:11:11[.ffffff]` (UTC for `timestamp`, wall clock for `timestamp_ntz`)
-            // or ISO-8601 with a zone.
-            let parsed =
-                cast_with_options(&text, &ArrowType::Timestamp(TimeUnit::Microsecond, tz.clone()), &opts).map_err(|_| invalid())?;
-            Ok(parsed)
-        }
-        ArrowType::Binary => Ok(Arc::new(arrow::array::BinaryArray::from(vec![value.as_bytes()]))),
-        ArrowType::Null => Ok(new_null_array(t, 1)),
-        _ => cast_with_options(&text, t, &opts).map_err(|_| invalid()),
     }
 }
 

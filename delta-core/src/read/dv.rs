@@ -17,8 +17,10 @@ use std::io::Cursor;
 use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::error::{DeltaError, DeltaResult, PathKind};
-use crate::protocol::DeletionVectorDescriptor;
-use crate::storage::{ResolvedPath, TableLocation};
+use crate::log::storage::{ResolvedPath, TableLocation};
+use crate::table::protocol::DeletionVectorDescriptor;
+use arrow::array::{Array, AsArray, StructArray};
+use arrow::datatypes::Int64Type;
 use object_store::ObjectStoreExt;
 
 const Z85_ALPHABET: &[u8; 85] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
@@ -288,6 +290,30 @@ impl DeletionVectorDescriptor {
         }
         Ok(map)
     }
+}
+
+/// The deletion vector descriptor of row `row` of an `add.deletionVector` column.
+pub fn dv_at(dv: &StructArray, row: usize) -> Option<DeletionVectorDescriptor> {
+    if dv.is_null(row) {
+        return None;
+    }
+    let s = |name: &str| {
+        dv.column_by_name(name).and_then(|c| c.as_string_opt::<i32>().filter(|a| a.is_valid(row)).map(|a| a.value(row).to_string()))
+    };
+    let i32v = |name: &str| {
+        dv.column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
+    };
+    let i64v = |name: &str| {
+        dv.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|a| a.is_valid(row)).map(|a| a.value(row)))
+    };
+    Some(DeletionVectorDescriptor {
+        storage_type: s("storageType")?,
+        path_or_inline_dv: s("pathOrInlineDv")?,
+        offset: i32v("offset"),
+        size_in_bytes: i32v("sizeInBytes").unwrap_or(0),
+        cardinality: i64v("cardinality").unwrap_or(0),
+    })
 }
 
 #[cfg(test)]

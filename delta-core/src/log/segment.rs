@@ -18,7 +18,7 @@ use object_store::ObjectMeta;
 use serde::Deserialize;
 
 use crate::error::{DeltaError, DeltaResult};
-use crate::storage::TableLocation;
+use crate::log::storage::TableLocation;
 use object_store::ObjectStoreExt;
 
 /// What kind of file a log entry is.

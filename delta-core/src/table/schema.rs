@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType as ArrowType, Field, Fields, Schema, SchemaRef, TimeUnit};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::error::{DeltaError, DeltaResult};
 
@@ -251,6 +251,14 @@ impl Parser {
 }
 
 impl StructType {
+    /// The error for `column` not being one of this struct's fields (which the message lists).
+    pub(crate) fn column_not_found(&self, column: impl Into<String>) -> DeltaError {
+        DeltaError::ColumnNotFound {
+            column: column.into(),
+            available: self.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+        }
+    }
+
     /// Parses a `schemaString` with the default limits.
     pub fn parse(schema_string: &str) -> DeltaResult<Self> {
         Self::parse_with_limits(schema_string, SchemaLimits::default())
@@ -550,6 +558,59 @@ pub fn partition_fields<'a>(
         .collect()
 }
 
+/// Splits a dotted column path (backticks quote names containing dots).
+pub(crate) fn split_path(path: &str) -> DeltaResult<Vec<String>> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in path.chars() {
+        match c {
+            '`' => quoted = !quoted,
+            '.' if !quoted => out.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    out.push(current);
+    if quoted || out.iter().any(|p| p.trim().is_empty()) {
+        return Err(DeltaError::InvalidExpression { text: path.to_string(), reason: "not a column path (a.b.c, `quoted.name`)".into() });
+    }
+    Ok(out.into_iter().map(|p| p.trim().to_string()).collect())
+}
+
+/// Whether `a` names `b` or a field inside it (case-insensitive).
+pub(crate) fn within(a: &[String], b: &[String]) -> bool {
+    a.len() >= b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
+}
+
+/// Whether two column paths name the same column (case-insensitive).
+pub(crate) fn same_path(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && within(a, b)
+}
+
+/// Whether a column of type `from` may become `to` without rewriting files (typeWidening).
+pub fn is_widening(from: &DataType, to: &DataType) -> bool {
+    use PrimitiveType as P;
+    match (from, to) {
+        (DataType::Primitive(f), DataType::Primitive(t)) => match (f, t) {
+            (P::Byte, P::Short | P::Integer | P::Long)
+            | (P::Short, P::Integer | P::Long)
+            | (P::Integer, P::Long)
+            | (P::Float, P::Double)
+            | (P::Date, P::TimestampNtz) => true,
+            (P::Decimal(p1, s1), P::Decimal(p2, s2)) => p2 >= p1 && s2 >= s1 && (*p2 as i32 - *s2 as i32) >= (*p1 as i32 - *s1 as i32),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Records a type change in the field's `delta.typeChanges` metadata, as the protocol asks.
+pub(crate) fn record_type_change(field: &mut StructField, from: &DataType, to: &DataType) {
+    let mut changes = field.metadata.get("delta.typeChanges").and_then(Value::as_array).cloned().unwrap_or_default();
+    changes.push(json!({ "fromType": from.to_string(), "toType": to.to_string() }));
+    field.metadata.insert("delta.typeChanges".into(), Value::Array(changes));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,5 +644,23 @@ mod tests {
         }
         let s = format!(r#"{{"type":"struct","fields":[{{"name":"a","type":{t},"nullable":true,"metadata":{{}}}}]}}"#);
         assert!(matches!(StructType::parse(&s), Err(DeltaError::LimitExceeded { .. })));
+    }
+
+    #[test]
+    fn paths_split_on_unquoted_dots() {
+        assert_eq!(split_path("a.b").unwrap(), vec!["a", "b"]);
+        assert_eq!(split_path("`a.b`.c").unwrap(), vec!["a.b", "c"]);
+        assert!(split_path("a..b").is_err());
+        assert!(split_path("`a").is_err());
+    }
+
+    #[test]
+    fn widening_is_one_way() {
+        let t = |p| DataType::Primitive(p);
+        assert!(is_widening(&t(PrimitiveType::Integer), &t(PrimitiveType::Long)));
+        assert!(!is_widening(&t(PrimitiveType::Long), &t(PrimitiveType::Integer)));
+        assert!(is_widening(&t(PrimitiveType::Decimal(10, 2)), &t(PrimitiveType::Decimal(12, 3))));
+        assert!(!is_widening(&t(PrimitiveType::Decimal(10, 2)), &t(PrimitiveType::Decimal(10, 3))));
+        assert!(!is_widening(&t(PrimitiveType::String), &t(PrimitiveType::Long)));
     }
 }

@@ -1,0 +1,698 @@
+//! Writes: data files with statistics, then one commit.
+//!
+//! ```text
+//!  RecordBatch stream ─► enforce schema (cast safe widenings, fill missing nullable columns,
+//!        │               mergeSchema / overwriteSchema) ─► NOT NULL, invariants, CHECK constraints
+//!        ▼
+//!  split by partition values ─► parquet files at a target size (physical names and field ids under
+//!        │                      column mapping) ─► add actions with numRecords/min/max/nullCount
+//!        ▼
+//!  Transaction: adds (+ removes for overwrite / dynamic partition overwrite; replaceWhere
+//!               deletes as DELETE does: deletion vectors or copied rows keeping their row ids,
+//!               change data on CDF tables; + metaData when the schema changes, + txn for
+//!               idempotent writes) ─► commit
+//!        ▼
+//!  post-commit: checkpoint every `delta.checkpointInterval` commits, `.crc` file
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use futures::{Stream, StreamExt};
+use serde_json::{json, Value};
+
+use super::enforce::{
+    check_rules, conform_without_generated, ensure_writable, fill_generated_columns, fill_identity_columns, identity_columns,
+    merge_schemas, schema_from_arrow, table_rules,
+};
+use super::files::{DeltaWriter, ParallelWriter};
+use crate::error::{DeltaError, DeltaResult};
+use crate::read::skipping::FilePruner;
+use crate::read::snapshot::{Snapshot, Table};
+use crate::table::actions::{Action, AddFile};
+use crate::table::column_mapping::{assign_column_mapping, assign_new_column_ids};
+use crate::table::expr::{evaluate_predicate, Expr};
+use crate::table::features::min_protocol;
+use crate::table::protocol::{AppTransaction, Format, Metadata, Protocol, TableFeature};
+use crate::table::schema::{ColumnMappingMode, StructType};
+use crate::write::txn::{CommitOutcome, IsolationLevel, Transaction};
+
+/// How a write treats existing data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SaveMode {
+    #[default]
+    Append,
+    Overwrite,
+    /// Fail if the table exists.
+    ErrorIfExists,
+    /// Do nothing if the table exists.
+    Ignore,
+}
+
+/// Options of [`Table::write`].
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub mode: SaveMode,
+    /// Overwrite only rows matching this predicate; every written row must match it.
+    pub replace_where: Option<Expr>,
+    /// Overwrite only the partitions present in the written data.
+    pub dynamic_partition_overwrite: bool,
+    /// Partition columns when the write creates the table (must match an existing table's).
+    pub partition_by: Option<Vec<String>>,
+    /// Add new columns (nested too) found in the data; widen types where typeWidening is on.
+    pub merge_schema: bool,
+    /// Replace the schema (and partitioning) on overwrite.
+    pub overwrite_schema: bool,
+    /// Table properties when the write creates the table.
+    pub properties: HashMap<String, String>,
+    /// Clustering columns (`CLUSTER BY`, liquid clustering) when the write creates the table;
+    /// dotted paths for nested fields. An existing table is reclustered with
+    /// [`Table::cluster_by`].
+    pub cluster_by: Option<Vec<String>>,
+    /// Target size of data files in bytes (default `delta.targetFileSize` or 128 MiB).
+    pub target_file_size: Option<u64>,
+    /// Idempotent write: application id and version. A version not above the table's last
+    /// recorded one for the application is skipped.
+    pub app_transaction: Option<(String, i64)>,
+    pub isolation: Option<IsolationLevel>,
+    /// Extra `commitInfo` entries (e.g. `userMetadata`), as Spark's `userMetadata` option.
+    pub commit_info: serde_json::Map<String, Value>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteResult {
+    /// The committed version; `None` when nothing was committed (Ignore mode on an existing
+    /// table, or an idempotent write already applied).
+    pub version: Option<i64>,
+    pub files_added: usize,
+    pub files_removed: usize,
+    pub rows_written: u64,
+    /// A failure after the commit (checksum or checkpoint writing). The commit stands; the next
+    /// commit or an explicit checkpoint repairs what is missing.
+    pub post_commit_error: Option<String>,
+}
+
+pub(crate) fn new_metadata(schema: &StructType, partition_columns: Vec<String>, properties: &HashMap<String, String>) -> Metadata {
+    Metadata {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: None,
+        description: None,
+        format: Format { provider: "parquet".into(), options: HashMap::new() },
+        schema_string: schema.to_json().to_string(),
+        partition_columns,
+        created_time: Some(chrono::Utc::now().timestamp_millis()),
+        configuration: properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+    }
+}
+
+impl Table {
+    /// Creates the table at version 0 with this schema, partitioning and properties.
+    pub async fn create(&self, schema: StructType, partition_columns: &[String], properties: HashMap<String, String>) -> DeltaResult<i64> {
+        self.create_clustered(schema, partition_columns, &[], properties).await
+    }
+
+    /// Creates the table at version 0, clustered by `clustering_columns` when any are given
+    /// (`CLUSTER BY`: the `clustering` and `domainMetadata` features and the `delta.clustering`
+    /// domain; a clustered table cannot be partitioned). Properties that enable IcebergCompat
+    /// turn column mapping on where they leave it off.
+    pub async fn create_clustered(
+        &self,
+        schema: StructType,
+        partition_columns: &[String],
+        clustering_columns: &[Vec<String>],
+        properties: HashMap<String, String>,
+    ) -> DeltaResult<i64> {
+        self.ensure_no_table().await?;
+        for p in partition_columns {
+            if schema.field(p).is_none() {
+                return Err(DeltaError::WriteRefused { reason: format!("partition column `{p}` is not in the schema") });
+            }
+        }
+        if !clustering_columns.is_empty() && !partition_columns.is_empty() {
+            return Err(DeltaError::FeatureRequirement {
+                feature: "clustering".into(),
+                reason: "a table cannot be both partitioned and clustered".into(),
+            });
+        }
+        let mut schema = schema;
+        let mut properties = properties;
+        crate::table::features::prepare_properties(&mut properties);
+        if properties.get("delta.columnMapping.mode").is_some_and(|m| m != "none") {
+            let mut next = 1;
+            assign_column_mapping(&mut schema, &mut next);
+            if crate::table::features::iceberg_compat_in(&properties) == Some(2) {
+                crate::table::features::assign_nested_ids(&mut schema, &mut next);
+            }
+            properties.insert("delta.columnMapping.maxColumnId".into(), (next - 1).to_string());
+        }
+        if properties.get("delta.enableRowTracking").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            // As delta-spark does at enablement: the names rewrites will materialise row ids under.
+            for (key, name) in crate::read::row_tracking::missing_names(|k| properties.contains_key(k)) {
+                properties.insert(key.to_string(), name);
+            }
+        }
+        let mut protocol = min_protocol(&schema, &properties);
+        let mut domain = None;
+        if !clustering_columns.is_empty() {
+            let mode = ColumnMappingMode::from_config(properties.get("delta.columnMapping.mode").map(String::as_str))?;
+            domain = Some(crate::table::features::clustering_domain(&schema, mode, clustering_columns)?);
+            // `clustering` brings `domainMetadata` with it.
+            if let Some(p) = crate::table::features::feature_protocol(&["clustering"])?.and_then(|p| protocol.upgraded_with(&p)) {
+                protocol = p;
+            }
+        }
+        let metadata = new_metadata(&schema, partition_columns.to_vec(), &properties);
+        let snapshot = Snapshot::new_table(self.location().clone(), protocol.clone(), metadata.clone())?;
+        let cluster_by: Vec<String> = clustering_columns.iter().map(|c| c.join(".")).collect();
+        let mut parameters = json!({"partitionBy": serde_json::to_string(partition_columns).unwrap_or_default(), "properties": serde_json::to_string(&properties).unwrap_or_default()});
+        if !cluster_by.is_empty() {
+            parameters["clusterBy"] = json!(serde_json::to_string(&cluster_by).unwrap_or_default());
+        }
+        let mut txn = Transaction::create(snapshot).with_operation("CREATE TABLE", parameters);
+        txn.add_action(Action::Protocol(protocol));
+        txn.add_action(Action::Metadata(metadata));
+        if let Some(d) = domain {
+            txn.add_action(Action::DomainMetadata(d));
+        }
+        self.commit_new_table(txn).await
+    }
+
+    /// Refuses when a table already exists here (creating and cloning need an empty location).
+    pub(crate) async fn ensure_no_table(&self) -> DeltaResult<()> {
+        match self.snapshot().await {
+            Ok(s) => Err(DeltaError::WriteRefused {
+                reason: format!("a table already exists at {} (version {})", self.location().root_url(), s.version()),
+            }),
+            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Commits version 0; losing the race to another creator is a refusal, not a conflict.
+    pub(crate) async fn commit_new_table(&self, txn: Transaction) -> DeltaResult<i64> {
+        match txn.commit().await? {
+            CommitOutcome::Committed { version } => Ok(version),
+            CommitOutcome::Conflict(_) => {
+                Err(DeltaError::WriteRefused { reason: format!("a table was created concurrently at {}", self.location().root_url()) })
+            }
+            other => other.version(),
+        }
+    }
+
+    /// Writes batches (any stream of them) with `options`; creates the table from the first
+    /// batch's schema when it does not exist.
+    pub async fn write_stream<S>(&self, batches: S, options: WriteOptions) -> DeltaResult<WriteResult>
+    where
+        S: Stream<Item = DeltaResult<RecordBatch>> + Send + Unpin,
+    {
+        let mut batches = batches.peekable();
+        let existing = match self.snapshot().await {
+            Ok(s) => Some(s),
+            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let first_schema = match std::pin::Pin::new(&mut batches).peek().await {
+            Some(Ok(b)) => Some(b.schema()),
+            Some(Err(_)) => match batches.next().await {
+                // The input failed before producing anything: that error, not "empty input".
+                Some(Err(e)) => return Err(e),
+                _ => None,
+            },
+            None => None,
+        };
+        let snapshot = match existing {
+            Some(s) => {
+                match options.mode {
+                    SaveMode::ErrorIfExists => {
+                        return Err(DeltaError::WriteRefused { reason: format!("table exists at version {}", s.version()) })
+                    }
+                    SaveMode::Ignore => {
+                        return Ok(WriteResult {
+                            version: None,
+                            files_added: 0,
+                            files_removed: 0,
+                            rows_written: 0,
+                            post_commit_error: None,
+                        })
+                    }
+                    _ => {}
+                }
+                s
+            }
+            None => {
+                let schema = match &first_schema {
+                    Some(s) => schema_from_arrow(s)?,
+                    None => {
+                        return Err(DeltaError::WriteRefused {
+                            reason: "cannot create a table from an empty input without a schema".into(),
+                        })
+                    }
+                };
+                let parts = options.partition_by.clone().unwrap_or_default();
+                let clustering = crate::table::features::parse_columns(options.cluster_by.as_deref().unwrap_or_default())?;
+                self.create_clustered(schema, &parts, &clustering, options.properties.clone()).await?;
+                self.snapshot().await?
+            }
+        };
+        if let Some(parts) = &options.partition_by {
+            let same = parts.len() == snapshot.partition_columns().len()
+                && parts.iter().zip(snapshot.partition_columns()).all(|(a, b)| a.eq_ignore_ascii_case(b));
+            let replacing = options.overwrite_schema && options.mode == SaveMode::Overwrite;
+            if !same && !replacing {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("partitioning {:?} differs from the table's {:?}", parts, snapshot.partition_columns()),
+                });
+            }
+        }
+        if let Some(cols) = &options.cluster_by {
+            let wanted = crate::table::features::parse_columns(cols)?;
+            let current = snapshot.clustering_columns()?;
+            let same = wanted.len() == current.len() && wanted.iter().zip(&current).all(|(a, b)| crate::table::schema::same_path(a, b));
+            if !same {
+                let show = |c: &[Vec<String>]| c.iter().map(|p| p.join(".")).collect::<Vec<_>>();
+                return Err(DeltaError::WriteRefused {
+                    reason: format!(
+                        "clustering {:?} differs from the table's {:?} (change it with Table::cluster_by)",
+                        show(&wanted),
+                        show(&current)
+                    ),
+                });
+            }
+        }
+        write_to_snapshot(self, snapshot, batches, options, first_schema).await
+    }
+
+    /// Writes in-memory batches; see [`Table::write_stream`].
+    pub async fn write(&self, batches: Vec<RecordBatch>, options: WriteOptions) -> DeltaResult<WriteResult> {
+        self.write_stream(futures::stream::iter(batches.into_iter().map(Ok)), options).await
+    }
+}
+
+async fn write_to_snapshot<S>(
+    table: &Table,
+    snapshot: Snapshot,
+    mut batches: S,
+    options: WriteOptions,
+    first_schema: Option<SchemaRef>,
+) -> DeltaResult<WriteResult>
+where
+    S: Stream<Item = DeltaResult<RecordBatch>> + Send + Unpin,
+{
+    let mut metadata = snapshot.metadata().clone();
+    let mut protocol = snapshot.protocol().clone();
+    let mut schema = snapshot.schema().clone();
+    ensure_writable(&protocol)?;
+    if let Some((app, v)) = &options.app_transaction {
+        if snapshot.app_transactions().get(app).is_some_and(|t| t.version >= *v) {
+            return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0, post_commit_error: None });
+        }
+    }
+    let removes_data = options.mode == SaveMode::Overwrite;
+    if removes_data && metadata.bool_property("delta.appendOnly", false) {
+        return Err(DeltaError::WriteRefused {
+            reason: "the table is append-only (delta.appendOnly=true); overwrite is not allowed".into(),
+        });
+    }
+    // Schema evolution.
+    let mut schema_changed = false;
+    let mut metadata_changed = false;
+    if let Some(input) = &first_schema {
+        let data_schema = schema_from_arrow(input)?;
+        if options.overwrite_schema && options.mode == SaveMode::Overwrite && options.replace_where.is_none() {
+            if data_schema != schema {
+                schema = data_schema;
+                schema_changed = true;
+                if let Some(parts) = &options.partition_by {
+                    metadata.partition_columns = parts.clone();
+                }
+            }
+        } else if options.merge_schema {
+            let widen = protocol.has_feature(&TableFeature::TypeWidening) || protocol.has_feature(&TableFeature::TypeWideningPreview);
+            let merged = merge_schemas(&schema, &data_schema, widen)?;
+            if merged != schema {
+                schema = merged;
+                schema_changed = true;
+            }
+        }
+    }
+    let mode = snapshot.column_mapping_mode();
+    if schema_changed {
+        if mode != ColumnMappingMode::None {
+            assign_new_column_ids(&mut schema, &mut metadata);
+        }
+        metadata.schema_string = schema.to_json().to_string();
+        let props: HashMap<String, String> = metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let needed = min_protocol(&schema, &props);
+        if needed.min_writer_version > protocol.min_writer_version || needed.min_reader_version > protocol.min_reader_version {
+            protocol = needed;
+        }
+    }
+    // Nullability is enforced by the checks above, not by Arrow: generated and identity columns are
+    // null until they are filled in.
+    let target =
+        Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::table::schema::all_nullable(f)).collect::<Vec<_>>()));
+    let rules = table_rules(&metadata, &schema)?;
+    let mut identities = identity_columns(&schema)?;
+    let target_size = options
+        .target_file_size
+        .or_else(|| metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()))
+        .unwrap_or(128 * 1024 * 1024);
+    // Several writers encode in parallel (one file each at a time).
+    let location = snapshot.location().clone();
+    // replaceWhere deletes what its predicate selects as DELETE does (whole files for a
+    // partition predicate; otherwise deletion vectors or copied rows that keep their row ids,
+    // and change data for the deleted and the written rows on a CDF table).
+    let mut rewriter = None;
+    let mut insert_changes = false;
+    if let (SaveMode::Overwrite, Some(pred)) = (options.mode, &options.replace_where) {
+        let mut rw = crate::write::rewrite::Rewriter::new(snapshot.clone(), "WRITE")?;
+        if schema_changed {
+            rw.evolve(schema.clone())?;
+        }
+        // A row-tracking table that never declared its materialised column names gets them.
+        for (k, v) in &rw.metadata.configuration {
+            if k.starts_with("delta.rowTracking.") && !metadata.configuration.contains_key(k) {
+                metadata.configuration.insert(k.clone(), v.clone());
+                metadata_changed = true;
+            }
+        }
+        // Once a commit has change data files readers use only those: with rows deleted from
+        // inside files (change data written for them), the written rows get theirs too.
+        insert_changes = rw.cdf && !rw.is_partition_only(pred);
+        rewriter = Some(rw);
+    }
+    let mut writers = ParallelWriter::new(|| DeltaWriter::new(location.clone(), &metadata, &schema, mode, target_size))?;
+    let mut input_error = None;
+    while let Some(batch) = batches.next().await {
+        let checked = (|| -> DeltaResult<RecordBatch> {
+            let (batch, provided) = conform_without_generated(&batch?, &target, &schema)?;
+            let batch = fill_identity_columns(batch, &provided, &mut identities)?;
+            let batch = fill_generated_columns((batch, provided), &schema)?;
+            check_rules(&batch, &rules)?;
+            if let Some(pred) = &options.replace_where {
+                let outside = batch.num_rows() - evaluate_predicate(pred, &batch)?.true_count();
+                if outside > 0 {
+                    return Err(DeltaError::WriteRefused {
+                        reason: format!("{outside} written row(s) do not match replaceWhere `{pred}`"),
+                    });
+                }
+            }
+            Ok(batch)
+        })();
+        let checked = match (checked, rewriter.as_mut()) {
+            (Ok(b), Some(rw)) if insert_changes => rw.write_changes(&b, crate::write::rewrite::ChangeType::Insert).await.map(|()| b),
+            (checked, _) => checked,
+        };
+        match checked {
+            Ok(b) => {
+                if !writers.write(b).await {
+                    break;
+                }
+            }
+            Err(e) => {
+                input_error = Some(e);
+                break;
+            }
+        }
+    }
+    let written = writers.finish().await;
+    let (adds, rows) = match (input_error, written) {
+        (Some(e), _) | (None, Err(e)) => return Err(e),
+        (None, Ok(w)) => w,
+    };
+    // Nothing is committed on error; files already written stay unreferenced (VACUUM removes them).
+    let written_partitions: Vec<HashMap<String, Option<String>>> = adds.iter().map(|a| a.partition_values.clone()).collect();
+
+    let isolation = options.isolation.unwrap_or(IsolationLevel::WriteSerializable);
+    let mut txn = Transaction::new(snapshot.clone()).with_isolation(isolation);
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut removed = 0usize;
+    let mut extra_adds: Vec<AddFile> = Vec::new();
+    let mut rewritten = 0usize;
+    let mut rewrite_metrics = serde_json::Map::new();
+    let op_mode = if options.mode == SaveMode::Overwrite { "Overwrite" } else { "Append" };
+    let mut params = json!({"mode": op_mode, "partitionBy": serde_json::to_string(&metadata.partition_columns).unwrap_or_default()});
+    if options.mode == SaveMode::Overwrite {
+        let current = snapshot.add_files()?;
+        if let Some(pred) = &options.replace_where {
+            params["predicate"] = json!(pred.to_string());
+            txn.read_predicate(pred.clone());
+            let mut rw = rewriter.take().ok_or_else(|| DeltaError::Internal("replaceWhere without its rewriter".into()))?;
+            rw.delete_rows(Some(pred)).await?;
+            for f in &rw.read {
+                txn.read_file(f);
+            }
+            let (actions, rw_metrics, _) = rw.finish().await?;
+            for action in actions {
+                match action {
+                    // This commit's own metadata carries the schema and row tracking names.
+                    Action::Metadata(_) | Action::Protocol(_) => {}
+                    Action::Add(a) => extra_adds.push(a),
+                    other => txn.add_action(other),
+                }
+            }
+            removed += rw_metrics.get("numRemovedFiles").copied().unwrap_or(0) as usize;
+            rewritten = rw_metrics.get("numAddedFiles").copied().unwrap_or(0) as usize;
+            for m in ["numDeletedRows", "numCopiedRows", "numDeletionVectorsAdded", "numDeletionVectorsUpdated", "numAddedChangeFiles"] {
+                if let Some(v) = rw_metrics.get(m) {
+                    rewrite_metrics.insert(m.to_string(), json!(v.to_string()));
+                }
+            }
+        } else if options.dynamic_partition_overwrite && !metadata.partition_columns.is_empty() {
+            params["partitionOverwriteMode"] = json!("dynamic");
+            let pruner = FilePruner::new(&snapshot)?;
+            for add in current {
+                let pv = pruner.logical_partition_values(&add.partition_values);
+                let written = written_partitions.iter().any(|w| pruner.logical_partition_values(w) == pv);
+                if written {
+                    txn.read_file(&add.path);
+                    txn.add_action(Action::Remove(add.to_remove(now, true)));
+                    removed += 1;
+                }
+            }
+            // The transaction read the partitions it replaced.
+            for w in &written_partitions {
+                let pv = pruner.logical_partition_values(w);
+                let mut pred: Option<Expr> = None;
+                for (col, v) in pv {
+                    let term = match v {
+                        Some(v) => Expr::Cmp(
+                            crate::table::expr::CmpOp::Eq,
+                            Box::new(Expr::col(&col)),
+                            Box::new(Expr::Literal(crate::table::expr::Scalar::String(v))),
+                        ),
+                        None => Expr::IsNull(Box::new(Expr::col(&col))),
+                    };
+                    pred = Some(match pred {
+                        None => term,
+                        Some(p) => Expr::And(Box::new(p), Box::new(term)),
+                    });
+                }
+                if let Some(p) = pred {
+                    txn.read_predicate(p);
+                }
+            }
+        } else {
+            txn.read_whole_table();
+            for add in current {
+                txn.add_action(Action::Remove(add.to_remove(now, true)));
+                removed += 1;
+            }
+        }
+    }
+    // Identity values assigned: the high-water marks move, which is a metadata change (so that
+    // concurrent writers cannot hand out the same values).
+    for id in &identities {
+        if let Some(last) = id.assigned {
+            schema.fields[id.index].metadata.insert("delta.identity.highWaterMark".into(), json!(last));
+            schema_changed = true;
+        }
+    }
+    if schema_changed || metadata_changed {
+        metadata.schema_string = schema.to_json().to_string();
+        txn.add_action(Action::Metadata(metadata.clone()));
+        if &protocol != snapshot.protocol() {
+            txn.add_action(Action::Protocol(protocol.clone()));
+        }
+    }
+    // Files re-added with a deletion vector are not new files.
+    let files_added = adds.len() + rewritten;
+    for a in adds.into_iter().chain(extra_adds) {
+        txn.add_action(Action::Add(a));
+    }
+    if let Some((app, v)) = &options.app_transaction {
+        txn.read_app_transaction(app);
+        txn.add_action(Action::Txn(AppTransaction { app_id: app.clone(), version: *v, last_updated: Some(now) }));
+    }
+    let mut metrics =
+        json!({"numFiles": files_added.to_string(), "numOutputRows": rows.to_string(), "numRemovedFiles": removed.to_string()});
+    if let Value::Object(m) = &mut metrics {
+        m.extend(rewrite_metrics);
+    }
+    let txn = txn.with_operation("WRITE", params).with_metrics(metrics).with_commit_info(options.commit_info.clone());
+    let version = txn.commit().await?.version()?;
+    let post_commit_error = crate::write::checkpoint::post_commit(table, version).await.err().map(|e| e.to_string());
+    Ok(WriteResult { version: Some(version), files_added, files_removed: removed, rows_written: rows, post_commit_error })
+}
+
+impl Table {
+    /// Sets table properties (`ALTER TABLE … SET TBLPROPERTIES`), upgrading the protocol when a
+    /// property needs a feature.
+    pub async fn set_properties(&self, properties: HashMap<String, String>) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        let mut metadata = snapshot.metadata().clone();
+        ensure_writable(snapshot.protocol())?;
+        if properties.keys().any(|k| k.starts_with("delta.constraints.")) {
+            return Err(DeltaError::WriteRefused {
+                reason: "use add_constraint to add CHECK constraints (existing rows must be validated)".into(),
+            });
+        }
+        let shown = serde_json::to_string(&properties).unwrap_or_default();
+        let mut properties = properties;
+        if let Some(mode) = properties.get("delta.columnMapping.mode").map(|m| m.to_ascii_lowercase()) {
+            match (snapshot.column_mapping_mode(), mode.as_str()) {
+                (ColumnMappingMode::None, "name") => {
+                    // Existing files name columns by their logical names: those become the
+                    // physical names.
+                    let mut schema = snapshot.schema().clone();
+                    let mut next = crate::table::column_mapping::max_column_id(&schema) + 1;
+                    crate::table::column_mapping::enable_column_mapping(&mut schema, &mut next);
+                    metadata.schema_string = schema.to_json().to_string();
+                    properties.insert("delta.columnMapping.maxColumnId".into(), (next - 1).to_string());
+                }
+                (ColumnMappingMode::None, "none") => {}
+                (current, m) if format!("{current:?}").eq_ignore_ascii_case(m) => {}
+                (current, m) => {
+                    return Err(DeltaError::WriteRefused {
+                        reason: format!("cannot change column mapping from {current:?} to `{m}` (only none → name is supported)"),
+                    })
+                }
+            }
+        }
+        // `delta.feature.<name> = supported` enables features; it is not a stored property.
+        let features: Vec<String> = properties.keys().filter_map(|k| k.strip_prefix("delta.feature.")).map(str::to_string).collect();
+        for f in &features {
+            let v = properties.remove(&format!("delta.feature.{f}")).unwrap_or_default();
+            if !v.eq_ignore_ascii_case("supported") && !v.eq_ignore_ascii_case("enabled") {
+                return Err(DeltaError::WriteRefused { reason: format!("delta.feature.{f} can only be set to 'supported', not '{v}'") });
+            }
+        }
+        for (k, v) in &properties {
+            metadata.configuration.insert(k.clone(), Some(v.clone()));
+        }
+        // IcebergCompat on an existing table: the files already there must be what the feature
+        // asks of new ones; array elements and map keys and values get their ids (V2).
+        if let Some(v) = crate::table::features::iceberg_compat(&metadata)
+            .filter(|v| crate::table::features::iceberg_compat(snapshot.metadata()) != Some(*v))
+        {
+            crate::table::features::check_files_for_iceberg(!snapshot.partition_columns().is_empty(), &snapshot.add_files()?, v)?;
+            let mut schema = StructType::parse(&metadata.schema_string)?;
+            if snapshot.column_mapping_mode() != ColumnMappingMode::None || metadata.property("delta.columnMapping.mode").is_some() {
+                assign_new_column_ids(&mut schema, &mut metadata);
+            }
+            metadata.schema_string = schema.to_json().to_string();
+        }
+        let mut txn = Transaction::new(snapshot.clone()).with_operation("SET TBLPROPERTIES", json!({"properties": shown}));
+        let names: Vec<&str> = features.iter().map(String::as_str).collect();
+        let extra = crate::table::features::feature_protocol(&names)?;
+        self.commit_metadata_with(&snapshot, metadata, extra.as_ref(), &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        // Post-commit work never turns a committed change into an error.
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
+        Ok(version)
+    }
+
+    /// Removes table properties (`UNSET TBLPROPERTIES`).
+    pub async fn unset_properties(&self, keys: &[String]) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        let mut metadata = snapshot.metadata().clone();
+        for k in keys {
+            metadata.configuration.remove(k);
+        }
+        let mut txn = Transaction::new(snapshot.clone())
+            .with_operation("UNSET TBLPROPERTIES", json!({"properties": serde_json::to_string(keys).unwrap_or_default()}));
+        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        // Post-commit work never turns a committed change into an error.
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
+        Ok(version)
+    }
+
+    /// Adds a CHECK constraint after validating every existing row.
+    pub async fn add_constraint(&self, name: &str, expression: &str) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        let key = format!("delta.constraints.{}", name.to_ascii_lowercase());
+        if snapshot.metadata().configuration.contains_key(&key) {
+            return Err(DeltaError::WriteRefused { reason: format!("constraint `{name}` already exists") });
+        }
+        let expr = Expr::parse(expression)?;
+        let violating = Expr::Not(Box::new(expr.clone()));
+        let bad = snapshot.scan().with_predicate(violating).build()?.count().await?;
+        if bad > 0 {
+            return Err(DeltaError::WriteRefused {
+                reason: format!("{bad} existing row(s) violate CHECK constraint {name} ({expression})"),
+            });
+        }
+        let mut metadata = snapshot.metadata().clone();
+        metadata.configuration.insert(key, Some(expression.to_string()));
+        let mut txn = Transaction::new(snapshot.clone()).with_operation("ADD CONSTRAINT", json!({"name": name, "expr": expression}));
+        // The validation read every row: a concurrent append must conflict.
+        txn.read_whole_table();
+        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        // Post-commit work never turns a committed change into an error.
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
+        Ok(version)
+    }
+
+    /// Drops a CHECK constraint.
+    pub async fn drop_constraint(&self, name: &str) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        let key = format!("delta.constraints.{}", name.to_ascii_lowercase());
+        let mut metadata = snapshot.metadata().clone();
+        if metadata.configuration.remove(&key).is_none() {
+            return Err(DeltaError::WriteRefused { reason: format!("constraint `{name}` does not exist") });
+        }
+        let mut txn = Transaction::new(snapshot.clone()).with_operation("DROP CONSTRAINT", json!({"name": name}));
+        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        // Post-commit work never turns a committed change into an error.
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
+        Ok(version)
+    }
+
+    /// Stages a metadata change (and any protocol upgrade it needs: the features the new schema
+    /// and properties use are added to the table's, never taken away).
+    pub(crate) fn commit_metadata(&self, snapshot: &Snapshot, metadata: Metadata, txn: &mut Transaction) -> DeltaResult<()> {
+        self.commit_metadata_with(snapshot, metadata, None, txn)
+    }
+
+    /// [`Table::commit_metadata`], also adding the features of `extra`.
+    pub(crate) fn commit_metadata_with(
+        &self,
+        snapshot: &Snapshot,
+        metadata: Metadata,
+        extra: Option<&Protocol>,
+        txn: &mut Transaction,
+    ) -> DeltaResult<()> {
+        let schema = StructType::parse(&metadata.schema_string)?;
+        let props: HashMap<String, String> = metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let needed = min_protocol(&schema, &props);
+        let mut upgrade = snapshot.protocol().upgraded_with(&needed);
+        if let Some(extra) = extra {
+            let base = upgrade.clone().unwrap_or_else(|| snapshot.protocol().clone());
+            if let Some(more) = base.upgraded_with(extra) {
+                upgrade = Some(more);
+            }
+        }
+        if let Some(upgraded) = upgrade {
+            ensure_writable(&upgraded)?;
+            txn.add_action(Action::Protocol(upgraded));
+        }
+        txn.add_action(Action::Metadata(metadata));
+        Ok(())
+    }
+}
