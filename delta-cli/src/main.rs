@@ -12,6 +12,7 @@
 //! delta checkpoint TABLE
 //! delta property TABLE k=v...
 //! delta constraint TABLE add NAME EXPR | drop NAME
+//! delta sql "SELECT … FROM delta.`/t` …" [--table NAME=PATH] [--format table|csv|json|parquet] [--output FILE]
 //! delta sql "DELETE FROM delta.`/t` WHERE …" | "UPDATE …" | "MERGE INTO … USING … ON … WHEN …"
 //! delta changes TABLE --from V [--to V] [--where EXPR] [--format table|csv|json|parquet]
 //! delta restore TABLE --version N | --timestamp T
@@ -28,6 +29,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -181,9 +183,21 @@ enum Command {
     },
     /// `delta constraint TABLE add NAME EXPR` or `delta constraint TABLE drop NAME`.
     Constraint { table: String, action: ConstraintAction, name: String, expr: Option<String> },
-    /// Run a Spark SQL DELETE, UPDATE or MERGE statement; tables are named delta.`/path`
-    /// (MERGE sources also parquet.`/path/file.parquet`). Prints the operation's metrics.
-    Sql { statement: String },
+    /// Run a Spark SQL statement; tables are named delta.`/path` or by `--table NAME=PATH`.
+    /// Queries (SELECT, WITH, EXPLAIN [ANALYZE], VALUES) run on DataFusion and print their rows;
+    /// DELETE, UPDATE and MERGE (sources also parquet.`/path/file.parquet`) print the
+    /// operation's metrics.
+    Sql {
+        statement: String,
+        /// A table name for queries: NAME=PATH (repeatable).
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Write the rows to this file instead of stdout.
+        #[arg(long)]
+        output: Option<String>,
+    },
     /// Restore the table to an earlier version (one new commit; history is kept).
     Restore {
         table: String,
@@ -273,6 +287,23 @@ impl std::fmt::Display for CliError {
             CliError::Io(e) => write!(f, "{e}"),
             CliError::Output(e) => write!(f, "{e}"),
         }
+    }
+}
+
+/// Whether a statement is a query (run on DataFusion) rather than DML.
+fn is_query(statement: &str) -> bool {
+    let first = statement.trim_start().trim_start_matches('(').split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+    matches!(first.as_str(), "SELECT" | "WITH" | "EXPLAIN" | "VALUES")
+}
+
+/// A query's error: delta-core's own when it is one (a missing table, a bad version …).
+fn query_error(e: datafusion::common::DataFusionError) -> CliError {
+    match e.find_root() {
+        datafusion::common::DataFusionError::External(inner) => match inner.downcast_ref::<DeltaError>() {
+            Some(d) => CliError::Output(d.to_string()),
+            None => CliError::Output(inner.to_string()),
+        },
+        other => CliError::Output(other.to_string()),
     }
 }
 
@@ -518,7 +549,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let snapshot = open(&table)?.snapshot().await?;
             print!("{}", describe(&snapshot));
         }
-        Command::Sql { statement } => {
+        Command::Sql { statement, tables, format, output } => {
+            if is_query(&statement) {
+                let session = delta_exec::Session::new();
+                for t in &tables {
+                    let (name, path) = t.split_once('=').ok_or_else(|| CliError::Usage(format!("--table takes NAME=PATH, not `{t}`")))?;
+                    session.register_delta(name.trim(), path.trim()).await.map_err(query_error)?;
+                }
+                let df = session.sql(&statement).await.map_err(query_error)?;
+                let schema: SchemaRef = Arc::new(df.inner().schema().as_arrow().clone());
+                let batches = df.collect().await.map_err(query_error)?;
+                write_batches(batches, schema, format, output.as_deref())?;
+                return Ok(());
+            }
+            if !tables.is_empty() {
+                return Err(CliError::Usage("--table names tables for queries; DML names them as delta.`/path`".into()));
+            }
             let result = delta_core::sql::execute_sql(&statement, &options).await?;
             match result.version {
                 Some(v) => println!("committed version {v}"),

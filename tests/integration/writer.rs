@@ -36,21 +36,36 @@ fn partitioned() -> WriteOptions {
 async fn create_append_overwrite_and_time_travel() {
     let table = Table::open(&tmp("basic")).unwrap();
     let r = table.write(vec![batch(&[1, 2, 3], &["a", "b", "a"])], partitioned()).await.unwrap();
-    assert_eq!(r.version, Some(1), "version 0 creates the table, version 1 appends");
+    assert_eq!(r.version, Some(0), "a write to a new path is one commit: version 0 holds protocol, metadata and data");
     assert_eq!(r.files_added, 2);
     table.write(vec![batch(&[4], &["c"])], WriteOptions::default()).await.unwrap();
     assert_eq!(ids(&table).await, vec![1, 2, 3, 4]);
     let over = WriteOptions { mode: SaveMode::Overwrite, ..Default::default() };
     table.write(vec![batch(&[9], &["z"])], over).await.unwrap();
     assert_eq!(ids(&table).await, vec![9]);
-    let v2 = table.snapshot_at(2).await.unwrap().scan().build().unwrap().collect().await.unwrap();
-    assert_eq!(v2.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    let v1 = table.snapshot_at(1).await.unwrap().scan().build().unwrap().collect().await.unwrap();
+    assert_eq!(v1.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
     let snapshot = table.snapshot().await.unwrap();
     assert!(snapshot.checksum_mismatch().is_none(), "the .crc file written after each commit agrees with replay");
     assert_eq!(snapshot.partition_columns(), ["part"]);
     let history = table.history(None).await.unwrap();
     assert_eq!(history[0].commit_info["operation"], "WRITE");
     assert!(history[0].commit_info.contains_key("txnId"));
+    assert_eq!(history.len(), 3);
+}
+
+/// A first write whose input fails part-way leaves no table behind (nothing was committed),
+/// and the next write creates it.
+#[tokio::test]
+async fn a_failed_first_write_leaves_no_table() {
+    let table = Table::open(&tmp("failed-first")).unwrap();
+    let input = futures::stream::iter(vec![Ok(batch(&[1, 2], &["a", "b"])), Err(DeltaError::Internal("the source went away".into()))]);
+    let err = table.write_stream(input, partitioned()).await.unwrap_err();
+    assert!(err.to_string().contains("the source went away"), "{err}");
+    assert!(matches!(table.snapshot().await, Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. })));
+    let r = table.write(vec![batch(&[3], &["c"])], partitioned()).await.unwrap();
+    assert_eq!(r.version, Some(0));
+    assert_eq!(ids(&table).await, vec![3]);
 }
 
 #[tokio::test]
@@ -384,7 +399,8 @@ async fn row_tracking_assigns_fresh_row_ids_even_across_rebases() {
     assert_eq!(next, 3 + 2 + 10 + 7);
     let hwm = snap.domain_metadata().find(|d| d.domain == "delta.rowTracking").map(|d| d.configuration.clone()).unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&hwm).unwrap()["rowIdHighWaterMark"], 21);
-    assert!(ranges.iter().all(|(_, _, v)| (1..=4).contains(v)));
+    // Versions 0 and 1 are the two writes (the first creates the table), 2 and 3 the racers.
+    assert!(ranges.iter().all(|(_, _, v)| (0..=3).contains(v)), "{ranges:?}");
 }
 
 #[tokio::test]

@@ -113,14 +113,17 @@ pub fn conform(array: &ArrayRef, target: &DataType) -> DeltaResult<ArrayRef> {
         }
         (DataType::Map(_, _), DataType::Map(tf, sorted)) => {
             let m = array.as_map();
-            let entries: ArrayRef = Arc::new(m.entries().clone());
-            let entries = conform(&entries, tf.data_type())?;
-            let entries = entries.as_struct().clone();
-            // Map entries keep their declared nullability (keys non-null).
+            // Map entries keep their declared nullability (keys non-null). They are matched by
+            // position, not name: writers name them key/value, keys/values or otherwise.
             let DataType::Struct(entry_fields) = tf.data_type() else {
                 return Err(DeltaError::Internal("map entries must be a struct".into()));
             };
-            let entries = StructArray::try_new(entry_fields.clone(), entries.columns().to_vec(), entries.nulls().cloned())?;
+            let columns = [m.keys(), m.values()]
+                .into_iter()
+                .zip(entry_fields.iter())
+                .map(|(c, f)| conform(c, f.data_type()))
+                .collect::<DeltaResult<Vec<_>>>()?;
+            let entries = StructArray::try_new(entry_fields.clone(), columns, m.entries().nulls().cloned())?;
             Ok(Arc::new(MapArray::try_new(tf.clone(), m.offsets().clone(), entries, m.nulls().cloned(), *sorted)?))
         }
         _ => Ok(arrow::compute::cast(array, target)?),

@@ -39,6 +39,15 @@ use crate::table::protocol::{AppTransaction, Format, Metadata, Protocol, TableFe
 use crate::table::schema::{ColumnMappingMode, StructType};
 use crate::write::txn::{CommitOutcome, IsolationLevel, Transaction};
 
+/// A table's first version, prepared but not committed (see `Table::new_table`).
+struct NewTable {
+    snapshot: Snapshot,
+    protocol: Protocol,
+    metadata: Metadata,
+    domain: Option<crate::table::protocol::DomainMetadata>,
+    parameters: Value,
+}
+
 /// How a write treats existing data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SaveMode {
@@ -126,6 +135,25 @@ impl Table {
         properties: HashMap<String, String>,
     ) -> DeltaResult<i64> {
         self.ensure_no_table().await?;
+        let new = self.new_table(schema, partition_columns, clustering_columns, properties)?;
+        let mut txn = Transaction::create(new.snapshot).with_operation("CREATE TABLE", new.parameters);
+        txn.add_action(Action::Protocol(new.protocol));
+        txn.add_action(Action::Metadata(new.metadata));
+        if let Some(d) = new.domain {
+            txn.add_action(Action::DomainMetadata(d));
+        }
+        self.commit_new_table(txn).await
+    }
+
+    /// The first version of a table not yet committed: its protocol, metadata and clustering
+    /// domain, and a snapshot at version -1 to build its first transaction on.
+    fn new_table(
+        &self,
+        schema: StructType,
+        partition_columns: &[String],
+        clustering_columns: &[Vec<String>],
+        properties: HashMap<String, String>,
+    ) -> DeltaResult<NewTable> {
         for p in partition_columns {
             if schema.field(p).is_none() {
                 return Err(DeltaError::WriteRefused { reason: format!("partition column `{p}` is not in the schema") });
@@ -171,13 +199,7 @@ impl Table {
         if !cluster_by.is_empty() {
             parameters["clusterBy"] = json!(serde_json::to_string(&cluster_by).unwrap_or_default());
         }
-        let mut txn = Transaction::create(snapshot).with_operation("CREATE TABLE", parameters);
-        txn.add_action(Action::Protocol(protocol));
-        txn.add_action(Action::Metadata(metadata));
-        if let Some(d) = domain {
-            txn.add_action(Action::DomainMetadata(d));
-        }
-        self.commit_new_table(txn).await
+        Ok(NewTable { snapshot, protocol, metadata, domain, parameters })
     }
 
     /// Refuses when a table already exists here (creating and cloning need an empty location).
@@ -253,8 +275,17 @@ impl Table {
                 };
                 let parts = options.partition_by.clone().unwrap_or_default();
                 let clustering = crate::table::features::parse_columns(options.cluster_by.as_deref().unwrap_or_default())?;
-                self.create_clustered(schema, &parts, &clustering, options.properties.clone()).await?;
-                self.snapshot().await?
+                if options.replace_where.is_some() {
+                    // A replaceWhere on a new table deletes nothing but still checks every row
+                    // against its predicate, which the rewriter does over a committed table.
+                    self.create_clustered(schema, &parts, &clustering, options.properties.clone()).await?;
+                    self.snapshot().await?
+                } else {
+                    // Version 0 holds the protocol, metadata and the data files, as in Spark: a
+                    // failed first write leaves no empty table behind.
+                    let new = self.new_table(schema, &parts, &clustering, options.properties.clone())?;
+                    return write_to_snapshot(self, new.snapshot.clone(), batches, options, first_schema, Some(new)).await;
+                }
             }
         };
         if let Some(parts) = &options.partition_by {
@@ -282,7 +313,7 @@ impl Table {
                 });
             }
         }
-        write_to_snapshot(self, snapshot, batches, options, first_schema).await
+        write_to_snapshot(self, snapshot, batches, options, first_schema, None).await
     }
 
     /// Writes in-memory batches; see [`Table::write_stream`].
@@ -297,6 +328,7 @@ async fn write_to_snapshot<S>(
     mut batches: S,
     options: WriteOptions,
     first_schema: Option<SchemaRef>,
+    new_table: Option<NewTable>,
 ) -> DeltaResult<WriteResult>
 where
     S: Stream<Item = DeltaResult<RecordBatch>> + Send + Unpin,
@@ -427,7 +459,11 @@ where
     let written_partitions: Vec<HashMap<String, Option<String>>> = adds.iter().map(|a| a.partition_values.clone()).collect();
 
     let isolation = options.isolation.unwrap_or(IsolationLevel::WriteSerializable);
-    let mut txn = Transaction::new(snapshot.clone()).with_isolation(isolation);
+    let mut txn = match &new_table {
+        Some(_) => Transaction::create(snapshot.clone()),
+        None => Transaction::new(snapshot.clone()),
+    }
+    .with_isolation(isolation);
     let now = chrono::Utc::now().timestamp_millis();
     let mut removed = 0usize;
     let mut extra_adds: Vec<AddFile> = Vec::new();
@@ -511,7 +547,16 @@ where
             schema_changed = true;
         }
     }
-    if schema_changed || metadata_changed {
+    if let Some(new) = &new_table {
+        // The table's first commit: protocol, metadata (with whatever this write changed) and
+        // the clustering domain.
+        metadata.schema_string = schema.to_json().to_string();
+        txn.add_action(Action::Protocol(protocol.clone()));
+        txn.add_action(Action::Metadata(metadata.clone()));
+        if let Some(d) = &new.domain {
+            txn.add_action(Action::DomainMetadata(d.clone()));
+        }
+    } else if schema_changed || metadata_changed {
         metadata.schema_string = schema.to_json().to_string();
         txn.add_action(Action::Metadata(metadata.clone()));
         if &protocol != snapshot.protocol() {
@@ -533,7 +578,10 @@ where
         m.extend(rewrite_metrics);
     }
     let txn = txn.with_operation("WRITE", params).with_metrics(metrics).with_commit_info(options.commit_info.clone());
-    let version = txn.commit().await?.version()?;
+    let version = match new_table {
+        Some(_) => table.commit_new_table(txn).await?,
+        None => txn.commit().await?.version()?,
+    };
     let post_commit_error = crate::write::checkpoint::post_commit(table, version).await.err().map(|e| e.to_string());
     Ok(WriteResult { version: Some(version), files_added, files_removed: removed, rows_written: rows, post_commit_error })
 }

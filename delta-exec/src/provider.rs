@@ -1,0 +1,420 @@
+//! The Delta scan inside DataFusion: a [`TableProvider`] for one snapshot and [`DeltaScanExec`].
+//!
+//! ```text
+//!  DataFusion filters ──► to_delta_predicate (the forms delta-core evaluates identically)
+//!                              │
+//!  projection, limit ──────────┤
+//!                              ▼
+//!  delta-core Scan at plan time: partition values + min/max/nullCount prune files
+//!                              │ pruned ScanFiles, grouped by size into target_partitions
+//!                              ▼
+//!  DeltaScanExec partition i ─► delta-core scan of its files: row groups pruned by statistics,
+//!      projected columns decoded, the file's deletion vector applied, column mapping / widening /
+//!      partition values, residual predicate ─► record batches
+//! ```
+//!
+//! A file is never split between partitions, so a deletion vector (row positions within the
+//! file) always meets the whole file it belongs to, however many partitions the session asks
+//! for. Filters are pushed as `Inexact`: delta-core prunes and filters with them, and DataFusion
+//! still applies them above the scan, so a filter delta-core cannot express is never lost.
+//! Filters delta-core cannot express are simply not pushed.
+//!
+//! Statistics: the row count comes from the log (`numRecords` less deletion-vector
+//! cardinalities), exact when no filter pruned the files, so `count(*)` on a table reads no
+//! data file.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, RecordBatchOptions};
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session as CatalogSession, TableProvider};
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, ScalarValue, Statistics};
+use datafusion::datasource::TableType;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{BinaryExpr, Expr as DfExpr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::statistics::StatisticsArgs;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream};
+use delta_core::expr::{ArithOp, CmpOp, Scalar};
+use delta_core::{DeltaError, Expr as DeltaExpr, ScanFile, Snapshot};
+use futures::{StreamExt, TryStreamExt};
+
+/// A delta-core error as DataFusion's (kept as the source, so callers can downcast it).
+pub fn df_error(e: DeltaError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// A Delta table at one version, as DataFusion sees it.
+#[derive(Debug, Clone)]
+pub struct DeltaTableProvider {
+    snapshot: Snapshot,
+    schema: SchemaRef,
+}
+
+impl DeltaTableProvider {
+    /// A provider over `snapshot` (its schema is the scan's: logical names, every field nullable).
+    pub fn try_new(snapshot: Snapshot) -> Result<Self> {
+        let schema = snapshot.scan().build().map_err(df_error)?.schema();
+        Ok(DeltaTableProvider { snapshot, schema })
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
+#[async_trait]
+impl TableProvider for DeltaTableProvider {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&DfExpr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match to_delta_predicate(f) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[DfExpr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let predicate = filters.iter().filter_map(to_delta_predicate).reduce(|a, b| DeltaExpr::And(Box::new(a), Box::new(b)));
+        let projected: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let output_schema = Arc::new(self.schema.project(&projected)?);
+        // Columns to read: the projection, or one column when none is asked for (count(*)): rows
+        // are counted from it and it is dropped.
+        let read: Vec<String> = match projected.first() {
+            Some(_) => projected.iter().map(|i| self.schema.field(*i).name().clone()).collect(),
+            None => self.schema.fields().first().map(|f| vec![f.name().clone()]).unwrap_or_default(),
+        };
+        let mut builder = self.snapshot.scan().with_columns(&read);
+        if let Some(p) = &predicate {
+            builder = builder.with_predicate(p.clone());
+        }
+        let planned = builder.build().map_err(df_error)?;
+        let files = planned.files().to_vec();
+        let total_files = planned.total_files();
+        let partitions = group_by_size(files, state.config().target_partitions());
+        Ok(Arc::new(DeltaScanExec::new(self.snapshot.clone(), read, output_schema, predicate, partitions, total_files, limit)))
+    }
+}
+
+/// Splits files into at most `n` groups of about equal bytes (largest first into the lightest
+/// group). Files stay whole.
+fn group_by_size(mut files: Vec<ScanFile>, n: usize) -> Vec<Vec<ScanFile>> {
+    let n = n.max(1).min(files.len().max(1));
+    files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+    let mut groups: Vec<(i64, Vec<ScanFile>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    for f in files {
+        let Some(lightest) = groups.iter_mut().min_by_key(|(bytes, _)| *bytes) else { break };
+        lightest.0 += f.size.max(1);
+        lightest.1.push(f);
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
+}
+
+/// Scans groups of a snapshot's files, one group per output partition.
+#[derive(Debug)]
+pub struct DeltaScanExec {
+    snapshot: Snapshot,
+    /// Table columns read (logical names); the output is these, or no columns when the output
+    /// schema is empty.
+    read: Vec<String>,
+    schema: SchemaRef,
+    predicate: Option<DeltaExpr>,
+    partitions: Vec<Vec<ScanFile>>,
+    total_files: usize,
+    limit: Option<usize>,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl DeltaScanExec {
+    fn new(
+        snapshot: Snapshot,
+        read: Vec<String>,
+        schema: SchemaRef,
+        predicate: Option<DeltaExpr>,
+        partitions: Vec<Vec<ScanFile>>,
+        total_files: usize,
+        limit: Option<usize>,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(partitions.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        DeltaScanExec {
+            snapshot,
+            read,
+            schema,
+            predicate,
+            partitions,
+            total_files,
+            limit,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// Files in the table's snapshot.
+    pub fn files_total(&self) -> usize {
+        self.total_files
+    }
+
+    /// Files left to read after partition and statistics pruning.
+    pub fn files_scanned(&self) -> usize {
+        self.partitions.iter().map(Vec::len).sum()
+    }
+
+    /// The files of each output partition.
+    pub fn partition_files(&self) -> &[Vec<ScanFile>] {
+        &self.partitions
+    }
+
+    /// Rows the scanned files hold by their statistics (less deletion vectors), if every file says.
+    fn rows_from_log(files: &[ScanFile]) -> Option<u64> {
+        files.iter().try_fold(0u64, |acc, f| {
+            let deleted = f.deletion_vector.as_ref().map(|d| d.cardinality.max(0) as u64).unwrap_or(0);
+            Some(acc + f.num_records?.saturating_sub(deleted))
+        })
+    }
+}
+
+impl DisplayAs for DeltaScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "DeltaScanExec: version={}, files_total={}, files_scanned={}, columns=[{}]",
+            self.snapshot.version(),
+            self.total_files,
+            self.files_scanned(),
+            self.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+        )?;
+        if let Some(p) = &self.predicate {
+            write!(f, ", predicate={p}")?;
+        }
+        if let Some(l) = self.limit {
+            write!(f, ", limit={l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for DeltaScanExec {
+    fn name(&self) -> &'static str {
+        "DeltaScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(&self, _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(self: Arc<Self>, _: Vec<Arc<dyn ExecutionPlan>>, _: ReplaceChildrenOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let schema = self.schema.clone();
+        let Some(files) = self.partitions.get(partition).cloned() else {
+            if partition == 0 && self.partitions.is_empty() {
+                return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::empty())));
+            }
+            return Err(DataFusionError::Internal(format!("DeltaScanExec has no partition {partition}")));
+        };
+        if partition == 0 {
+            MetricBuilder::new(&self.metrics).global_counter("files_total").add(self.total_files);
+        }
+        MetricBuilder::new(&self.metrics).counter("files_scanned", partition).add(files.len());
+        let output_rows: Count = MetricBuilder::new(&self.metrics).output_rows(partition);
+        // Batches of the session's size, as DataFusion's operators expect (and budget memory for).
+        let mut builder =
+            self.snapshot.scan().with_files(files).with_columns(&self.read).with_batch_size(context.session_config().batch_size());
+        if let Some(p) = &self.predicate {
+            builder = builder.with_predicate(p.clone());
+        }
+        let scan = builder.build().map_err(df_error)?;
+        // delta-core counts row groups and deletion-vector rows as it reads; they become this
+        // partition's metrics (EXPLAIN ANALYZE) when its stream ends.
+        let scan_metrics = scan.metrics();
+        let row_groups_total = MetricBuilder::new(&self.metrics).counter("row_groups_total", partition);
+        let row_groups_pruned = MetricBuilder::new(&self.metrics).counter("row_groups_pruned", partition);
+        let rows_deleted = MetricBuilder::new(&self.metrics).counter("rows_deleted_by_dv", partition);
+        let publish = futures::stream::once(async move {
+            let (_, read, total, _, deleted, _) = scan_metrics.snapshot();
+            row_groups_total.add(total as usize);
+            row_groups_pruned.add(total.saturating_sub(read) as usize);
+            rows_deleted.add(deleted as usize);
+            None
+        })
+        .filter_map(futures::future::ready);
+        let keep_columns = !schema.fields().is_empty();
+        let out_schema = schema.clone();
+        let mut remaining = self.limit;
+        let stream = scan
+            .execute()
+            .map_err(df_error)
+            .and_then(move |batch| {
+                let out_schema = out_schema.clone();
+                async move {
+                    if keep_columns {
+                        Ok(RecordBatch::try_new(out_schema, batch.columns().to_vec())?)
+                    } else {
+                        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+                        Ok(RecordBatch::try_new_with_options(out_schema, vec![], &options)?)
+                    }
+                }
+            })
+            .take_while(move |b| {
+                // Stop reading once the limit is met (DataFusion's limit above trims the rest).
+                let go = remaining != Some(0);
+                if let (Ok(b), Some(r)) = (b, remaining.as_mut()) {
+                    *r = r.saturating_sub(b.num_rows());
+                }
+                futures::future::ready(go)
+            })
+            .inspect_ok(move |b| output_rows.add(b.num_rows()))
+            .chain(publish);
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn statistics_from_inputs(&self, _input_stats: &[Arc<Statistics>], args: &StatisticsArgs) -> Result<Arc<Statistics>> {
+        let files: Vec<ScanFile> = match args.partition() {
+            Some(p) => self.partitions.get(p).cloned().unwrap_or_default(),
+            None => self.partitions.concat(),
+        };
+        let mut stats = Statistics::new_unknown(&self.schema);
+        if let Some(rows) = Self::rows_from_log(&files) {
+            // Exact only when nothing but the log decides the rows: no predicate (which would
+            // filter rows inside files) and no limit.
+            let rows = rows as usize;
+            stats.num_rows = match (&self.predicate, self.limit) {
+                (None, None) => Precision::Exact(rows),
+                (None, Some(l)) => Precision::Exact(rows.min(l)),
+                _ => Precision::Inexact(rows),
+            };
+        }
+        Ok(Arc::new(stats))
+    }
+
+    fn supports_limit_pushdown(&self) -> bool {
+        true
+    }
+}
+
+/// A DataFusion filter as a delta-core predicate, when it has a form delta-core evaluates the
+/// same way: columns, literals, comparisons, arithmetic, AND/OR/NOT, IS [NOT] NULL, [NOT] IN
+/// lists, BETWEEN and case-sensitive LIKE. Anything else is not pushed.
+pub fn to_delta_predicate(e: &DfExpr) -> Option<DeltaExpr> {
+    let b = |e: &DfExpr| to_delta_predicate(e).map(Box::new);
+    Some(match e {
+        DfExpr::Column(c) => DeltaExpr::Column(vec![c.name.clone()]),
+        DfExpr::Literal(v, _) => DeltaExpr::Literal(to_scalar(v)?),
+        DfExpr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (l, r) = (b(left)?, b(right)?);
+            let cmp = |o| DeltaExpr::Cmp(o, l.clone(), r.clone());
+            let arith = |o| DeltaExpr::Arith(o, l.clone(), r.clone());
+            match op {
+                Operator::Eq => cmp(CmpOp::Eq),
+                Operator::NotEq => cmp(CmpOp::NotEq),
+                Operator::Lt => cmp(CmpOp::Lt),
+                Operator::LtEq => cmp(CmpOp::LtEq),
+                Operator::Gt => cmp(CmpOp::Gt),
+                Operator::GtEq => cmp(CmpOp::GtEq),
+                Operator::IsNotDistinctFrom => cmp(CmpOp::NullSafeEq),
+                Operator::And => DeltaExpr::And(l, r),
+                Operator::Or => DeltaExpr::Or(l, r),
+                Operator::Plus => arith(ArithOp::Add),
+                Operator::Minus => arith(ArithOp::Sub),
+                Operator::Multiply => arith(ArithOp::Mul),
+                _ => return None,
+            }
+        }
+        DfExpr::Not(inner) => DeltaExpr::Not(b(inner)?),
+        DfExpr::IsNull(inner) => DeltaExpr::IsNull(b(inner)?),
+        DfExpr::IsNotNull(inner) => DeltaExpr::IsNotNull(b(inner)?),
+        DfExpr::Between(between) => {
+            let x = b(&between.expr)?;
+            let range = DeltaExpr::And(
+                Box::new(DeltaExpr::Cmp(CmpOp::GtEq, x.clone(), b(&between.low)?)),
+                Box::new(DeltaExpr::Cmp(CmpOp::LtEq, x, b(&between.high)?)),
+            );
+            if between.negated {
+                DeltaExpr::Not(Box::new(range))
+            } else {
+                range
+            }
+        }
+        DfExpr::InList(list) => DeltaExpr::In {
+            expr: b(&list.expr)?,
+            list: list.list.iter().map(to_delta_predicate).collect::<Option<Vec<_>>>()?,
+            negated: list.negated,
+        },
+        DfExpr::Like(like) if !like.case_insensitive && like.escape_char.is_none() => match like.pattern.as_ref() {
+            DfExpr::Literal(ScalarValue::Utf8(Some(p)) | ScalarValue::LargeUtf8(Some(p)) | ScalarValue::Utf8View(Some(p)), _) => {
+                DeltaExpr::Like { expr: b(&like.expr)?, pattern: p.clone(), negated: like.negated }
+            }
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+fn to_scalar(v: &ScalarValue) -> Option<Scalar> {
+    if v.is_null() {
+        return Some(Scalar::Null);
+    }
+    Some(match v {
+        ScalarValue::Boolean(Some(x)) => Scalar::Boolean(*x),
+        ScalarValue::Int8(Some(x)) => Scalar::Integer(i64::from(*x)),
+        ScalarValue::Int16(Some(x)) => Scalar::Integer(i64::from(*x)),
+        ScalarValue::Int32(Some(x)) => Scalar::Integer(i64::from(*x)),
+        ScalarValue::Int64(Some(x)) => Scalar::Integer(*x),
+        ScalarValue::UInt8(Some(x)) => Scalar::Integer(i64::from(*x)),
+        ScalarValue::UInt16(Some(x)) => Scalar::Integer(i64::from(*x)),
+        ScalarValue::UInt32(Some(x)) => Scalar::Integer(i64::from(*x)),
+        ScalarValue::UInt64(Some(x)) => Scalar::Integer(i64::try_from(*x).ok()?),
+        ScalarValue::Float64(Some(x)) if x.is_finite() => Scalar::Number(x.to_string()),
+        ScalarValue::Float32(Some(x)) if x.is_finite() => Scalar::Number(x.to_string()),
+        ScalarValue::Decimal128(Some(_), _, _) => Scalar::Number(v.to_string()),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Scalar::String(s.clone()),
+        ScalarValue::Date32(Some(_)) => Scalar::Date(v.to_string()),
+        _ => return None,
+    })
+}

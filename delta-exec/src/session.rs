@@ -1,0 +1,447 @@
+//! Spark's vocabulary over DataFusion: a [`Session`] (SparkSession's role) and a lazy
+//! [`DataFrame`] whose methods take Spark SQL text where Spark's do.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::util::pretty::pretty_format_batches;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::{DataFusionError, JoinType, Result};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, SortExpr};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use delta_core::write::{SaveMode, WriteOptions, WriteResult};
+use delta_core::Table;
+use futures::TryStreamExt;
+
+use crate::provider::{df_error, DeltaTableProvider};
+
+/// Configuration and the table registry: where DataFrames come from.
+#[derive(Clone)]
+pub struct Session {
+    ctx: SessionContext,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
+impl Session {
+    /// A session with DataFusion's defaults (one partition per core, no memory limit).
+    pub fn new() -> Self {
+        Session::from_context(SessionContext::new())
+    }
+
+    /// Tables named ``delta.`/path/or/url` `` in SQL open the Delta table there (latest version).
+    fn from_context(ctx: SessionContext) -> Self {
+        let default_catalog = ctx.state().config().options().catalog.default_catalog.clone();
+        if let Some(catalog) = ctx.catalog(&default_catalog) {
+            // Only fails when a schema of that name cannot be registered; the session still works
+            // without path-named tables then.
+            let _ = catalog.register_schema("delta", Arc::new(DeltaPathSchema));
+        }
+        Session { ctx }
+    }
+
+    /// A session that plans `target_partitions` partitions (Spark's `spark.sql.shuffle.partitions`
+    /// role) and runs under `memory_limit` bytes when given: sorts, aggregates and joins spill to
+    /// disk where they can, and a query that cannot fit fails with a resources error.
+    pub fn with_config(target_partitions: usize, memory_limit: Option<usize>) -> Result<Self> {
+        let partitions = target_partitions.max(1);
+        let mut config = SessionConfig::new().with_target_partitions(partitions);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(bytes) = memory_limit {
+            runtime = runtime.with_memory_limit(bytes, 1.0);
+            // Each sorting partition sets aside memory for merging its spill files (10 MiB by
+            // default); under a small limit that reserve alone would exhaust it, so it shrinks to
+            // a quarter of each partition's share.
+            let reserve = (bytes / (4 * partitions)).clamp(64 << 10, 10 << 20);
+            config = config.with_sort_spill_reservation_bytes(reserve);
+        }
+        Ok(Session::from_context(SessionContext::new_with_config_rt(config, runtime.build_arc()?)))
+    }
+
+    /// The DataFusion context underneath (for anything this API does not cover).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// `spark.read`: a reader of Delta tables, at the latest version unless told otherwise.
+    pub fn read(&self) -> DataFrameReader {
+        DataFrameReader { session: self.clone(), version: None, timestamp_ms: None }
+    }
+
+    /// Registers the latest version of the Delta table at `location` under `name` for SQL.
+    pub async fn register_delta(&self, name: &str, location: &str) -> Result<()> {
+        let snapshot = Table::open(location).map_err(df_error)?.snapshot().await.map_err(df_error)?;
+        self.ctx.register_table(name, Arc::new(DeltaTableProvider::try_new(snapshot)?))?;
+        Ok(())
+    }
+
+    /// A query over registered tables.
+    pub async fn sql(&self, text: &str) -> Result<DataFrame> {
+        Ok(DataFrame { session: self.clone(), df: self.ctx.sql(text).await? })
+    }
+}
+
+/// The `delta` schema of SQL: every table name is a Delta table's location.
+#[derive(Debug)]
+struct DeltaPathSchema;
+
+#[async_trait::async_trait]
+impl SchemaProvider for DeltaPathSchema {
+    fn table_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let snapshot = Table::open(name).map_err(df_error)?.snapshot().await.map_err(df_error)?;
+        Ok(Some(Arc::new(DeltaTableProvider::try_new(snapshot)?)))
+    }
+
+    fn table_exist(&self, _name: &str) -> bool {
+        true
+    }
+}
+
+/// `spark.read` for Delta tables, with time travel.
+pub struct DataFrameReader {
+    session: Session,
+    version: Option<i64>,
+    timestamp_ms: Option<i64>,
+}
+
+impl DataFrameReader {
+    /// `versionAsOf`.
+    pub fn version_as_of(mut self, version: i64) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// `timestampAsOf`, in milliseconds since the epoch: the latest version committed at or before it.
+    pub fn timestamp_as_of(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+
+    /// The Delta table at `location` (a path or URL).
+    pub async fn delta(self, location: &str) -> Result<DataFrame> {
+        let table = Table::open(location).map_err(df_error)?;
+        let snapshot = match (self.version, self.timestamp_ms) {
+            (Some(_), Some(_)) => {
+                return Err(DataFusionError::Plan("give versionAsOf or timestampAsOf, not both".into()));
+            }
+            (Some(v), None) => table.snapshot_at(v).await,
+            (None, Some(ts)) => table.snapshot_at_timestamp(ts).await,
+            (None, None) => table.snapshot().await,
+        }
+        .map_err(df_error)?;
+        let df = self.session.ctx.read_table(Arc::new(DeltaTableProvider::try_new(snapshot)?))?;
+        Ok(DataFrame { session: self.session, df })
+    }
+}
+
+/// A lazy query: nothing runs until an action (`collect`, `count`, `show`, a write).
+#[derive(Clone)]
+pub struct DataFrame {
+    session: Session,
+    df: datafusion::dataframe::DataFrame,
+}
+
+/// How a join keeps rows, by Spark's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinHow {
+    Inner,
+    Left,
+    Right,
+    Full,
+    LeftSemi,
+    LeftAnti,
+}
+
+impl JoinHow {
+    /// Spark's spellings: `inner`, `left`/`left_outer`, `right`/`right_outer`,
+    /// `full`/`outer`/`full_outer`, `semi`/`left_semi`, `anti`/`left_anti`.
+    pub fn parse(how: &str) -> Result<Self> {
+        Ok(match how.to_ascii_lowercase().replace('_', "").as_str() {
+            "inner" => JoinHow::Inner,
+            "left" | "leftouter" => JoinHow::Left,
+            "right" | "rightouter" => JoinHow::Right,
+            "full" | "outer" | "fullouter" => JoinHow::Full,
+            "semi" | "leftsemi" => JoinHow::LeftSemi,
+            "anti" | "leftanti" => JoinHow::LeftAnti,
+            other => return Err(DataFusionError::Plan(format!("unknown join type `{other}` (inner, left, right, full, semi, anti)"))),
+        })
+    }
+
+    fn join_type(self) -> JoinType {
+        match self {
+            JoinHow::Inner => JoinType::Inner,
+            JoinHow::Left => JoinType::Left,
+            JoinHow::Right => JoinType::Right,
+            JoinHow::Full => JoinType::Full,
+            JoinHow::LeftSemi => JoinType::LeftSemi,
+            JoinHow::LeftAnti => JoinType::LeftAnti,
+        }
+    }
+}
+
+impl DataFrame {
+    fn with(&self, df: datafusion::dataframe::DataFrame) -> DataFrame {
+        DataFrame { session: self.session.clone(), df }
+    }
+
+    /// A SQL expression over this frame's columns (`"amount * 2"`, `"upper(name)"`).
+    pub fn expr(&self, text: &str) -> Result<Expr> {
+        self.df.parse_sql_expr(text)
+    }
+
+    /// The DataFusion DataFrame underneath.
+    pub fn inner(&self) -> &datafusion::dataframe::DataFrame {
+        &self.df
+    }
+
+    /// `filter("amount > 10 AND day = '2024-01-01'")`.
+    pub fn filter(&self, condition: &str) -> Result<DataFrame> {
+        self.filter_expr(self.expr(condition)?)
+    }
+
+    pub fn filter_expr(&self, condition: Expr) -> Result<DataFrame> {
+        Ok(self.with(self.df.clone().filter(condition)?))
+    }
+
+    /// `select("id", "amount * 2 AS double")`: columns or SQL expressions.
+    pub fn select(&self, columns: &[&str]) -> Result<DataFrame> {
+        let exprs = columns.iter().map(|c| self.expr(c)).collect::<Result<Vec<_>>>()?;
+        self.select_exprs(exprs)
+    }
+
+    pub fn select_exprs(&self, exprs: Vec<Expr>) -> Result<DataFrame> {
+        Ok(self.with(self.df.clone().select(exprs)?))
+    }
+
+    /// `withColumn(name, expr)`: adds or replaces a column.
+    pub fn with_column(&self, name: &str, expr: &str) -> Result<DataFrame> {
+        let e = self.expr(expr)?;
+        Ok(self.with(self.df.clone().with_column(name, e)?))
+    }
+
+    /// `withColumnRenamed(old, new)`; an unknown `old` leaves the frame as it is (as Spark).
+    pub fn with_column_renamed(&self, old: &str, new: &str) -> Result<DataFrame> {
+        Ok(self.with(self.df.clone().with_column_renamed(old, new)?))
+    }
+
+    /// `drop(columns)`.
+    pub fn drop(&self, columns: &[&str]) -> Result<DataFrame> {
+        Ok(self.with(self.df.clone().drop_columns(columns)?))
+    }
+
+    /// `groupBy(columns)`, then [`GroupedData::agg`].
+    pub fn group_by(&self, columns: &[&str]) -> Result<GroupedData> {
+        let keys = columns.iter().map(|c| self.expr(c)).collect::<Result<Vec<_>>>()?;
+        Ok(GroupedData { frame: self.clone(), keys })
+    }
+
+    /// `join(other, on, how)` on equally named columns (kept once for an inner join, as Spark's
+    /// `join(other, Seq(cols))` does for every join type).
+    pub fn join(&self, other: &DataFrame, on: &[&str], how: &str) -> Result<DataFrame> {
+        let how = JoinHow::parse(how)?;
+        let right_alias = "__right";
+        let right = other.df.clone().alias(right_alias)?;
+        let left_alias = "__left";
+        let left = self.df.clone().alias(left_alias)?;
+        let left_cols: Vec<String> = on.iter().map(|c| format!("{left_alias}.{c}")).collect();
+        let right_cols: Vec<String> = on.iter().map(|c| format!("{right_alias}.{c}")).collect();
+        let lc: Vec<&str> = left_cols.iter().map(String::as_str).collect();
+        let rc: Vec<&str> = right_cols.iter().map(String::as_str).collect();
+        let joined = left.join(right, how.join_type(), &lc, &rc, None)?;
+        if matches!(how, JoinHow::LeftSemi | JoinHow::LeftAnti) {
+            return Ok(self.with(joined));
+        }
+        // One column per key, as Spark: the left's, or the right's where only it has a value.
+        let schema = joined.schema().clone();
+        let mut exprs = Vec::new();
+        for (qualifier, field) in schema.iter() {
+            let name = field.name();
+            let is_key = on.iter().any(|k| k == name);
+            let from_right = qualifier.is_some_and(|q| q.table() == right_alias);
+            if is_key && from_right {
+                continue;
+            }
+            let col = Expr::Column(datafusion::common::Column::new(qualifier.cloned(), name));
+            let e = if is_key && matches!(how, JoinHow::Right | JoinHow::Full) {
+                let right_col = Expr::Column(datafusion::common::Column::new(Some(right_alias), name));
+                datafusion::functions::core::expr_fn::coalesce(vec![col, right_col])
+            } else {
+                col
+            };
+            exprs.push(e.alias(name));
+        }
+        Ok(self.with(joined.select(exprs)?))
+    }
+
+    /// `orderBy("day", "amount DESC")`: each a column or expression with an optional
+    /// `ASC`/`DESC` and `NULLS FIRST`/`NULLS LAST` (Spark's default: ascending, nulls first).
+    pub fn order_by(&self, keys: &[&str]) -> Result<DataFrame> {
+        let sorts = keys.iter().map(|k| self.sort_key(k)).collect::<Result<Vec<_>>>()?;
+        Ok(self.with(self.df.clone().sort(sorts)?))
+    }
+
+    fn sort_key(&self, key: &str) -> Result<SortExpr> {
+        let mut text = key.trim().to_string();
+        let upper = |s: &str| s.to_ascii_uppercase();
+        let mut nulls_first: Option<bool> = None;
+        for (suffix, first) in [(" NULLS FIRST", true), (" NULLS LAST", false)] {
+            if upper(&text).ends_with(suffix) {
+                text.truncate(text.len() - suffix.len());
+                nulls_first = Some(first);
+            }
+        }
+        let mut asc = true;
+        for (suffix, a) in [(" DESC", false), (" ASC", true)] {
+            if upper(&text).ends_with(suffix) {
+                text.truncate(text.len() - suffix.len());
+                asc = a;
+            }
+        }
+        // Spark: NULLS FIRST for ascending, NULLS LAST for descending.
+        Ok(self.expr(&text)?.sort(asc, nulls_first.unwrap_or(asc)))
+    }
+
+    /// `limit(n)`.
+    pub fn limit(&self, n: usize) -> Result<DataFrame> {
+        Ok(self.with(self.df.clone().limit(0, Some(n))?))
+    }
+
+    /// `distinct()`.
+    pub fn distinct(&self) -> Result<DataFrame> {
+        Ok(self.with(self.df.clone().distinct()?))
+    }
+
+    /// `union(other)`: by position, keeping duplicates (Spark's `union`).
+    pub fn union(&self, other: &DataFrame) -> Result<DataFrame> {
+        Ok(self.with(self.df.clone().union(other.df.clone())?))
+    }
+
+    /// Runs the query, all batches in memory.
+    pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
+        self.df.clone().collect().await
+    }
+
+    /// Runs the query as a stream of batches.
+    pub async fn execute_stream(&self) -> Result<SendableRecordBatchStream> {
+        self.df.clone().execute_stream().await
+    }
+
+    /// The number of rows.
+    pub async fn count(&self) -> Result<usize> {
+        self.df.clone().count().await
+    }
+
+    /// The first `n` rows as a text table (what `show(n)` prints).
+    pub async fn show_string(&self, n: usize) -> Result<String> {
+        let batches = self.df.clone().limit(0, Some(n))?.collect().await?;
+        Ok(pretty_format_batches(&batches)?.to_string())
+    }
+
+    /// `explain()` / `explain(analyze)`: the plan as text.
+    pub async fn explain(&self, analyze: bool) -> Result<String> {
+        let batches = self.df.clone().explain(false, analyze)?.collect().await?;
+        Ok(pretty_format_batches(&batches)?.to_string())
+    }
+
+    /// `df.write.format("delta")`.
+    pub fn write(&self) -> DataFrameWriter {
+        DataFrameWriter { frame: self.clone(), options: WriteOptions::default() }
+    }
+}
+
+/// `groupBy(..)` waiting for its aggregates.
+pub struct GroupedData {
+    frame: DataFrame,
+    keys: Vec<Expr>,
+}
+
+impl GroupedData {
+    /// `agg("sum(amount) AS total", "count(*) AS n")`: aggregate expressions as SQL text.
+    pub fn agg(self, aggregates: &[&str]) -> Result<DataFrame> {
+        let aggs = aggregates.iter().map(|a| self.frame.expr(a)).collect::<Result<Vec<_>>>()?;
+        self.agg_exprs(aggs)
+    }
+
+    pub fn agg_exprs(self, aggregates: Vec<Expr>) -> Result<DataFrame> {
+        let df = self.frame.df.clone().aggregate(self.keys, aggregates)?;
+        Ok(self.frame.with(df))
+    }
+}
+
+/// `df.write.format("delta").mode(..).partitionBy(..).option(..).save(path)`.
+pub struct DataFrameWriter {
+    frame: DataFrame,
+    options: WriteOptions,
+}
+
+impl DataFrameWriter {
+    /// `append` (default), `overwrite`, `errorIfExists`, `ignore`.
+    pub fn mode(mut self, mode: &str) -> Result<Self> {
+        self.options.mode = match mode.to_ascii_lowercase().as_str() {
+            "append" => SaveMode::Append,
+            "overwrite" => SaveMode::Overwrite,
+            "errorifexists" | "error" | "default" => SaveMode::ErrorIfExists,
+            "ignore" => SaveMode::Ignore,
+            other => return Err(DataFusionError::Plan(format!("unknown save mode `{other}` (append, overwrite, errorIfExists, ignore)"))),
+        };
+        Ok(self)
+    }
+
+    pub fn partition_by(mut self, columns: &[&str]) -> Self {
+        self.options.partition_by = Some(columns.iter().map(|c| c.to_string()).collect());
+        self
+    }
+
+    /// Delta's writer options: `mergeSchema`, `overwriteSchema`, `replaceWhere`,
+    /// `partitionOverwriteMode` (`dynamic`), `userMetadata`, `targetFileSize`, `txnAppId` with
+    /// `txnVersion`; any `delta.*` key is a table property for a new table.
+    pub fn option(mut self, key: &str, value: &str) -> Result<Self> {
+        let flag = || value.eq_ignore_ascii_case("true");
+        match key {
+            "mergeSchema" => self.options.merge_schema = flag(),
+            "overwriteSchema" => self.options.overwrite_schema = flag(),
+            "replaceWhere" => self.options.replace_where = Some(delta_core::Expr::parse(value).map_err(df_error)?),
+            "partitionOverwriteMode" => self.options.dynamic_partition_overwrite = value.eq_ignore_ascii_case("dynamic"),
+            "userMetadata" => {
+                self.options.commit_info.insert("userMetadata".into(), value.into());
+            }
+            "targetFileSize" => {
+                self.options.target_file_size =
+                    Some(value.parse().map_err(|_| DataFusionError::Plan(format!("targetFileSize `{value}` is not a number of bytes")))?)
+            }
+            "txnAppId" => {
+                let version = self.options.app_transaction.as_ref().map(|(_, v)| *v).unwrap_or(0);
+                self.options.app_transaction = Some((value.to_string(), version));
+            }
+            "txnVersion" => {
+                let v = value.parse().map_err(|_| DataFusionError::Plan(format!("txnVersion `{value}` is not a number")))?;
+                let app = self.options.app_transaction.take().map(|(a, _)| a).unwrap_or_default();
+                self.options.app_transaction = Some((app, v));
+            }
+            k if k.starts_with("delta.") => {
+                self.options.properties.insert(k.to_string(), value.to_string());
+            }
+            other => return Err(DataFusionError::Plan(format!("unknown Delta write option `{other}`"))),
+        }
+        Ok(self)
+    }
+
+    /// Runs the query and writes its batches as they arrive into the table at `location`, as one
+    /// commit (a new table's version 0 holds its protocol, metadata and data).
+    pub async fn save(self, location: &str) -> Result<WriteResult> {
+        let table = Table::open(location).map_err(df_error)?;
+        let stream = self.frame.execute_stream().await?;
+        let batches = stream.map_err(|e| delta_core::DeltaError::Internal(format!("query failed while writing: {e}")));
+        table.write_stream(batches, self.options).await.map_err(df_error)
+    }
+}

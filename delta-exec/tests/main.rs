@@ -1,0 +1,386 @@
+//! delta-exec's integration tests: real Delta tables written by delta-core on local disk, queried
+//! through DataFusion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use delta_core::write::{SaveMode, WriteOptions};
+use delta_core::Table;
+use delta_exec::{DeltaScanExec, Session};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!("delta-exec-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Rows `ids` with `grp = id % 5` as text and `amount = id * 10`.
+fn rows(ids: impl Iterator<Item = i64>) -> RecordBatch {
+    let ids: Vec<i64> = ids.collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("grp", DataType::Utf8, true),
+        Field::new("amount", DataType::Int64, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids.clone())),
+            Arc::new(StringArray::from(ids.iter().map(|i| format!("g{}", i % 5)).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(ids.iter().map(|i| i * 10).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap()
+}
+
+fn props(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// A table of ids 0..n written in `files` appends.
+async fn table_with(dir: &TempDir, n: i64, files: i64, options: WriteOptions) -> Table {
+    let table = Table::open(dir.path()).unwrap();
+    let per = n / files;
+    for f in 0..files {
+        let opts = WriteOptions { mode: SaveMode::Append, ..options.clone() };
+        table.write(vec![rows(f * per..(f + 1) * per)], opts).await.unwrap();
+    }
+    table
+}
+
+fn ints(batches: &[RecordBatch], column: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = b.column_by_name(column).unwrap_or_else(|| panic!("no column {column} in {:?}", b.schema()));
+        let c = arrow::compute::cast(c, &DataType::Int64).unwrap();
+        let c = c.as_primitive::<Int64Type>();
+        out.extend((0..c.len()).map(|i| if c.is_null(i) { i64::MIN } else { c.value(i) }));
+    }
+    out
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = arrow::compute::cast(b.column_by_name(column).unwrap(), &DataType::Utf8).unwrap();
+        let c = c.as_string::<i32>();
+        out.extend((0..c.len()).map(|i| c.is_valid(i).then(|| c.value(i).to_string())));
+    }
+    out
+}
+
+/// The Delta scans of a physical plan.
+fn delta_scans(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> Vec<(usize, usize, usize)> {
+    let mut out = Vec::new();
+    if let Some(s) = plan.downcast_ref::<DeltaScanExec>() {
+        out.push((s.files_total(), s.files_scanned(), s.partition_files().len()));
+    }
+    for c in plan.children() {
+        out.extend(delta_scans(c));
+    }
+    out
+}
+
+/// Deletion vectors are applied whatever the number of partitions: the same rows with 1, 2 and 8.
+#[tokio::test]
+async fn deletion_vectors_hold_under_any_partitioning() {
+    let dir = TempDir::new("dv");
+    let options = WriteOptions { properties: props(&[("delta.enableDeletionVectors", "true")]), ..Default::default() };
+    let table = table_with(&dir, 6000, 6, options).await;
+    let deleted = table.delete(Some("id % 7 = 0 OR id BETWEEN 1000 AND 1499")).await.unwrap();
+    assert!(deleted.metric("numDeletionVectorsAdded") > 0, "{deleted:?}");
+    let expected: Vec<i64> = (0..6000).filter(|i| i % 7 != 0 && !(1000..1500).contains(i)).collect();
+    for partitions in [1, 2, 8] {
+        let session = Session::with_config(partitions, None).unwrap();
+        let df = session.read().delta(dir.path()).await.unwrap();
+        let mut got = ints(&df.select(&["id"]).unwrap().collect().await.unwrap(), "id");
+        got.sort_unstable();
+        assert_eq!(got, expected, "target_partitions={partitions}");
+        assert_eq!(df.count().await.unwrap(), expected.len(), "count with {partitions} partitions");
+        let sum = df.group_by(&[]).unwrap().agg(&["sum(amount) AS s"]).unwrap().collect().await.unwrap();
+        assert_eq!(ints(&sum, "s"), vec![expected.iter().map(|i| i * 10).sum::<i64>()]);
+        // A filtered read that lands in files with deletion vectors.
+        let some = df.filter("id >= 990 AND id < 1510").unwrap().collect().await.unwrap();
+        let mut got = ints(&some, "id");
+        got.sort_unstable();
+        assert_eq!(got, expected.iter().copied().filter(|i| (990..1510).contains(i)).collect::<Vec<_>>());
+        let plan = df.inner().clone().create_physical_plan().await.unwrap();
+        let scans = delta_scans(&plan);
+        assert_eq!(scans.len(), 1);
+        assert_eq!(scans[0].2, partitions.min(6), "partitions of the scan");
+    }
+}
+
+/// Partition and statistics pruning happen in the scan, and EXPLAIN ANALYZE shows it.
+#[tokio::test]
+async fn partition_and_statistics_pruning_show_in_the_plan() {
+    let dir = TempDir::new("prune");
+    let table = Table::open(dir.path()).unwrap();
+    // Partitioned by grp: five partitions per append, two appends.
+    for f in 0..2 {
+        let opts = WriteOptions { partition_by: Some(vec!["grp".into()]), ..Default::default() };
+        table.write(vec![rows(f * 1000..(f + 1) * 1000)], opts).await.unwrap();
+    }
+    let session = Session::new();
+    let df = session.read().delta(dir.path()).await.unwrap();
+    let by_partition = df.filter("grp = 'g3'").unwrap();
+    let scans = delta_scans(&by_partition.inner().clone().create_physical_plan().await.unwrap());
+    assert_eq!(scans, vec![(10, 2, 2.min(session.context().state().config().target_partitions()))]);
+    let got = by_partition.collect().await.unwrap();
+    assert_eq!(strings(&got, "grp").iter().filter(|g| g.as_deref() == Some("g3")).count(), 400);
+    assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 400);
+    // Statistics: ids 1000.. live only in the second append's files.
+    let by_stats = df.filter("id >= 1500").unwrap();
+    let scans = delta_scans(&by_stats.inner().clone().create_physical_plan().await.unwrap());
+    assert_eq!((scans[0].0, scans[0].1), (10, 5));
+    assert_eq!(by_stats.count().await.unwrap(), 500);
+    let text = by_stats.explain(true).await.unwrap();
+    assert!(text.contains("files_total=10") && text.contains("files_scanned=5"), "{text}");
+    assert!(text.contains("row_groups_total=5") && text.contains("row_groups_pruned=0"), "{text}");
+    // A filter every file's statistics rule out reads no file at all.
+    let none = df.filter("id >= 1000 AND amount < 0").unwrap().explain(true).await.unwrap();
+    assert!(none.contains("files_scanned=0"), "{none}");
+    // A filter delta-core cannot express is not pushed, and still applies.
+    let other = df.filter("length(grp) = 2 AND id < 10").unwrap();
+    assert_eq!(other.count().await.unwrap(), 10);
+}
+
+/// `count(*)` on a table without deletion vectors is answered from the log: it succeeds with
+/// the data files gone, where reading a column fails.
+#[tokio::test]
+async fn count_star_reads_no_data_file() {
+    let dir = TempDir::new("count");
+    table_with(&dir, 3000, 3, WriteOptions::default()).await;
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "parquet") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let session = Session::new();
+    let df = session.read().delta(dir.path()).await.unwrap();
+    assert_eq!(df.count().await.unwrap(), 3000);
+    let sql = session
+        .context()
+        .read_table(Arc::new(delta_exec::DeltaTableProvider::try_new(Table::open(dir.path()).unwrap().snapshot().await.unwrap()).unwrap()))
+        .unwrap();
+    assert!(sql
+        .aggregate(vec![], vec![datafusion::functions_aggregate::expr_fn::sum(datafusion::prelude::col("amount"))])
+        .unwrap()
+        .collect()
+        .await
+        .is_err());
+}
+
+/// Time travel by version and by timestamp.
+#[tokio::test]
+async fn time_travel_by_version_and_timestamp() {
+    let dir = TempDir::new("tt");
+    let table = table_with(&dir, 300, 3, WriteOptions::default()).await;
+    let session = Session::new();
+    for (v, n) in [(0, 100), (1, 200), (2, 300)] {
+        assert_eq!(session.read().version_as_of(v).delta(dir.path()).await.unwrap().count().await.unwrap(), n);
+    }
+    let ts = table.snapshot_at(1).await.unwrap().timestamp_ms().unwrap();
+    assert_eq!(session.read().timestamp_as_of(ts).delta(dir.path()).await.unwrap().count().await.unwrap(), 200);
+    assert!(session.read().version_as_of(9).delta(dir.path()).await.is_err());
+    assert!(session.read().version_as_of(1).timestamp_as_of(ts).delta(dir.path()).await.is_err());
+}
+
+/// The DataFrame verbs, checked against answers computed here.
+#[tokio::test]
+async fn dataframe_verbs() {
+    let dir = TempDir::new("verbs");
+    table_with(&dir, 100, 2, WriteOptions::default()).await;
+    let session = Session::with_config(4, None).unwrap();
+    let df = session.read().delta(dir.path()).await.unwrap();
+
+    let out = df.filter("id < 10").unwrap().with_column("double", "amount * 2").unwrap().order_by(&["id DESC"]).unwrap();
+    let b = out.collect().await.unwrap();
+    assert_eq!(ints(&b, "id"), (0..10).rev().collect::<Vec<_>>());
+    assert_eq!(ints(&b, "double"), (0..10).rev().map(|i| i * 20).collect::<Vec<_>>());
+
+    let renamed = df.with_column_renamed("amount", "amt").unwrap().drop(&["grp"]).unwrap();
+    let names: Vec<String> = renamed.inner().schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, vec!["id", "amt"]);
+
+    let agg = df.group_by(&["grp"]).unwrap().agg(&["count(*) AS n", "sum(amount) AS total"]).unwrap().order_by(&["grp"]).unwrap();
+    let b = agg.collect().await.unwrap();
+    assert_eq!(strings(&b, "grp"), (0..5).map(|g| Some(format!("g{g}"))).collect::<Vec<_>>());
+    assert_eq!(ints(&b, "n"), vec![20; 5]);
+    assert_eq!(ints(&b, "total"), (0..5).map(|g| (0..100).filter(|i| i % 5 == g).map(|i| i * 10).sum::<i64>()).collect::<Vec<_>>());
+
+    assert_eq!(df.select(&["grp"]).unwrap().distinct().unwrap().count().await.unwrap(), 5);
+    assert_eq!(df.union(&df).unwrap().count().await.unwrap(), 200);
+    assert_eq!(df.limit(7).unwrap().count().await.unwrap(), 7);
+    let shown = df.order_by(&["id"]).unwrap().show_string(3).await.unwrap();
+    assert!(shown.contains("| 2  |") && !shown.contains("| 3  |"), "{shown}");
+}
+
+/// Joins by Spark's names, keys kept once.
+#[tokio::test]
+async fn joins_of_every_kind() {
+    let left_dir = TempDir::new("jl");
+    let right_dir = TempDir::new("jr");
+    Table::open(left_dir.path()).unwrap().write(vec![rows(0..6)], WriteOptions::default()).await.unwrap();
+    Table::open(right_dir.path()).unwrap().write(vec![rows(4..10)], WriteOptions::default()).await.unwrap();
+    let session = Session::new();
+    let l = session.read().delta(left_dir.path()).await.unwrap();
+    let r = session.read().delta(right_dir.path()).await.unwrap().select(&["id", "amount AS r_amount"]).unwrap();
+    let ids = |how: &'static str| {
+        let (l, r) = (l.clone(), r.clone());
+        async move {
+            let b = l.join(&r, &["id"], how).unwrap().order_by(&["id"]).unwrap().collect().await.unwrap();
+            ints(&b, "id")
+        }
+    };
+    assert_eq!(ids("inner").await, vec![4, 5]);
+    assert_eq!(ids("left").await, vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(ids("right").await, vec![4, 5, 6, 7, 8, 9]);
+    assert_eq!(ids("full").await, (0..10).collect::<Vec<_>>());
+    assert_eq!(ids("left_semi").await, vec![4, 5]);
+    assert_eq!(ids("anti").await, vec![0, 1, 2, 3]);
+    let full = l.join(&r, &["id"], "full_outer").unwrap();
+    let names: Vec<String> = full.inner().schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, vec!["id", "grp", "amount", "r_amount"]);
+    assert!(l.join(&r, &["id"], "sideways").is_err());
+}
+
+/// SQL over registered tables, and writes in each mode (a new table is one commit).
+#[tokio::test]
+async fn sql_and_writes() {
+    let src = TempDir::new("src");
+    table_with(&src, 50, 1, WriteOptions::default()).await;
+    let session = Session::new();
+    session.register_delta("events", src.path()).await.unwrap();
+    let df = session.sql("SELECT grp, sum(amount) AS total FROM events WHERE id >= 10 GROUP BY grp").await.unwrap();
+
+    let out = TempDir::new("out");
+    let r = df.write().mode("errorIfExists").unwrap().partition_by(&["grp"]).save(out.path()).await.unwrap();
+    assert_eq!(r.version, Some(0));
+    let t = Table::open(out.path()).unwrap();
+    assert_eq!(t.history(None).await.unwrap().len(), 1, "a new table is one commit");
+    assert_eq!(t.snapshot().await.unwrap().partition_columns(), ["grp".to_string()]);
+    assert!(df.write().mode("errorIfExists").unwrap().save(out.path()).await.is_err());
+    df.write().save(out.path()).await.unwrap();
+    let back = session.read().delta(out.path()).await.unwrap();
+    assert_eq!(back.count().await.unwrap(), 10);
+    let r = df.write().mode("overwrite").unwrap().save(out.path()).await.unwrap();
+    assert_eq!(r.version, Some(2));
+    assert_eq!(session.read().delta(out.path()).await.unwrap().count().await.unwrap(), 5);
+    assert!(df.write().mode("sometimes").is_err());
+    assert!(df.write().option("noSuchOption", "1").is_err());
+}
+
+/// SQL names tables by path as ``delta.`/path` ``, as Spark does.
+#[tokio::test]
+async fn sql_names_tables_by_path() {
+    let dir = TempDir::new("sqlpath");
+    table_with(&dir, 40, 2, WriteOptions::default()).await;
+    let session = Session::new();
+    let q = format!("SELECT grp, count(*) AS n FROM delta.`{}` WHERE id < 20 GROUP BY grp ORDER BY grp", dir.path());
+    let b = session.sql(&q).await.unwrap().collect().await.unwrap();
+    assert_eq!(ints(&b, "n"), vec![4; 5]);
+    let missing = format!("SELECT * FROM delta.`{}/nope`", dir.path());
+    let err = session.sql(&missing).await.err().expect("no table there");
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+/// Windows through Spark SQL expressions: `lag` and a running sum per partition.
+#[tokio::test]
+async fn window_functions_in_expressions() {
+    let dir = TempDir::new("window");
+    table_with(&dir, 30, 1, WriteOptions::default()).await;
+    let session = Session::new();
+    let df = session.read().delta(dir.path()).await.unwrap();
+    let out = df
+        .with_column("prev", "lag(amount) OVER (PARTITION BY grp ORDER BY id)")
+        .unwrap()
+        .with_column("running", "sum(amount) OVER (PARTITION BY grp ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
+        .unwrap()
+        .filter("grp = 'g2'")
+        .unwrap()
+        .order_by(&["id"])
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = (0..30).filter(|i| i % 5 == 2).collect();
+    assert_eq!(ints(&out, "id"), ids);
+    let prev: Vec<i64> = ids.iter().enumerate().map(|(k, _)| if k == 0 { i64::MIN } else { ids[k - 1] * 10 }).collect();
+    assert_eq!(ints(&out, "prev"), prev);
+    let running: Vec<i64> = ids
+        .iter()
+        .scan(0, |acc, i| {
+            *acc += i * 10;
+            Some(*acc)
+        })
+        .collect();
+    assert_eq!(ints(&out, "running"), running);
+}
+
+/// A sort and an aggregate far larger than the session's memory limit spill and finish with the
+/// right answer; with spilling impossible (no memory at all for a hash join build) the query
+/// fails with a resources error rather than taking the process down.
+#[tokio::test]
+async fn sorts_and_aggregates_spill_under_a_small_memory_limit() {
+    let dir = TempDir::new("spill");
+    let n = 600_000i64;
+    table_with(&dir, n, 4, WriteOptions::default()).await;
+    let session = Session::with_config(1, Some(32 << 20)).unwrap();
+    let df = session.read().delta(dir.path()).await.unwrap();
+    let sorted = df
+        .with_column("pad", "concat(grp, '-', CAST(id AS VARCHAR), '-padding-to-make-rows-wider')")
+        .unwrap()
+        .order_by(&["amount DESC"])
+        .unwrap();
+    let mut stream = sorted.execute_stream().await.unwrap();
+    let mut expected = n - 1;
+    let mut seen = 0i64;
+    use futures::StreamExt;
+    while let Some(b) = stream.next().await {
+        let b = b.unwrap();
+        for id in ints(&[b], "id") {
+            assert_eq!(id, expected);
+            expected -= 1;
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, n);
+    let analyzed = sorted.explain(true).await.unwrap();
+    let spills: u64 = analyzed
+        .match_indices("spill_count=")
+        .filter_map(|(i, m)| analyzed[i + m.len()..].split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())
+        .sum();
+    assert!(spills > 0, "the sort did not spill:\n{analyzed}");
+    let grouped = df.group_by(&["id"]).unwrap().agg(&["sum(amount) AS s"]).unwrap();
+    let total: i64 = ints(&grouped.collect().await.unwrap(), "s").iter().sum();
+    assert_eq!(total, (0..n).map(|i| i * 10).sum::<i64>());
+    // A hash join's build side cannot spill: past the limit it is a resources error.
+    let tiny = Session::with_config(1, Some(64 << 10)).unwrap();
+    let t = tiny.read().delta(dir.path()).await.unwrap();
+    let err = t.join(&t.select(&["id", "amount AS a2"]).unwrap(), &["id"], "inner").unwrap().count().await.unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("resources exhausted"), "{err}");
+}
