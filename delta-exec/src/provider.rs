@@ -322,12 +322,12 @@ impl ExecutionPlan for DeltaScanExec {
         let mut stats = Statistics::new_unknown(&self.schema);
         if let Some(rows) = Self::rows_from_log(&files) {
             // Exact only when nothing but the log decides the rows: no predicate (which would
-            // filter rows inside files) and no limit.
+            // filter rows inside files) and no limit (the scan stops at a batch boundary past it).
             let rows = rows as usize;
             stats.num_rows = match (&self.predicate, self.limit) {
                 (None, None) => Precision::Exact(rows),
-                (None, Some(l)) => Precision::Exact(rows.min(l)),
-                _ => Precision::Inexact(rows),
+                (_, Some(l)) => Precision::Inexact(rows.min(l)),
+                (Some(_), None) => Precision::Inexact(rows),
             };
         }
         Ok(Arc::new(stats))
@@ -386,8 +386,11 @@ pub fn to_delta_predicate(e: &DfExpr) -> Option<DeltaExpr> {
             list: list.list.iter().map(to_delta_predicate).collect::<Option<Vec<_>>>()?,
             negated: list.negated,
         },
+        // Patterns without a backslash only: engines disagree on whether it escapes by default.
         DfExpr::Like(like) if !like.case_insensitive && like.escape_char.is_none() => match like.pattern.as_ref() {
-            DfExpr::Literal(ScalarValue::Utf8(Some(p)) | ScalarValue::LargeUtf8(Some(p)) | ScalarValue::Utf8View(Some(p)), _) => {
+            DfExpr::Literal(ScalarValue::Utf8(Some(p)) | ScalarValue::LargeUtf8(Some(p)) | ScalarValue::Utf8View(Some(p)), _)
+                if !p.contains('\\') =>
+            {
                 DeltaExpr::Like { expr: b(&like.expr)?, pattern: p.clone(), negated: like.negated }
             }
             _ => return None,
@@ -410,8 +413,9 @@ fn to_scalar(v: &ScalarValue) -> Option<Scalar> {
         ScalarValue::UInt16(Some(x)) => Scalar::Integer(i64::from(*x)),
         ScalarValue::UInt32(Some(x)) => Scalar::Integer(i64::from(*x)),
         ScalarValue::UInt64(Some(x)) => Scalar::Integer(i64::try_from(*x).ok()?),
+        // Doubles only: a float literal's decimal text is not the float it stands for, and a
+        // comparison on a float column must see the very same value DataFusion does.
         ScalarValue::Float64(Some(x)) if x.is_finite() => Scalar::Number(x.to_string()),
-        ScalarValue::Float32(Some(x)) if x.is_finite() => Scalar::Number(x.to_string()),
         ScalarValue::Decimal128(Some(_), _, _) => Scalar::Number(v.to_string()),
         ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Scalar::String(s.clone()),
         ScalarValue::Date32(Some(_)) => Scalar::Date(v.to_string()),

@@ -441,7 +441,7 @@ impl DataFrameWriter {
     pub async fn save(self, location: &str) -> Result<WriteResult> {
         let table = Table::open(location).map_err(df_error)?;
         let stream = self.frame.execute_stream().await?;
-        let batches = stream.map_err(|e| delta_core::DeltaError::Internal(format!("query failed while writing: {e}")));
+        let batches = stream.map_err(|e| delta_core::DeltaError::WriteRefused { reason: format!("the query being written failed: {e}") });
         table.write_stream(batches, self.options).await.map_err(df_error)
     }
 }
