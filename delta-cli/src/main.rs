@@ -12,7 +12,8 @@
 //! delta checkpoint TABLE
 //! delta property TABLE k=v...
 //! delta constraint TABLE add NAME EXPR | drop NAME
-//! delta sql "SELECT … FROM delta.`/t` …" [--table NAME=PATH] [--format table|csv|json|parquet] [--output FILE]
+//! delta sql "SELECT … FROM delta.`/t` …" [--table NAME=PATH] [--tables DIR] [--format table|csv|json|parquet]
+//!           [--output FILE]
 //! delta sql "DELETE FROM delta.`/t` WHERE …" | "UPDATE …" | "MERGE INTO … USING … ON … WHEN …"
 //! delta changes TABLE --from V [--to V] [--where EXPR] [--format table|csv|json|parquet]
 //! delta restore TABLE --version N | --timestamp T
@@ -189,9 +190,12 @@ enum Command {
     /// operation's metrics.
     Sql {
         statement: String,
-        /// A table name for queries: NAME=PATH (repeatable).
+        /// A table name for queries: NAME=PATH (repeatable; wins over --tables).
         #[arg(long = "table")]
         tables: Vec<String>,
+        /// Every Delta table directly under DIR, named by its folder, for queries.
+        #[arg(long = "tables")]
+        tables_dir: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         /// Write the rows to this file instead of stdout.
@@ -549,9 +553,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let snapshot = open(&table)?.snapshot().await?;
             print!("{}", describe(&snapshot));
         }
-        Command::Sql { statement, tables, format, output } => {
+        Command::Sql { statement, tables, tables_dir, format, output } => {
             if is_query(&statement) {
                 let session = delta_exec::Session::new();
+                let named: Vec<&str> = tables.iter().filter_map(|t| t.split_once('=').map(|(n, _)| n.trim())).collect();
+                if let Some(dir) = &tables_dir {
+                    for entry in std::fs::read_dir(dir)? {
+                        let path = entry?.path();
+                        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+                        if path.join("_delta_log").is_dir() && !named.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                            session.register_delta(&name, &path.to_string_lossy()).await.map_err(query_error)?;
+                        }
+                    }
+                }
                 for t in &tables {
                     let (name, path) = t.split_once('=').ok_or_else(|| CliError::Usage(format!("--table takes NAME=PATH, not `{t}`")))?;
                     session.register_delta(name.trim(), path.trim()).await.map_err(query_error)?;
@@ -562,8 +576,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 write_batches(batches, schema, format, output.as_deref())?;
                 return Ok(());
             }
-            if !tables.is_empty() {
-                return Err(CliError::Usage("--table names tables for queries; DML names them as delta.`/path`".into()));
+            if !tables.is_empty() || tables_dir.is_some() {
+                return Err(CliError::Usage("--table/--tables name tables for queries; DML names them as delta.`/path`".into()));
             }
             let result = delta_core::sql::execute_sql(&statement, &options).await?;
             match result.version {

@@ -1,0 +1,54 @@
+//! The `delta` binary as a whole process on real files: queries through `delta sql`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn delta(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_delta")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("delta-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn sql_queries_by_path_by_name_and_by_folder() {
+    let root = dir("sql");
+    let table = root.join("events");
+    let t = table.to_str().unwrap();
+    let csv = root.join("events.csv");
+    std::fs::write(&csv, "id,grp\n1,a\n2,b\n3,a\n").unwrap();
+    // A write to a new path creates the table in one commit.
+    let (ok, out, err) = delta(&["write", t, csv.to_str().unwrap(), "--partition-by", "grp"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("version 0"), "{out}");
+
+    let q = format!("SELECT grp, count(*) AS n, sum(id) AS s FROM delta.`{t}` GROUP BY grp ORDER BY grp");
+    let (ok, out, err) = delta(&["sql", &q, "--format", "csv"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "grp,n,s\na,2,4\nb,1,2\n");
+
+    let (ok, out, err) = delta(&["sql", "SELECT id FROM e WHERE id > 1 ORDER BY id", "--table", &format!("e={t}"), "--format", "csv"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "id\n2\n3\n");
+
+    let (ok, out, err) = delta(&["sql", "SELECT count(*) AS n FROM events", "--tables", root.to_str().unwrap(), "--format", "csv"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "n\n3\n");
+
+    let (ok, out, err) = delta(&["sql", "EXPLAIN ANALYZE SELECT * FROM events WHERE grp = 'a'", "--tables", root.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("files_total=2") && out.contains("files_scanned=1"), "{out}");
+
+    // Errors are one line, exit code 1, and name what is wrong.
+    let (ok, _, err) = delta(&["sql", &format!("SELECT * FROM delta.`{t}-missing`")]);
+    assert!(!ok && err.contains("not a Delta table"), "{err}");
+    let (ok, _, err) = delta(&["sql", "SELECT * FROM e", "--table", "e"]);
+    assert!(!ok && err.contains("NAME=PATH"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
