@@ -272,13 +272,16 @@ impl DataFrame {
                 continue;
             }
             let col = Expr::Column(datafusion::common::Column::new(qualifier.cloned(), name));
-            let e = if is_key && matches!(how, JoinHow::Right | JoinHow::Full) {
-                let right_col = Expr::Column(datafusion::common::Column::new(Some(right_alias), name));
-                datafusion::functions::core::expr_fn::coalesce(vec![col, right_col])
-            } else {
-                col
-            };
-            exprs.push(e.alias(name));
+            // Other columns keep their side: a name both sides have appears twice, and naming it
+            // afterwards is ambiguous, as in Spark.
+            exprs.push(match (is_key, how) {
+                (true, JoinHow::Right | JoinHow::Full) => {
+                    let right_col = Expr::Column(datafusion::common::Column::new(Some(right_alias), name));
+                    datafusion::functions::core::expr_fn::coalesce(vec![col, right_col]).alias(name)
+                }
+                (true, _) => col.alias(name),
+                (false, _) => col,
+            });
         }
         Ok(self.with(joined.select(exprs)?))
     }

@@ -266,6 +266,12 @@ async fn joins_of_every_kind() {
     let names: Vec<String> = full.inner().schema().fields().iter().map(|f| f.name().clone()).collect();
     assert_eq!(names, vec!["id", "grp", "amount", "r_amount"]);
     assert!(l.join(&r, &["id"], "sideways").is_err());
+    // A non-key name on both sides appears twice; naming it is ambiguous, as in Spark.
+    let both = l.join(&l.select(&["id", "amount"]).unwrap(), &["id"], "inner").unwrap();
+    let names: Vec<String> = both.inner().schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, vec!["id", "grp", "amount", "amount"]);
+    assert_eq!(both.count().await.unwrap(), 6);
+    assert!(both.select(&["amount"]).is_err());
 }
 
 /// SQL over registered tables, and writes in each mode (a new table is one commit).
