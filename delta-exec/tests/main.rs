@@ -2,6 +2,8 @@
 //! through DataFusion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod tpch;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
