@@ -23,8 +23,11 @@
 //!   used, since every file is read through delta-core.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod hint;
 pub mod provider;
 pub mod session;
+pub mod window;
 
 pub use provider::{DeltaScanExec, DeltaTableProvider};
-pub use session::{DataFrame, DataFrameReader, DataFrameWriter, GroupedData, JoinHow, Session};
+pub use session::{broadcast, DataFrame, DataFrameReader, DataFrameWriter, GroupedData, JoinHow, Session};
+pub use window::{Window, WindowSpec, CURRENT_ROW, UNBOUNDED_FOLLOWING, UNBOUNDED_PRECEDING};

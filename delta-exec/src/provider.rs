@@ -19,15 +19,16 @@
 //! still applies them above the scan, so a filter delta-core cannot express is never lost.
 //! Filters delta-core cannot express are simply not pushed.
 //!
-//! Statistics: the row count comes from the log (`numRecords` less deletion-vector
-//! cardinalities), exact when no filter pruned the files, so `count(*)` on a table reads no
-//! data file.
+//! Statistics come from the log ([`ScanStatistics`]): the row count (`numRecords` less
+//! deletion-vector cardinalities), bytes, and per column min/max/null count, exact where Delta's
+//! statistics are, so `count(*)` and an unfiltered `min`/`max` read no data file, and join
+//! planning (build side, broadcast) sees real sizes.
 
 use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{RecordBatch, RecordBatchOptions};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session as CatalogSession, TableProvider};
 use datafusion::common::stats::Precision;
@@ -43,6 +44,7 @@ use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream};
 use delta_core::expr::{ArithOp, CmpOp, Scalar};
+use delta_core::skipping::FilePruner;
 use delta_core::{DeltaError, Expr as DeltaExpr, ScanFile, Snapshot};
 use futures::{StreamExt, TryStreamExt};
 
@@ -114,7 +116,9 @@ impl TableProvider for DeltaTableProvider {
         let files = planned.files().to_vec();
         let total_files = planned.total_files();
         let partitions = group_by_size(files, state.config().target_partitions());
-        Ok(Arc::new(DeltaScanExec::new(self.snapshot.clone(), read, output_schema, predicate, partitions, total_files, limit)))
+        let table_columns = self.schema.fields().len().max(1);
+        let stats = ScanStatistics::from_log(&self.snapshot, &partitions, &output_schema, projected.len() as f64 / table_columns as f64)?;
+        Ok(Arc::new(DeltaScanExec::new(self.snapshot.clone(), read, output_schema, predicate, (partitions, total_files), limit, stats)))
     }
 }
 
@@ -132,6 +136,107 @@ fn group_by_size(mut files: Vec<ScanFile>, n: usize) -> Vec<Vec<ScanFile>> {
     groups.into_iter().map(|(_, g)| g).collect()
 }
 
+/// What the log says of a scan's rows and columns, per output partition, before any predicate
+/// or limit: rows (`numRecords` less deletion-vector cardinalities, exact), bytes (file sizes in
+/// the share of the columns read, an estimate as Spark's `sizeInBytes` is), and per column the
+/// minimum, maximum and null count. Those are exact only where Delta's statistics are exact
+/// values: no deletion vector on the file (its deleted rows still count in them), and integers,
+/// dates, decimals and booleans, or partition values of any type; string statistics may be
+/// truncated, timestamps are truncated to milliseconds and floats may hide NaNs, so those are
+/// bounds.
+#[derive(Debug, Clone)]
+struct ScanStatistics {
+    partitions: Vec<Statistics>,
+    total: Statistics,
+}
+
+impl ScanStatistics {
+    fn from_log(snapshot: &Snapshot, partitions: &[Vec<ScanFile>], schema: &SchemaRef, bytes_fraction: f64) -> Result<Self> {
+        let pruner = FilePruner::new(snapshot).map_err(df_error)?;
+        let columns: Vec<(String, DataType)> = schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+        let partition_columns = snapshot.partition_columns();
+        let mut per_partition = Vec::with_capacity(partitions.len());
+        for files in partitions {
+            let mut file_stats = Vec::with_capacity(files.len());
+            for f in files {
+                file_stats.push(Self::of_file(&pruner, f, &columns, partition_columns, schema, bytes_fraction)?);
+            }
+            per_partition.push(match file_stats.is_empty() {
+                true => Self::empty(schema),
+                false => Statistics::try_merge_iter(&file_stats, schema)?,
+            });
+        }
+        let total = match per_partition.is_empty() {
+            true => Self::empty(schema),
+            false => Statistics::try_merge_iter(&per_partition, schema)?,
+        };
+        Ok(ScanStatistics { partitions: per_partition, total })
+    }
+
+    /// No rows at all (a table without files).
+    fn empty(schema: &SchemaRef) -> Statistics {
+        let mut s = Statistics::new_unknown(schema);
+        s.num_rows = Precision::Exact(0);
+        s.total_byte_size = Precision::Exact(0);
+        s
+    }
+
+    fn of_file(
+        pruner: &FilePruner,
+        file: &ScanFile,
+        columns: &[(String, DataType)],
+        partition_columns: &[String],
+        schema: &SchemaRef,
+        bytes_fraction: f64,
+    ) -> Result<Statistics> {
+        let mut s = Statistics::new_unknown(schema);
+        let deleted = file.deletion_vector.as_ref().map(|d| d.cardinality.max(0) as u64);
+        if let Some(n) = file.num_records {
+            s.num_rows = Precision::Exact(n.saturating_sub(deleted.unwrap_or(0)) as usize);
+        }
+        s.total_byte_size = Precision::Inexact((file.size.max(0) as f64 * bytes_fraction) as usize);
+        let bounds = pruner.column_bounds(&file.partition_values, file.stats(), columns).map_err(df_error)?;
+        for ((cs, b), (name, t)) in s.column_statistics.iter_mut().zip(bounds).zip(columns) {
+            let is_partition = partition_columns.iter().any(|p| p.eq_ignore_ascii_case(name));
+            let exact_type = is_partition
+                || matches!(
+                    t,
+                    DataType::Int8
+                        | DataType::Int16
+                        | DataType::Int32
+                        | DataType::Int64
+                        | DataType::Date32
+                        | DataType::Boolean
+                        | DataType::Decimal128(_, _)
+                );
+            let exact = |v| if deleted.is_none() { Precision::Exact(v) } else { Precision::Inexact(v) };
+            let bound = |a: Option<arrow::array::ArrayRef>| -> Precision<ScalarValue> {
+                match a.and_then(|a| ScalarValue::try_from_array(&a, 0).ok()) {
+                    Some(v) if exact_type => exact(v),
+                    Some(v) => Precision::Inexact(v),
+                    None => Precision::Absent,
+                }
+            };
+            cs.min_value = bound(b.min);
+            cs.max_value = bound(b.max);
+            cs.null_count = match b.null_count {
+                Some(n) if deleted.is_none() => Precision::Exact(n as usize),
+                Some(n) => Precision::Inexact(n as usize),
+                None => Precision::Absent,
+            };
+            // A column of nulls only has no bounds, but its null count says all.
+            if let (Precision::Exact(nulls), Precision::Exact(rows)) = (&cs.null_count, &s.num_rows) {
+                if nulls == rows && cs.min_value == Precision::Absent {
+                    let null = ScalarValue::try_from(t).unwrap_or(ScalarValue::Null);
+                    cs.min_value = Precision::Exact(null.clone());
+                    cs.max_value = Precision::Exact(null);
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
 /// Scans groups of a snapshot's files, one group per output partition.
 #[derive(Debug)]
 pub struct DeltaScanExec {
@@ -144,6 +249,7 @@ pub struct DeltaScanExec {
     partitions: Vec<Vec<ScanFile>>,
     total_files: usize,
     limit: Option<usize>,
+    stats: ScanStatistics,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -154,9 +260,9 @@ impl DeltaScanExec {
         read: Vec<String>,
         schema: SchemaRef,
         predicate: Option<DeltaExpr>,
-        partitions: Vec<Vec<ScanFile>>,
-        total_files: usize,
+        (partitions, total_files): (Vec<Vec<ScanFile>>, usize),
         limit: Option<usize>,
+        stats: ScanStatistics,
     ) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -172,6 +278,7 @@ impl DeltaScanExec {
             partitions,
             total_files,
             limit,
+            stats,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }
@@ -190,14 +297,6 @@ impl DeltaScanExec {
     /// The files of each output partition.
     pub fn partition_files(&self) -> &[Vec<ScanFile>] {
         &self.partitions
-    }
-
-    /// Rows the scanned files hold by their statistics (less deletion vectors), if every file says.
-    fn rows_from_log(files: &[ScanFile]) -> Option<u64> {
-        files.iter().try_fold(0u64, |acc, f| {
-            let deleted = f.deletion_vector.as_ref().map(|d| d.cardinality.max(0) as u64).unwrap_or(0);
-            Some(acc + f.num_records?.saturating_sub(deleted))
-        })
     }
 }
 
@@ -315,22 +414,21 @@ impl ExecutionPlan for DeltaScanExec {
     }
 
     fn statistics_from_inputs(&self, _input_stats: &[Arc<Statistics>], args: &StatisticsArgs) -> Result<Arc<Statistics>> {
-        let files: Vec<ScanFile> = match args.partition() {
-            Some(p) => self.partitions.get(p).cloned().unwrap_or_default(),
-            None => self.partitions.concat(),
+        let log = match args.partition() {
+            Some(p) => self.stats.partitions.get(p).cloned().unwrap_or_else(|| Statistics::new_unknown(&self.schema)),
+            None => self.stats.total.clone(),
         };
-        let mut stats = Statistics::new_unknown(&self.schema);
-        if let Some(rows) = Self::rows_from_log(&files) {
-            // Exact only when nothing but the log decides the rows: no predicate (which would
-            // filter rows inside files) and no limit (the scan stops at a batch boundary past it).
-            let rows = rows as usize;
-            stats.num_rows = match (&self.predicate, self.limit) {
-                (None, None) => Precision::Exact(rows),
-                (_, Some(l)) => Precision::Inexact(rows.min(l)),
-                (Some(_), None) => Precision::Inexact(rows),
-            };
-        }
-        Ok(Arc::new(stats))
+        // The log decides alone only without a predicate (which filters rows inside files) and
+        // without a limit (the scan stops at a batch boundary past it).
+        Ok(Arc::new(match (&self.predicate, self.limit) {
+            (None, None) => log,
+            (_, Some(l)) => {
+                let mut s = log.to_inexact();
+                s.num_rows = s.num_rows.map(|r| r.min(l));
+                s
+            }
+            (Some(_), None) => log.to_inexact(),
+        }))
     }
 
     fn supports_limit_pushdown(&self) -> bool {

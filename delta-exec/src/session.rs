@@ -7,15 +7,28 @@ use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{DataFusionError, JoinType, Result};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use delta_core::write::{SaveMode, WriteOptions, WriteResult};
 use delta_core::Table;
 use futures::TryStreamExt;
 
+use crate::hint::{BroadcastHint, BroadcastJoinRule, HintQueryPlanner};
 use crate::provider::{df_error, DeltaTableProvider};
+use crate::window::{Window, WindowSpec, CURRENT_ROW, UNBOUNDED_PRECEDING};
+
+/// Spark's default `spark.sql.autoBroadcastJoinThreshold`: 10 MiB.
+pub const DEFAULT_BROADCAST_THRESHOLD: usize = 10 << 20;
+
+/// `broadcast(df)`: joins with `df` build from all of it, on every partition of the other side.
+pub fn broadcast(df: &DataFrame) -> DataFrame {
+    df.hint_broadcast()
+}
 
 /// Configuration and the table registry: where DataFrames come from.
 #[derive(Clone)]
@@ -32,11 +45,28 @@ impl Default for Session {
 impl Session {
     /// A session with DataFusion's defaults (one partition per core, no memory limit).
     pub fn new() -> Self {
-        Session::from_context(SessionContext::new())
+        Session::from_parts(SessionConfig::new(), Arc::new(RuntimeEnv::default()))
     }
 
-    /// Tables named ``delta.`/path/or/url` `` in SQL open the Delta table there (latest version).
-    fn from_context(ctx: SessionContext) -> Self {
+    /// The session state every session starts from: Spark's null ordering (ascending puts nulls
+    /// first), Spark's broadcast threshold, the broadcast hint's planner and rule, and tables
+    /// named ``delta.`/path/or/url` `` in SQL opening the Delta table there (latest version).
+    fn from_parts(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Self {
+        let mut config = config;
+        let options = config.options_mut();
+        options.sql_parser.default_null_ordering = "nulls_min".into();
+        options.optimizer.hash_join_single_partition_threshold = DEFAULT_BROADCAST_THRESHOLD;
+        let mut rules = PhysicalOptimizer::new().rules;
+        let at = rules.iter().position(|r| r.name() == "join_selection").map(|i| i + 1).unwrap_or(0);
+        rules.insert(at, Arc::new(BroadcastJoinRule));
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_query_planner(Arc::new(HintQueryPlanner))
+            .with_physical_optimizer_rules(rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let default_catalog = ctx.state().config().options().catalog.default_catalog.clone();
         if let Some(catalog) = ctx.catalog(&default_catalog) {
             // Only fails when a schema of that name cannot be registered; the session still works
@@ -61,7 +91,34 @@ impl Session {
             let reserve = (bytes / (4 * partitions)).clamp(64 << 10, 10 << 20);
             config = config.with_sort_spill_reservation_bytes(reserve);
         }
-        Ok(Session::from_context(SessionContext::new_with_config_rt(config, runtime.build_arc()?)))
+        Ok(Session::from_parts(config, runtime.build_arc()?))
+    }
+
+    /// `spark.conf.set(key, value)`: `spark.sql.autoBroadcastJoinThreshold` (bytes; joins whose
+    /// smaller side is estimated below it build from all of that side, -1 turns it off; default
+    /// 10 MiB as in Spark), `spark.sql.shuffle.partitions`, or any `datafusion.*` option.
+    pub fn set_conf(&self, key: &str, value: &str) -> Result<()> {
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        let options = state.config_mut().options_mut();
+        match key {
+            "spark.sql.autoBroadcastJoinThreshold" => {
+                let bytes: i64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| DataFusionError::Plan(format!("spark.sql.autoBroadcastJoinThreshold `{value}` is not a number of bytes")))?;
+                // Off means off: neither the byte nor DataFusion's row threshold may pick a
+                // collect-left join.
+                options.optimizer.hash_join_single_partition_threshold = bytes.max(0) as usize;
+                if bytes < 0 {
+                    options.optimizer.hash_join_single_partition_threshold_rows = 0;
+                }
+                Ok(())
+            }
+            "spark.sql.shuffle.partitions" => options.set("datafusion.execution.target_partitions", value),
+            k if k.starts_with("datafusion.") => options.set(k, value),
+            other => Err(DataFusionError::Plan(format!("unknown configuration `{other}`"))),
+        }
     }
 
     /// The DataFusion context underneath (for anything this API does not cover).
@@ -229,6 +286,87 @@ impl DataFrame {
         Ok(self.with(self.df.clone().with_column(name, e)?))
     }
 
+    /// `function.over(window)`: a window function (`"lag(amount, 1)"`, `"row_number()"`,
+    /// `"sum(amount)"`) over a [`WindowSpec`], as an expression of this frame.
+    pub fn over(&self, function: &str, window: &WindowSpec) -> Result<Expr> {
+        self.expr(&format!("{function} {}", window.to_sql()))
+    }
+
+    /// `withColumn(name, function.over(window))`.
+    pub fn with_column_over(&self, name: &str, function: &str, window: &WindowSpec) -> Result<DataFrame> {
+        let e = self.over(function, window)?;
+        Ok(self.with(self.df.clone().with_column(name, e)?))
+    }
+
+    /// `withColumn(name, expr)` with a built expression.
+    pub fn with_column_expr(&self, name: &str, expr: Expr) -> Result<DataFrame> {
+        Ok(self.with(self.df.clone().with_column(name, expr)?))
+    }
+
+    /// An as-of join (Polars' `join_asof`, pandas' `merge_asof`, backward): every row of this
+    /// frame, with the row of `other` that has the same `by` keys and the latest `right_on` at or
+    /// before this row's `left_on` (nulls where there is none). The point-in-time lookup of a
+    /// feature pipeline: the features as they were when the label was observed.
+    ///
+    /// Planned as DataFusion operators, nothing hand-written: both sides' keys are unioned,
+    /// ordered by (`by`, time, right rows before left rows at equal times), and a running
+    /// `last_value(.. IGNORE NULLS)` carries the latest right row to each left row; two hash
+    /// joins then fetch the rows. The result has this frame's columns, then `other`'s except its
+    /// `by` keys. Ties among right rows at one time take the one that comes last in `other`.
+    pub fn join_asof(&self, other: &DataFrame, left_on: &str, right_on: &str, by: &[&str]) -> Result<DataFrame> {
+        const L: &str = "__asof_left_row";
+        const R: &str = "__asof_right_row";
+        let numbered = |df: &DataFrame, name: &str| df.with_column(name, "row_number() OVER ()");
+        let left = numbered(self, L)?;
+        let right = numbered(other, R)?;
+        let keys: Vec<String> = by.iter().map(|b| format!("{b} AS __asof_by_{}", b.replace(|c: char| !c.is_alphanumeric(), "_"))).collect();
+        let key_names: Vec<String> = by.iter().map(|b| format!("__asof_by_{}", b.replace(|c: char| !c.is_alphanumeric(), "_"))).collect();
+        let side = |df: &DataFrame, on: &str, is_left: bool| -> Result<DataFrame> {
+            let mut cols: Vec<String> = keys.clone();
+            cols.push(format!("{on} AS __asof_t"));
+            cols.push(format!("{} AS __asof_side", u8::from(is_left)));
+            cols.push(if is_left { format!("{L} AS __asof_l") } else { "CAST(NULL AS BIGINT) AS __asof_l".into() });
+            cols.push(if is_left { "CAST(NULL AS BIGINT) AS __asof_r".into() } else { format!("{R} AS __asof_r") });
+            df.select(&cols.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let events = side(&left, left_on, true)?.union(&side(&right, right_on, false)?)?;
+        let mut window = Window::order_by(&["__asof_t", "__asof_side", "__asof_r"]).rows_between(UNBOUNDED_PRECEDING, CURRENT_ROW);
+        if !key_names.is_empty() {
+            window = window.partition_by(&key_names.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        let matched = events
+            .with_column_over("__asof_match", "last_value(__asof_r) IGNORE NULLS", &window)?
+            .filter("__asof_side = 1 AND __asof_t IS NOT NULL")?
+            .select(&["__asof_l", "__asof_match"])?;
+        let with_match = left.join_on(&matched, &[(L, "__asof_l")], JoinHow::Left)?;
+        let right_cols: Vec<String> = other
+            .df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| !by.iter().any(|b| b == n))
+            .chain(std::iter::once(R.to_string()))
+            .collect();
+        let right = right.select(&right_cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>())?;
+        let joined = with_match.join_on(&right, &[("__asof_match", R)], JoinHow::Left)?;
+        let helpers = [L, R, "__asof_l", "__asof_match"];
+        let keep: Vec<Expr> = joined
+            .df
+            .schema()
+            .iter()
+            .filter(|(_, f)| !helpers.contains(&f.name().as_str()))
+            .map(|(q, f)| Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())))
+            .collect();
+        joined.select_exprs(keep)
+    }
+
+    /// A join on differently named key columns, all columns of both sides kept.
+    fn join_on(&self, other: &DataFrame, on: &[(&str, &str)], how: JoinHow) -> Result<DataFrame> {
+        let (l, r): (Vec<&str>, Vec<&str>) = on.iter().copied().unzip();
+        Ok(self.with(self.df.clone().join(other.df.clone(), how.join_type(), &l, &r, None)?))
+    }
+
     /// `withColumnRenamed(old, new)`; an unknown `old` leaves the frame as it is (as Spark).
     pub fn with_column_renamed(&self, old: &str, new: &str) -> Result<DataFrame> {
         Ok(self.with(self.df.clone().with_column_renamed(old, new)?))
@@ -314,6 +452,21 @@ impl DataFrame {
         Ok(self.expr(&text)?.sort(asc, nulls_first.unwrap_or(asc)))
     }
 
+    /// The frame marked for broadcast (see [`broadcast`]).
+    pub fn hint_broadcast(&self) -> DataFrame {
+        let (state, plan) = self.df.clone().into_parts();
+        self.with(datafusion::dataframe::DataFrame::new(state, BroadcastHint::plan(plan)))
+    }
+
+    /// `hint(name)`: `broadcast` (also `broadcastjoin`, `mapjoin`); other hints are ignored, as
+    /// Spark ignores hints it does not know.
+    pub fn hint(&self, name: &str) -> DataFrame {
+        match name.to_ascii_lowercase().as_str() {
+            "broadcast" | "broadcastjoin" | "mapjoin" => self.hint_broadcast(),
+            _ => self.clone(),
+        }
+    }
+
     /// `limit(n)`.
     pub fn limit(&self, n: usize) -> Result<DataFrame> {
         Ok(self.with(self.df.clone().limit(0, Some(n))?))
@@ -329,30 +482,43 @@ impl DataFrame {
         Ok(self.with(self.df.clone().union(other.df.clone())?))
     }
 
+    /// The query under the session's configuration as it is now: an action plans with the
+    /// settings current when it runs (as Spark reads its conf), not those of when the frame
+    /// was built.
+    fn live(&self) -> datafusion::dataframe::DataFrame {
+        let (_, plan) = self.df.clone().into_parts();
+        datafusion::dataframe::DataFrame::new(self.session.ctx.state(), plan)
+    }
+
+    /// The physical plan DataFusion would run.
+    pub async fn physical_plan(&self) -> Result<Arc<dyn ExecutionPlan>> {
+        self.live().create_physical_plan().await
+    }
+
     /// Runs the query, all batches in memory.
     pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
-        self.df.clone().collect().await
+        self.live().collect().await
     }
 
     /// Runs the query as a stream of batches.
     pub async fn execute_stream(&self) -> Result<SendableRecordBatchStream> {
-        self.df.clone().execute_stream().await
+        self.live().execute_stream().await
     }
 
     /// The number of rows.
     pub async fn count(&self) -> Result<usize> {
-        self.df.clone().count().await
+        self.live().count().await
     }
 
     /// The first `n` rows as a text table (what `show(n)` prints).
     pub async fn show_string(&self, n: usize) -> Result<String> {
-        let batches = self.df.clone().limit(0, Some(n))?.collect().await?;
+        let batches = self.live().limit(0, Some(n))?.collect().await?;
         Ok(pretty_format_batches(&batches)?.to_string())
     }
 
     /// `explain()` / `explain(analyze)`: the plan as text.
     pub async fn explain(&self, analyze: bool) -> Result<String> {
-        let batches = self.df.clone().explain(false, analyze)?.collect().await?;
+        let batches = self.live().explain(false, analyze)?.collect().await?;
         Ok(pretty_format_batches(&batches)?.to_string())
     }
 

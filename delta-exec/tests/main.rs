@@ -128,7 +128,7 @@ async fn deletion_vectors_hold_under_any_partitioning() {
         let mut got = ints(&some, "id");
         got.sort_unstable();
         assert_eq!(got, expected.iter().copied().filter(|i| (990..1510).contains(i)).collect::<Vec<_>>());
-        let plan = df.inner().clone().create_physical_plan().await.unwrap();
+        let plan = df.physical_plan().await.unwrap();
         let scans = delta_scans(&plan);
         assert_eq!(scans.len(), 1);
         assert_eq!(scans[0].2, partitions.min(6), "partitions of the scan");
@@ -184,6 +184,12 @@ async fn count_star_reads_no_data_file() {
     let session = Session::new();
     let df = session.read().delta(dir.path()).await.unwrap();
     assert_eq!(df.count().await.unwrap(), 3000);
+    // Unfiltered min/max of integer columns come from the statistics too.
+    session.register_delta("t", dir.path()).await.unwrap();
+    let out = session.sql("SELECT min(id) AS lo, max(amount) AS hi, count(*) AS n FROM t").await.unwrap().collect().await.unwrap();
+    assert_eq!((ints(&out, "lo"), ints(&out, "hi"), ints(&out, "n")), (vec![0], vec![29990], vec![3000]));
+    // A filtered one must read data, and fails without it.
+    assert!(session.sql("SELECT max(id) FROM t WHERE amount > 5").await.unwrap().collect().await.is_err());
     let sql = session
         .context()
         .read_table(Arc::new(delta_exec::DeltaTableProvider::try_new(Table::open(dir.path()).unwrap().snapshot().await.unwrap()).unwrap()))
@@ -194,6 +200,19 @@ async fn count_star_reads_no_data_file() {
         .collect()
         .await
         .is_err());
+}
+
+/// Under deletion vectors the statistics are bounds only: min/max read the data and see the
+/// deletes, while the row count still comes from the log.
+#[tokio::test]
+async fn statistics_under_deletion_vectors_are_bounds() {
+    let dir = TempDir::new("dvstats");
+    let table = table_with(&dir, 100, 2, WriteOptions { properties: props(&[("delta.enableDeletionVectors", "true")]), ..Default::default() }).await;
+    table.delete(Some("id = 0 OR id = 99")).await.unwrap();
+    let session = Session::new();
+    session.register_delta("t", dir.path()).await.unwrap();
+    let out = session.sql("SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM t").await.unwrap().collect().await.unwrap();
+    assert_eq!((ints(&out, "lo"), ints(&out, "hi"), ints(&out, "n")), (vec![1], vec![98], vec![98]));
 }
 
 /// Time travel by version and by timestamp.
@@ -391,4 +410,153 @@ async fn sorts_and_aggregates_spill_under_a_small_memory_limit() {
     let t = tiny.read().delta(dir.path()).await.unwrap();
     let err = t.join(&t.select(&["id", "amount AS a2"]).unwrap(), &["id"], "inner").unwrap().count().await.unwrap_err();
     assert!(err.to_string().to_lowercase().contains("resources exhausted"), "{err}");
+}
+
+/// `Window` specifications: ranking, offsets, running aggregates and row frames, per partition.
+#[tokio::test]
+async fn window_specifications() {
+    use delta_exec::{Window, CURRENT_ROW, UNBOUNDED_PRECEDING};
+    let dir = TempDir::new("windowspec");
+    // Ties in `amount / 100` inside each group exercise rank vs dense_rank.
+    table_with(&dir, 40, 2, WriteOptions::default()).await;
+    let session = Session::new();
+    let df = session.read().delta(dir.path()).await.unwrap().with_column("bucket", "amount / 100").unwrap();
+    let w = Window::partition_by(&["grp"]).order_by(&["id"]);
+    let by_bucket = Window::partition_by(&["grp"]).order_by(&["bucket"]);
+    let out = df
+        .with_column_over("prev", "lag(amount, 1)", &w)
+        .unwrap()
+        .with_column_over("next", "lead(amount, 2, -1)", &w)
+        .unwrap()
+        .with_column_over("rn", "row_number()", &w)
+        .unwrap()
+        .with_column_over("rk", "rank()", &by_bucket)
+        .unwrap()
+        .with_column_over("drk", "dense_rank()", &by_bucket)
+        .unwrap()
+        .with_column_over("running", "sum(amount)", &w)
+        .unwrap()
+        .with_column_over("n_so_far", "count(*)", &w.clone().rows_between(UNBOUNDED_PRECEDING, CURRENT_ROW))
+        .unwrap()
+        .with_column_over("moving", "sum(amount)", &w.clone().rows_between(-1, 1))
+        .unwrap()
+        .with_column_over("avg2", "avg(amount)", &w.clone().rows_between(-1, CURRENT_ROW))
+        .unwrap()
+        .filter("grp = 'g1'")
+        .unwrap()
+        .order_by(&["id"])
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = (0..40).filter(|i| i % 5 == 1).collect();
+    let amount = |k: usize| ids[k] * 10;
+    let n = ids.len();
+    assert_eq!(ints(&out, "id"), ids);
+    assert_eq!(ints(&out, "prev"), (0..n).map(|k| if k == 0 { i64::MIN } else { amount(k - 1) }).collect::<Vec<_>>());
+    assert_eq!(ints(&out, "next"), (0..n).map(|k| if k + 2 < n { amount(k + 2) } else { -1 }).collect::<Vec<_>>());
+    assert_eq!(ints(&out, "rn"), (1..=n as i64).collect::<Vec<_>>());
+    // bucket = amount / 100 = id / 10: ids 1,6 → 0; 11,16 → 1; ...
+    let buckets: Vec<i64> = ids.iter().map(|i| i * 10 / 100).collect();
+    let rank: Vec<i64> = buckets.iter().map(|b| buckets.iter().filter(|x| *x < b).count() as i64 + 1).collect();
+    let mut distinct = buckets.clone();
+    distinct.dedup();
+    let dense: Vec<i64> = buckets.iter().map(|b| distinct.iter().position(|x| x == b).unwrap() as i64 + 1).collect();
+    assert_eq!(ints(&out, "rk"), rank);
+    assert_eq!(ints(&out, "drk"), dense);
+    assert_eq!(ints(&out, "running"), (0..n).map(|k| (0..=k).map(amount).sum::<i64>()).collect::<Vec<_>>());
+    assert_eq!(ints(&out, "n_so_far"), (1..=n as i64).collect::<Vec<_>>());
+    let moving: Vec<i64> = (0..n).map(|k| (k.saturating_sub(1)..=(k + 1).min(n - 1)).map(amount).sum()).collect();
+    assert_eq!(ints(&out, "moving"), moving);
+    let avg2: Vec<i64> = (0..n).map(|k| if k == 0 { amount(0) } else { (amount(k - 1) + amount(k)) / 2 }).collect();
+    assert_eq!(ints(&out, "avg2"), avg2);
+}
+
+/// The physical hash joins of a plan: (mode, left input's first column).
+fn hash_joins(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(j) = plan.downcast_ref::<datafusion::physical_plan::joins::HashJoinExec>() {
+        out.push(format!("{:?}:{}", j.partition_mode(), j.left().schema().field(0).name()));
+    }
+    for c in plan.children() {
+        out.extend(hash_joins(c));
+    }
+    out
+}
+
+/// `broadcast(df)` makes the hinted side the build side of a collect-left join, whichever side
+/// it is on; without a hint, the automatic threshold decides, and -1 turns it off.
+#[tokio::test]
+async fn broadcast_hint_and_threshold() {
+    let big = TempDir::new("bbig");
+    let small = TempDir::new("bsmall");
+    table_with(&big, 4000, 4, WriteOptions::default()).await;
+    Table::open(small.path()).unwrap().write(vec![rows(0..50)], WriteOptions::default()).await.unwrap();
+    let session = Session::with_config(4, None).unwrap();
+    let b = session.read().delta(big.path()).await.unwrap();
+    let s = session.read().delta(small.path()).await.unwrap().select(&["id AS sid", "grp AS sgrp"]).unwrap();
+    let plan_of = |df: delta_exec::DataFrame| async move {
+        let plan = df.physical_plan().await.unwrap();
+        (hash_joins(&plan), ints(&df.collect().await.unwrap(), "id").len())
+    };
+    // Automatic: the 50-row side is under 10 MiB, so it is collected (either input order).
+    let auto = b.join(&s.with_column_renamed("sid", "id").unwrap(), &["id"], "inner").unwrap();
+    let (joins, n) = plan_of(auto).await;
+    assert_eq!(n, 50);
+    assert_eq!(joins.len(), 1);
+    assert!(joins[0].starts_with("CollectLeft"), "{joins:?}");
+
+    // Off: a partitioned hash join.
+    session.set_conf("spark.sql.autoBroadcastJoinThreshold", "-1").unwrap();
+    let s_id = s.with_column_renamed("sid", "id").unwrap();
+    let (joins, n) = plan_of(b.join(&s_id, &["id"], "inner").unwrap()).await;
+    assert_eq!(n, 50);
+    assert!(joins[0].starts_with("Partitioned"), "{joins:?}");
+
+    // Hinted on the right: swapped to build from it.
+    let (joins, n) = plan_of(b.join(&delta_exec::broadcast(&s_id), &["id"], "inner").unwrap()).await;
+    assert_eq!(n, 50);
+    assert!(joins[0].starts_with("CollectLeft"), "{joins:?}");
+    // Hinted big side on the left, with a filter between hint and join: built from it.
+    let hinted_big = delta_exec::broadcast(&b).filter("amount >= 0").unwrap();
+    let (joins, n) = plan_of(hinted_big.join(&s_id, &["id"], "left").unwrap()).await;
+    assert_eq!(n, 4000);
+    assert!(joins[0].starts_with("CollectLeft"), "{joins:?}");
+    let explain = hinted_big.join(&s_id, &["id"], "left").unwrap().explain(false).await.unwrap();
+    assert!(explain.contains("BroadcastHint") && !explain.contains("BroadcastHintExec"), "{explain}");
+    assert!(session.set_conf("spark.sql.autoBroadcastJoinThreshold", "ten").is_err());
+    assert!(session.set_conf("no.such.key", "1").is_err());
+}
+
+/// As-of join: each left row gets the latest right row at or before its time, per key.
+#[tokio::test]
+async fn as_of_join_takes_the_latest_earlier_row() {
+    let session = Session::new();
+    let events = session
+        .sql("SELECT * FROM (VALUES (1, 10, 'a'), (1, 25, 'b'), (2, 5, 'c'), (2, 30, 'd'), (3, 7, 'e'), (1, NULL, 'f')) AS t(user_id, ts, label)")
+        .await
+        .unwrap();
+    let features = session
+        .sql("SELECT * FROM (VALUES (1, 5, 100), (1, 20, 200), (1, 25, 250), (2, 6, 600), (2, 30, 300), (4, 1, 999)) AS f(user_id, fts, value)")
+        .await
+        .unwrap();
+    let out = events.join_asof(&features, "ts", "fts", &["user_id"]).unwrap().order_by(&["label"]).unwrap().collect().await.unwrap();
+    let names: Vec<String> = out[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, vec!["user_id", "ts", "label", "fts", "value"]);
+    assert_eq!(strings(&out, "label"), ["a", "b", "c", "d", "e", "f"].map(|s| Some(s.to_string())).to_vec());
+    // a: 10 → fts 5 (100); b: 25 → equal time 25 (250); c: 5 → none before; d: 30 → 30 (300);
+    // e: user 3 has no features; f: no time.
+    assert_eq!(ints(&out, "value"), vec![100, 250, i64::MIN, 300, i64::MIN, i64::MIN]);
+    assert_eq!(ints(&out, "fts"), vec![5, 25, i64::MIN, 30, i64::MIN, i64::MIN]);
+}
+
+/// Spark's null ordering: ascending puts nulls first, descending last, in SQL and in order_by.
+#[tokio::test]
+async fn nulls_order_as_in_spark() {
+    let session = Session::new();
+    let df = session.sql("SELECT * FROM (VALUES (2), (NULL), (1)) AS t(x)").await.unwrap();
+    assert_eq!(ints(&df.order_by(&["x"]).unwrap().collect().await.unwrap(), "x"), vec![i64::MIN, 1, 2]);
+    assert_eq!(ints(&df.order_by(&["x DESC"]).unwrap().collect().await.unwrap(), "x"), vec![2, 1, i64::MIN]);
+    let sql = session.sql("SELECT x FROM (VALUES (2), (NULL), (1)) AS t(x) ORDER BY x").await.unwrap();
+    assert_eq!(ints(&sql.collect().await.unwrap(), "x"), vec![i64::MIN, 1, 2]);
 }

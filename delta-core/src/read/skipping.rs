@@ -283,6 +283,15 @@ impl StatsSource for RowGroupStats<'_> {
     }
 }
 
+/// One column of one file, by its statistics: one-row arrays of the minimum and maximum, and the
+/// null count, each when the statistics say.
+#[derive(Debug, Clone)]
+pub struct ColumnBounds {
+    pub min: Option<ArrayRef>,
+    pub max: Option<ArrayRef>,
+    pub null_count: Option<u64>,
+}
+
 /// Decides whether a file can hold rows matching a predicate, from its partition values and
 /// statistics. Shared by scans and by the conflict checker (files added by a winning commit
 /// against a transaction's read predicates).
@@ -353,6 +362,33 @@ impl FilePruner {
             &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
         )?;
         Ok(evaluate_predicate(predicate, &batch)?.value(0))
+    }
+
+    /// What one file's partition values and statistics say of each of `columns` (top-level
+    /// logical names with the type they are read as). Bounds, not always exact values: string
+    /// statistics may be truncated prefixes, timestamp statistics are truncated to milliseconds,
+    /// and rows a deletion vector removed still count.
+    pub fn column_bounds(
+        &self,
+        partition_values: &HashMap<String, Option<String>>,
+        stats: Option<&str>,
+        columns: &[(String, ArrowType)],
+    ) -> DeltaResult<Vec<ColumnBounds>> {
+        let mut arrays: HashMap<String, ArrayRef> = HashMap::with_capacity(self.partitions.len());
+        for (logical, _, t) in &self.partitions {
+            let v = partition_values.get(logical).cloned().flatten();
+            arrays.insert(logical.clone(), parse_partition_value(logical, v.as_deref(), t)?);
+        }
+        let physical = |c: &[String]| crate::table::schema::physical_path(&self.schema, c, self.mode);
+        let stats = stats.and_then(|s| serde_json::from_str(s).ok());
+        let fs = FileStats { stats, partition_values: &arrays, physical: &physical, string_prefix_length: self.string_prefix_length };
+        Ok(columns
+            .iter()
+            .map(|(name, t)| {
+                let path = [name.clone()];
+                ColumnBounds { min: fs.min(&path, t), max: fs.max(&path, t), null_count: fs.null_count(&path) }
+            })
+            .collect())
     }
 
     /// Whether a file with these (logical) partition values and stats can match `predicate`.
