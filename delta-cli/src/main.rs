@@ -12,7 +12,8 @@
 //! delta checkpoint TABLE
 //! delta property TABLE k=v...
 //! delta constraint TABLE add NAME EXPR | drop NAME
-//! delta sql "SELECT … FROM delta.`/t` …" [--table NAME=PATH] [--tables DIR] [--format table|csv|json|parquet]
+//! delta sql "SELECT … FROM delta.`/t` [VERSION AS OF n] …" [--table NAME=PATH] [--tables DIR] [--format table|csv|json|parquet] [--memory-limit 2GB]
+//! delta sql "CREATE TABLE delta.`/t` [PARTITIONED BY (c)] AS SELECT …" | "INSERT INTO|OVERWRITE t SELECT …" | "MERGE INTO … USING (SELECT …) s …"
 //!           [--output FILE]
 //! delta sql "DELETE FROM delta.`/t` WHERE …" | "UPDATE …" | "MERGE INTO … USING … ON … WHEN …"
 //! delta changes TABLE --from V [--to V] [--where EXPR] [--format table|csv|json|parquet]
@@ -184,10 +185,11 @@ enum Command {
     },
     /// `delta constraint TABLE add NAME EXPR` or `delta constraint TABLE drop NAME`.
     Constraint { table: String, action: ConstraintAction, name: String, expr: Option<String> },
-    /// Run a Spark SQL statement; tables are named delta.`/path` or by `--table NAME=PATH`.
-    /// Queries (SELECT, WITH, EXPLAIN [ANALYZE], VALUES) run on DataFusion and print their rows;
-    /// DELETE, UPDATE and MERGE (sources also parquet.`/path/file.parquet`) print the
-    /// operation's metrics.
+    /// Run a Spark SQL statement; tables are named delta.`/path`, or by `--table NAME=PATH` /
+    /// `--tables DIR`, with `VERSION AS OF n` / `TIMESTAMP AS OF '…'`. Queries (SELECT, WITH,
+    /// EXPLAIN [ANALYZE], VALUES) run on DataFusion and print their rows; CREATE TABLE … AS
+    /// SELECT, INSERT INTO|OVERWRITE … SELECT|VALUES, DELETE, UPDATE and MERGE (sources also
+    /// `(SELECT …)` or parquet.`/path/file.parquet`) print the commit's metrics.
     Sql {
         statement: String,
         /// A table name for queries: NAME=PATH (repeatable; wins over --tables).
@@ -201,6 +203,10 @@ enum Command {
         /// Write the rows to this file instead of stdout.
         #[arg(long)]
         output: Option<String>,
+        /// Memory for sorts, aggregates and joins (e.g. 2GB, 512MiB); they spill to disk beyond
+        /// it, and a query that cannot fit fails with a resources error.
+        #[arg(long = "memory-limit")]
+        memory_limit: Option<String>,
     },
     /// Restore the table to an earlier version (one new commit; history is kept).
     Restore {
@@ -294,10 +300,26 @@ impl std::fmt::Display for CliError {
     }
 }
 
-/// Whether a statement is a query (run on DataFusion) rather than DML.
-fn is_query(statement: &str) -> bool {
-    let first = statement.trim_start().trim_start_matches('(').split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-    matches!(first.as_str(), "SELECT" | "WITH" | "EXPLAIN" | "VALUES")
+/// `2GB`, `512MiB`, `1.5g`, `1000000` (bytes): decimal units for KB/MB/GB/TB, binary for
+/// KiB/MiB/GiB/TiB and the one-letter forms, as memory sizes are usually meant.
+fn parse_bytes(text: &str) -> Result<usize, CliError> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number.parse().map_err(|_| CliError::Usage(format!("`{text}` is not a size (e.g. 2GB, 512MiB)")))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(CliError::Usage(format!("unknown size unit `{other}` in `{text}` (KB, MB, GB, KiB, MiB, GiB)"))),
+    };
+    Ok((n * scale) as usize)
 }
 
 /// A query's error: delta-core's own when it is one (a missing table, a bad version …).
@@ -553,42 +575,43 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let snapshot = open(&table)?.snapshot().await?;
             print!("{}", describe(&snapshot));
         }
-        Command::Sql { statement, tables, tables_dir, format, output } => {
-            if is_query(&statement) {
-                let session = delta_exec::Session::new();
-                let named: Vec<&str> = tables.iter().filter_map(|t| t.split_once('=').map(|(n, _)| n.trim())).collect();
-                if let Some(dir) = &tables_dir {
-                    for entry in std::fs::read_dir(dir)? {
-                        let path = entry?.path();
-                        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
-                        if path.join("_delta_log").is_dir() && !named.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
-                            session.register_delta(&name, &path.to_string_lossy()).await.map_err(query_error)?;
+        Command::Sql { statement, tables, tables_dir, format, output, memory_limit } => {
+            let limit = memory_limit.as_deref().map(parse_bytes).transpose()?;
+            let partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let session = delta_exec::Session::with_config(partitions, limit).map_err(query_error)?.with_table_options(options.clone());
+            let named: Vec<&str> = tables.iter().filter_map(|t| t.split_once('=').map(|(n, _)| n.trim())).collect();
+            if let Some(dir) = &tables_dir {
+                for entry in std::fs::read_dir(dir)? {
+                    let path = entry?.path();
+                    let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+                    if path.join("_delta_log").is_dir() && !named.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                        session.register_delta(&name, &path.to_string_lossy()).await.map_err(query_error)?;
+                    }
+                }
+            }
+            for t in &tables {
+                let (name, path) = t.split_once('=').ok_or_else(|| CliError::Usage(format!("--table takes NAME=PATH, not `{t}`")))?;
+                session.register_delta(name.trim(), path.trim()).await.map_err(query_error)?;
+            }
+            match session.execute(&statement).await.map_err(query_error)? {
+                delta_exec::Outcome::Rows(df) => {
+                    let schema: SchemaRef = Arc::new(df.inner().schema().as_arrow().clone());
+                    let batches = df.collect().await.map_err(query_error)?;
+                    write_batches(batches, schema, format, output.as_deref())?;
+                }
+                delta_exec::Outcome::Committed { version, metrics } => {
+                    match version {
+                        Some(v) => println!("committed version {v}"),
+                        None => println!("no rows changed; nothing committed"),
+                    }
+                    for (k, v) in &metrics {
+                        if k == "post_commit_error" {
+                            eprintln!("warning: after the commit: {v}");
+                        } else {
+                            println!("{k}: {v}");
                         }
                     }
                 }
-                for t in &tables {
-                    let (name, path) = t.split_once('=').ok_or_else(|| CliError::Usage(format!("--table takes NAME=PATH, not `{t}`")))?;
-                    session.register_delta(name.trim(), path.trim()).await.map_err(query_error)?;
-                }
-                let df = session.sql(&statement).await.map_err(query_error)?;
-                let schema: SchemaRef = Arc::new(df.inner().schema().as_arrow().clone());
-                let batches = df.collect().await.map_err(query_error)?;
-                write_batches(batches, schema, format, output.as_deref())?;
-                return Ok(());
-            }
-            if !tables.is_empty() || tables_dir.is_some() {
-                return Err(CliError::Usage("--table/--tables name tables for queries; DML names them as delta.`/path`".into()));
-            }
-            let result = delta_core::sql::execute_sql(&statement, &options).await?;
-            match result.version {
-                Some(v) => println!("committed version {v}"),
-                None => println!("no rows changed; nothing committed"),
-            }
-            for (k, v) in &result.metrics {
-                println!("{k}: {v}");
-            }
-            if let Some(e) = result.post_commit_error {
-                eprintln!("warning: after the commit: {e}");
             }
         }
         Command::Restore { table, version, timestamp } => {

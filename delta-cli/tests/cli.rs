@@ -52,3 +52,41 @@ fn sql_queries_by_path_by_name_and_by_folder() {
     assert!(!ok && err.contains("NAME=PATH"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Statements that write, through the whole process: CTAS (version 0 holds the data), INSERT
+/// by name, time travel, MERGE from a subquery, and a memory limit.
+#[test]
+fn sql_statements_that_write() {
+    let root = dir("sqlwrite");
+    let t = root.join("totals");
+    let t = t.to_str().unwrap();
+    let ctas = format!("CREATE TABLE delta.`{t}` PARTITIONED BY (grp) AS SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (3, 'a')) AS v(id, grp)");
+    let (ok, out, err) = delta(&["sql", &ctas]);
+    assert!(ok, "{err}");
+    assert!(out.contains("committed version 0") && out.contains("numOutputRows: 3"), "{out}");
+    let table = format!("t={t}");
+    let (ok, out, err) = delta(&["sql", "INSERT INTO t VALUES (4, 'b')", "--table", &table]);
+    assert!(ok && out.contains("committed version 1"), "{out}{err}");
+    let merge = format!(
+        "MERGE INTO delta.`{t}` AS t USING (SELECT id, 'c' AS grp FROM delta.`{t}` VERSION AS OF 0 WHERE id = 1) AS s ON t.id = s.id \
+         WHEN MATCHED THEN DELETE"
+    );
+    let (ok, out, err) = delta(&["sql", &merge]);
+    assert!(ok && out.contains("numTargetRowsDeleted: 1"), "{out}{err}");
+    let (ok, out, err) = delta(&[
+        "sql",
+        "SELECT (SELECT count(*) FROM t) AS now, (SELECT count(*) FROM t VERSION AS OF 1) AS before",
+        "--table",
+        &table,
+        "--format",
+        "csv",
+        "--memory-limit",
+        "64MiB",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "now,before\n3,4\n");
+    let (ok, _, err) = delta(&["sql", "SELECT 1", "--memory-limit", "lots"]);
+    assert!(!ok && err.contains("not a size"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+

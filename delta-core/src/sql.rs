@@ -27,6 +27,8 @@ fn at(node: &impl Spanned, message: impl Into<String>) -> DeltaError {
 enum Relation {
     Delta(String),
     Parquet(String),
+    /// A query (MERGE source) run by the engine.
+    Query(String),
 }
 
 fn relation(factor: &ast::TableFactor) -> DeltaResult<(Relation, Option<String>)> {
@@ -54,7 +56,7 @@ fn relation(factor: &ast::TableFactor) -> DeltaResult<(Relation, Option<String>)
 fn delta_table(rel: Relation, node: &impl Spanned, options: &TableOptions) -> DeltaResult<Table> {
     match rel {
         Relation::Delta(path) => Table::open_with(&path, options.clone()),
-        Relation::Parquet(_) => Err(at(node, "the target of a DML statement must be a Delta table (delta.`/path`)")),
+        Relation::Parquet(_) | Relation::Query(_) => Err(at(node, "the target of a DML statement must be a Delta table (delta.`/path`)")),
     }
 }
 
@@ -99,8 +101,25 @@ fn position_in(message: &str) -> Option<(u64, u64)> {
     Some((line, column))
 }
 
+/// A MERGE source that is a query or a table name delta-core cannot read itself, as rows.
+pub type QuerySource = (arrow::datatypes::SchemaRef, futures::stream::BoxStream<'static, DeltaResult<arrow::array::RecordBatch>>);
+
+/// Runs queries for MERGE sources (`USING (SELECT …) s`, or a table name of the engine's
+/// catalog). delta-core has no query engine; an engine (delta-exec's DataFusion session) passes
+/// itself here.
+pub trait QueryRunner: Send + Sync {
+    /// The rows of one query, given as SQL text.
+    fn run<'a>(&'a self, sql: &'a str) -> futures::future::BoxFuture<'a, DeltaResult<QuerySource>>;
+}
+
 /// Parses and runs one DML statement.
 pub async fn execute_sql(text: &str, options: &TableOptions) -> DeltaResult<DmlResult> {
+    execute_sql_with(text, options, None).await
+}
+
+/// [`execute_sql`], with `queries` answering MERGE sources that are subqueries or tables named
+/// in an engine's catalog.
+pub async fn execute_sql_with(text: &str, options: &TableOptions, queries: Option<&dyn QueryRunner>) -> DeltaResult<DmlResult> {
     let statements = Parser::parse_sql(&DatabricksDialect {}, text).map_err(|e| {
         let message = e.to_string();
         // sqlparser puts the position in the message when it knows it; else the end of the text.
@@ -150,8 +169,21 @@ pub async fn execute_sql(text: &str, options: &TableOptions) -> DeltaResult<DmlR
         ast::Statement::Merge(m) => {
             let (target_rel, target_alias) = relation(&m.table)?;
             let table = delta_table(target_rel, &m.table, options)?;
-            let (source_rel, source_alias) = relation(&m.source)?;
+            let (source_rel, source_alias) = match (&m.source, queries) {
+                (ast::TableFactor::Derived { subquery, alias, .. }, Some(_)) => {
+                    (Relation::Query(subquery.to_string()), alias.as_ref().map(|a| a.name.value.clone()))
+                }
+                (ast::TableFactor::Table { name, alias, args: None, .. }, Some(_)) if relation(&m.source).is_err() => {
+                    (Relation::Query(format!("SELECT * FROM {name}")), alias.as_ref().map(|a| a.name.value.clone()))
+                }
+                _ => relation(&m.source)?,
+            };
             let (source, schema) = match source_rel {
+                Relation::Query(sql) => {
+                    let runner = queries.ok_or_else(|| at(&m.source, "a query as MERGE source needs a query engine"))?;
+                    let (schema, stream) = runner.run(&sql).await?;
+                    (stream, schema)
+                }
                 Relation::Delta(path) => {
                     let snapshot = Table::open_with(&path, options.clone())?.snapshot().await?;
                     let scan = snapshot.scan().build()?;

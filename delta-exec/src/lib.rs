@@ -26,8 +26,12 @@
 pub mod hint;
 pub mod provider;
 pub mod session;
+pub mod statement;
+pub mod table;
 pub mod window;
 
 pub use provider::{DeltaScanExec, DeltaTableProvider};
 pub use session::{broadcast, DataFrame, DataFrameReader, DataFrameWriter, GroupedData, JoinHow, Session};
+pub use statement::Outcome;
+pub use table::DeltaTable;
 pub use window::{Window, WindowSpec, CURRENT_ROW, UNBOUNDED_FOLLOWING, UNBOUNDED_PRECEDING};

@@ -15,11 +15,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use delta_core::write::{SaveMode, WriteOptions, WriteResult};
-use delta_core::Table;
+use delta_core::{Table, TableOptions};
 use futures::TryStreamExt;
 
 use crate::hint::{BroadcastHint, BroadcastJoinRule, HintQueryPlanner};
 use crate::provider::{df_error, DeltaTableProvider};
+use crate::statement::Registry;
 use crate::window::{Window, WindowSpec, CURRENT_ROW, UNBOUNDED_PRECEDING};
 
 /// Spark's default `spark.sql.autoBroadcastJoinThreshold`: 10 MiB.
@@ -34,6 +35,8 @@ pub fn broadcast(df: &DataFrame) -> DataFrame {
 #[derive(Clone)]
 pub struct Session {
     ctx: SessionContext,
+    registry: Arc<std::sync::Mutex<Registry>>,
+    table_options: TableOptions,
 }
 
 impl Default for Session {
@@ -73,7 +76,7 @@ impl Session {
             // without path-named tables then.
             let _ = catalog.register_schema("delta", Arc::new(DeltaPathSchema));
         }
-        Session { ctx }
+        Session { ctx, registry: Arc::default(), table_options: TableOptions::default() }
     }
 
     /// A session that plans `target_partitions` partitions (Spark's `spark.sql.shuffle.partitions`
@@ -121,6 +124,26 @@ impl Session {
         }
     }
 
+    /// Options for opening tables by path in statements (credentials, external paths).
+    pub fn with_table_options(mut self, options: TableOptions) -> Self {
+        self.table_options = options;
+        self
+    }
+
+    pub(crate) fn table_options(&self) -> TableOptions {
+        self.table_options.clone()
+    }
+
+    /// The location a name was registered with by [`Session::register_delta`].
+    pub fn location_of(&self, name: &str) -> Option<String> {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.locations.get(name).or_else(|| registry.locations.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)).cloned()
+    }
+
+    pub(crate) fn frame(&self, df: datafusion::dataframe::DataFrame) -> DataFrame {
+        DataFrame { session: self.clone(), df }
+    }
+
     /// The DataFusion context underneath (for anything this API does not cover).
     pub fn context(&self) -> &SessionContext {
         &self.ctx
@@ -135,12 +158,33 @@ impl Session {
     pub async fn register_delta(&self, name: &str, location: &str) -> Result<()> {
         let snapshot = Table::open(location).map_err(df_error)?.snapshot().await.map_err(df_error)?;
         self.ctx.register_table(name, Arc::new(DeltaTableProvider::try_new(snapshot)?))?;
+        self.registry.lock().unwrap_or_else(|p| p.into_inner()).locations.insert(name.to_string(), location.to_string());
         Ok(())
     }
 
-    /// A query over registered tables.
+    /// Points a registered name at its table's latest version, when it has moved on.
+    pub(crate) async fn refresh(&self, name: &str) -> Result<()> {
+        let Some(location) = self.location_of(name) else { return Ok(()) };
+        let current = self
+            .ctx
+            .table_provider(name)
+            .await
+            .ok()
+            .and_then(|p| p.downcast_ref::<DeltaTableProvider>().map(|d| d.snapshot().version()));
+        let table = Table::open_with(&location, self.table_options.clone()).map_err(df_error)?;
+        let snapshot = table.snapshot().await.map_err(df_error)?;
+        if current == Some(snapshot.version()) {
+            return Ok(());
+        }
+        self.ctx.deregister_table(name)?;
+        self.ctx.register_table(name, Arc::new(DeltaTableProvider::try_new(snapshot)?))?;
+        Ok(())
+    }
+
+    /// A query over registered tables and tables named by path, in Spark SQL (including
+    /// `VERSION AS OF` / `TIMESTAMP AS OF`). Statements that write are [`Session::execute`]'s.
     pub async fn sql(&self, text: &str) -> Result<DataFrame> {
-        Ok(DataFrame { session: self.clone(), df: self.ctx.sql(text).await? })
+        self.sql_query(text).await
     }
 }
 
@@ -524,7 +568,12 @@ impl DataFrame {
 
     /// `df.write.format("delta")`.
     pub fn write(&self) -> DataFrameWriter {
-        DataFrameWriter { frame: self.clone(), options: WriteOptions::default() }
+        self.write_with(WriteOptions::default())
+    }
+
+    /// A writer starting from delta-core's options.
+    pub fn write_with(&self, options: WriteOptions) -> DataFrameWriter {
+        DataFrameWriter { frame: self.clone(), options }
     }
 }
 

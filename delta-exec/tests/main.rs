@@ -560,3 +560,115 @@ async fn nulls_order_as_in_spark() {
     let sql = session.sql("SELECT x FROM (VALUES (2), (NULL), (1)) AS t(x) ORDER BY x").await.unwrap();
     assert_eq!(ints(&sql.collect().await.unwrap(), "x"), vec![i64::MIN, 1, 2]);
 }
+
+fn committed(o: delta_exec::Outcome) -> (Option<i64>, Vec<(String, String)>) {
+    match o {
+        delta_exec::Outcome::Committed { version, metrics } => (version, metrics),
+        delta_exec::Outcome::Rows(_) => panic!("expected a commit"),
+    }
+}
+
+async fn rows_of(session: &Session, sql: &str) -> Vec<RecordBatch> {
+    match session.execute(sql).await.unwrap() {
+        delta_exec::Outcome::Rows(df) => df.collect().await.unwrap(),
+        delta_exec::Outcome::Committed { .. } => panic!("expected rows"),
+    }
+}
+
+/// CTAS (one commit: version 0 holds protocol, metadata and data), INSERT INTO / OVERWRITE by
+/// position, INSERT VALUES, and time travel in SQL by version and timestamp.
+#[tokio::test]
+async fn sql_statements_write_and_travel() {
+    let src = TempDir::new("ctas-src");
+    let dst = TempDir::new("ctas-dst");
+    table_with(&src, 20, 1, WriteOptions::default()).await;
+    let session = Session::new();
+    session.register_delta("src", src.path()).await.unwrap();
+    let ctas = format!(
+        "CREATE TABLE delta.`{}` PARTITIONED BY (grp) TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true') AS SELECT id, amount, grp FROM src WHERE id < 10",
+        dst.path()
+    );
+    let (version, _) = committed(session.execute(&ctas).await.unwrap());
+    assert_eq!(version, Some(0));
+    let snap = Table::open(dst.path()).unwrap().snapshot().await.unwrap();
+    assert_eq!(snap.partition_columns(), &["grp".to_string()]);
+    assert_eq!(snap.metadata().property("delta.enableChangeDataFeed"), Some("true"));
+    assert_eq!(snap.num_files(), 5);
+    // Again: the table exists.
+    assert!(session.execute(&ctas).await.is_err());
+    let (v, _) = committed(session.execute(&ctas.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS")).await.unwrap());
+    assert_eq!(v, None);
+
+    session.register_delta("dst", dst.path()).await.unwrap();
+    // By position: the query's names do not matter.
+    let (v, _) = committed(session.execute("INSERT INTO dst SELECT id + 100 AS x, amount AS y, grp AS z FROM src WHERE id < 3").await.unwrap());
+    assert_eq!(v, Some(1));
+    let (v, _) = committed(session.execute("INSERT INTO dst (id, amount, grp) VALUES (500, 5000, 'g9')").await.unwrap());
+    assert_eq!(v, Some(2));
+    let count = |sql: &'static str| {
+        let session = session.clone();
+        async move { ints(&rows_of(&session, sql).await, "n")[0] }
+    };
+    assert_eq!(count("SELECT count(*) AS n FROM dst").await, 14);
+    assert_eq!(count("SELECT count(*) AS n FROM dst VERSION AS OF 0").await, 10);
+    assert_eq!(count("SELECT count(*) AS n FROM dst VERSION AS OF 1").await, 13);
+    let path_v1 = format!("SELECT count(*) AS n FROM delta.`{}` VERSION AS OF 1 WHERE grp = 'g9'", dst.path());
+    assert_eq!(ints(&rows_of(&session, &path_v1).await, "n")[0], 0);
+    // A join of two versions of one table.
+    let diff = "SELECT count(*) AS n FROM dst d LEFT ANTI JOIN dst VERSION AS OF 0 AS old ON d.id = old.id";
+    assert_eq!(count(diff).await, 4);
+    // After the latest commit is an error, as in delta-spark; at a commit's time, that version.
+    assert!(session.execute("SELECT count(*) AS n FROM dst TIMESTAMP AS OF '2999-01-01 00:00:00'").await.is_err());
+    let history = Table::open(dst.path()).unwrap().history(None).await.unwrap();
+    let v1 = history.iter().find(|c| c.version == 1).unwrap();
+    let at = chrono::DateTime::from_timestamp_millis(v1.timestamp_ms).unwrap().format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    let by_time = format!("SELECT count(*) AS n FROM dst TIMESTAMP AS OF '{at}'");
+    assert_eq!(ints(&rows_of(&session, &by_time).await, "n")[0], 13);
+    assert!(session.execute("SELECT count(*) FROM dst TIMESTAMP AS OF '1999-01-01'").await.is_err());
+    assert!(session.execute("SELECT count(*) FROM dst VERSION AS OF 99").await.is_err());
+    assert!(session.execute("INSERT INTO dst SELECT id FROM src").await.is_err(), "one column for three");
+
+    let (v, _) = committed(session.execute("INSERT OVERWRITE TABLE dst SELECT id, amount, grp FROM src WHERE id = 7").await.unwrap());
+    assert_eq!(v, Some(3));
+    assert_eq!(count("SELECT count(*) AS n FROM dst").await, 1);
+}
+
+/// MERGE with a query as its source, in SQL and from a DataFrame.
+#[tokio::test]
+async fn merge_from_queries_and_dataframes() {
+    let dir = TempDir::new("mergedf");
+    let src = TempDir::new("mergedf-src");
+    table_with(&dir, 10, 1, WriteOptions::default()).await;
+    table_with(&src, 20, 1, WriteOptions::default()).await;
+    let session = Session::new();
+    session.register_delta("updates", src.path()).await.unwrap();
+    let merge = format!(
+        "MERGE INTO delta.`{}` t USING (SELECT id, amount * 2 AS amount, grp FROM updates WHERE id >= 8 AND id < 12) s ON t.id = s.id \
+         WHEN MATCHED THEN UPDATE SET amount = s.amount WHEN NOT MATCHED THEN INSERT *",
+        dir.path()
+    );
+    let (v, metrics) = committed(session.execute(&merge).await.unwrap());
+    assert_eq!(v, Some(1));
+    assert!(metrics.contains(&("numTargetRowsUpdated".to_string(), "2".to_string())), "{metrics:?}");
+    assert!(metrics.contains(&("numTargetRowsInserted".to_string(), "2".to_string())), "{metrics:?}");
+    let df = session.read().delta(dir.path()).await.unwrap().order_by(&["id"]).unwrap().collect().await.unwrap();
+    assert_eq!(ints(&df, "id"), (0..12).collect::<Vec<_>>());
+    assert_eq!(ints(&df, "amount"), (0..12).map(|i| if i >= 8 { i * 20 } else { i * 10 }).collect::<Vec<_>>());
+
+    // A registered table by name as the source.
+    let by_name = format!("MERGE INTO delta.`{}` AS t USING updates AS s ON t.id = s.id WHEN NOT MATCHED THEN INSERT *", dir.path());
+    let (_, metrics) = committed(session.execute(&by_name).await.unwrap());
+    assert!(metrics.contains(&("numTargetRowsInserted".to_string(), "8".to_string())), "{metrics:?}");
+
+    // From a DataFrame: delete the rows the frame names.
+    let doomed = session.read().delta(src.path()).await.unwrap().filter("id % 2 = 1").unwrap();
+    let table = delta_exec::DeltaTable::for_path(&session, dir.path()).unwrap();
+    let result = table.merge(&doomed, "t.id = s.id").await.unwrap().when_matched_delete().execute().await.unwrap();
+    assert_eq!(result.metric("numTargetRowsDeleted"), 10);
+    assert_eq!(table.to_df().await.unwrap().count().await.unwrap(), 10);
+    // A source query that fails fails the MERGE, and commits nothing.
+    let before = table.table().snapshot().await.unwrap().version();
+    let bad = session.sql("SELECT id, CAST(grp AS INT) AS amount FROM updates").await.unwrap();
+    assert!(table.merge(&bad, "t.id = s.id").await.unwrap().when_matched_update(&[("amount", "s.amount")]).execute().await.is_err());
+    assert_eq!(table.table().snapshot().await.unwrap().version(), before);
+}

@@ -1,0 +1,357 @@
+//! Spark SQL statements beyond queries: [`Session::execute`] runs any one statement.
+//!
+//! | statement | how |
+//! | --- | --- |
+//! | `SELECT`, `WITH`, `VALUES`, `EXPLAIN [ANALYZE]` | DataFusion, after time travel is resolved |
+//! | `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] delta.`p` [PARTITIONED BY (c)] [TBLPROPERTIES (..)] AS SELECT` | the query streamed into delta-core's writer: one commit, version 0 holding protocol, metadata and data |
+//! | `INSERT INTO / INSERT OVERWRITE [TABLE] t [(cols)] SELECT … / VALUES …` | the same writer, append or overwrite; columns by position, as Spark |
+//! | `DELETE`, `UPDATE`, `MERGE` | delta-core's DML; a MERGE source may be a subquery or a registered table, run here |
+//!
+//! Tables are registered names, ``delta.`/path` `` or a path. `VERSION AS OF n` and
+//! `TIMESTAMP AS OF '…'` after a table name read that snapshot: the statement is parsed with
+//! Spark's (Databricks) dialect, each versioned table is opened at its version and registered
+//! under a fresh name, and the rewritten statement goes to DataFusion (whose planner would
+//! otherwise ignore the clause).
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    self, CreateTableOptions, Expr as SqlExpr, HiveDistributionStyle, ObjectName, ObjectNamePart, Statement, TableFactor, TableObject,
+    TableVersion, Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::DatabricksDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use delta_core::write::{SaveMode, WriteOptions};
+use delta_core::Table;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+
+use crate::provider::{df_error, DeltaTableProvider};
+use crate::session::{DataFrame, Session};
+
+/// What a statement did.
+pub enum Outcome {
+    /// A query: its rows, lazily.
+    Rows(Box<DataFrame>),
+    /// A write or DML: the version it committed (none when nothing changed) and its metrics.
+    Committed { version: Option<i64>, metrics: Vec<(String, String)> },
+}
+
+fn plan_error(message: impl Into<String>) -> DataFusionError {
+    DataFusionError::Plan(message.into())
+}
+
+fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0.iter().filter_map(ObjectNamePart::as_ident).map(|i| i.value.clone()).collect()
+}
+
+/// A table's location: ``delta.`/p` `` or a path, else a registered name.
+fn location_of(session: &Session, name: &ObjectName) -> Option<String> {
+    match name_parts(name).as_slice() {
+        [fmt, path] if fmt.eq_ignore_ascii_case("delta") => Some(path.clone()),
+        [one] if one.contains('/') || one.contains(':') => Some(one.clone()),
+        [one] => session.location_of(one),
+        _ => None,
+    }
+}
+
+/// Versioned table references of a statement, collected, then renamed.
+struct TimeTravel<'a> {
+    session: &'a Session,
+    /// Registered names read at their latest version.
+    latest: Vec<String>,
+    found: Vec<(String, TableVersion)>,
+    renames: Vec<String>,
+    next: usize,
+    error: Option<DataFusionError>,
+}
+
+impl VisitorMut for TimeTravel<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, version, .. } = factor {
+            if version.is_none() && self.renames.is_empty() {
+                if let [one] = name_parts(name).as_slice() {
+                    self.latest.push(one.clone());
+                }
+            }
+            if let Some(v) = version.take() {
+                if self.renames.is_empty() {
+                    match location_of(self.session, name) {
+                        Some(loc) => self.found.push((loc, v)),
+                        None => {
+                            self.error = Some(plan_error(format!("`{name}` is not a Delta table; VERSION/TIMESTAMP AS OF reads Delta tables")));
+                            return ControlFlow::Break(());
+                        }
+                    }
+                } else if let Some(new) = self.renames.get(self.next) {
+                    *name = ObjectName::from(vec![ast::Ident::new(new.clone())]);
+                    self.next += 1;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Milliseconds since the epoch of a `TIMESTAMP AS OF` value: `'2024-01-01'`,
+/// `'2024-01-01 12:00:00[.fff]'` or RFC 3339, UTC unless it says otherwise.
+fn timestamp_ms(e: &SqlExpr) -> Result<i64> {
+    let text = match e {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            other => return Err(plan_error(format!("TIMESTAMP AS OF takes a timestamp string, not `{other}`"))),
+        },
+        SqlExpr::TypedString(t) => match &t.value.value {
+            Value::SingleQuotedString(s) => s.clone(),
+            other => return Err(plan_error(format!("TIMESTAMP AS OF takes a timestamp string, not `{other}`"))),
+        },
+        other => return Err(plan_error(format!("TIMESTAMP AS OF takes a timestamp string, not `{other}`"))),
+    };
+    let t = text.trim();
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.timestamp_millis());
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(dt.and_utc().timestamp_millis());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc().timestamp_millis()).unwrap_or(0));
+    }
+    Err(plan_error(format!("TIMESTAMP AS OF '{t}' is not a timestamp (YYYY-MM-DD[ HH:MM:SS] or RFC 3339)")))
+}
+
+static TIME_TRAVEL_NAMES: AtomicUsize = AtomicUsize::new(0);
+
+impl Session {
+    /// Opens every `VERSION AS OF` / `TIMESTAMP AS OF` table of `statement` at its version,
+    /// registers each under a fresh name and points the statement at it.
+    async fn resolve_time_travel(&self, statement: &mut Statement) -> Result<()> {
+        let mut tt = TimeTravel { session: self, latest: Vec::new(), found: Vec::new(), renames: Vec::new(), next: 0, error: None };
+        // The first pass takes the clauses out; a clone keeps the original for the second.
+        let mut probe = statement.clone();
+        let _ = probe.visit(&mut tt);
+        if let Some(e) = tt.error.take() {
+            return Err(e);
+        }
+        // A registered name reads the table as it is now, as a name in Spark does.
+        for name in std::mem::take(&mut tt.latest) {
+            self.refresh(&name).await?;
+        }
+        if tt.found.is_empty() {
+            return Ok(());
+        }
+        let mut renames = Vec::with_capacity(tt.found.len());
+        for (location, version) in std::mem::take(&mut tt.found) {
+            let table = Table::open(&location).map_err(df_error)?;
+            let snapshot = match &version {
+                TableVersion::VersionAsOf(e) => {
+                    let v: i64 = e.to_string().parse().map_err(|_| plan_error(format!("VERSION AS OF takes a version number, not `{e}`")))?;
+                    table.snapshot_at(v).await
+                }
+                TableVersion::TimestampAsOf(e) | TableVersion::ForSystemTimeAsOf(e) => table.snapshot_at_timestamp(timestamp_ms(e)?).await,
+                other => return Err(plan_error(format!("`{other}` is not a Delta time travel clause (VERSION AS OF n, TIMESTAMP AS OF '…')"))),
+            }
+            .map_err(df_error)?;
+            let name = format!("__delta_time_travel_{}", TIME_TRAVEL_NAMES.fetch_add(1, Ordering::Relaxed));
+            self.context().register_table(&name, Arc::new(DeltaTableProvider::try_new(snapshot)?))?;
+            renames.push(name);
+        }
+        tt.renames = renames;
+        let _ = statement.visit(&mut tt);
+        Ok(())
+    }
+
+    /// Plans a query statement (after time travel) on DataFusion.
+    async fn query(&self, mut statement: Statement) -> Result<DataFrame> {
+        self.resolve_time_travel(&mut statement).await?;
+        let state = self.context().state();
+        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        Ok(self.frame(datafusion::dataframe::DataFrame::new(state, plan)))
+    }
+
+    /// Parses one statement in Spark's dialect.
+    fn parse_one(text: &str) -> Result<Statement> {
+        let mut statements = Parser::parse_sql(&DatabricksDialect {}, text).map_err(|e| DataFusionError::SQL(Box::new(e), None))?;
+        match statements.len() {
+            1 => Ok(statements.remove(0)),
+            n => Err(plan_error(format!("expected one statement, found {n}"))),
+        }
+    }
+
+    /// A query in Spark SQL (time travel included), lazily.
+    pub(crate) async fn sql_query(&self, text: &str) -> Result<DataFrame> {
+        let statement = Self::parse_one(text)?;
+        match statement {
+            Statement::Query(_) | Statement::Explain { .. } => self.query(statement).await,
+            _ => {
+                // Other statements DataFusion knows itself (SET, SHOW, CREATE VIEW, …).
+                Ok(self.frame(self.context().sql(text).await?))
+            }
+        }
+    }
+
+    /// Runs one Spark SQL statement: a query (rows, lazily), CTAS, INSERT, or DML.
+    pub async fn execute(&self, text: &str) -> Result<Outcome> {
+        let first = text.trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_ascii_uppercase();
+        if matches!(first.as_str(), "DELETE" | "UPDATE" | "MERGE") {
+            // delta-core parses DML itself (its sqlparser knows all of Spark's MERGE).
+            return self.dml(text).await;
+        }
+        let statement = Self::parse_one(text)?;
+        match statement {
+            Statement::Query(_) | Statement::Explain { .. } => Ok(Outcome::Rows(Box::new(self.query(statement).await?))),
+            Statement::CreateTable(ct) if ct.query.is_some() => {
+                let location =
+                    location_of(self, &ct.name).ok_or_else(|| plan_error(format!("CREATE TABLE … AS names a Delta table by path: delta.`/path`, not `{}`", ct.name)))?;
+                let mut options = WriteOptions {
+                    mode: match (ct.or_replace, ct.if_not_exists) {
+                        (true, _) => SaveMode::Overwrite,
+                        (false, true) => SaveMode::Ignore,
+                        (false, false) => SaveMode::ErrorIfExists,
+                    },
+                    overwrite_schema: ct.or_replace,
+                    ..Default::default()
+                };
+                let mut partitions: Vec<String> = match &ct.hive_distribution {
+                    HiveDistributionStyle::PARTITIONED { columns } => columns.iter().map(|c| c.name.value.clone()).collect(),
+                    _ => Vec::new(),
+                };
+                if let Some(p) = &ct.partition_by {
+                    partitions.extend(partition_exprs(p)?);
+                }
+                if !partitions.is_empty() {
+                    options.partition_by = Some(partitions);
+                }
+                if let CreateTableOptions::TableProperties(props) | CreateTableOptions::Options(props) = &ct.table_options {
+                    for p in props {
+                        if let ast::SqlOption::KeyValue { key, value } = p {
+                            let v = match value {
+                                SqlExpr::Value(v) => match &v.value {
+                                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                                    other => other.to_string(),
+                                },
+                                other => other.to_string(),
+                            };
+                            options.properties.insert(key.value.trim_matches('\'').to_string(), v);
+                        }
+                    }
+                }
+                let query = ct.query.map(Statement::Query).ok_or_else(|| plan_error("CREATE TABLE … AS needs a query"))?;
+                let df = self.query(query).await?;
+                let result = df.write_with(options).save(&location).await?;
+                Ok(Outcome::Committed { version: result.version, metrics: write_metrics(&result) })
+            }
+            Statement::Insert(ins) => {
+                let TableObject::TableName(name) = &ins.table else {
+                    return Err(plan_error("INSERT names a table: a registered name or delta.`/path`"));
+                };
+                let location =
+                    location_of(self, name).ok_or_else(|| plan_error(format!("`{name}` is not a Delta table; INSERT writes Delta tables")))?;
+                let source = ins.source.ok_or_else(|| plan_error("INSERT needs a query or VALUES"))?;
+                let df = self.query(Statement::Query(source)).await?;
+                // By position, as Spark: the query's columns take the listed names, or the
+                // table's in order.
+                let names: Vec<String> = if ins.columns.is_empty() {
+                    let snapshot = Table::open(&location).map_err(df_error)?.snapshot().await.map_err(df_error)?;
+                    snapshot.schema().fields.iter().map(|f| f.name.clone()).collect()
+                } else {
+                    ins.columns.iter().map(|c| name_parts(c).join(".")).collect()
+                };
+                let width = df.inner().schema().fields().len();
+                if width != names.len() {
+                    return Err(plan_error(format!(
+                        "INSERT into `{name}`: the query has {width} column(s) and the target {} ({})",
+                        names.len(),
+                        names.join(", ")
+                    )));
+                }
+                let renamed: Vec<datafusion::logical_expr::Expr> = df
+                    .inner()
+                    .schema()
+                    .iter()
+                    .zip(&names)
+                    .map(|((q, f), n)| datafusion::logical_expr::Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())).alias(n))
+                    .collect();
+                let df = df.select_exprs(renamed)?;
+                let options = WriteOptions { mode: if ins.overwrite { SaveMode::Overwrite } else { SaveMode::Append }, ..Default::default() };
+                let result = df.write_with(options).save(&location).await?;
+                Ok(Outcome::Committed { version: result.version, metrics: write_metrics(&result) })
+            }
+            Statement::Delete(_) | Statement::Update(_) | Statement::Merge(_) => self.dml(text).await,
+            other => Ok(Outcome::Rows(Box::new(self.frame(self.context().sql(&other.to_string()).await?)))),
+        }
+    }
+
+    /// DELETE, UPDATE or MERGE through delta-core, with this session running MERGE source queries.
+    async fn dml(&self, text: &str) -> Result<Outcome> {
+        {
+            {
+                let runner = SessionQueries { session: self.clone() };
+                let result = delta_core::sql::execute_sql_with(text, &self.table_options(), Some(&runner)).await.map_err(df_error)?;
+                let mut metrics: Vec<(String, String)> = result.metrics.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+                if let Some(e) = &result.post_commit_error {
+                    metrics.push(("post_commit_error".into(), e.clone()));
+                }
+                Ok(Outcome::Committed { version: result.version, metrics })
+            }
+        }
+    }
+}
+
+fn write_metrics(r: &delta_core::write::WriteResult) -> Vec<(String, String)> {
+    let mut m = vec![
+        ("numFiles".to_string(), r.files_added.to_string()),
+        ("numRemovedFiles".to_string(), r.files_removed.to_string()),
+        ("numOutputRows".to_string(), r.rows_written.to_string()),
+    ];
+    if let Some(e) = &r.post_commit_error {
+        m.push(("post_commit_error".into(), e.clone()));
+    }
+    m
+}
+
+/// `PARTITION BY (a, b)` / `PARTITIONED BY (a)` as column names.
+fn partition_exprs(e: &SqlExpr) -> Result<Vec<String>> {
+    let one = |e: &SqlExpr| match e {
+        SqlExpr::Identifier(i) => Ok(i.value.clone()),
+        other => Err(plan_error(format!("partition columns are names, not `{other}`"))),
+    };
+    match e {
+        SqlExpr::Tuple(items) => items.iter().map(one).collect(),
+        SqlExpr::Nested(inner) => partition_exprs(inner),
+        other => Ok(vec![one(other)?]),
+    }
+}
+
+/// The session as delta-core's runner of MERGE source queries.
+struct SessionQueries {
+    session: Session,
+}
+
+impl delta_core::sql::QueryRunner for SessionQueries {
+    fn run<'a>(&'a self, sql: &'a str) -> futures::future::BoxFuture<'a, delta_core::DeltaResult<delta_core::sql::QuerySource>> {
+        async move {
+            let failed = |e: DataFusionError| delta_core::DeltaError::WriteRefused { reason: format!("the MERGE source query failed: {e}") };
+            let df = self.session.sql_query(sql).await.map_err(failed)?;
+            let schema = Arc::new(df.inner().schema().as_arrow().clone());
+            let stream = df.execute_stream().await.map_err(failed)?;
+            let stream = stream.map_err(failed).boxed();
+            Ok((schema, stream))
+        }
+        .boxed()
+    }
+}
+
+/// Names registered for SQL, with their locations (for time travel and DML by name).
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub locations: HashMap<String, String>,
+}
