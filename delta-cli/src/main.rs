@@ -39,6 +39,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use delta_core::schema::{DataType, StructField, StructType};
 use delta_core::write::{SaveMode, WriteOptions};
 use delta_core::{DeltaError, Snapshot, Table};
+use delta_exec::Outcome;
 use futures::TryStreamExt;
 
 #[derive(Parser)]
@@ -207,6 +208,13 @@ enum Command {
         /// it, and a query that cannot fit fails with a resources error.
         #[arg(long = "memory-limit")]
         memory_limit: Option<String>,
+        /// Print each run's wall time (planning and execution, rows collected) on stderr.
+        #[arg(long)]
+        timing: bool,
+        /// Run a query this many times in this process (the first run opens the tables; later
+        /// runs show warm times); the rows of the last run are printed.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
     },
     /// Restore the table to an earlier version (one new commit; history is kept).
     Restore {
@@ -298,6 +306,25 @@ impl std::fmt::Display for CliError {
             CliError::Output(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// On a terminal, once a statement has run for a second: files and bytes its Delta scans have
+/// opened of those planned, redrawn on one stderr line until the returned task is aborted.
+fn show_progress(session: &delta_exec::Session) -> tokio::task::JoinHandle<()> {
+    let progress = session.progress();
+    progress.reset();
+    tokio::spawn(async move {
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        loop {
+            let (files, files_total, bytes, bytes_total) = progress.snapshot();
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            eprint!("\r\x1b[2Kscanning: {files}/{files_total} files, {:.1}/{:.1} MiB", mib(bytes), mib(bytes_total));
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
 }
 
 /// `2GB`, `512MiB`, `1.5g`, `1000000` (bytes): decimal units for KB/MB/GB/TB, binary for
@@ -575,7 +602,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let snapshot = open(&table)?.snapshot().await?;
             print!("{}", describe(&snapshot));
         }
-        Command::Sql { statement, tables, tables_dir, format, output, memory_limit } => {
+        Command::Sql { statement, tables, tables_dir, format, output, memory_limit, timing, repeat } => {
+            let started = std::time::Instant::now();
             let limit = memory_limit.as_deref().map(parse_bytes).transpose()?;
             let partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let session = delta_exec::Session::with_config(partitions, limit).map_err(query_error)?.with_table_options(options.clone());
@@ -593,13 +621,37 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 let (name, path) = t.split_once('=').ok_or_else(|| CliError::Usage(format!("--table takes NAME=PATH, not `{t}`")))?;
                 session.register_delta(name.trim(), path.trim()).await.map_err(query_error)?;
             }
-            match session.execute(&statement).await.map_err(query_error)? {
-                delta_exec::Outcome::Rows(df) => {
+            let progress = show_progress(&session);
+            let outcome = session.execute(&statement).await;
+            let outcome = match outcome {
+                Ok(Outcome::Rows(df)) => {
                     let schema: SchemaRef = Arc::new(df.inner().schema().as_arrow().clone());
-                    let batches = df.collect().await.map_err(query_error)?;
+                    df.collect().await.map(|b| (Some((schema, b)), None))
+                }
+                Ok(Outcome::Committed { version, metrics }) => Ok((None, Some((version, metrics)))),
+                Err(e) => Err(e),
+            };
+            progress.abort();
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) && started.elapsed().as_secs_f64() >= 1.0 {
+                eprint!("\r\x1b[2K");
+            }
+            match outcome.map_err(query_error)? {
+                (Some((schema, first)), _) => {
+                    let mut batches = first;
+                    if timing {
+                        eprintln!("run 1: {:.1} ms (with opening the tables)", started.elapsed().as_secs_f64() * 1e3);
+                    }
+                    for run in 2..=repeat.max(1) {
+                        let t0 = std::time::Instant::now();
+                        let Outcome::Rows(df) = session.execute(&statement).await.map_err(query_error)? else { break };
+                        batches = df.collect().await.map_err(query_error)?;
+                        if timing {
+                            eprintln!("run {run}: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+                        }
+                    }
                     write_batches(batches, schema, format, output.as_deref())?;
                 }
-                delta_exec::Outcome::Committed { version, metrics } => {
+                (None, Some((version, metrics))) => {
                     match version {
                         Some(v) => println!("committed version {v}"),
                         None => println!("no rows changed; nothing committed"),
@@ -612,6 +664,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                         }
                     }
                 }
+                (None, None) => {}
             }
         }
         Command::Restore { table, version, timestamp } => {

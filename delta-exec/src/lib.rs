@@ -30,7 +30,7 @@ pub mod statement;
 pub mod table;
 pub mod window;
 
-pub use provider::{DeltaScanExec, DeltaTableProvider};
+pub use provider::{DeltaScanExec, DeltaTableProvider, ScanProgress};
 pub use session::{broadcast, DataFrame, DataFrameReader, DataFrameWriter, GroupedData, JoinHow, Session};
 pub use statement::Outcome;
 pub use table::DeltaTable;

@@ -25,7 +25,8 @@
 //! planning (build side, broadcast) sees real sizes.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -44,6 +45,7 @@ use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream};
 use delta_core::expr::{ArithOp, CmpOp, Scalar};
+use delta_core::scan::ScanMetrics;
 use delta_core::skipping::FilePruner;
 use delta_core::{DeltaError, Expr as DeltaExpr, ScanFile, Snapshot};
 use futures::{StreamExt, TryStreamExt};
@@ -51,6 +53,44 @@ use futures::{StreamExt, TryStreamExt};
 /// A delta-core error as DataFusion's (kept as the source, so callers can downcast it).
 pub fn df_error(e: DeltaError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
+}
+
+/// Files and bytes the session's Delta scans planned and have opened so far: what a progress
+/// display shows. A session carries one (a DataFusion config extension); every scan planned under
+/// it adds its files, every executing partition reports what it opened.
+#[derive(Debug, Default)]
+pub struct ScanProgress {
+    files_planned: AtomicU64,
+    bytes_planned: AtomicU64,
+    running: Mutex<Vec<Arc<ScanMetrics>>>,
+}
+
+impl ScanProgress {
+    /// `(files opened, files planned, bytes opened, bytes planned)`.
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let opened = running.iter().map(|m| m.files_opened.load(AtomicOrdering::Relaxed)).sum();
+        let bytes = running.iter().map(|m| m.bytes_opened.load(AtomicOrdering::Relaxed)).sum();
+        (opened, self.files_planned.load(AtomicOrdering::Relaxed), bytes, self.bytes_planned.load(AtomicOrdering::Relaxed))
+    }
+
+    /// Starts counting afresh (one statement's scans).
+    pub fn reset(&self) {
+        self.files_planned.store(0, AtomicOrdering::Relaxed);
+        self.bytes_planned.store(0, AtomicOrdering::Relaxed);
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn plan(&self, files: &[Vec<ScanFile>]) {
+        let n: usize = files.iter().map(Vec::len).sum();
+        let bytes: i64 = files.iter().flatten().map(|f| f.size.max(0)).sum();
+        self.files_planned.fetch_add(n as u64, AtomicOrdering::Relaxed);
+        self.bytes_planned.fetch_add(bytes as u64, AtomicOrdering::Relaxed);
+    }
+
+    fn track(&self, metrics: Arc<ScanMetrics>) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).push(metrics);
+    }
 }
 
 /// A Delta table at one version, as DataFusion sees it.
@@ -116,9 +156,15 @@ impl TableProvider for DeltaTableProvider {
         let files = planned.files().to_vec();
         let total_files = planned.total_files();
         let partitions = group_by_size(files, state.config().target_partitions());
+        let progress = state.config().get_extension::<ScanProgress>();
+        if let Some(p) = &progress {
+            p.plan(&partitions);
+        }
         let table_columns = self.schema.fields().len().max(1);
         let stats = ScanStatistics::from_log(&self.snapshot, &partitions, &output_schema, projected.len() as f64 / table_columns as f64)?;
-        Ok(Arc::new(DeltaScanExec::new(self.snapshot.clone(), read, output_schema, predicate, (partitions, total_files), limit, stats)))
+        let mut exec = DeltaScanExec::new(self.snapshot.clone(), read, output_schema, predicate, (partitions, total_files), limit, stats);
+        exec.progress = progress;
+        Ok(Arc::new(exec))
     }
 }
 
@@ -250,6 +296,7 @@ pub struct DeltaScanExec {
     total_files: usize,
     limit: Option<usize>,
     stats: ScanStatistics,
+    progress: Option<Arc<ScanProgress>>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -279,6 +326,7 @@ impl DeltaScanExec {
             total_files,
             limit,
             stats,
+            progress: None,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }
@@ -368,6 +416,9 @@ impl ExecutionPlan for DeltaScanExec {
         // delta-core counts row groups and deletion-vector rows as it reads; they become this
         // partition's metrics (EXPLAIN ANALYZE) when its stream ends.
         let scan_metrics = scan.metrics();
+        if let Some(p) = &self.progress {
+            p.track(scan_metrics.clone());
+        }
         let row_groups_total = MetricBuilder::new(&self.metrics).counter("row_groups_total", partition);
         let row_groups_pruned = MetricBuilder::new(&self.metrics).counter("row_groups_pruned", partition);
         let rows_deleted = MetricBuilder::new(&self.metrics).counter("rows_deleted_by_dv", partition);

@@ -19,7 +19,7 @@ use delta_core::{Table, TableOptions};
 use futures::TryStreamExt;
 
 use crate::hint::{BroadcastHint, BroadcastJoinRule, HintQueryPlanner};
-use crate::provider::{df_error, DeltaTableProvider};
+use crate::provider::{df_error, DeltaTableProvider, ScanProgress};
 use crate::statement::Registry;
 use crate::window::{Window, WindowSpec, CURRENT_ROW, UNBOUNDED_PRECEDING};
 
@@ -37,6 +37,7 @@ pub struct Session {
     ctx: SessionContext,
     registry: Arc<std::sync::Mutex<Registry>>,
     table_options: TableOptions,
+    progress: Arc<ScanProgress>,
 }
 
 impl Default for Session {
@@ -55,7 +56,8 @@ impl Session {
     /// first), Spark's broadcast threshold, the broadcast hint's planner and rule, and tables
     /// named ``delta.`/path/or/url` `` in SQL opening the Delta table there (latest version).
     fn from_parts(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Self {
-        let mut config = config;
+        let progress = Arc::new(ScanProgress::default());
+        let mut config = config.with_extension(progress.clone());
         let options = config.options_mut();
         options.sql_parser.default_null_ordering = "nulls_min".into();
         options.optimizer.hash_join_single_partition_threshold = DEFAULT_BROADCAST_THRESHOLD;
@@ -76,7 +78,7 @@ impl Session {
             // without path-named tables then.
             let _ = catalog.register_schema("delta", Arc::new(DeltaPathSchema));
         }
-        Session { ctx, registry: Arc::default(), table_options: TableOptions::default() }
+        Session { ctx, registry: Arc::default(), table_options: TableOptions::default(), progress }
     }
 
     /// A session that plans `target_partitions` partitions (Spark's `spark.sql.shuffle.partitions`
@@ -142,6 +144,11 @@ impl Session {
 
     pub(crate) fn frame(&self, df: datafusion::dataframe::DataFrame) -> DataFrame {
         DataFrame { session: self.clone(), df }
+    }
+
+    /// What this session's Delta scans have planned and opened (for a progress display).
+    pub fn progress(&self) -> Arc<ScanProgress> {
+        self.progress.clone()
     }
 
     /// The DataFusion context underneath (for anything this API does not cover).

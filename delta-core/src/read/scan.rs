@@ -356,6 +356,8 @@ pub struct Scan {
 #[derive(Debug, Default)]
 pub struct ScanMetrics {
     pub files_opened: AtomicU64,
+    /// Sizes (bytes, as the log records them) of the files opened.
+    pub bytes_opened: AtomicU64,
     pub row_groups_total: AtomicU64,
     pub row_groups_read: AtomicU64,
     pub rows_read: AtomicU64,
@@ -606,6 +608,7 @@ async fn read_file(
     };
     let metrics = &inner.metrics;
     ScanMetrics::add(&metrics.files_opened, 1);
+    ScanMetrics::add(&metrics.bytes_opened, file.size.max(0) as u64);
     let file_schema = metadata.schema().clone();
     let file_fields = file_schema.fields();
     // Table field → file root column.
