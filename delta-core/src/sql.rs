@@ -31,7 +31,7 @@ enum Relation {
     Query(String),
 }
 
-fn relation(factor: &ast::TableFactor) -> DeltaResult<(Relation, Option<String>)> {
+fn relation(factor: &ast::TableFactor, queries: Option<&dyn QueryRunner>) -> DeltaResult<(Relation, Option<String>)> {
     let ast::TableFactor::Table { name, alias, .. } = factor else {
         return Err(at(
             factor,
@@ -43,6 +43,9 @@ fn relation(factor: &ast::TableFactor) -> DeltaResult<(Relation, Option<String>)
         [fmt, path] if fmt.eq_ignore_ascii_case("delta") => Relation::Delta(path.clone()),
         [fmt, path] if fmt.eq_ignore_ascii_case("parquet") => Relation::Parquet(path.clone()),
         [path] if path.contains('/') => Relation::Delta(path.clone()),
+        [name] if queries.and_then(|q| q.locate(name)).is_some() => {
+            Relation::Delta(queries.and_then(|q| q.locate(name)).unwrap_or_default())
+        }
         _ => {
             return Err(at(
                 name,
@@ -110,6 +113,11 @@ pub type QuerySource = (arrow::datatypes::SchemaRef, futures::stream::BoxStream<
 pub trait QueryRunner: Send + Sync {
     /// The rows of one query, given as SQL text.
     fn run<'a>(&'a self, sql: &'a str) -> futures::future::BoxFuture<'a, DeltaResult<QuerySource>>;
+
+    /// The location of a Delta table the engine knows by this name (a DML target by name).
+    fn locate(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Parses and runs one DML statement.
@@ -142,7 +150,7 @@ pub async fn execute_sql_with(text: &str, options: &TableOptions, queries: Optio
             if !t.joins.is_empty() || d.using.is_some() {
                 return Err(at(statement, "DELETE … USING / joins are not supported; use MERGE … WHEN MATCHED THEN DELETE"));
             }
-            let (rel, alias) = relation(&t.relation)?;
+            let (rel, alias) = relation(&t.relation, queries)?;
             let table = delta_table(rel, &t.relation, options)?;
             let predicate = d.selection.as_ref().map(|e| expr(text, e, alias.as_deref())).transpose()?;
             table.delete_where(predicate).await
@@ -151,7 +159,7 @@ pub async fn execute_sql_with(text: &str, options: &TableOptions, queries: Optio
             if !u.table.joins.is_empty() || u.from.is_some() {
                 return Err(at(statement, "UPDATE … FROM / joins are not supported; use MERGE … WHEN MATCHED THEN UPDATE"));
             }
-            let (rel, alias) = relation(&u.table.relation)?;
+            let (rel, alias) = relation(&u.table.relation, queries)?;
             let table = delta_table(rel, &u.table.relation, options)?;
             let predicate = u.selection.as_ref().map(|e| expr(text, e, alias.as_deref())).transpose()?;
             let mut assignments = Vec::with_capacity(u.assignments.len());
@@ -167,16 +175,16 @@ pub async fn execute_sql_with(text: &str, options: &TableOptions, queries: Optio
             table.update_where(predicate, assignments).await
         }
         ast::Statement::Merge(m) => {
-            let (target_rel, target_alias) = relation(&m.table)?;
+            let (target_rel, target_alias) = relation(&m.table, queries)?;
             let table = delta_table(target_rel, &m.table, options)?;
             let (source_rel, source_alias) = match (&m.source, queries) {
                 (ast::TableFactor::Derived { subquery, alias, .. }, Some(_)) => {
                     (Relation::Query(subquery.to_string()), alias.as_ref().map(|a| a.name.value.clone()))
                 }
-                (ast::TableFactor::Table { name, alias, args: None, .. }, Some(_)) if relation(&m.source).is_err() => {
+                (ast::TableFactor::Table { name, alias, args: None, .. }, Some(_)) if relation(&m.source, None).is_err() && queries.and_then(|q| q.locate(&name.to_string())).is_none() => {
                     (Relation::Query(format!("SELECT * FROM {name}")), alias.as_ref().map(|a| a.name.value.clone()))
                 }
-                _ => relation(&m.source)?,
+                _ => relation(&m.source, queries)?,
             };
             let (source, schema) = match source_rel {
                 Relation::Query(sql) => {

@@ -15,9 +15,10 @@
 //!
 //! A file is never split between partitions, so a deletion vector (row positions within the
 //! file) always meets the whole file it belongs to, however many partitions the session asks
-//! for. Filters are pushed as `Inexact`: delta-core prunes and filters with them, and DataFusion
-//! still applies them above the scan, so a filter delta-core cannot express is never lost.
-//! Filters delta-core cannot express are simply not pushed.
+//! for. Filters delta-core evaluates exactly as DataFusion would ([`to_delta_predicate`]) are
+//! pushed as `Exact`: delta-core prunes files and row groups with them and filters the rows it
+//! reads (reading the filter's columns itself), so no second filter runs above the scan. Filters
+//! delta-core cannot express are not pushed; DataFusion applies them above the scan.
 //!
 //! Statistics come from the log ([`ScanStatistics`]): the row count (`numRecords` less
 //! deletion-vector cardinalities), bytes, and per column min/max/null count, exact where Delta's
@@ -126,7 +127,7 @@ impl TableProvider for DeltaTableProvider {
         Ok(filters
             .iter()
             .map(|f| match to_delta_predicate(f) {
-                Some(_) => TableProviderFilterPushDown::Inexact,
+                Some(_) => TableProviderFilterPushDown::Exact,
                 None => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
@@ -237,6 +238,13 @@ impl ScanStatistics {
     ) -> Result<Statistics> {
         let mut s = Statistics::new_unknown(schema);
         let deleted = file.deletion_vector.as_ref().map(|d| d.cardinality.max(0) as u64);
+        // `tightBounds: false` (written with deletion vectors, or by a writer that widened the
+        // bounds): the statistics are bounds, whatever the file's state now.
+        let loose = deleted.is_some()
+            || file
+                .stats()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                .is_some_and(|v| v.get("tightBounds").and_then(serde_json::Value::as_bool) == Some(false));
         if let Some(n) = file.num_records {
             s.num_rows = Precision::Exact(n.saturating_sub(deleted.unwrap_or(0)) as usize);
         }
@@ -255,7 +263,7 @@ impl ScanStatistics {
                         | DataType::Boolean
                         | DataType::Decimal128(_, _)
                 );
-            let exact = |v| if deleted.is_none() { Precision::Exact(v) } else { Precision::Inexact(v) };
+            let exact = |v| if loose { Precision::Inexact(v) } else { Precision::Exact(v) };
             let bound = |a: Option<arrow::array::ArrayRef>| -> Precision<ScalarValue> {
                 match a.and_then(|a| ScalarValue::try_from_array(&a, 0).ok()) {
                     Some(v) if exact_type => exact(v),
@@ -266,7 +274,7 @@ impl ScanStatistics {
             cs.min_value = bound(b.min);
             cs.max_value = bound(b.max);
             cs.null_count = match b.null_count {
-                Some(n) if deleted.is_none() => Precision::Exact(n as usize),
+                Some(n) if !loose => Precision::Exact(n as usize),
                 Some(n) => Precision::Inexact(n as usize),
                 None => Precision::Absent,
             };

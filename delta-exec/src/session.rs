@@ -188,10 +188,34 @@ impl Session {
         Ok(())
     }
 
-    /// A query over registered tables and tables named by path, in Spark SQL (including
-    /// `VERSION AS OF` / `TIMESTAMP AS OF`). Statements that write are [`Session::execute`]'s.
+    /// `spark.sql(text)`: a query over registered tables and tables named by path, in Spark SQL
+    /// (including `VERSION AS OF` / `TIMESTAMP AS OF`), lazily. A statement that writes (CTAS,
+    /// INSERT, DELETE, UPDATE, MERGE) runs now, as in Spark, and its frame is one row: the
+    /// committed `version` (null when nothing changed) and the operation's metrics.
     pub async fn sql(&self, text: &str) -> Result<DataFrame> {
-        self.sql_query(text).await
+        match self.execute(text).await? {
+            crate::statement::Outcome::Rows(df) => Ok(*df),
+            crate::statement::Outcome::Committed { version, metrics } => {
+                use arrow::array::{ArrayRef, Int64Array, StringArray};
+                use arrow::datatypes::{DataType, Field, Schema};
+                let mut fields = vec![Field::new("version", DataType::Int64, true)];
+                let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![version]))];
+                for (k, v) in metrics {
+                    match v.parse::<i64>() {
+                        Ok(n) => {
+                            fields.push(Field::new(k, DataType::Int64, false));
+                            columns.push(Arc::new(Int64Array::from(vec![n])));
+                        }
+                        Err(_) => {
+                            fields.push(Field::new(k, DataType::Utf8, false));
+                            columns.push(Arc::new(StringArray::from(vec![v])));
+                        }
+                    }
+                }
+                let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+                Ok(self.frame(self.ctx.read_batch(batch)?))
+            }
+        }
     }
 }
 

@@ -337,6 +337,10 @@ struct SessionQueries {
 }
 
 impl delta_core::sql::QueryRunner for SessionQueries {
+    fn locate(&self, name: &str) -> Option<String> {
+        self.session.location_of(name)
+    }
+
     fn run<'a>(&'a self, sql: &'a str) -> futures::future::BoxFuture<'a, delta_core::DeltaResult<delta_core::sql::QuerySource>> {
         async move {
             let failed = |e: DataFusionError| delta_core::DeltaError::WriteRefused { reason: format!("the MERGE source query failed: {e}") };

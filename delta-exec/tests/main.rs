@@ -631,6 +631,13 @@ async fn sql_statements_write_and_travel() {
     let (v, _) = committed(session.execute("INSERT OVERWRITE TABLE dst SELECT id, amount, grp FROM src WHERE id = 7").await.unwrap());
     assert_eq!(v, Some(3));
     assert_eq!(count("SELECT count(*) AS n FROM dst").await, 1);
+    // spark.sql runs a write at once; its frame is the commit.
+    let out = session.sql("DELETE FROM dst WHERE id = 7").await.unwrap().collect().await.unwrap();
+    assert_eq!((ints(&out, "version"), ints(&out, "numDeletedRows")), (vec![4], vec![1]));
+    assert_eq!(count("SELECT count(*) AS n FROM dst").await, 0);
+    // A filter on a column the query does not select (pushed exactly, read by the scan).
+    let out = rows_of(&session, "SELECT id FROM src WHERE amount > 150 AND grp <> 'g0' ORDER BY id").await;
+    assert_eq!(ints(&out, "id"), vec![16, 17, 18, 19]);
 }
 
 /// MERGE with a query as its source, in SQL and from a DataFrame.
