@@ -204,8 +204,9 @@ enum Command {
         /// Write the rows to this file instead of stdout.
         #[arg(long)]
         output: Option<String>,
-        /// Memory for sorts, aggregates and joins (e.g. 2GB, 512MiB); they spill to disk beyond
-        /// it, and a query that cannot fit fails with a resources error.
+        /// Memory for sorts, aggregates and joins (e.g. 2GB, 512MiB; default three quarters of
+        /// the machine's); they spill to disk beyond it, and a query that cannot fit fails with
+        /// a resources error.
         #[arg(long = "memory-limit")]
         memory_limit: Option<String>,
         /// Print each run's wall time (planning and execution, rows collected) on stderr.
@@ -325,6 +326,14 @@ fn show_progress(session: &delta_exec::Session) -> tokio::task::JoinHandle<()> {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     })
+}
+
+/// Physical memory in bytes (Linux `/proc/meminfo`), when known.
+fn physical_memory() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// `2GB`, `512MiB`, `1.5g`, `1000000` (bytes): decimal units for KB/MB/GB/TB, binary for
@@ -604,7 +613,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Sql { statement, tables, tables_dir, format, output, memory_limit, timing, repeat } => {
             let started = std::time::Instant::now();
-            let limit = memory_limit.as_deref().map(parse_bytes).transpose()?;
+            // Without --memory-limit, three quarters of the machine's memory: a query beyond it
+            // spills or fails with a resources error instead of meeting the OS's OOM killer.
+            let limit = match memory_limit.as_deref() {
+                Some(text) => Some(parse_bytes(text)?),
+                None => physical_memory().map(|total| total / 4 * 3),
+            };
             let partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let session = delta_exec::Session::with_config(partitions, limit).map_err(query_error)?.with_table_options(options.clone());
             let named: Vec<&str> = tables.iter().filter_map(|t| t.split_once('=').map(|(n, _)| n.trim())).collect();
