@@ -20,6 +20,10 @@
 //! reads (reading the filter's columns itself), so no second filter runs above the scan. Filters
 //! delta-core cannot express are not pushed; DataFusion applies them above the scan.
 //!
+//! Strings and binaries come out as Arrow's view types (`Utf8View`, `BinaryView`), as
+//! DataFusion's own parquet source gives them: decoded without copying values, and hashed,
+//! compared and filtered faster by DataFusion's operators.
+//!
 //! Statistics come from the log ([`ScanStatistics`]): the row count (`numRecords` less
 //! deletion-vector cardinalities), bytes, and per column min/max/null count, exact where Delta's
 //! statistics are, so `count(*)` and an unfiltered `min`/`max` read no data file, and join
@@ -104,7 +108,7 @@ pub struct DeltaTableProvider {
 impl DeltaTableProvider {
     /// A provider over `snapshot` (its schema is the scan's: logical names, every field nullable).
     pub fn try_new(snapshot: Snapshot) -> Result<Self> {
-        let schema = snapshot.scan().build().map_err(df_error)?.schema();
+        let schema = snapshot.scan().with_view_types(true).build().map_err(df_error)?.schema();
         Ok(DeltaTableProvider { snapshot, schema })
     }
 
@@ -149,7 +153,7 @@ impl TableProvider for DeltaTableProvider {
             Some(_) => projected.iter().map(|i| self.schema.field(*i).name().clone()).collect(),
             None => self.schema.fields().first().map(|f| vec![f.name().clone()]).unwrap_or_default(),
         };
-        let mut builder = self.snapshot.scan().with_columns(&read);
+        let mut builder = self.snapshot.scan().with_columns(&read).with_view_types(true);
         if let Some(p) = &predicate {
             builder = builder.with_predicate(p.clone());
         }
@@ -416,7 +420,7 @@ impl ExecutionPlan for DeltaScanExec {
         let output_rows: Count = MetricBuilder::new(&self.metrics).output_rows(partition);
         // Batches of the session's size, as DataFusion's operators expect (and budget memory for).
         let mut builder =
-            self.snapshot.scan().with_files(files).with_columns(&self.read).with_batch_size(context.session_config().batch_size());
+            self.snapshot.scan().with_files(files).with_columns(&self.read).with_view_types(true).with_batch_size(context.session_config().batch_size());
         if let Some(p) = &self.predicate {
             builder = builder.with_predicate(p.clone());
         }

@@ -98,6 +98,7 @@ pub struct ScanBuilder {
     row_index: bool,
     row_tracking: bool,
     concurrency: Option<usize>,
+    view_types: bool,
 }
 
 /// The column [`ScanBuilder::with_row_index`] appends: each row's index in its data file (as
@@ -121,6 +122,7 @@ impl ScanBuilder {
             row_index: false,
             row_tracking: false,
             concurrency: None,
+            view_types: false,
         }
     }
 
@@ -190,6 +192,14 @@ impl ScanBuilder {
         self
     }
 
+    /// Top-level string and binary columns as Arrow's view types (`Utf8View`, `BinaryView`):
+    /// decoded straight from parquet pages without copying values into one buffer, which query
+    /// engines (DataFusion) hash, compare and filter faster. Nested ones keep their types.
+    pub fn with_view_types(mut self, view_types: bool) -> Self {
+        self.view_types = view_types;
+        self
+    }
+
     /// Resolves columns, validates the predicate and prunes files.
     pub fn build(self) -> DeltaResult<Scan> {
         let snapshot = self.snapshot;
@@ -256,6 +266,13 @@ impl ScanBuilder {
                 read_arrow.push(f);
             }
         }
+        // Statistics and predicates see the table's own types; only the batches use views.
+        let stats_schema = Arc::new(Schema::new(read_arrow.clone()));
+        if self.view_types {
+            for f in output_fields.iter_mut().chain(read_arrow.iter_mut()) {
+                *f = f.clone().with_data_type(view_type(f.data_type()));
+            }
+        }
         let output_schema = Arc::new(Schema::new(output_fields));
         let read_schema = Arc::new(Schema::new(read_arrow));
         let mode = snapshot.column_mapping_mode();
@@ -314,6 +331,8 @@ impl ScanBuilder {
                 mode,
                 output_schema,
                 read_schema,
+                stats_schema,
+                view_types: self.view_types,
                 read_fields,
                 partition_physical,
                 predicate: self.predicate,
@@ -334,6 +353,9 @@ struct ScanInner {
     mode: ColumnMappingMode,
     output_schema: SchemaRef,
     read_schema: SchemaRef,
+    /// The read schema with the table's types (no view types), for statistics.
+    stats_schema: SchemaRef,
+    view_types: bool,
     read_fields: Vec<StructField>,
     partition_physical: Vec<(String, String, ArrowType)>,
     predicate: Option<Expr>,
@@ -554,6 +576,15 @@ fn adapt(array: &ArrayRef, data_type: &DataType, mode: ColumnMappingMode, path: 
     })
 }
 
+/// The view type of a top-level string or binary type; other types as they are.
+fn view_type(t: &ArrowType) -> ArrowType {
+    match t {
+        ArrowType::Utf8 | ArrowType::LargeUtf8 => ArrowType::Utf8View,
+        ArrowType::Binary | ArrowType::LargeBinary => ArrowType::BinaryView,
+        other => other.clone(),
+    }
+}
+
 /// Replaces `Timestamp(ns, None)` (how INT96 is read by default) with microseconds, so that
 /// timestamps beyond year 2262 survive.
 fn int96_hint(t: &ArrowType) -> ArrowType {
@@ -617,6 +648,19 @@ async fn read_file(
         let is_partition = inner.partition_physical.iter().any(|(l, _, _)| *l == f.name);
         roots.push(if is_partition { None } else { find_file_field(file_fields, f, inner.mode) });
     }
+    // View types: the referenced top-level string/binary file columns decode as views.
+    let metadata = if inner.view_types {
+        let wanted: Vec<usize> = roots.iter().flatten().copied().collect();
+        let fields: Vec<Field> = file_fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| if wanted.contains(&i) { f.as_ref().clone().with_data_type(view_type(f.data_type())) } else { f.as_ref().clone() })
+            .collect();
+        let opts = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(fields)));
+        ArrowReaderMetadata::try_new(metadata.metadata().clone(), opts).unwrap_or(metadata)
+    } else {
+        metadata
+    };
     // Row-group pruning on top-level primitive columns the predicate reads.
     let parquet_meta = metadata.metadata().clone();
     let num_groups = parquet_meta.num_row_groups();
@@ -645,7 +689,7 @@ async fn read_file(
             keep_groups.retain(|rg| {
                 let stats =
                     RowGroupStats { row_group: *rg, num_rows: parquet_meta.row_group(*rg).num_rows().max(0) as u64, columns: &columns };
-                can_match(pred, &stats, inner.read_schema.as_ref())
+                can_match(pred, &stats, inner.stats_schema.as_ref())
             });
         }
     }
@@ -705,15 +749,23 @@ async fn read_file(
             });
         let batch_schema = batch.schema();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(inner.read_fields.len());
-        for (f, root) in inner.read_fields.iter().zip(&roots) {
+        for (k, (f, root)) in inner.read_fields.iter().zip(&roots).enumerate() {
             let col = if let Some(p) = partition_arrays.get(f.name.as_str()) {
                 let idx = UInt32Array::from(vec![0u32; n]);
                 arrow::compute::take(p, &idx, None)?
             } else {
                 match root.and_then(|r| batch_schema.index_of(file_fields[r].name()).ok()) {
+                    // Decoded as the view type asked for: nothing to adapt.
+                    Some(i) if inner.view_types && Some(batch.column(i).data_type()) == inner.read_schema.fields().get(k).map(|f| f.data_type()) => {
+                        batch.column(i).clone()
+                    }
                     Some(i) => adapt(batch.column(i), &f.data_type, inner.mode, &display)?,
                     None => new_null_array(&f.data_type.to_arrow(false)?, n),
                 }
+            };
+            let col = match inner.read_schema.fields().get(k) {
+                Some(target) if inner.view_types && col.data_type() != target.data_type() => arrow::compute::cast(&col, target.data_type())?,
+                _ => col,
             };
             columns.push(col);
         }
