@@ -160,17 +160,47 @@ impl TableProvider for DeltaTableProvider {
         let planned = builder.build().map_err(df_error)?;
         let files = planned.files().to_vec();
         let total_files = planned.total_files();
-        let partitions = group_by_size(files, state.config().target_partitions());
+        let target = state.config().target_partitions();
+        let table_columns = self.schema.fields().len().max(1);
+        let fraction = projected.len() as f64 / table_columns as f64;
+        // Statistics of the whole scan come from whole files (a split's rows are not known).
+        let total_stats = ScanStatistics::merge(&ScanStatistics::of_files(&self.snapshot, &files, &output_schema, fraction)?, &output_schema)?;
+        let min_split = state.config().options().optimizer.repartition_file_min_size;
+        let partitions = group_by_size(split_large_files(files, target, min_split), target);
         let progress = state.config().get_extension::<ScanProgress>();
         if let Some(p) = &progress {
             p.plan(&partitions);
         }
-        let table_columns = self.schema.fields().len().max(1);
-        let stats = ScanStatistics::from_log(&self.snapshot, &partitions, &output_schema, projected.len() as f64 / table_columns as f64)?;
+        let mut stats = ScanStatistics::from_log(&self.snapshot, &partitions, &output_schema, fraction)?;
+        stats.total = total_stats;
         let mut exec = DeltaScanExec::new(self.snapshot.clone(), read, output_schema, predicate, (partitions, total_files), limit, stats);
         exec.progress = progress;
         Ok(Arc::new(exec))
     }
+}
+
+/// With fewer files than partitions, large files are cut into byte ranges (row groups by where
+/// they start) so that every partition has about as much to read; deletion vectors stay right
+/// because delta-core numbers a split's rows from the file's first row.
+/// Below `min_bytes` in all (DataFusion's `repartition_file_min_size`) nothing is split.
+fn split_large_files(files: Vec<ScanFile>, partitions: usize, min_bytes: usize) -> Vec<ScanFile> {
+    let total: i64 = files.iter().map(|f| f.size.max(0)).sum();
+    if files.len() >= partitions || total < min_bytes as i64 {
+        return files;
+    }
+    let share = (total / partitions.max(1) as i64).max(1);
+    files
+        .into_iter()
+        .flat_map(|f| {
+            let parts = ((f.size + share - 1) / share).clamp(1, partitions as i64) as usize;
+            f.split(parts)
+        })
+        .collect()
+}
+
+/// A whole file, or the first of its splits (what counts it once).
+fn is_first_piece(f: &ScanFile) -> bool {
+    f.byte_range.is_none_or(|(lo, _)| lo == 0)
 }
 
 /// Splits files into at most `n` groups of about equal bytes (largest first into the lightest
@@ -203,25 +233,42 @@ struct ScanStatistics {
 
 impl ScanStatistics {
     fn from_log(snapshot: &Snapshot, partitions: &[Vec<ScanFile>], schema: &SchemaRef, bytes_fraction: f64) -> Result<Self> {
+        let mut per_partition = Vec::with_capacity(partitions.len());
+        for files in partitions {
+            per_partition.push(Self::merge(&Self::of_files(snapshot, files, schema, bytes_fraction)?, schema)?);
+        }
+        let total = Self::merge(&per_partition, schema)?;
+        Ok(ScanStatistics { partitions: per_partition, total })
+    }
+
+    /// Each file's statistics (a split of a file: its share, as estimates).
+    fn of_files(snapshot: &Snapshot, files: &[ScanFile], schema: &SchemaRef, bytes_fraction: f64) -> Result<Vec<Statistics>> {
         let pruner = FilePruner::new(snapshot).map_err(df_error)?;
         let columns: Vec<(String, DataType)> = schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
         let partition_columns = snapshot.partition_columns();
-        let mut per_partition = Vec::with_capacity(partitions.len());
-        for files in partitions {
-            let mut file_stats = Vec::with_capacity(files.len());
-            for f in files {
-                file_stats.push(Self::of_file(&pruner, f, &columns, partition_columns, schema, bytes_fraction)?);
-            }
-            per_partition.push(match file_stats.is_empty() {
-                true => Self::empty(schema),
-                false => Statistics::try_merge_iter(&file_stats, schema)?,
-            });
+        files
+            .iter()
+            .map(|f| {
+                let s = Self::of_file(&pruner, f, &columns, partition_columns, schema, bytes_fraction)?;
+                Ok(match f.byte_range {
+                    None => s,
+                    Some((lo, hi)) => {
+                        let share = (hi.min(f.size) - lo).max(0) as f64 / f.size.max(1) as f64;
+                        let mut s = s.to_inexact();
+                        s.num_rows = s.num_rows.map(|r| (r as f64 * share) as usize);
+                        s.total_byte_size = s.total_byte_size.map(|b| (b as f64 * share) as usize);
+                        s
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn merge(items: &[Statistics], schema: &SchemaRef) -> Result<Statistics> {
+        match items.is_empty() {
+            true => Ok(Self::empty(schema)),
+            false => Statistics::try_merge_iter(items, schema),
         }
-        let total = match per_partition.is_empty() {
-            true => Self::empty(schema),
-            false => Statistics::try_merge_iter(&per_partition, schema)?,
-        };
-        Ok(ScanStatistics { partitions: per_partition, total })
     }
 
     /// No rows at all (a table without files).
@@ -349,9 +396,9 @@ impl DeltaScanExec {
         self.total_files
     }
 
-    /// Files left to read after partition and statistics pruning.
+    /// Files left to read after partition and statistics pruning (a split file once).
     pub fn files_scanned(&self) -> usize {
-        self.partitions.iter().map(Vec::len).sum()
+        self.partitions.iter().flatten().filter(|f| is_first_piece(f)).count()
     }
 
     /// The files of each output partition.
@@ -416,7 +463,7 @@ impl ExecutionPlan for DeltaScanExec {
         if partition == 0 {
             MetricBuilder::new(&self.metrics).global_counter("files_total").add(self.total_files);
         }
-        MetricBuilder::new(&self.metrics).counter("files_scanned", partition).add(files.len());
+        MetricBuilder::new(&self.metrics).counter("files_scanned", partition).add(files.iter().filter(|f| is_first_piece(f)).count());
         let output_rows: Count = MetricBuilder::new(&self.metrics).output_rows(partition);
         // Batches of the session's size, as DataFusion's operators expect (and budget memory for).
         let mut builder =

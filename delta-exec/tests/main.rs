@@ -135,6 +135,42 @@ async fn deletion_vectors_hold_under_any_partitioning() {
     }
 }
 
+/// A large file is split across partitions by row groups, and its deletion vector still removes
+/// exactly its deleted rows in every split: one file of 40 row groups, rows deleted in many of
+/// them, read with 1, 2 and 8 partitions.
+#[tokio::test]
+async fn deletion_vectors_hold_when_files_are_split() {
+    let dir = TempDir::new("dvsplit");
+    let table = Table::open(dir.path()).unwrap();
+    let options = WriteOptions {
+        properties: props(&[("delta.enableDeletionVectors", "true")]),
+        row_group_rows: Some(1000),
+        ..Default::default()
+    };
+    table.write(vec![rows(0..40_000)], options).await.unwrap();
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!(snapshot.num_files(), 1);
+    table.delete(Some("id % 13 = 0 OR id BETWEEN 15500 AND 17250")).await.unwrap();
+    assert!(table.snapshot().await.unwrap().has_deletion_vectors());
+    let expected: Vec<i64> = (0..40_000).filter(|i| i % 13 != 0 && !(15_500..=17_250).contains(i)).collect();
+    for partitions in [1, 2, 8] {
+        let session = Session::with_config(partitions, None).unwrap();
+        session.set_conf("datafusion.optimizer.repartition_file_min_size", "0").unwrap();
+        let df = session.read().delta(dir.path()).await.unwrap();
+        let plan = df.physical_plan().await.unwrap();
+        let scans = delta_scans(&plan);
+        assert_eq!((scans[0].1, scans[0].2), (1, partitions), "one file, read by {partitions} partitions");
+        let mut got = ints(&df.select(&["id"]).unwrap().collect().await.unwrap(), "id");
+        got.sort_unstable();
+        assert_eq!(got, expected, "target_partitions={partitions}");
+        assert_eq!(df.count().await.unwrap(), expected.len());
+        let some = df.filter("id >= 15000 AND id < 18000").unwrap().collect().await.unwrap();
+        let mut got = ints(&some, "id");
+        got.sort_unstable();
+        assert_eq!(got, expected.iter().copied().filter(|i| (15_000..18_000).contains(i)).collect::<Vec<_>>());
+    }
+}
+
 /// Partition and statistics pruning happen in the scan, and EXPLAIN ANALYZE shows it.
 #[tokio::test]
 async fn partition_and_statistics_pruning_show_in_the_plan() {

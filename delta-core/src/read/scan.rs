@@ -60,6 +60,10 @@ pub struct ScanFile {
     pub base_row_id: Option<i64>,
     /// Row tracking: the commit version of rows without a materialised one.
     pub default_row_commit_version: Option<i64>,
+    /// Only the row groups that start in this byte range `[start, end)` of the file (an engine's
+    /// split of a large file); the whole file when `None`. Deletion vectors and row indexes stay
+    /// right: rows are still numbered from the file's first row.
+    pub byte_range: Option<(i64, i64)>,
     stats_json: Option<String>,
 }
 
@@ -76,8 +80,25 @@ impl ScanFile {
             deletion_vector: add.deletion_vector.clone(),
             base_row_id: add.base_row_id,
             default_row_commit_version: add.default_row_commit_version,
+            byte_range: None,
             stats_json: add.stats.clone(),
         }
+    }
+
+    /// The file cut into `parts` byte ranges of about equal size, each reading the row groups
+    /// that start in it (a file of one row group is read by the range its start falls in).
+    pub fn split(&self, parts: usize) -> Vec<ScanFile> {
+        let parts = parts.max(1) as i64;
+        if parts == 1 || self.size <= 0 {
+            return vec![self.clone()];
+        }
+        let chunk = (self.size + parts - 1) / parts;
+        (0..parts)
+            .map(|i| {
+                let end = if i == parts - 1 { i64::MAX } else { (i + 1) * chunk };
+                ScanFile { byte_range: Some((i * chunk, end)), ..self.clone() }
+            })
+            .collect()
     }
 
     /// The stats JSON string, if the log had one.
@@ -321,6 +342,7 @@ impl ScanBuilder {
                     partition_values,
                     num_records,
                     deletion_vector,
+                    byte_range: None,
                     stats_json,
                 });
             }
@@ -664,8 +686,18 @@ async fn read_file(
     // Row-group pruning on top-level primitive columns the predicate reads.
     let parquet_meta = metadata.metadata().clone();
     let num_groups = parquet_meta.num_row_groups();
-    let mut keep_groups: Vec<usize> = (0..num_groups).collect();
-    if let (Some(pred), true) = (&inner.predicate, num_groups > 1) {
+    // A split reads the row groups that start in its byte range.
+    let group_start = |rg: usize| {
+        // The first page of its first column chunk (`file_offset` is wrong in some writers' files).
+        let meta = parquet_meta.row_group(rg);
+        meta.columns().iter().map(|c| c.dictionary_page_offset().filter(|o| *o > 0).unwrap_or(c.data_page_offset())).min().unwrap_or(0)
+    };
+    let mut keep_groups: Vec<usize> = match file.byte_range {
+        Some((lo, hi)) => (0..num_groups).filter(|rg| (lo..hi).contains(&group_start(*rg))).collect(),
+        None => (0..num_groups).collect(),
+    };
+    let groups_in_range = keep_groups.len();
+    if let (Some(pred), true) = (&inner.predicate, keep_groups.len() > 1) {
         let mut columns = HashMap::new();
         for col in pred.columns() {
             if col.len() != 1 {
@@ -693,7 +725,7 @@ async fn read_file(
             });
         }
     }
-    ScanMetrics::add(&metrics.row_groups_total, num_groups as u64);
+    ScanMetrics::add(&metrics.row_groups_total, groups_in_range as u64);
     ScanMetrics::add(&metrics.row_groups_read, keep_groups.len() as u64);
     if keep_groups.is_empty() {
         return Ok(());

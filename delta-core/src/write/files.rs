@@ -222,6 +222,8 @@ pub struct DeltaWriter {
     mode: ColumnMappingMode,
     stats_columns: Vec<Vec<String>>,
     target_file_size: u64,
+    /// Rows per parquet row group at most.
+    row_group_rows: usize,
     open: BTreeMap<Vec<Option<String>>, OpenFile>,
     /// Files opened so far (their sequence number in the file name).
     opened: usize,
@@ -235,6 +237,12 @@ pub struct DeltaWriter {
 pub const CHANGE_TYPE_COLUMN: &str = "_change_type";
 
 impl DeltaWriter {
+    /// At most `rows` rows per parquet row group (default 1 Mi rows, or 128 MiB).
+    pub fn with_row_group_rows(mut self, rows: usize) -> Self {
+        self.row_group_rows = rows.max(1);
+        self
+    }
+
     /// A writer for a table with this metadata.
     pub fn new(
         location: TableLocation,
@@ -259,6 +267,7 @@ impl DeltaWriter {
             mode,
             stats_columns,
             target_file_size: target_file_size.max(1),
+            row_group_rows: ROW_GROUP_ROWS,
             open: BTreeMap::new(),
             opened: 0,
             done: Vec::new(),
@@ -358,7 +367,7 @@ impl DeltaWriter {
             let props = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
                 .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .set_max_row_group_row_count(Some(self.row_group_rows))
                 .set_statistics_truncate_length(Some(STATS_TRUNCATE_BYTES))
                 .build();
             let writer =

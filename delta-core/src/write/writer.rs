@@ -82,6 +82,8 @@ pub struct WriteOptions {
     pub cluster_by: Option<Vec<String>>,
     /// Target size of data files in bytes (default `delta.targetFileSize` or 128 MiB).
     pub target_file_size: Option<u64>,
+    /// Rows per parquet row group at most (default 1 Mi rows, or 128 MiB).
+    pub row_group_rows: Option<usize>,
     /// Idempotent write: application id and version. A version not above the table's last
     /// recorded one for the application is skipped.
     pub app_transaction: Option<(String, i64)>,
@@ -416,7 +418,14 @@ where
         insert_changes = rw.cdf && !rw.is_partition_only(pred);
         rewriter = Some(rw);
     }
-    let mut writers = ParallelWriter::new(|| DeltaWriter::new(location.clone(), &metadata, &schema, mode, target_size))?;
+    let row_group_rows = options.row_group_rows;
+    let mut writers = ParallelWriter::new(|| {
+        let w = DeltaWriter::new(location.clone(), &metadata, &schema, mode, target_size)?;
+        Ok(match row_group_rows {
+            Some(n) => w.with_row_group_rows(n),
+            None => w,
+        })
+    })?;
     let mut input_error = None;
     while let Some(batch) = batches.next().await {
         let checked = (|| -> DeltaResult<RecordBatch> {
