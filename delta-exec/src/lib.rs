@@ -4,23 +4,35 @@
 //!
 //! ```text
 //!  Session ─► read().version_as_of(v).delta(path) ─► DataFrame (lazy; Spark SQL text in filter,
-//!                                                    select, with_column, group_by().agg, …)
-//!                 │                                           │ DataFusion's optimizer
-//!                 ▼                                           ▼
+//!     │                                              select, with_column, group_by().agg,
+//!     │ sql / execute (statement)                    with_column_over(Window), join_asof, …)
+//!     ▼                                                       │ DataFusion's optimizer, plus
+//!  CTAS, INSERT, DML (delta-core), VERSION AS OF              │ the broadcast rule (hint)
+//!                 │                                           ▼
 //!  DeltaTableProvider (one snapshot) ──────────────► DeltaScanExec (files pruned by delta-core,
-//!                                                    whole files per partition, DVs applied)
+//!   log statistics: rows, bytes, min/max/nulls       large files split by row groups, DVs
+//!                                                    applied, strings as views)
 //!  DataFrame::write().mode(..).save(path) ─► delta-core's writer, batches streamed, one commit
+//!  DeltaTable::merge(df, on) ─► delta-core's MERGE with the frame streamed as its source
 //! ```
 //!
 //! We write no optimizer, join or sort: DataFusion plans and runs them. What is ours is the Delta
-//! integration ([`provider`]) and the Spark-shaped API ([`session`]).
+//! integration ([`provider`], [`hint`]) and the Spark-shaped API ([`session`], [`window`],
+//! [`statement`], [`table`]).
 //!
 //! ## Where this departs from `../shared/DESIGN.md` (for now)
 //! * The scan reads files with delta-core's reader (row-group pruning by statistics, deletion
-//!   vectors, column mapping, type widening, the residual predicate), not DataFusion's parquet
-//!   source: page-index pruning and late materialisation of filtered columns are still to come.
+//!   vectors, column mapping, type widening, the predicate evaluated exactly, strings decoded as
+//!   views), not DataFusion's parquet source: page-index pruning and late materialisation of
+//!   filtered columns are still to come. Files are split across partitions by row-group byte
+//!   ranges as DataFusion's source splits them; delta-core numbers a split's rows from the
+//!   file's start, so deletion vectors hold in every split.
 //! * delta-core keeps `object_store` 0.14; DataFusion's own object store registry (0.13) is not
 //!   used, since every file is read through delta-core.
+//! * SQL is parsed in Spark's (Databricks) dialect before DataFusion plans it, so that `VERSION
+//!   AS OF` / `TIMESTAMP AS OF` resolve to snapshots (DataFusion's planner ignores the clause);
+//!   registered names read their table's latest version at each statement, while a DataFrame
+//!   keeps the snapshot it was built on.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod hint;
