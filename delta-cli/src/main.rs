@@ -186,7 +186,8 @@ enum Command {
     },
     /// `delta constraint TABLE add NAME EXPR` or `delta constraint TABLE drop NAME`.
     Constraint { table: String, action: ConstraintAction, name: String, expr: Option<String> },
-    /// Run a Spark SQL statement; tables are named delta.`/path`, or by `--table NAME=PATH` /
+    /// Run a Spark SQL statement; tables are named delta.`/path` (parquet.`/file-or-dir` to read
+    /// plain parquet), or by `--table NAME=PATH` /
     /// `--tables DIR`, with `VERSION AS OF n` / `TIMESTAMP AS OF '…'`. Queries (SELECT, WITH,
     /// EXPLAIN [ANALYZE], VALUES) run on DataFusion and print their rows; CREATE TABLE … AS
     /// SELECT, INSERT INTO|OVERWRITE … SELECT|VALUES, DELETE, UPDATE and MERGE (sources also

@@ -36,6 +36,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod hint;
+mod parquet_path;
 pub mod provider;
 pub mod session;
 pub mod statement;

@@ -77,6 +77,7 @@ impl Session {
             // Only fails when a schema of that name cannot be registered; the session still works
             // without path-named tables then.
             let _ = catalog.register_schema("delta", Arc::new(DeltaPathSchema));
+            let _ = catalog.register_schema("parquet", Arc::new(crate::parquet_path::ParquetPathSchema));
         }
         Session { ctx, registry: Arc::default(), table_options: TableOptions::default(), progress }
     }

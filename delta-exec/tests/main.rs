@@ -715,3 +715,35 @@ async fn merge_from_queries_and_dataframes() {
     assert!(table.merge(&bad, "t.id = s.id").await.unwrap().when_matched_update(&[("amount", "s.amount")]).execute().await.is_err());
     assert_eq!(table.table().snapshot().await.unwrap().version(), before);
 }
+
+/// Tables named ``parquet.`path` `` in SQL: one file or a folder of files, joinable with Delta.
+#[tokio::test]
+async fn parquet_paths_in_queries() {
+    let dir = TempDir::new("pq");
+    let files = dir.0.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    for (i, range) in [(0, 0..50), (1, 50..80)] {
+        let batch = rows(range);
+        let f = std::fs::File::create(files.join(format!("part-{i}.parquet"))).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let delta = dir.0.join("delta");
+    Table::open(delta.to_str().unwrap()).unwrap().write(vec![rows(0..10)], WriteOptions::default()).await.unwrap();
+    let session = Session::new();
+    let q = format!("SELECT count(*) AS n, sum(id) AS s FROM parquet.`{}`", files.display());
+    let out = session.sql(&q).await.unwrap().collect().await.unwrap();
+    assert_eq!((ints(&out, "n"), ints(&out, "s")), (vec![80], vec![(0..80).sum::<i64>()]));
+    let one = format!("SELECT count(*) AS n FROM parquet.`{}`", files.join("part-1.parquet").display());
+    assert_eq!(ints(&session.sql(&one).await.unwrap().collect().await.unwrap(), "n"), vec![30]);
+    let join = format!(
+        "SELECT count(*) AS n FROM parquet.`{}` p JOIN delta.`{}` d ON p.id = d.id WHERE p.grp = 'g1'",
+        files.display(),
+        delta.display()
+    );
+    assert_eq!(ints(&session.sql(&join).await.unwrap().collect().await.unwrap(), "n"), vec![2]);
+    let missing = format!("SELECT * FROM parquet.`{}`", dir.0.join("nope").display());
+    let err = session.sql(&missing).await.err().expect("a missing path is an error").to_string();
+    assert!(err.contains("no such file or folder"), "{err}");
+}
