@@ -105,12 +105,15 @@ def run_ours(data, op_sqls, runs):
             out[op] = {"error": p.stderr.strip().splitlines()[-1][:200] if p.stderr.strip() else "failed"}
             continue
         times = [float(m) for m in re.findall(r"run \d+: ([\d.]+) ms", p.stderr)]
-        # One fresh process, one run: what a user of the CLI waits for.
+        # One fresh process, one run: what a user of the CLI waits for (and its peak RSS).
         t0 = time.perf_counter()
-        q = subprocess.run([DELTA, "sql", sql, "--tables", data, "--format", "csv"], capture_output=True, text=True)
+        q = subprocess.Popen([DELTA, "sql", sql, "--tables", data, "--format", "csv"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        stdout = q.stdout.read()
+        _, _, usage = os.wait4(q.pid, 0)
         process = (time.perf_counter() - t0) * 1e3
-        rows = max(len(q.stdout.strip().splitlines()) - 1, 0)
-        out[op] = {"ms": statistics.median(times[1:]) if len(times) > 1 else times[0], "process_ms": process, "rows": rows}
+        rows = max(len(stdout.strip().splitlines()) - 1, 0)
+        out[op] = {"ms": statistics.median(times[1:]) if len(times) > 1 else times[0], "process_ms": process, "rows": rows,
+                   "maxrss_mb": usage.ru_maxrss / 1024}
     return out
 
 
@@ -160,6 +163,9 @@ def main():
             print(f"\n{p} errors: " + "; ".join(f"{k}: {v}" for k, v in errs.items()))
         if "_maxrss_mb" in results[p]:
             print(f"{p} peak RSS {results[p]['_maxrss_mb']:.0f} MB")
+    rss = [v["maxrss_mb"] for v in results["ours"].values() if "maxrss_mb" in v]
+    if rss:
+        print(f"ours peak RSS (largest fresh process over the ops) {max(rss):.0f} MB")
     errs = {k: v["error"] for k, v in results["ours"].items() if "error" in v}
     if errs:
         print("\nours errors: " + "; ".join(f"{k}: {v}" for k, v in errs.items()))
