@@ -42,6 +42,8 @@ use delta_core::{DeltaError, Snapshot, Table};
 use delta_exec::Outcome;
 use futures::TryStreamExt;
 
+mod ml;
+
 #[derive(Parser)]
 #[command(name = "delta", version, about = "Read and inspect Delta Lake tables")]
 struct Cli {
@@ -280,6 +282,11 @@ enum Command {
         format: Format,
         #[arg(long)]
         output: Option<String>,
+    },
+    /// Machine learning on Delta tables (delta-ml): fit, transform, evaluate.
+    Ml {
+        #[command(subcommand)]
+        action: ml::MlCommand,
     },
     /// The files a scan would read after pruning, then `N of M files`.
     Files {
@@ -522,6 +529,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
     let open = |location: &str| Table::open_with(location, options.clone());
     match cli.command {
+        Command::Ml { action } => ml::run(action).await?,
         Command::Optimize { table, predicate, zorder_by, target_size, min_file_size, purge } => {
             let t = open(&table)?;
             let result = if purge {

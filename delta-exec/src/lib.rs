@@ -44,7 +44,7 @@ pub mod table;
 pub mod window;
 
 pub use provider::{DeltaScanExec, DeltaTableProvider, ScanProgress};
-pub use session::{broadcast, DataFrame, DataFrameReader, DataFrameWriter, GroupedData, JoinHow, Session};
+pub use session::{broadcast, DataFrame, DeltaSource, DataFrameReader, DataFrameWriter, GroupedData, JoinHow, Session};
 pub use statement::Outcome;
 pub use table::DeltaTable;
 pub use window::{Window, WindowSpec, CURRENT_ROW, UNBOUNDED_FOLLOWING, UNBOUNDED_PRECEDING};

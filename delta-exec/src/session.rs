@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DataFusionError, JoinType, Result};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::SessionStateBuilder;
@@ -277,6 +278,16 @@ impl DataFrameReader {
     }
 }
 
+/// One Delta snapshot a frame reads ([`DataFrame::delta_sources`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaSource {
+    /// The table's root URL.
+    pub location: String,
+    pub version: i64,
+    /// The commit time of that version, when the log has it.
+    pub timestamp_ms: Option<i64>,
+}
+
 /// A lazy query: nothing runs until an action (`collect`, `count`, `show`, a write).
 #[derive(Clone)]
 pub struct DataFrame {
@@ -330,6 +341,48 @@ impl DataFrame {
     /// A SQL expression over this frame's columns (`"amount * 2"`, `"upper(name)"`).
     pub fn expr(&self, text: &str) -> Result<Expr> {
         self.df.parse_sql_expr(text)
+    }
+
+    /// Wraps a DataFusion DataFrame planned in `session`'s context (a frame over any
+    /// `TableProvider`, e.g. a transformed stream).
+    pub fn from_datafusion(session: &Session, df: datafusion::dataframe::DataFrame) -> DataFrame {
+        DataFrame { session: session.clone(), df }
+    }
+
+    /// The session this frame was made in.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Runs the query once and keeps its rows in memory (Spark's `cache()` followed by an action):
+    /// later actions read the memory, not the tables.
+    pub async fn cache(&self) -> Result<DataFrame> {
+        Ok(self.with(self.live().cache().await?))
+    }
+
+    /// The Delta snapshots this frame reads: each table's location and version, in plan order.
+    /// This is what a model records as the data it was trained on.
+    pub fn delta_sources(&self) -> Vec<DeltaSource> {
+        let mut out: Vec<DeltaSource> = Vec::new();
+        let _ = self.df.logical_plan().apply(|node| {
+            if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
+                if let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source) {
+                    if let Some(delta) = provider.downcast_ref::<DeltaTableProvider>() {
+                        let snapshot = delta.snapshot();
+                        let source = DeltaSource {
+                            location: snapshot.location().root_url().to_string(),
+                            version: snapshot.version(),
+                            timestamp_ms: snapshot.timestamp_ms(),
+                        };
+                        if !out.contains(&source) {
+                            out.push(source);
+                        }
+                    }
+                }
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        });
+        out
     }
 
     /// The DataFusion DataFrame underneath.

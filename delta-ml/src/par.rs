@@ -1,0 +1,69 @@
+//! Row-parallel reductions that give the same bits on any number of threads: rows are cut
+//! into fixed chunks, each chunk is reduced alone, and the chunk results are combined in
+//! chunk order on the calling thread.
+
+use std::ops::Range;
+
+/// Rows per chunk: small enough to balance two cores, large enough to amortise the merge.
+pub const CHUNK: usize = 8192;
+
+thread_local! {
+    static THREADS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with reductions on this thread using `n` threads (tests of determinism; a job
+/// that wants fewer cores).
+pub fn with_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
+    let before = THREADS.with(|t| t.replace(Some(n.max(1))));
+    let out = f();
+    THREADS.with(|t| t.set(before));
+    out
+}
+
+/// Threads to use: [`with_threads`], else `DELTA_ML_THREADS`, else the machine's cores.
+pub fn threads() -> usize {
+    if let Some(n) = THREADS.with(|t| t.get()) {
+        return n;
+    }
+    std::env::var("DELTA_ML_THREADS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+/// `f` over every chunk of `0..n`, results in chunk order.
+pub fn map_chunks<T: Send>(n: usize, f: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
+    let chunks: Vec<Range<usize>> = (0..n.div_ceil(CHUNK)).map(|c| c * CHUNK..((c + 1) * CHUNK).min(n)).collect();
+    let t = threads().min(chunks.len()).max(1);
+    if t == 1 {
+        return chunks.into_iter().map(f).collect();
+    }
+    let per = chunks.len().div_ceil(t);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks.chunks(per).map(|group| s.spawn(move || group.iter().cloned().map(f).collect::<Vec<T>>())).collect();
+        let mut out = Vec::with_capacity(chunks.len());
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                Err(e) => std::panic::resume_unwind(e),
+            }
+        }
+        out
+    })
+}
+
+/// Sums per-chunk vectors (value first) in chunk order.
+pub fn sum_chunks(n: usize, dim: usize, f: impl Fn(Range<usize>, &mut [f64]) -> f64 + Sync) -> (f64, Vec<f64>) {
+    let parts = map_chunks(n, |r| {
+        let mut g = vec![0.0; dim];
+        let v = f(r, &mut g);
+        (v, g)
+    });
+    let mut total = 0.0;
+    let mut grad = vec![0.0; dim];
+    for (v, g) in parts {
+        total += v;
+        for (a, b) in grad.iter_mut().zip(&g) {
+            *a += b;
+        }
+    }
+    (total, grad)
+}
