@@ -45,6 +45,6 @@ pub use error::{MlError, Result};
 pub use evaluation::{BinaryClassificationEvaluator, ClusteringEvaluator, Evaluator, MulticlassClassificationEvaluator, RegressionEvaluator};
 pub use feature::{Bucketizer, Imputer, MinMaxScaler, OneHotEncoder, QuantileDiscretizer, SQLTransformer, StandardScaler, StringIndexer, VectorAssembler};
 pub use lineage::{Lineage, TableVersion};
-pub use models::{LinearRegression, LinearRegressionModel, LogisticRegression, LogisticRegressionModel};
+pub use models::{KMeans, KMeansModel, LinearRegression, LinearRegressionModel, LogisticRegression, LogisticRegressionModel};
 pub use pipeline::{Pipeline, PipelineModel, Stage};
 pub use stage::{transform, Estimator, Frame, Transformer};

@@ -67,3 +67,41 @@ pub fn sum_chunks(n: usize, dim: usize, f: impl Fn(Range<usize>, &mut [f64]) -> 
     }
     (total, grad)
 }
+
+/// Runs `f(rows, chunk_of_a, chunk_of_b)` over fixed chunks of `0..n` with the matching
+/// mutable chunks of two per-row arrays (`a` has `wa` values per row, `b` has `wb`), results
+/// in chunk order.
+pub fn map_chunks_mut<A: Send, B: Send, T: Send>(n: usize, a: &mut [A], wa: usize, b: &mut [B], wb: usize, f: impl Fn(Range<usize>, &mut [A], &mut [B]) -> T + Sync) -> Vec<T> {
+    let mut work: Vec<(Range<usize>, &mut [A], &mut [B])> = Vec::new();
+    let (mut ra, mut rb) = (a, b);
+    for c in 0..n.div_ceil(CHUNK) {
+        let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
+        let (ha, ta) = std::mem::take(&mut ra).split_at_mut(rows.len() * wa);
+        let (hb, tb) = std::mem::take(&mut rb).split_at_mut(rows.len() * wb);
+        work.push((rows, ha, hb));
+        ra = ta;
+        rb = tb;
+    }
+    let t = threads().min(work.len()).max(1);
+    if t == 1 {
+        return work.into_iter().map(|(r, a, b)| f(r, a, b)).collect();
+    }
+    let per = work.len().div_ceil(t);
+    let f = &f;
+    let mut groups: Vec<Vec<(Range<usize>, &mut [A], &mut [B])>> = Vec::new();
+    let mut it = work.into_iter().peekable();
+    while it.peek().is_some() {
+        groups.push(it.by_ref().take(per).collect());
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = groups.into_iter().map(|g| s.spawn(move || g.into_iter().map(|(r, a, b)| f(r, a, b)).collect::<Vec<T>>())).collect();
+        let mut out = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                Err(e) => std::panic::resume_unwind(e),
+            }
+        }
+        out
+    })
+}

@@ -272,6 +272,7 @@ pub fn load_stage(dir: &Path, lineage: Option<Lineage>) -> Result<Arc<dyn Transf
             Arc::new(v)
         }
         "LogisticRegressionModel" => Arc::new(LogisticRegressionModel::load(params_of(m::LogisticRegression::new().params().clone())?, &data, lineage)?),
+        "KMeansModel" => Arc::new(crate::models::KMeansModel::load(params_of(m::KMeans::new().params().clone())?, &data, lineage)?),
         "LinearRegressionModel" => Arc::new(LinearRegressionModel::load(params_of(m::LinearRegression::new().params().clone())?, &data, lineage)?),
         other => return Err(MlError::Format(format!("unknown stage class `{other}` in {}", dir.display()))),
     };

@@ -33,6 +33,7 @@ pub const STAGES: &[&str] = &[
     "SQLTransformer",
     "LogisticRegression",
     "LinearRegression",
+    "KMeans",
 ];
 
 fn split(obj: &Value) -> Result<(String, Value)> {
@@ -62,6 +63,7 @@ pub fn stage_from_json(obj: &Value) -> Result<Stage> {
         "Imputer" => est(Box::<Imputer>::default()),
         "QuantileDiscretizer" => est(Box::<QuantileDiscretizer>::default()),
         "LogisticRegression" => est(Box::<LogisticRegression>::default()),
+        "KMeans" => est(Box::<crate::models::KMeans>::default()),
         "LinearRegression" => est(Box::<LinearRegression>::default()),
         "VectorAssembler" => {
             let mut t = VectorAssembler::new();

@@ -133,3 +133,52 @@ fn same_seed_same_model_on_one_and_two_threads() {
     assert_eq!(a.2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.2.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
     assert_eq!(a.3.to_bits(), b.3.to_bits());
 }
+
+/// 8 Gaussian blobs in 6 dimensions, centres far apart (the bench's `blobs`, small).
+fn blobs(n_per: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let mut s = seed;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let centres: Vec<Vec<f64>> = (0..8).map(|_| (0..6).map(|_| next() * 40.0 - 20.0).collect()).collect();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for (c, centre) in centres.iter().enumerate() {
+        for _ in 0..n_per {
+            // Sum of uniforms: roughly normal, sd ~1.
+            x.push(centre.iter().map(|m| m + (next() + next() + next() - 1.5) * 2.0).collect());
+            y.push(c as f64);
+        }
+    }
+    (x, y)
+}
+
+#[test]
+fn kmeans_finds_the_blobs_for_every_seed() {
+    let (x, y) = blobs(2000, 7);
+    let f = vector_frame(&x, &y);
+    for seed in [1, 2, 3, 4, 5, 42] {
+        let m = KMeans::new().with("k", 8).unwrap().with("seed", seed).unwrap().fit_frame(&f).unwrap();
+        let out = transform_frame(m.as_ref(), &f).unwrap();
+        let pred = delta_ml::models::f64_column(&out.batches[0], "prediction").unwrap();
+        // Every true blob maps to one cluster, and the 8 clusters are distinct.
+        let mut map = std::collections::HashMap::new();
+        for (t, p) in y.iter().zip(&pred) {
+            let e = map.entry(*t as i64).or_insert(*p as i64);
+            assert_eq!(*e, *p as i64, "seed {seed}: blob {t} split");
+        }
+        let distinct: std::collections::HashSet<i64> = map.values().copied().collect();
+        assert_eq!(distinct.len(), 8, "seed {seed}");
+        let sil = ClusteringEvaluator::new().evaluate_frame(&out).unwrap();
+        assert!(sil > 0.8, "seed {seed}: silhouette {sil}");
+    }
+    let fit = |t: usize| {
+        with_threads(t, || {
+            let m = KMeans::new().with("k", 8).unwrap().with("seed", 9).unwrap().fit_frame(&f).unwrap();
+            m.as_any().downcast_ref::<KMeansModel>().unwrap().cluster_centers().concat().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(fit(1), fit(2));
+}

@@ -1,8 +1,10 @@
 //! Models: MLlib's estimators, objectives and output columns.
 
+pub mod kmeans;
 pub mod linear;
 pub mod logistic;
 
+pub use kmeans::{KMeans, KMeansModel};
 pub use linear::{LinearRegression, LinearRegressionModel};
 pub use logistic::{LogisticRegression, LogisticRegressionModel};
 
