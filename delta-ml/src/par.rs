@@ -68,11 +68,14 @@ pub fn sum_chunks(n: usize, dim: usize, f: impl Fn(Range<usize>, &mut [f64]) -> 
     (total, grad)
 }
 
+/// A chunk of rows and its slices of two per-row arrays.
+type Piece<'a, A, B> = (Range<usize>, &'a mut [A], &'a mut [B]);
+
 /// Runs `f(rows, chunk_of_a, chunk_of_b)` over fixed chunks of `0..n` with the matching
 /// mutable chunks of two per-row arrays (`a` has `wa` values per row, `b` has `wb`), results
 /// in chunk order.
 pub fn map_chunks_mut<A: Send, B: Send, T: Send>(n: usize, a: &mut [A], wa: usize, b: &mut [B], wb: usize, f: impl Fn(Range<usize>, &mut [A], &mut [B]) -> T + Sync) -> Vec<T> {
-    let mut work: Vec<(Range<usize>, &mut [A], &mut [B])> = Vec::new();
+    let mut work: Vec<Piece<'_, A, B>> = Vec::new();
     let (mut ra, mut rb) = (a, b);
     for c in 0..n.div_ceil(CHUNK) {
         let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
@@ -88,7 +91,7 @@ pub fn map_chunks_mut<A: Send, B: Send, T: Send>(n: usize, a: &mut [A], wa: usiz
     }
     let per = work.len().div_ceil(t);
     let f = &f;
-    let mut groups: Vec<Vec<(Range<usize>, &mut [A], &mut [B])>> = Vec::new();
+    let mut groups: Vec<Vec<Piece<'_, A, B>>> = Vec::new();
     let mut it = work.into_iter().peekable();
     while it.peek().is_some() {
         groups.push(it.by_ref().take(per).collect());
