@@ -253,6 +253,9 @@ impl KMeans {
         if n == 0 {
             return Err(invalid("KMeans: no rows to fit"));
         }
+        if w.len() != n || x.data.len() != n * d {
+            return Err(invalid(format!("KMeans: {n} feature rows, {} weights", w.len())));
+        }
         let seed = p.i64("seed")?;
         let mut centers = if p.string("initMode")? == "random" {
             let mut r = rng(seed, 7);

@@ -140,6 +140,9 @@ impl LinearRegression {
         if x.rows == 0 {
             return Err(invalid("LinearRegression: no rows to fit"));
         }
+        if y.len() != x.rows || w.len() != x.rows || x.data.len() != x.rows * d {
+            return Err(invalid(format!("LinearRegression: {} feature rows, {} labels, {} weights", x.rows, y.len(), w.len())));
+        }
         let fit_intercept = p.bool("fitIntercept")?;
         let standardization = p.bool("standardization")?;
         let reg = p.f64("regParam")?;

@@ -90,6 +90,9 @@ impl LogisticRegression {
         if n == 0 {
             return Err(invalid("LogisticRegression: no rows to fit"));
         }
+        if y.len() != n || w.len() != n || x.data.len() != n * d {
+            return Err(invalid(format!("LogisticRegression: {n} feature rows, {} labels, {} weights", y.len(), w.len())));
+        }
         let k = if multinomial { classes.max(1) } else { 1 };
         let fit_intercept = p.bool("fitIntercept")?;
         let standardization = p.bool("standardization")?;
@@ -103,6 +106,9 @@ impl LogisticRegression {
         }
         let mut hist = vec![0.0; classes.max(2)];
         for (yi, wi) in y.iter().zip(w) {
+            if !(*yi >= 0.0 && yi.fract() == 0.0 && (*yi as usize) < hist.len()) {
+                return Err(invalid(format!("LogisticRegression: label {yi} is not one of the {} classes 0..{}", hist.len(), hist.len() - 1)));
+            }
             hist[*yi as usize] += wi;
         }
         // One class only (binomial): MLlib returns ±∞ intercept and zero coefficients.
