@@ -90,3 +90,52 @@ fn sql_statements_that_write() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+
+#[test]
+fn ml_fit_evaluate_transform() {
+    let root = dir("ml");
+    let table = root.join("t");
+    let t = table.to_str().unwrap();
+    // y = 3x + 1 exactly, category irrelevant; two versions.
+    let mut csv = String::from("x,cat,y\n");
+    for i in 0..200 {
+        csv.push_str(&format!("{},{},{}\n", i as f64 / 10.0, if i % 3 == 0 { "a" } else { "b" }, 3.0 * i as f64 / 10.0 + 1.0));
+    }
+    let file = root.join("rows.csv");
+    std::fs::write(&file, &csv).unwrap();
+    assert!(delta(&["write", t, file.to_str().unwrap()]).0);
+    assert!(delta(&["write", t, file.to_str().unwrap()]).0);
+    let spec = root.join("spec.json");
+    std::fs::write(
+        &spec,
+        r#"{"stages": [{"stage": "StringIndexer", "inputCol": "cat", "outputCol": "c"},
+                       {"stage": "OneHotEncoder", "inputCol": "c", "outputCol": "cv"},
+                       {"stage": "VectorAssembler", "inputCols": ["x", "cv"], "outputCol": "features"},
+                       {"stage": "LinearRegression", "labelCol": "y"}]}"#,
+    )
+    .unwrap();
+    let model = root.join("model");
+    let (ok, out, err) = delta(&["ml", "fit", t, "--pipeline", spec.to_str().unwrap(), "--version", "0", "--where", "x < 15", "--model", model.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["rows"], 150);
+    assert_eq!(line["table_version"], 0);
+    assert_eq!(line["metric"], "rmse");
+    assert!(line["value"].as_f64().unwrap() < 1e-9, "{line}");
+    let (ok, out, err) = delta(&["ml", "evaluate", model.to_str().unwrap(), t, "--where", "x >= 15", "--metric", "r2"]);
+    assert!(ok, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["rows"], 100); // both versions' rows with x >= 15
+    assert!((line["value"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{line}");
+    let scored = root.join("scored.parquet");
+    let (ok, out, err) = delta(&["ml", "transform", model.to_str().unwrap(), t, "--output", scored.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"rows\":400"), "{out}");
+    assert!(std::fs::metadata(&scored).unwrap().len() > 0);
+    // A bad spec fails with a one-line error naming the param, and writes no model.
+    std::fs::write(&spec, r#"{"stages": [{"stage": "LinearRegression", "regParm": 1}]}"#).unwrap();
+    let (ok, _, err) = delta(&["ml", "fit", t, "--pipeline", spec.to_str().unwrap(), "--model", root.join("m2").to_str().unwrap()]);
+    assert!(!ok && err.contains("regParm"), "{err}");
+    assert!(!root.join("m2").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
