@@ -98,6 +98,14 @@ fn default_metric(model: &PipelineModel, frame: &Frame) -> Option<(&'static str,
             Some((if binary { "areaUnderROC" } else { "f1" }, label))
         }
         "LinearRegressionModel" => Some(("rmse", label)),
+        _ if last.as_any().downcast_ref::<delta_ml::TreeEnsembleModel>().is_some() => {
+            let t = last.as_any().downcast_ref::<delta_ml::TreeEnsembleModel>()?;
+            match (t.kind().is_classifier(), t.num_classes()) {
+                (true, 2) => Some(("areaUnderROC", label)),
+                (true, _) => Some(("f1", label)),
+                (false, _) => Some(("rmse", label)),
+            }
+        }
         _ => {
             let _ = frame;
             None

@@ -6,7 +6,8 @@
 //!  DataFrame (delta-exec; a Delta table at a version) ──► Pipeline::fit ──► PipelineModel
 //!     stages: StringIndexer, OneHotEncoder, VectorAssembler, StandardScaler, MinMaxScaler,
 //!             Imputer, Bucketizer, QuantileDiscretizer, SQLTransformer,
-//!             LogisticRegression, LinearRegression
+//!             LogisticRegression, LinearRegression, KMeans,
+//!             DecisionTree/RandomForest/GBT Classifier and Regressor (histogram trees)
 //!     each estimator reads its input once into memory (a [`stage::Frame`]) and fits there;
 //!     transformers map Arrow batches lazily inside the engine's stream
 //!  PipelineModel ─► transform(DataFrame) (lazy) · save(dir) / load(dir) · lineage()
@@ -45,6 +46,6 @@ pub use error::{MlError, Result};
 pub use evaluation::{BinaryClassificationEvaluator, ClusteringEvaluator, Evaluator, MulticlassClassificationEvaluator, RegressionEvaluator};
 pub use feature::{Bucketizer, Imputer, MinMaxScaler, OneHotEncoder, QuantileDiscretizer, SQLTransformer, StandardScaler, StringIndexer, VectorAssembler};
 pub use lineage::{Lineage, TableVersion};
-pub use models::{KMeans, KMeansModel, LinearRegression, LinearRegressionModel, LogisticRegression, LogisticRegressionModel};
+pub use models::{DecisionTreeClassifier, DecisionTreeRegressor, GBTClassifier, GBTRegressor, RandomForestClassifier, RandomForestRegressor, TreeEnsembleModel, TreeEstimator, TreeKind, KMeans, KMeansModel, LinearRegression, LinearRegressionModel, LogisticRegression, LogisticRegressionModel};
 pub use pipeline::{Pipeline, PipelineModel, Stage};
 pub use stage::{transform, Estimator, Frame, Transformer};

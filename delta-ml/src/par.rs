@@ -108,3 +108,25 @@ pub fn map_chunks_mut<A: Send, B: Send, T: Send>(n: usize, a: &mut [A], wa: usiz
         out
     })
 }
+
+/// `f(i)` for every `i` in `0..count`, spread over the threads in contiguous runs, results in
+/// index order (trees of a forest, features of a histogram).
+pub fn map_items<T: Send>(count: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let t = threads.min(count).max(1);
+    if t == 1 {
+        return (0..count).map(f).collect();
+    }
+    let per = count.div_ceil(t);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..t).map(|g| s.spawn(move || (g * per..((g + 1) * per).min(count)).map(f).collect::<Vec<T>>())).collect();
+        let mut out = Vec::with_capacity(count);
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                Err(e) => std::panic::resume_unwind(e),
+            }
+        }
+        out
+    })
+}

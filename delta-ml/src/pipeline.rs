@@ -274,7 +274,10 @@ pub fn load_stage(dir: &Path, lineage: Option<Lineage>) -> Result<Arc<dyn Transf
         "LogisticRegressionModel" => Arc::new(LogisticRegressionModel::load(params_of(m::LogisticRegression::new().params().clone())?, &data, lineage)?),
         "KMeansModel" => Arc::new(crate::models::KMeansModel::load(params_of(m::KMeans::new().params().clone())?, &data, lineage)?),
         "LinearRegressionModel" => Arc::new(LinearRegressionModel::load(params_of(m::LinearRegression::new().params().clone())?, &data, lineage)?),
-        other => return Err(MlError::Format(format!("unknown stage class `{other}` in {}", dir.display()))),
+        other => match m::TreeKind::from_name(other) {
+            Some(kind) if kind.model_name() == other => Arc::new(m::TreeEnsembleModel::load(kind, params_of(m::TreeEstimator::new(kind).params().clone())?, &data, lineage)?),
+            _ => return Err(MlError::Format(format!("unknown stage class `{other}` in {}", dir.display()))),
+        },
     };
     Ok(t)
 }

@@ -34,6 +34,12 @@ pub const STAGES: &[&str] = &[
     "LogisticRegression",
     "LinearRegression",
     "KMeans",
+    "DecisionTreeClassifier",
+    "DecisionTreeRegressor",
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "GBTClassifier",
+    "GBTRegressor",
 ];
 
 fn split(obj: &Value) -> Result<(String, Value)> {
@@ -80,6 +86,10 @@ pub fn stage_from_json(obj: &Value) -> Result<Stage> {
             set(t.params_mut(), &values)?;
             Ok(Stage::Transformer(Arc::new(t)))
         }
+        other if crate::models::TreeKind::from_name(other).is_some_and(|k| k.name() == other) => match crate::models::TreeKind::from_name(other) {
+            Some(kind) => est(Box::new(crate::models::TreeEstimator::new(kind))),
+            None => Err(MlError::UnknownStage(other.to_string())),
+        },
         other => Err(MlError::UnknownStage(format!("{other} (known: {})", STAGES.join(", ")))),
     }
 }

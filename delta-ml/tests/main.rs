@@ -5,6 +5,7 @@
 mod models;
 mod pipeline;
 mod semantics;
+mod trees;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -50,15 +50,15 @@ const COVERED: &[&str] = &[
     "MulticlassClassificationEvaluator default 'f1' == weighted F1",
     "KMeans summary.trainingCost = sum of squared distances to nearest centre (2 pts at distance^2 0.5 each side)",
     "KMeans.defaults",
-];
-
-/// Rows for stages not built yet (trees, KMeans, tuning): listed so the coverage test names them.
-const PENDING: &[&str] = &[
     "RandomForestClassifier.defaults",
     "GBTClassifier.defaults",
     "GBTClassifier: treeWeights, rawPrediction=[-F,F] with F=sum(w_t*tree_t(x)), prob=1/(1+exp(-2F)), first tree fit to labels mapped to {-1,+1} (its leaf values)",
     "RandomForestClassifier: rawPrediction sums to numTrees (sum of per-tree normalised class distributions); probability = rawPrediction / numTrees",
     "RandomForestClassifier featureSubsetStrategy='auto' resolves to sqrt for classification (numTrees>1), onethird for regression, all for a single tree",
+];
+
+/// Rows for stages not built yet (trees, KMeans, tuning): listed so the coverage test names them.
+const PENDING: &[&str] = &[
     "CrossValidator.defaults",
     "TrainValidationSplit.defaults",
 ];
@@ -83,6 +83,8 @@ fn every_row_is_covered() {
         ("MulticlassClassificationEvaluator.defaults", MulticlassClassificationEvaluator::new().params().defaults_json()),
         ("RegressionEvaluator.defaults", RegressionEvaluator::new().params().defaults_json()),
         ("ClusteringEvaluator.defaults", ClusteringEvaluator::new().params().defaults_json()),
+        ("RandomForestClassifier.defaults", RandomForestClassifier::new().params().defaults_json()),
+        ("GBTClassifier.defaults", GBTClassifier::new().params().defaults_json()),
     ] {
         let spark = rows[key].as_object().unwrap();
         let ours = defaults.as_object().unwrap();
@@ -436,4 +438,56 @@ fn kmeans_training_cost() {
     let m = KMeans::new().with("k", 2).unwrap().with("seed", 1).unwrap().fit_frame(&f).unwrap();
     let km = m.as_any().downcast_ref::<KMeansModel>().unwrap();
     assert!((km.training_cost - 2.0).abs() < 1e-9, "{}", km.training_cost);
+}
+
+#[test]
+fn gbt_classifier_margins_and_first_tree() {
+    // GBTClassifier(maxIter=5, maxDepth=2, seed=1) on the 200×5 breast-cancer rows.
+    let (x, y) = read_csv("breast_cancer_200x5.csv");
+    let f = vector_frame(&x, &y);
+    let m = fit(&GBTClassifier::new().with("maxIter", 5).unwrap().with("maxDepth", 2).unwrap().with("seed", 1).unwrap(), &f);
+    let g = m.as_any().downcast_ref::<TreeEnsembleModel>().unwrap();
+    assert_eq!(g.tree_weights(), &[1.0, 0.1, 0.1, 0.1, 0.1]);
+    // The first tree is fitted to the labels mapped to ±1: its leaves are means of ±1.
+    let mut leaves: Vec<f64> = g.trees()[0].nodes.iter().filter(|n| n.is_leaf()).map(|n| (n.prediction * 1e6).round() / 1e6).collect();
+    leaves.sort_by(f64::total_cmp);
+    leaves.dedup();
+    assert_eq!(leaves, vec![-0.782178, -0.6, 0.666667, 0.795455]);
+    let out = transform_frame(m.as_ref(), &f).unwrap();
+    let raw = f.matrix("features").unwrap();
+    let raw_pred = out.matrix("rawPrediction").unwrap();
+    let prob = out.matrix("probability").unwrap();
+    // MLlib's first two rows: (rawPrediction[1], margin, probability[1], 1/(1+e^{-2F})).
+    for (i, expected) in [[-0.9661552983924467, 0.12649505250417692], [-1.0246368137156394, 0.11412579776451445]].iter().enumerate() {
+        assert!((raw_pred.row(i)[1] - expected[0]).abs() < 1e-12, "row {i}: F {}", raw_pred.row(i)[1]);
+        assert_eq!(raw_pred.row(i)[0], -raw_pred.row(i)[1]);
+        assert!((prob.row(i)[1] - expected[1]).abs() < 1e-12, "row {i}: p {}", prob.row(i)[1]);
+        let margin: f64 = g.trees().iter().zip(g.tree_weights()).map(|(t, w)| w * t.leaf(raw.row(i)).prediction).sum();
+        assert!((prob.row(i)[1] - 1.0 / (1.0 + (-2.0 * margin).exp())).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn random_forest_raw_prediction_sums_to_num_trees() {
+    let (x, y) = read_csv("breast_cancer_200x5.csv");
+    let f = vector_frame(&x, &y);
+    let m = fit(&RandomForestClassifier::new().with("numTrees", 7).unwrap().with("maxDepth", 3).unwrap().with("seed", 1).unwrap(), &f);
+    let out = transform_frame(m.as_ref(), &f).unwrap();
+    let raw = out.matrix("rawPrediction").unwrap();
+    let prob = out.matrix("probability").unwrap();
+    for i in 0..2 {
+        assert!((raw.row(i).iter().sum::<f64>() - 7.0).abs() < 1e-9);
+        assert!((raw.row(i)[1] / 7.0 - prob.row(i)[1]).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn feature_subset_auto_resolves_like_mllib() {
+    // sqrt for classification forests, onethird for regression forests, all for one tree.
+    assert_eq!(RandomForestClassifier::new().features_per_node(30, 20).unwrap(), 6);
+    assert_eq!(RandomForestRegressor::new().features_per_node(30, 20).unwrap(), 10);
+    assert_eq!(RandomForestClassifier::new().features_per_node(30, 1).unwrap(), 30);
+    assert_eq!(RandomForestClassifier::new().with("featureSubsetStrategy", "log2").unwrap().features_per_node(30, 20).unwrap(), 5);
+    assert_eq!(RandomForestClassifier::new().with("featureSubsetStrategy", "0.5").unwrap().features_per_node(30, 20).unwrap(), 15);
+    assert_eq!(RandomForestClassifier::new().with("featureSubsetStrategy", "4").unwrap().features_per_node(30, 20).unwrap(), 4);
 }

@@ -1,9 +1,12 @@
 //! Models: MLlib's estimators, objectives and output columns.
 
+pub mod ensemble;
 pub mod kmeans;
 pub mod linear;
 pub mod logistic;
+pub mod tree;
 
+pub use ensemble::{DecisionTreeClassifier, DecisionTreeRegressor, GBTClassifier, GBTRegressor, RandomForestClassifier, RandomForestRegressor, TreeEnsembleModel, TreeEstimator, TreeKind};
 pub use kmeans::{KMeans, KMeansModel};
 pub use linear::{LinearRegression, LinearRegressionModel};
 pub use logistic::{LogisticRegression, LogisticRegressionModel};

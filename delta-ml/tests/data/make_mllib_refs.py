@@ -98,6 +98,49 @@ def main():
             "rmse": RegressionEvaluator().evaluate(pred),
             "r2": RegressionEvaluator(metricName="r2").evaluate(pred),
         }
+    # Trees. On inputs under 10000 rows MLlib uses every row for the thresholds and, without
+    # bagging or feature subsets, is deterministic: predictions compare exactly.
+    from pyspark.ml.classification import DecisionTreeClassifier, GBTClassifier, RandomForestClassifier
+    from pyspark.ml.regression import DecisionTreeRegressor, GBTRegressor, RandomForestRegressor
+
+    def rows(pred, cols):
+        return [[(r[c].toArray().tolist() if hasattr(r[c], "toArray") else r[c]) for c in cols] for r in pred.collect()]
+
+    tree_cases = {
+        "dt_cls_bc": (DecisionTreeClassifier(maxDepth=4), bdf, True),
+        "dt_cls_iris_entropy": (DecisionTreeClassifier(maxDepth=3, impurity="entropy"), idf, True),
+        "dt_cls_bc_mininst": (DecisionTreeClassifier(maxDepth=6, minInstancesPerNode=10, minInfoGain=0.01), bdf, True),
+        "dt_reg_diabetes": (DecisionTreeRegressor(maxDepth=4, minInstancesPerNode=5), ddf, False),
+        "dt_reg_diabetes_bins8": (DecisionTreeRegressor(maxDepth=3, maxBins=8), ddf, False),
+        "gbt_cls_bc": (GBTClassifier(maxIter=10, maxDepth=3), bdf, True),
+        "gbt_reg_diabetes": (GBTRegressor(maxIter=10, maxDepth=3), ddf, False),
+        "gbt_reg_diabetes_abs": (GBTRegressor(maxIter=8, maxDepth=2, lossType="absolute"), ddf, False),
+    }
+    for name, (est, data, cls) in tree_cases.items():
+        m = est.fit(data)
+        pred = m.transform(data)
+        rec = {"params": {k.name: v for k, v in est.extractParamMap().items() if est.isSet(k)},
+               "rows": rows(pred, ["rawPrediction", "probability", "prediction"] if cls else ["prediction"]),
+               "featureImportances": m.featureImportances.toArray().tolist()}
+        if hasattr(m, "treeWeights"):
+            rec["treeWeights"] = list(m.treeWeights)
+            rec["numNodes"] = [t.numNodes for t in m.trees]
+        else:
+            rec["numNodes"] = m.numNodes
+            rec["depth"] = m.depth
+        out[name] = rec
+    for name, (est, data, metric) in {
+        "rf_cls_iris": (RandomForestClassifier(numTrees=20, maxDepth=4, seed=1), idf, "accuracy"),
+        "rf_cls_bc": (RandomForestClassifier(numTrees=30, maxDepth=5, seed=1), bdf, "areaUnderROC"),
+        "rf_reg_diabetes": (RandomForestRegressor(numTrees=20, maxDepth=5, seed=1), ddf, "r2"),
+    }.items():
+        m = est.fit(data)
+        pred = m.transform(data)
+        ev = (MulticlassClassificationEvaluator(metricName=metric) if metric == "accuracy"
+              else BinaryClassificationEvaluator() if metric == "areaUnderROC" else RegressionEvaluator(metricName=metric))
+        out[name] = {"params": {k.name: v for k, v in est.extractParamMap().items() if est.isSet(k)},
+                     "metric": metric, "value": ev.evaluate(pred), "numTrees": len(m.trees),
+                     "totalNumNodes": m.totalNumNodes}
     spark.stop()
     with open(os.path.join(HERE, "mllib_refs.json"), "w") as f:
         json.dump(out, f, indent=1)
