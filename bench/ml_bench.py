@@ -33,13 +33,17 @@ TABLES = os.environ.get("ML_DELTA_DIR", os.path.expanduser("~/.cache/delta-bench
 
 # (dataset, model): the anchors' hyper-parameters (common.PARAMS) as delta-ml stage params.
 CASES = [
-    ("churn", "lr"), ("churn", "lr_enet"), ("diamonds", "linreg"), ("flights", "lr"),
-    ("synth_clf", "lr"), ("synth_reg", "linreg"), ("blobs", "kmeans"),
+    ("churn", "lr"), ("churn", "lr_enet"), ("churn", "rf"), ("churn", "gbt"), ("churn", "cv_lr"), ("churn", "tvs_lr"),
+    ("diamonds", "linreg"), ("flights", "lr"), ("flights", "rf"), ("flights", "gbt"),
+    ("synth_clf", "lr"), ("synth_clf", "rf"), ("synth_clf", "gbt"), ("events", "rf"), ("events", "gbt"),
+    ("synth_reg", "linreg"), ("blobs", "kmeans"),
 ]
 MODELS = {
     "lr": {"stage": "LogisticRegression", "regParam": 0.01, "elasticNetParam": 0.0, "maxIter": 100, "tol": 1e-6},
     "lr_enet": {"stage": "LogisticRegression", "regParam": 0.01, "elasticNetParam": 0.5, "maxIter": 100, "tol": 1e-6},
     "linreg": {"stage": "LinearRegression", "regParam": 0.0, "elasticNetParam": 0.0, "solver": "auto"},
+    "rf": {"stage": "RandomForestClassifier", "numTrees": 50, "maxDepth": 8, "maxBins": 32, "featureSubsetStrategy": "auto", "subsamplingRate": 1.0, "impurity": "gini", "seed": 42},
+    "gbt": {"stage": "GBTClassifier", "maxIter": 50, "maxDepth": 5, "stepSize": 0.1, "maxBins": 32, "lossType": "logistic", "subsamplingRate": 1.0, "seed": 42},
     "kmeans": {"stage": "KMeans", "k": 8, "maxIter": 20, "tol": 1e-4, "initMode": "k-means||", "initSteps": 2, "seed": 42},
 }
 METRIC = {"binary": ("areaUnderROC", "auc"), "multiclass": ("accuracy", "accuracy"), "regression": ("rmse", "rmse"), "clustering": ("silhouette", "silhouette")}
@@ -78,11 +82,20 @@ def spec_for(meta, model):
     else:
         stages.append({"stage": "VectorAssembler", "inputCols": inputs, "outputCol": "raw_features"})
         stages.append({"stage": "StandardScaler", "inputCol": "raw_features", "outputCol": "features"})
-    est = dict(MODELS[model])
+    est = dict(MODELS["lr" if model in ("cv_lr", "tvs_lr") else model])
     if model != "kmeans":
         est["labelCol"] = label
     stages.append(est)
-    return {"stages": stages}, label
+    spec = {"stages": stages}
+    # The anchors' grids: regParam × elasticNetParam, scored by AUC (CrossValidator on the
+    # data's `fold` column, as MLlib's anchor does).
+    grid = {"regParam": [0.001, 0.01, 0.1], "elasticNetParam": [0.0, 0.5]}
+    evaluator = {"stage": "BinaryClassificationEvaluator", "labelCol": label}
+    if model == "cv_lr":
+        spec["tuning"] = {"stage": "CrossValidator", "numFolds": 3, "foldCol": "fold", "seed": 42, "grid": grid, "evaluator": evaluator}
+    elif model == "tvs_lr":
+        spec["tuning"] = {"stage": "TrainValidationSplit", "trainRatio": 0.75, "seed": 42, "grid": grid, "evaluator": evaluator}
+    return spec, label
 
 
 def anchors():
@@ -100,15 +113,17 @@ def anchors():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only")
+    ap.add_argument("--models", help="comma-separated models (lr, rf, gbt, cv_lr, …)")
     ap.add_argument("--delta", default=os.path.join(ROOT, "target", "release", "delta"))
     args = ap.parse_args()
     manifest = json.load(open(os.path.join(DATA, "manifest.json")))["datasets"]
     os.makedirs(TABLES, exist_ok=True)
     only = set(args.only.split(",")) if args.only else None
+    models = set(args.models.split(",")) if args.models else None
     peers = anchors()
     rows = []
     for ds, model in CASES:
-        if only and ds not in only:
+        if (only and ds not in only) or (models and model not in models):
             continue
         meta = manifest[ds]
         table = os.path.join(TABLES, ds)
@@ -128,22 +143,27 @@ def main():
             predict_s = time.perf_counter() - t
             value = json.loads(ev.strip().splitlines()[-1])["value"]
         row = {
-            "peer": "delta-ml", "dataset": ds, "model": model, "impl": f"delta ml ({MODELS[model]['stage']})",
+            "peer": "delta-ml", "dataset": ds, "model": model, "impl": f"delta ml ({spec['stages'][-1]['stage']}{' + ' + spec['tuning']['stage'] if 'tuning' in spec else ''})",
             "n_train": fit.get("rows"), "fit_s": round(fit["fit_seconds"], 3), "process_wall_s": round(wall, 3),
             "predict_s": round(predict_s, 3), "metrics": {key: value},
             "peak_rss_mb": round(peak, 1),
         }
         rows.append(row)
-        sk = [r for r in peers.get((ds, model), []) if r["impl"].startswith("sklearn")]
+        # The peer each model is held to: LightGBM for GBT, scikit-learn otherwise.
+        sk = [r for r in peers.get((ds, model), []) if r["impl"].startswith("lightgbm" if model == "gbt" else "sklearn")]
         sp = [r for r in peers.get((ds, model), []) if r["impl"].startswith("spark")]
         line = f"{ds:10s} {model:8s} ours fit {row['fit_s']:8.3f}s {key} {value:.4f} rss {peak:7.0f} MiB"
         if sk:
-            line += f" | sklearn {sk[0]['fit_s']:7.3f}s {sk[0]['metrics'].get(key, float('nan')):.4f} rss {sk[0].get('peak_rss_mb') or 0:6.0f} ratio {row['fit_s'] / sk[0]['fit_s']:.2f}"
+            line += f" | {sk[0]['peer']} {sk[0]['fit_s']:7.3f}s {sk[0]['metrics'].get(key, float('nan')):.4f} rss {sk[0].get('peak_rss_mb') or 0:6.0f} ratio {row['fit_s'] / sk[0]['fit_s']:.2f}"
         if sp:
             line += f" | MLlib {sp[0]['fit_s']:7.3f}s {sp[0]['metrics'].get(key, float('nan')):.4f}"
         print(line, flush=True)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     path = os.path.join(HERE, "results", f"ml-{datetime.date.today().isoformat()}.json")
+    # Rows of other cases already measured today stay; this run's cases replace theirs.
+    done = {(r["dataset"], r["model"]) for r in rows}
+    old = json.load(open(path)) if os.path.exists(path) else []
+    rows = [r for r in old if (r["dataset"], r["model"]) not in done] + rows
     json.dump(rows, open(path, "w"), indent=1)
     print(f"wrote {path}")
 

@@ -144,9 +144,16 @@ pub async fn run(command: MlCommand) -> Result<(), CliError> {
             let text = std::fs::read_to_string(&pipeline).map_err(|e| CliError::Usage(format!("cannot read {pipeline}: {e}")))?;
             let spec: serde_json::Value = serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("{pipeline}: {e}")))?;
             let pipeline = pipeline_from_json(&spec).map_err(ml_error)?;
+            let tuning = delta_ml::spec::tuning_from_json(&spec).map_err(ml_error)?;
             let df = read(&session, &table, version, timestamp.as_deref(), predicate.as_deref()).await?;
             let started = std::time::Instant::now();
-            let fitted = pipeline.fit(&df).await.map_err(ml_error)?;
+            let (fitted, search) = match &tuning {
+                None => (pipeline.fit(&df).await.map_err(ml_error)?, None),
+                Some(t) => {
+                    let result = t.fit(&df).await.map_err(ml_error)?;
+                    (result.best.clone(), Some((t.stage(), result)))
+                }
+            };
             let fit_seconds = started.elapsed().as_secs_f64();
             let lineage = fitted.lineage().cloned();
             let mut line = json!({
@@ -160,7 +167,14 @@ pub async fn run(command: MlCommand) -> Result<(), CliError> {
                 line["metric"] = json!(metric);
                 line["value"] = json!(value);
             }
-            fitted.save(&model).map_err(ml_error)?;
+            match &search {
+                None => fitted.save(&model).map_err(ml_error)?,
+                Some((stage, result)) => {
+                    result.save(&model, stage).map_err(ml_error)?;
+                    let summary = result.summary(stage);
+                    line["tuning"] = json!({"stage": stage, "metricName": summary["metricName"], "avgMetrics": summary["avgMetrics"], "bestParams": summary["bestParams"]});
+                }
+            }
             println!("{line}");
         }
         MlCommand::Transform { model, table, predicate, output } => {

@@ -137,5 +137,21 @@ fn ml_fit_evaluate_transform() {
     let (ok, _, err) = delta(&["ml", "fit", t, "--pipeline", spec.to_str().unwrap(), "--model", root.join("m2").to_str().unwrap()]);
     assert!(!ok && err.contains("regParm"), "{err}");
     assert!(!root.join("m2").exists());
+    // A tuned tree model: the line carries the search; the model directory its record.
+    std::fs::write(
+        &spec,
+        r#"{"stages": [{"stage": "VectorAssembler", "inputCols": ["x"], "outputCol": "features"},
+                       {"stage": "DecisionTreeRegressor", "labelCol": "y"}],
+            "tuning": {"stage": "TrainValidationSplit", "grid": {"maxDepth": [1, 6]},
+                       "evaluator": {"stage": "RegressionEvaluator", "labelCol": "y"}}}"#,
+    )
+    .unwrap();
+    let tuned = root.join("tuned");
+    let (ok, out, err) = delta(&["ml", "fit", t, "--pipeline", spec.to_str().unwrap(), "--model", tuned.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["tuning"]["bestParams"]["maxDepth"], 6, "{line}");
+    assert_eq!(line["metric"], "rmse");
+    assert!(tuned.join("tuning.json").exists());
     let _ = std::fs::remove_dir_all(&root);
 }

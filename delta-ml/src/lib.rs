@@ -12,6 +12,7 @@
 //!     transformers map Arrow batches lazily inside the engine's stream
 //!  PipelineModel ─► transform(DataFrame) (lazy) · save(dir) / load(dir) · lineage()
 //!  Evaluators: BinaryClassification, MulticlassClassification, Regression, Clustering
+//!  Tuning: ParamGridBuilder, CrossValidator, TrainValidationSplit over a Pipeline ([`tuning`])
 //! ```
 //!
 //! * **Params** carry MLlib's names and defaults ([`params`]); specs, tuning grids and saved
@@ -40,6 +41,7 @@ pub mod params;
 pub mod pipeline;
 pub mod spec;
 pub mod stage;
+pub mod tuning;
 pub mod vector;
 
 pub use error::{MlError, Result};
@@ -49,3 +51,4 @@ pub use lineage::{Lineage, TableVersion};
 pub use models::{DecisionTreeClassifier, DecisionTreeRegressor, GBTClassifier, GBTRegressor, RandomForestClassifier, RandomForestRegressor, TreeEnsembleModel, TreeEstimator, TreeKind, KMeans, KMeansModel, LinearRegression, LinearRegressionModel, LogisticRegression, LogisticRegressionModel};
 pub use pipeline::{Pipeline, PipelineModel, Stage};
 pub use stage::{transform, Estimator, Frame, Transformer};
+pub use tuning::{CrossValidator, ParamGridBuilder, ParamMap, TrainValidationSplit, Tuning, TuningModel};

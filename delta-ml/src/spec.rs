@@ -19,6 +19,7 @@ use crate::models::{LinearRegression, LogisticRegression};
 use crate::params::Params;
 use crate::pipeline::{Pipeline, Stage};
 use crate::stage::Estimator;
+use crate::tuning::{CrossValidator, ParamGridBuilder, TrainValidationSplit, Tuning};
 
 /// The stage classes a spec may name.
 pub const STAGES: &[&str] = &[
@@ -116,8 +117,46 @@ pub fn pipeline_from_json(spec: &Value) -> Result<Pipeline> {
             return Err(MlError::Format(format!("unknown key `{k}` in the spec (stages, tuning)")));
         }
     }
-    if spec.get("tuning").is_some() {
-        return Err(MlError::Format("\"tuning\" (CrossValidator, TrainValidationSplit) is not built yet; fit without it".into()));
-    }
     Ok(Pipeline::new(stages.iter().map(stage_from_json).collect::<Result<_>>()?))
+}
+
+/// The spec's `"tuning"` search over its pipeline, when it has one:
+/// `{"stage": "CrossValidator" | "TrainValidationSplit", "grid": {"regParam": [..],
+/// "GBTClassifier.maxDepth": [..]}, "evaluator": {"stage": ..}, "numFolds": 3, ...}`.
+pub fn tuning_from_json(spec: &Value) -> Result<Option<Tuning>> {
+    let Some(t) = spec.get("tuning") else { return Ok(None) };
+    let pipeline = pipeline_from_json(spec)?;
+    let (name, rest) = split(t)?;
+    let mut rest = rest.as_object().cloned().unwrap_or_default();
+    let evaluator = evaluator_from_json(&rest.remove("evaluator").ok_or_else(|| MlError::Format(format!("tuning {name}: no \"evaluator\" (e.g. {{\"stage\": \"BinaryClassificationEvaluator\"}})")))?)?;
+    let mut grid = ParamGridBuilder::new();
+    match rest.remove("grid") {
+        None => {}
+        Some(Value::Object(axes)) => {
+            for (param, values) in axes {
+                let values = values.as_array().cloned().ok_or_else(|| MlError::Format(format!("tuning grid `{param}`: expected a list of values")))?;
+                grid = grid.add_grid(&param, values);
+            }
+        }
+        Some(other) => return Err(MlError::Format(format!("tuning grid: expected an object of param lists, got {other}"))),
+    }
+    let grid = grid.build();
+    // Check every grid point against the pipeline now, not after minutes of fitting.
+    for map in &grid {
+        crate::tuning::apply(&pipeline, map)?;
+    }
+    let rest = Value::Object(rest);
+    match name.as_str() {
+        "CrossValidator" => {
+            let mut cv = CrossValidator::new(pipeline, grid, evaluator);
+            set(cv.params_mut(), &rest)?;
+            Ok(Some(Tuning::CrossValidator(cv)))
+        }
+        "TrainValidationSplit" => {
+            let mut tvs = TrainValidationSplit::new(pipeline, grid, evaluator);
+            set(tvs.params_mut(), &rest)?;
+            Ok(Some(Tuning::TrainValidationSplit(tvs)))
+        }
+        other => Err(MlError::UnknownStage(format!("{other} (tuning: CrossValidator, TrainValidationSplit)"))),
+    }
 }

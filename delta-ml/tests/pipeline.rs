@@ -181,3 +181,74 @@ async fn fit_errors_name_the_column() {
     let err = pipeline_from_json(&spec).unwrap().fit(&df).await.unwrap_err().to_string();
     assert!(err.contains("category"), "{err}");
 }
+
+/// A tree pipeline tuned by cross-validation on a Delta table: the grid is searched, the best
+/// is refitted on every row with its lineage, saved with `tuning.json`, and bad tuning specs
+/// are clean errors before any fit.
+#[tokio::test]
+async fn cross_validation_and_train_validation_split_over_a_delta_table() {
+    let dir = TempDir::new("tuning");
+    let table = dir.join("events");
+    let session = Session::new();
+    write(&session, &table, events(3000, 5), "errorIfExists").await;
+    let df = session.read().delta(&table).await.unwrap();
+    let spec = json!({
+        "stages": [
+            {"stage": "StringIndexer", "inputCol": "category", "outputCol": "c_idx"},
+            {"stage": "VectorAssembler", "inputCols": ["c_idx", "amount", "visits"], "outputCol": "features"},
+            {"stage": "GBTClassifier", "maxIter": 10, "seed": 3}
+        ],
+        "tuning": {"stage": "CrossValidator", "numFolds": 3, "seed": 11,
+                   "grid": {"maxDepth": [1, 4], "GBTClassifier.stepSize": [0.3]},
+                   "evaluator": {"stage": "BinaryClassificationEvaluator"}}
+    });
+    let tuning = spec::tuning_from_json(&spec).unwrap().unwrap();
+    let result = tuning.fit(&df).await.unwrap();
+    assert_eq!(result.param_maps.len(), 2);
+    assert_eq!(result.metrics.len(), 2);
+    // Depth 4 separates the interaction (category × amount) better than stumps.
+    assert_eq!(result.best_index, 1, "metrics {:?}", result.metrics);
+    assert!(result.metrics[1] > 0.85 && result.metrics[1] > result.metrics[0], "{:?}", result.metrics);
+    let best = result.best.last().unwrap().params().clone();
+    assert_eq!(best.usize("maxDepth").unwrap(), 4);
+    assert_eq!(best.f64("stepSize").unwrap(), 0.3);
+    assert_eq!(result.best.lineage().unwrap().rows, 3000);
+    let saved = dir.path().join("cv");
+    result.save(&saved, tuning.stage()).unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(saved.join("tuning.json")).unwrap()).unwrap();
+    assert_eq!(record["bestParams"]["maxDepth"], json!(4));
+    assert_eq!(record["metricName"], json!("areaUnderROC"));
+    assert!(PipelineModel::load(&saved).is_ok());
+
+    // The same search as a train/validation split; the same seed gives the same metrics.
+    let mut tvs = spec.clone();
+    tvs["tuning"] = json!({"stage": "TrainValidationSplit", "trainRatio": 0.7, "seed": 5,
+                           "grid": {"maxDepth": [1, 4]}, "evaluator": {"stage": "BinaryClassificationEvaluator"}});
+    let t = spec::tuning_from_json(&tvs).unwrap().unwrap();
+    let a = t.fit(&df).await.unwrap();
+    let b = t.fit(&df).await.unwrap();
+    assert_eq!(a.metrics, b.metrics);
+    assert_eq!(a.best_index, 1);
+
+    // Errors before fitting: an unknown grid param, a bad value, no evaluator, unknown search.
+    for (tuning, needle) in [
+        (json!({"stage": "CrossValidator", "grid": {"maxDepht": [1]}, "evaluator": {"stage": "BinaryClassificationEvaluator"}}), "maxDepht"),
+        (json!({"stage": "CrossValidator", "grid": {"maxDepth": ["deep"]}, "evaluator": {"stage": "BinaryClassificationEvaluator"}}), "maxDepth"),
+        (json!({"stage": "CrossValidator", "grid": {"maxDepth": [2]}}), "evaluator"),
+        (json!({"stage": "CrossValidator", "numFolds": 1, "evaluator": {"stage": "BinaryClassificationEvaluator"}}), "numFolds"),
+        (json!({"stage": "GridSearch", "evaluator": {"stage": "BinaryClassificationEvaluator"}}), "GridSearch"),
+    ] {
+        let mut s = spec.clone();
+        s["tuning"] = tuning;
+        let err = spec::tuning_from_json(&s).unwrap_err().to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    // foldCol: folds from a column; values outside [0, numFolds) are refused.
+    let with_fold = df.clone().with_column("fold", "visits % 3").unwrap();
+    let mut s = spec.clone();
+    s["tuning"] = json!({"stage": "CrossValidator", "foldCol": "fold", "grid": {"maxDepth": [2]}, "evaluator": {"stage": "BinaryClassificationEvaluator"}});
+    assert!(spec::tuning_from_json(&s).unwrap().unwrap().fit(&with_fold).await.is_ok());
+    s["tuning"]["numFolds"] = json!(2);
+    let err = spec::tuning_from_json(&s).unwrap().unwrap().fit(&with_fold).await.unwrap_err().to_string();
+    assert!(err.contains("fold") && err.contains("[0, 2)"), "{err}");
+}

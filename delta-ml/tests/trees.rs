@@ -134,10 +134,11 @@ fn forests_reach_mllibs_metric() {
 #[test]
 fn trees_are_the_same_on_one_and_two_threads_and_after_save_load() {
     let (x, y) = read_csv("breast_cancer_200x5.csv");
-    // Enough rows for several chunks and the sampled-threshold path (n > 10000).
+    // Enough rows for several chunks, the sampled-threshold path (n > 10000) and histograms
+    // summed in parts (nodes of more than 32768 rows).
     let mut big_x = Vec::new();
     let mut big_y = Vec::new();
-    for rep in 0..60 {
+    for rep in 0..180 {
         for (row, label) in x.iter().zip(&y) {
             big_x.push(row.iter().enumerate().map(|(j, v)| v * (1.0 + 1e-3 * ((rep * 7 + j) % 11) as f64)).collect::<Vec<f64>>());
             big_y.push(*label);

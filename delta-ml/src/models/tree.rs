@@ -23,11 +23,12 @@
 //!   (`featureSubsetStrategy`) are drawn from `seed`, the tree index and the node id, so a
 //!   forest is the same on any number of threads.
 //!
-//! **Speed** (LightGBM's design): values are binned once into a feature-major `u8` matrix;
-//! a node's histogram sums per-bin statistics of its rows (gathered contiguously first); of two
-//! children only the smaller is built, the other is the parent minus it; rows of a node are a
-//! contiguous, sorted slice of one index array, partitioned stably in place. Histograms are
-//! built over features in parallel, or whole trees in parallel for forests.
+//! **Speed** (LightGBM's design): values are binned once into a row-major `u8` matrix; a
+//! node's histogram sums per-bin statistics of its rows, row-wise (a row's statistics are read
+//! once for all its features); of two children only the smaller is built, the other is the
+//! parent minus it; rows of a node are a contiguous, sorted slice of one index array,
+//! partitioned stably in place. Histograms are built over fixed row blocks in parallel, or
+//! whole trees in parallel for forests.
 
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -90,7 +91,7 @@ pub struct Binned {
     pub n: usize,
     pub d: usize,
     pub thresholds: Vec<Vec<f64>>,
-    /// `bins[f * n + i]`: the bin of row `i` in feature `f` (the number of thresholds below it).
+    /// `bins[i * d + f]`: the bin of row `i` in feature `f` (the number of thresholds below it).
     pub bins: Vec<u8>,
     /// Offset of each feature's bins in a histogram; `offsets[d]` is the total.
     pub offsets: Vec<usize>,
@@ -189,20 +190,17 @@ impl Binned {
             at += t.len() + 1;
         }
         offsets.push(at);
-        let columns: Vec<Vec<u8>> = map_items(d, crate::par::threads(), |f| {
-            let t = &thresholds[f];
-            (0..n)
-                .map(|i| {
+        let chunks: Vec<Vec<u8>> = map_chunks(n, |rows| {
+            let mut out = Vec::with_capacity(rows.len() * d);
+            for i in rows {
+                for (f, t) in thresholds.iter().enumerate() {
                     let v = x.data[i * d + f];
-                    if v.is_nan() {
-                        t.len() as u8
-                    } else {
-                        t.partition_point(|th| *th < v) as u8
-                    }
-                })
-                .collect()
+                    out.push(if v.is_nan() { t.len() as u8 } else { t.partition_point(|th| *th < v) as u8 });
+                }
+            }
+            out
         });
-        Ok(Binned { n, d, thresholds, bins: columns.concat(), offsets })
+        Ok(Binned { n, d, thresholds, bins: chunks.concat(), offsets })
     }
 
     pub fn num_bins(&self, f: usize) -> usize {
@@ -306,7 +304,7 @@ impl Tree {
             if node.is_leaf() {
                 return i;
             }
-            let bin = b.bins[node.feature as usize * b.n + row] as u16;
+            let bin = b.bins[row * b.d + node.feature as usize] as u16;
             i = if bin <= node.split_bin { node.left as usize } else { node.right as usize };
         }
     }
@@ -354,7 +352,6 @@ struct Grower<'a> {
     /// Leaf of every in-bag row (training rows' node index in `nodes`).
     leaf_of: &'a mut [u32],
     scratch: Vec<u32>,
-    gathered: Vec<f64>,
 }
 
 struct Best {
@@ -369,7 +366,7 @@ struct Best {
 /// into `leaf_of`.
 pub fn grow(b: &Binned, t: &Targets, rows: &mut [u32], cfg: &TreeConfig, leaf_of: &mut [u32]) -> Tree {
     let width = cfg.width();
-    let mut g = Grower { b, t, cfg, width, nodes: Vec::new(), leaf_of, scratch: Vec::new(), gathered: Vec::new() };
+    let mut g = Grower { b, t, cfg, width, nodes: Vec::new(), leaf_of, scratch: Vec::new() };
     let mut totals = vec![0.0; width];
     for &r in rows.iter() {
         g.add_row(&mut totals, r as usize);
@@ -413,24 +410,17 @@ impl Grower<'_> {
     }
 
     /// The histogram of `rows` over `features` (all when `None`): `width` values per bin.
-    fn histogram(&mut self, rows: &[u32], features: Option<&[usize]>) -> Vec<f64> {
-        let (b, width) = (self.b, self.width);
-        let mut hist = vec![0.0; b.offsets[b.d] * width];
-        // Row statistics gathered in row order: regression [w, wy, wy², c]; classification [w, class, c].
-        let classification = self.cfg.num_classes > 0;
-        let stride = if classification { 3 } else { 4 };
-        let gathered = &mut self.gathered;
-        gathered.clear();
-        gathered.reserve(rows.len() * stride);
-        for &r in rows {
-            let r = r as usize;
-            let (w, y, c) = (self.t.weight[r], self.t.label[r], self.t.count[r]);
-            if classification {
-                gathered.extend_from_slice(&[w, y, c]);
-            } else {
-                gathered.extend_from_slice(&[w, w * y, w * y * y, c]);
-            }
-        }
+    ///
+    /// Row-wise: each row's statistics are read once and added to the cell of each of its
+    /// features (the row's bins are contiguous). Large nodes are cut into a fixed number of
+    /// parts, each summed alone (in parallel), and the parts' histograms are added in order,
+    /// so the result does not depend on the number of threads.
+    fn histogram(&self, rows: &[u32], features: Option<&[usize]>) -> Vec<f64> {
+        // Parts of a large node: fixed (not the thread count), few (each is a histogram).
+        const PARTS: usize = 8;
+        const SMALL: usize = 1 << 15;
+        let (b, width, t) = (self.b, self.width, self.t);
+        let size = b.offsets[b.d] * width;
         let all: Vec<usize>;
         let features = match features {
             Some(f) => f,
@@ -439,65 +429,48 @@ impl Grower<'_> {
                 &all
             }
         };
-        let gathered = &*self.gathered;
+        let offs: Vec<usize> = features.iter().map(|f| b.offsets[*f] * width).collect();
         let k = self.cfg.num_classes;
-        let one = |f: usize, h: &mut [f64]| {
-            let col = &b.bins[f * b.n..(f + 1) * b.n];
-            if classification {
-                for (r, s) in rows.iter().zip(gathered.chunks_exact(3)) {
-                    let bin = col[*r as usize] as usize * width;
-                    let cell = &mut h[bin..bin + width];
-                    cell[s[1] as usize] += s[0];
-                    cell[k] += s[2];
-                }
-            } else {
-                for (r, s) in rows.iter().zip(gathered.chunks_exact(4)) {
-                    let bin = col[*r as usize] as usize * 4;
-                    let cell = &mut h[bin..bin + 4];
-                    cell[0] += s[0];
-                    cell[1] += s[1];
-                    cell[2] += s[2];
-                    cell[3] += s[3];
-                }
-            }
-        };
-        let threads = if rows.len() * features.len() < 1 << 16 { 1 } else { self.cfg.threads.min(features.len()) };
-        if threads <= 1 {
-            for &f in features {
-                let (lo, hi) = (b.offsets[f] * width, b.offsets[f + 1] * width);
-                one(f, &mut hist[lo..hi]);
-            }
-            return hist;
-        }
-        // Cut the histogram into one disjoint slice per feature, then hand features to threads.
-        let mut slices: Vec<(usize, &mut [f64])> = Vec::with_capacity(features.len());
-        let mut rest: &mut [f64] = &mut hist;
-        let mut consumed = 0;
-        for &f in features {
-            let (lo, hi) = (b.offsets[f] * width, b.offsets[f + 1] * width);
-            let tail = std::mem::take(&mut rest);
-            let (_, tail) = tail.split_at_mut(lo - consumed);
-            let (mine, tail) = tail.split_at_mut(hi - lo);
-            slices.push((f, mine));
-            rest = tail;
-            consumed = hi;
-        }
-        let per = slices.len().div_ceil(threads);
-        let one = &one;
-        std::thread::scope(|s| {
-            let mut groups = Vec::new();
-            let mut it = slices.into_iter().peekable();
-            while it.peek().is_some() {
-                groups.push(it.by_ref().take(per).collect::<Vec<_>>());
-            }
-            for g in groups {
-                s.spawn(move || {
-                    for (f, h) in g {
-                        one(f, h);
+        let d = b.d;
+        let parts = if rows.len() < SMALL { 1 } else { PARTS };
+        let per = rows.len().div_ceil(parts);
+        let block = |part: usize| -> Vec<f64> {
+            let mut h = vec![0.0; size];
+            for &r in &rows[(part * per).min(rows.len())..((part + 1) * per).min(rows.len())] {
+                let r = r as usize;
+                let row = &b.bins[r * d..(r + 1) * d];
+                let (w, y, c) = (t.weight[r], t.label[r], t.count[r]);
+                if k > 0 {
+                    let class = y as usize;
+                    for (f, off) in features.iter().zip(&offs) {
+                        let cell = off + row[*f] as usize * width;
+                        h[cell + class] += w;
+                        h[cell + k] += c;
                     }
-                });
+                } else {
+                    let s = [w, w * y, w * y * y, c];
+                    let (cells, _) = h.as_chunks_mut::<4>();
+                    for (f, off) in features.iter().zip(&offs) {
+                        let cell = &mut cells[off / 4 + row[*f] as usize];
+                        cell[0] += s[0];
+                        cell[1] += s[1];
+                        cell[2] += s[2];
+                        cell[3] += s[3];
+                    }
+                }
             }
-        });
+            h
+        };
+        if parts == 1 {
+            return block(0);
+        }
+        let mut parts = map_items(parts, self.cfg.threads, block).into_iter();
+        let mut hist = parts.next().unwrap_or_else(|| vec![0.0; size]);
+        for p in parts {
+            for (a, v) in hist.iter_mut().zip(&p) {
+                *a += v;
+            }
+        }
         hist
     }
 
@@ -592,12 +565,12 @@ impl Grower<'_> {
             return self.leaf(rows, &totals, impurity);
         }
         // Stable partition: bin ≤ split goes left.
-        let col = &self.b.bins[best.feature * self.b.n..(best.feature + 1) * self.b.n];
+        let (bins, d) = (&self.b.bins, self.b.d);
         self.scratch.clear();
         let mut nl = 0;
         for i in 0..rows.len() {
             let r = rows[i];
-            if col[r as usize] as usize <= best.bin {
+            if bins[r as usize * d + best.feature] as usize <= best.bin {
                 rows[nl] = r;
                 nl += 1;
             } else {
