@@ -629,6 +629,18 @@ impl DataFrame {
         self.live().collect().await
     }
 
+    /// Runs the query, the batches of each output partition apart, in partition order. Unlike
+    /// [`Self::collect`] (which merges partitions as they finish), the row order is the same on
+    /// every run: what a model fit needs to be reproducible.
+    pub async fn collect_partitioned(&self) -> Result<Vec<Vec<RecordBatch>>> {
+        self.live().collect_partitioned().await
+    }
+
+    /// One stream per output partition, in partition order.
+    pub async fn execute_stream_partitioned(&self) -> Result<Vec<SendableRecordBatchStream>> {
+        self.live().execute_stream_partitioned().await
+    }
+
     /// Runs the query as a stream of batches.
     pub async fn execute_stream(&self) -> Result<SendableRecordBatchStream> {
         self.live().execute_stream().await

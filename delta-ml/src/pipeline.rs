@@ -79,7 +79,11 @@ impl Pipeline {
                     if rows.is_none() {
                         rows = Some(frame.num_rows() as u64);
                     }
+                    let started = std::time::Instant::now();
                     let model = e.fit_frame(&frame)?;
+                    if std::env::var_os("DELTA_ML_TRACE").is_some() {
+                        eprintln!("delta-ml: {} fitted on {} rows in {:.3} s", e.params().stage(), frame.num_rows(), started.elapsed().as_secs_f64());
+                    }
                     if more {
                         cur = transform(&model, &frame_to_df(df, &frame)?).await?;
                     }

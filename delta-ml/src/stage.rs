@@ -105,10 +105,12 @@ impl Frame {
         Frame { schema, batches, lineage: None }
     }
 
-    /// Runs `df` and keeps its rows, with the lineage of the Delta tables it reads.
+    /// Runs `df` and keeps its rows, with the lineage of the Delta tables it reads. Rows come
+    /// partition by partition, so the same table version gives the same row order every time
+    /// (fits sample rows by position: the same data must give the same model).
     pub async fn collect(df: &DataFrame) -> Result<Frame> {
         let schema: SchemaRef = Arc::new(df.inner().schema().as_arrow().clone());
-        let batches = df.collect().await?;
+        let batches: Vec<RecordBatch> = df.collect_partitioned().await?.into_iter().flatten().collect();
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         let lineage = Lineage::of(df, rows);
         Ok(Frame { schema, batches, lineage })
@@ -256,7 +258,10 @@ impl PartitionStream for TransformStream {
         let input = self.input.clone();
         let t = self.transformer.clone();
         let schema = self.schema.clone();
-        let batches = futures::stream::once(async move { input.execute_stream().await }).try_flatten().map(move |b| {
+        // The input's partitions one after another, in order: the output's row order is the
+        // same on every run.
+        let partitions = futures::stream::once(async move { input.execute_stream_partitioned().await }).map_ok(|streams| futures::stream::iter(streams).flatten());
+        let batches = partitions.try_flatten().map(move |b| {
             let b = b?;
             let out = t.transform_batch(&b).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             Ok(RecordBatch::try_new(schema.clone(), out.columns().to_vec())?)

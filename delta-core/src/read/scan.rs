@@ -449,46 +449,61 @@ impl Scan {
         self.inner.output_schema.clone()
     }
 
-    /// Reads the files with up to `io_concurrency` in flight; batches arrive through a bounded
-    /// channel, so memory stays proportional to the concurrency, not the table.
+    /// Reads the files with up to `io_concurrency` in flight and yields their batches in file
+    /// order: each file reads ahead into its own small bounded channel, and the stream drains
+    /// them one file after another. Memory stays proportional to the concurrency, not the
+    /// table, and the same snapshot gives the same rows in the same order on every run (what a
+    /// reproducible model fit or a stable `LIMIT` needs).
     ///
     /// Must be called inside a Tokio runtime (the reads run as tasks on it); outside one, the
     /// stream yields a single error.
     pub fn execute(self) -> BoxStream<'static, DeltaResult<RecordBatch>> {
+        type FileRx = tokio::sync::mpsc::Receiver<DeltaResult<RecordBatch>>;
         if tokio::runtime::Handle::try_current().is_err() {
             let err = DeltaError::Internal("Scan::execute needs a Tokio runtime (call it from async code)".into());
             return futures::stream::once(async move { Err(err) }).boxed();
         }
-        let concurrency = self.inner.concurrency;
-        let (tx, rx) = tokio::sync::mpsc::channel::<DeltaResult<RecordBatch>>(concurrency * 2);
+        let concurrency = self.inner.concurrency.max(1);
+        // The files' channels, in file order.
+        let (order_tx, order_rx) = tokio::sync::mpsc::channel::<FileRx>(concurrency);
         let inner = self.inner.clone();
         let files = self.files;
         tokio::spawn(async move {
             let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
-            let mut handles = Vec::with_capacity(files.len());
             for (index, file) in files.into_iter().enumerate() {
                 let Ok(permit) = semaphore.clone().acquire_owned().await else { break };
-                if tx.is_closed() {
-                    break;
+                let (tx, rx) = tokio::sync::mpsc::channel::<DeltaResult<RecordBatch>>(2);
+                if order_tx.send(rx).await.is_err() {
+                    break; // the stream was dropped
                 }
                 let inner = inner.clone();
-                let tx = tx.clone();
-                handles.push(tokio::spawn(async move {
+                let reader_tx = tx.clone();
+                let reader = tokio::spawn(async move {
                     let _permit = permit;
-                    if let Err(e) = read_file(&inner, index as u32, &file, &tx).await {
-                        let _ = tx.send(Err(e)).await;
+                    if let Err(e) = read_file(&inner, index as u32, &file, &reader_tx).await {
+                        let _ = reader_tx.send(Err(e)).await;
                     }
-                }));
-            }
-            for h in handles {
-                if let Err(e) = h.await {
-                    // A read task that panicked (a bug, here or in a decoder) must not look like
-                    // a file with no rows.
-                    let _ = tx.send(Err(DeltaError::Internal(format!("file read task failed: {e}")))).await;
-                }
+                });
+                // A read task that panicked (a bug, here or in a decoder) must not look like a
+                // file with no rows: its channel stays open until the error is sent.
+                tokio::spawn(async move {
+                    if let Err(e) = reader.await {
+                        let _ = tx.send(Err(DeltaError::Internal(format!("file read task failed: {e}")))).await;
+                    }
+                });
             }
         });
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+        futures::stream::unfold((order_rx, None::<FileRx>), |(mut order, mut current)| async move {
+            loop {
+                if let Some(rx) = current.as_mut() {
+                    if let Some(item) = rx.recv().await {
+                        return Some((item, (order, current)));
+                    }
+                }
+                current = Some(order.recv().await?);
+            }
+        })
+        .boxed()
     }
 
     /// Counts the rows the scan would return. Without a predicate and deletion vectors, and with

@@ -334,7 +334,7 @@ impl TreeEstimator {
                 let ones = vec![1.0; n];
                 let mut rows: Vec<u32> = (0..n as u32).filter(|i| w[*i as usize] > 0.0).collect();
                 let mut leaf_of = vec![0u32; n];
-                let t = grow(&binned, &Targets { label: y, weight: w, count: &ones }, &mut rows, &cfg, &mut leaf_of);
+                let t = grow(&binned, &Targets { label: y, weight: w, count: &ones }, &mut rows, &cfg, &mut leaf_of, &mut Vec::new());
                 (vec![t], vec![1.0])
             }
             TreeKind::RandomForestClassifier | TreeKind::RandomForestRegressor => {
@@ -365,7 +365,7 @@ impl TreeEstimator {
                     let mut rows: Vec<u32> = (0..n as u32).filter(|i| bw[*i as usize] > 0.0).collect();
                     let mut leaf_of = vec![0u32; n];
                     let cfg = TreeConfig { tree_index: ti as u64, threads: inner, ..base.clone() };
-                    grow(&binned, &Targets { label: y, weight: &bw, count: &counts }, &mut rows, &cfg, &mut leaf_of)
+                    grow(&binned, &Targets { label: y, weight: &bw, count: &counts }, &mut rows, &cfg, &mut leaf_of, &mut Vec::new())
                 });
                 (trees, vec![1.0; num_trees])
             }
@@ -398,6 +398,8 @@ impl TreeEstimator {
         let ones = vec![1.0; n];
         let mut leaf_of = vec![0u32; n];
         let mut in_bag = vec![true; n];
+        let mut rows: Vec<u32> = Vec::with_capacity(n);
+        let mut scratch: Vec<u32> = Vec::with_capacity(n);
         let (mut trees, mut weights) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
         for m in 0..rounds {
             if m > 0 {
@@ -420,15 +422,17 @@ impl TreeEstimator {
                     }
                 });
             }
-            let mut rows: Vec<u32> = if rate >= 1.0 {
-                (0..n as u32).filter(|i| w[*i as usize] > 0.0).collect()
+            rows.clear();
+            if rate >= 1.0 {
+                rows.extend((0..n as u32).filter(|i| w[*i as usize] > 0.0));
             } else {
-                let picks = map_chunks(n, |r| {
+                for part in map_chunks(n, |r| {
                     let mut g = rng(seed, ((m as u64 + 1) << 32) | (r.start / CHUNK) as u64);
                     r.filter(|i| uniform(&mut g) < rate && w[*i] > 0.0).map(|i| i as u32).collect::<Vec<u32>>()
-                });
-                picks.concat()
-            };
+                }) {
+                    rows.extend_from_slice(&part);
+                }
+            }
             let all_in = rows.len() == n;
             if !all_in {
                 in_bag.iter_mut().for_each(|b| *b = false);
@@ -437,7 +441,7 @@ impl TreeEstimator {
                 }
             }
             let cfg = TreeConfig { tree_index: m as u64, ..base.clone() };
-            let tree = grow(binned, &Targets { label: &target, weight: w, count: &ones }, &mut rows, &cfg, &mut leaf_of);
+            let tree = grow(binned, &Targets { label: &target, weight: w, count: &ones }, &mut rows, &cfg, &mut leaf_of, &mut scratch);
             let tw = if m == 0 { 1.0 } else { step };
             // Update the margins: in-bag rows know their leaf; the others walk the binned tree.
             let (tree_ref, leaf_ref, bag) = (&tree, &leaf_of, &in_bag);

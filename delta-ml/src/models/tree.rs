@@ -37,6 +37,11 @@ use crate::error::{invalid, Result};
 use crate::par::{map_chunks, map_items, CHUNK};
 use crate::stage::Matrix;
 
+/// Nodes of at least this many rows are cut into [`NODE_PARTS`] parts for their histogram and
+/// partition; the cut is fixed (not the thread count), so results do not depend on threads.
+const SMALL_NODE: usize = 1 << 15;
+const NODE_PARTS: usize = 8;
+
 /// How a node's labels are scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Impurity {
@@ -91,8 +96,12 @@ pub struct Binned {
     pub n: usize,
     pub d: usize,
     pub thresholds: Vec<Vec<f64>>,
-    /// `bins[i * d + f]`: the bin of row `i` in feature `f` (the number of thresholds below it).
+    /// `bins[i * d + f]`: the bin of row `i` in feature `f` (the number of thresholds below it);
+    /// row-major for histograms (a row's bins are one cache line).
     pub bins: Vec<u8>,
+    /// The same bins feature-major, `columns[f * n + i]`: partitions and binned predictions read
+    /// one feature of many rows.
+    pub columns: Vec<u8>,
     /// Offset of each feature's bins in a histogram; `offsets[d]` is the total.
     pub offsets: Vec<usize>,
 }
@@ -200,7 +209,9 @@ impl Binned {
             }
             out
         });
-        Ok(Binned { n, d, thresholds, bins: chunks.concat(), offsets })
+        let bins = chunks.concat();
+        let columns: Vec<Vec<u8>> = map_items(d, crate::par::threads(), |f| (0..n).map(|i| bins[i * d + f]).collect());
+        Ok(Binned { n, d, thresholds, bins, columns: columns.concat(), offsets })
     }
 
     pub fn num_bins(&self, f: usize) -> usize {
@@ -304,7 +315,7 @@ impl Tree {
             if node.is_leaf() {
                 return i;
             }
-            let bin = b.bins[row * b.d + node.feature as usize] as u16;
+            let bin = b.columns[node.feature as usize * b.n + row] as u16;
             i = if bin <= node.split_bin { node.left as usize } else { node.right as usize };
         }
     }
@@ -363,10 +374,10 @@ struct Best {
 }
 
 /// Grows one tree on the rows in `rows` (the in-bag rows, sorted), writing each row's leaf
-/// into `leaf_of`.
-pub fn grow(b: &Binned, t: &Targets, rows: &mut [u32], cfg: &TreeConfig, leaf_of: &mut [u32]) -> Tree {
+/// into `leaf_of`; `scratch` is reused between trees.
+pub fn grow(b: &Binned, t: &Targets, rows: &mut [u32], cfg: &TreeConfig, leaf_of: &mut [u32], scratch: &mut Vec<u32>) -> Tree {
     let width = cfg.width();
-    let mut g = Grower { b, t, cfg, width, nodes: Vec::new(), leaf_of, scratch: Vec::new() };
+    let mut g = Grower { b, t, cfg, width, nodes: Vec::new(), leaf_of, scratch: std::mem::take(scratch) };
     let mut totals = vec![0.0; width];
     for &r in rows.iter() {
         g.add_row(&mut totals, r as usize);
@@ -374,6 +385,7 @@ pub fn grow(b: &Binned, t: &Targets, rows: &mut [u32], cfg: &TreeConfig, leaf_of
     let subset = cfg.features_per_node < b.d;
     let hist = if subset || cfg.max_depth == 0 { None } else { Some(g.histogram(rows, None)) };
     g.node(1, 0, rows, totals, hist);
+    *scratch = g.scratch;
     Tree { nodes: g.nodes }
 }
 
@@ -416,9 +428,6 @@ impl Grower<'_> {
     /// parts, each summed alone (in parallel), and the parts' histograms are added in order,
     /// so the result does not depend on the number of threads.
     fn histogram(&self, rows: &[u32], features: Option<&[usize]>) -> Vec<f64> {
-        // Parts of a large node: fixed (not the thread count), few (each is a histogram).
-        const PARTS: usize = 8;
-        const SMALL: usize = 1 << 15;
         let (b, width, t) = (self.b, self.width, self.t);
         let size = b.offsets[b.d] * width;
         let all: Vec<usize>;
@@ -432,7 +441,7 @@ impl Grower<'_> {
         let offs: Vec<usize> = features.iter().map(|f| b.offsets[*f] * width).collect();
         let k = self.cfg.num_classes;
         let d = b.d;
-        let parts = if rows.len() < SMALL { 1 } else { PARTS };
+        let parts = if rows.len() < SMALL_NODE { 1 } else { NODE_PARTS };
         let per = rows.len().div_ceil(parts);
         let block = |part: usize| -> Vec<f64> {
             let mut h = vec![0.0; size];
@@ -565,19 +574,47 @@ impl Grower<'_> {
             return self.leaf(rows, &totals, impurity);
         }
         // Stable partition: bin ≤ split goes left.
-        let (bins, d) = (&self.b.bins, self.b.d);
-        self.scratch.clear();
+        let col = &self.b.columns[best.feature * self.b.n..(best.feature + 1) * self.b.n];
+        let goes_left = |r: u32| col[r as usize] as usize <= best.bin;
         let mut nl = 0;
-        for i in 0..rows.len() {
-            let r = rows[i];
-            if bins[r as usize * d + best.feature] as usize <= best.bin {
-                rows[nl] = r;
-                nl += 1;
-            } else {
-                self.scratch.push(r);
+        if rows.len() < SMALL_NODE || self.cfg.threads <= 1 {
+            self.scratch.clear();
+            for i in 0..rows.len() {
+                let r = rows[i];
+                if goes_left(r) {
+                    rows[nl] = r;
+                    nl += 1;
+                } else {
+                    self.scratch.push(r);
+                }
+            }
+            rows[nl..].copy_from_slice(&self.scratch);
+        } else {
+            // Large nodes: the parts split alone (in parallel), then are laid out in order.
+            let per = rows.len().div_ceil(NODE_PARTS);
+            let rows_ref = &*rows;
+            let pieces = map_items(NODE_PARTS, self.cfg.threads, |p| {
+                let part = &rows_ref[(p * per).min(rows_ref.len())..((p + 1) * per).min(rows_ref.len())];
+                let (mut l, mut r) = (Vec::with_capacity(part.len()), Vec::with_capacity(part.len() / 2));
+                for &x in part {
+                    if goes_left(x) {
+                        l.push(x);
+                    } else {
+                        r.push(x);
+                    }
+                }
+                (l, r)
+            });
+            for (l, _) in &pieces {
+                rows[nl..nl + l.len()].copy_from_slice(l);
+                nl += l.len();
+            }
+            let mut at = nl;
+            for (_, r) in &pieces {
+                rows[at..at + r.len()].copy_from_slice(r);
+                at += r.len();
             }
         }
-        rows[nl..].copy_from_slice(&self.scratch);
         let idx = self.nodes.len();
         self.nodes.push(TreeNode {
             feature: best.feature as i32,
