@@ -35,7 +35,7 @@ TABLES = os.environ.get("ML_DELTA_DIR", os.path.expanduser("~/.cache/delta-bench
 CASES = [
     ("churn", "lr"), ("churn", "lr_enet"), ("churn", "rf"), ("churn", "gbt"), ("churn", "cv_lr"), ("churn", "tvs_lr"),
     ("diamonds", "linreg"), ("flights", "lr"), ("flights", "rf"), ("flights", "gbt"),
-    ("synth_clf", "lr"), ("synth_clf", "rf"), ("synth_clf", "gbt"), ("events", "rf"), ("events", "gbt"),
+    ("synth_clf", "lr"), ("synth_clf", "rf"), ("synth_clf", "gbt"), ("events", "lr"), ("events", "rf"), ("events", "gbt"),
     ("synth_reg", "linreg"), ("blobs", "kmeans"),
 ]
 MODELS = {
@@ -46,6 +46,28 @@ MODELS = {
     "gbt": {"stage": "GBTClassifier", "maxIter": 50, "maxDepth": 5, "stepSize": 0.1, "maxBins": 32, "lossType": "logistic", "subsamplingRate": 1.0, "seed": 42},
     "kmeans": {"stage": "KMeans", "k": 8, "maxIter": 20, "tol": 1e-4, "initMode": "k-means||", "initSteps": 2, "seed": 42},
 }
+# The anchors' events features (mllib.events_features / sklearn_ref.events_features: lag over
+# each user's events, per-user aggregates joined back), as one `delta sql` statement; made once
+# into the events Delta table (not part of the timed fit, as for the peers).
+EVENTS_FEATURES = """
+WITH raw AS (SELECT * FROM parquet.`{src}`),
+ev AS (SELECT *, lag(amount) OVER (PARTITION BY user_id ORDER BY event_timestamp, event_id) AS prev_amount_raw,
+                 lag(event_timestamp) OVER (PARTITION BY user_id ORDER BY event_timestamp, event_id) AS prev_ts FROM raw),
+agg AS (SELECT user_id, CAST(count(1) AS DOUBLE) AS user_n, avg(amount) AS user_avg_amount,
+               coalesce(stddev_samp(amount), 0.0) AS user_std_amount, CAST(count(DISTINCT category) AS DOUBLE) AS user_n_categories
+        FROM raw GROUP BY user_id)
+SELECT ev.event_id, ev.user_id, ev.category, ev.amount, ev.event_timestamp, ev.label, ev.split, ev.fold,
+       ln(1.0 + ev.amount) AS log_amount,
+       CAST(date_part('hour', ev.event_timestamp) AS DOUBLE) AS hour,
+       CAST(date_part('dow', ev.event_timestamp) + 1 AS DOUBLE) AS dow,
+       coalesce(ev.prev_amount_raw, 0.0) AS prev_amount,
+       CASE WHEN ev.prev_ts IS NULL THEN 0.0
+            ELSE ln(1.0 + CAST(CAST(ev.event_timestamp AS BIGINT) - CAST(ev.prev_ts AS BIGINT) AS DOUBLE) / 1e6) END AS log_gap,
+       CASE WHEN ev.prev_ts IS NULL THEN 1.0 ELSE 0.0 END AS is_first,
+       agg.user_n, agg.user_avg_amount, agg.user_std_amount, agg.user_n_categories,
+       CASE WHEN agg.user_std_amount > 0 THEN (ev.amount - agg.user_avg_amount) / agg.user_std_amount ELSE 0.0 END AS amount_z
+FROM ev JOIN agg ON ev.user_id = agg.user_id
+"""
 METRIC = {"binary": ("areaUnderROC", "auc"), "multiclass": ("accuracy", "accuracy"), "regression": ("rmse", "rmse"), "clustering": ("silhouette", "silhouette")}
 
 
@@ -114,6 +136,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only")
     ap.add_argument("--models", help="comma-separated models (lr, rf, gbt, cv_lr, …)")
+    ap.add_argument("--repeat", type=int, default=1, help="fits per case; the fastest is kept (this machine is shared and noisy)")
     ap.add_argument("--delta", default=os.path.join(ROOT, "target", "release", "delta"))
     args = ap.parse_args()
     manifest = json.load(open(os.path.join(DATA, "manifest.json")))["datasets"]
@@ -129,14 +152,18 @@ def main():
         table = os.path.join(TABLES, ds)
         if not os.path.isdir(os.path.join(table, "_delta_log")):
             src = os.path.join(DATA, meta["file"])
-            run([args.delta, "sql", f"CREATE TABLE delta.`{table}` AS SELECT * FROM parquet.`{src}`"])
+            select = EVENTS_FEATURES.format(src=src) if meta.get("feature_engineering") == "events" else f"SELECT * FROM parquet.`{src}`"
+            run([args.delta, "sql", f"CREATE TABLE delta.`{table}` AS {select}"])
         spec, label = spec_for(meta, model)
         with tempfile.TemporaryDirectory() as tmp:
             spec_path = os.path.join(tmp, "spec.json")
             json.dump(spec, open(spec_path, "w"))
-            model_dir = os.path.join(tmp, "model")
-            out, wall, peak = run([args.delta, "ml", "fit", table, "--pipeline", spec_path, "--where", "split = 'train'", "--model", model_dir])
-            fit = json.loads(out.strip().splitlines()[-1])
+            fits = []
+            for attempt in range(max(1, args.repeat)):
+                model_dir = os.path.join(tmp, f"model{attempt}")
+                out, wall, peak = run([args.delta, "ml", "fit", table, "--pipeline", spec_path, "--where", "split = 'train'", "--model", model_dir])
+                fits.append((json.loads(out.strip().splitlines()[-1]), wall, peak, model_dir))
+            fit, wall, peak, model_dir = min(fits, key=lambda f: f[0]["fit_seconds"])
             metric, key = METRIC[meta["task"]]
             t = time.perf_counter()
             ev, _, _ = run([args.delta, "ml", "evaluate", model_dir, table, "--where", "split = 'test'", "--metric", metric, "--label", label])
@@ -145,6 +172,7 @@ def main():
         row = {
             "peer": "delta-ml", "dataset": ds, "model": model, "impl": f"delta ml ({spec['stages'][-1]['stage']}{' + ' + spec['tuning']['stage'] if 'tuning' in spec else ''})",
             "n_train": fit.get("rows"), "fit_s": round(fit["fit_seconds"], 3), "process_wall_s": round(wall, 3),
+            "fit_s_all": [round(f[0]["fit_seconds"], 3) for f in fits],
             "predict_s": round(predict_s, 3), "metrics": {key: value},
             "peak_rss_mb": round(peak, 1),
         }

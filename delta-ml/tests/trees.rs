@@ -194,3 +194,27 @@ fn tree_params_and_inputs_give_typed_errors() {
     let bad = vector_frame(&x, &y.iter().map(|v| v + 0.5).collect::<Vec<_>>());
     assert!(DecisionTreeClassifier::new().fit_frame(&bad).is_err());
 }
+
+#[test]
+fn a_corrupt_tree_file_is_a_format_error_not_a_hang() {
+    use arrow::array::{ArrayRef, Int32Array, RecordBatch};
+    let (x, y) = read_csv("breast_cancer_200x5.csv");
+    let f = vector_frame(&x, &y);
+    let fitted = DecisionTreeClassifier::new().fit_frame(&f).unwrap();
+    let dir = TempDir::new("corrupt-tree");
+    PipelineModel::new(vec![fitted], None).save(dir.path().join("m")).unwrap();
+    let path = dir.path().join("m/stages/00_DecisionTreeClassificationModel/nodes.parquet");
+    let file = std::fs::File::open(&path).unwrap();
+    let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().next().unwrap().unwrap();
+    // Every internal node's left child points back at the root: a cycle.
+    let left = batch.column(batch.schema().index_of("leftChild").unwrap());
+    let left: Vec<i32> = left.as_any().downcast_ref::<Int32Array>().unwrap().values().iter().map(|v| if *v >= 0 { 0 } else { *v }).collect();
+    let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+    cols[batch.schema().index_of("leftChild").unwrap()] = Arc::new(Int32Array::from(left));
+    let bad = RecordBatch::try_new(batch.schema(), cols).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), bad.schema(), None).unwrap();
+    w.write(&bad).unwrap();
+    w.close().unwrap();
+    let err = PipelineModel::load(dir.path().join("m")).unwrap_err().to_string();
+    assert!(err.contains("backwards"), "{err}");
+}

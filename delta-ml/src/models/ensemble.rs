@@ -612,9 +612,11 @@ impl TreeEnsembleModel {
             if len == 0 {
                 return Err(MlError::Format(format!("tree {ti} has no nodes")));
             }
-            for n in &tree.nodes {
-                if !n.is_leaf() && (n.left as usize >= len || n.right as usize >= len || n.feature as usize >= num_features) {
-                    return Err(MlError::Format(format!("tree {ti} has a node pointing outside it")));
+            // Nodes are in pre-order: children come after their parent (no cycles).
+            for (i, n) in tree.nodes.iter().enumerate() {
+                let (l, r) = (n.left as usize, n.right as usize);
+                if !n.is_leaf() && (l >= len || r >= len || l <= i || r <= i || n.feature as usize >= num_features) {
+                    return Err(MlError::Format(format!("tree {ti}: node {i} points outside the tree or backwards")));
                 }
             }
         }
