@@ -182,3 +182,39 @@ fn kmeans_finds_the_blobs_for_every_seed() {
     };
     assert_eq!(fit(1), fit(2));
 }
+
+#[test]
+fn kmeans_cosine_reaches_mllibs_cost() {
+    let refs = mllib_refs();
+    let (x, y) = read_csv("iris.csv");
+    let f = vector_frame(&x, &y);
+    for case in ["kmeans_cosine_iris", "kmeans_cosine_iris_k5"] {
+        let r = &refs[case];
+        let m = with_params(KMeans::new(), &r["params"]).fit_frame(&f).unwrap();
+        let km = m.as_any().downcast_ref::<KMeansModel>().unwrap();
+        let spark = r["trainingCost"].as_f64().unwrap();
+        // MLlib's cost is Σ(1 − cos) to normalised centroids; ours is at least as low.
+        assert!(km.training_cost <= spark * (1.0 + 1e-9), "{case}: cost {} vs MLlib {spark}", km.training_cost);
+        if (km.training_cost - spark).abs() < 1e-9 * spark.max(1.0) {
+            // The same optimum: the same cluster sizes.
+            let out = transform_frame(m.as_ref(), &f).unwrap();
+            let pred = delta_ml::models::f64_column(&out.batches[0], "prediction").unwrap();
+            let k = r["params"]["k"].as_u64().unwrap() as usize;
+            let mut sizes = vec![0u64; k];
+            for p in pred {
+                sizes[p as usize] += 1;
+            }
+            sizes.sort_unstable();
+            let spark_sizes: Vec<u64> = r["clusterSizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+            assert_eq!(sizes, spark_sizes, "{case}");
+        }
+        for c in km.cluster_centers() {
+            let norm = c.iter().map(|v| v * v).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-12, "{case}: centre norm {norm}");
+        }
+    }
+    // A zero vector has no cosine distance.
+    let zero = vector_frame(&[vec![0.0, 0.0], vec![1.0, 2.0], vec![2.0, 1.0]], &[0.0, 0.0, 0.0]);
+    let e = KMeans::new().with("distanceMeasure", "cosine").unwrap().fit_frame(&zero).unwrap_err();
+    assert!(e.to_string().contains("cosine"), "{e}");
+}

@@ -13,6 +13,10 @@
 //!   the lower bound to every other centre (and half the distance from its centre to the
 //!   nearest other one) is not measured again. Exact: the assignment is that of plain Lloyd's.
 //!   An empty cluster keeps its centre, as in MLlib.
+//! * **Cosine** (`distanceMeasure = cosine`): MLlib's distance `1 − cos(a, b)`, its centroid
+//!   (the normalised mean of the normalised points) and its `trainingCost` (Σ w·(1 − cos)). On
+//!   unit vectors `1 − cos = ‖a − b‖²/2`, so the same Euclidean machinery runs on the
+//!   normalised rows with the centres re-normalised; a zero vector is an error, as in MLlib.
 //! * Every random draw comes from `seed` and the chunk index, so 1 or 2 threads give the same
 //!   centres.
 
@@ -51,7 +55,7 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::new("intermediateStorageLevel", Kind::Str, "\"MEMORY_AND_DISK\""),
 ];
 
-/// MLlib's `KMeans` (Euclidean distance).
+/// MLlib's `KMeans` (Euclidean or cosine distance).
 #[derive(Debug, Clone)]
 pub struct KMeans {
     params: Params,
@@ -77,6 +81,19 @@ fn nearest(x: &[f64], centers: &[f64], d: usize) -> (usize, f64) {
         }
     }
     best
+}
+
+/// Rows scaled to unit length; a zero row is an error (as in MLlib's cosine distance).
+fn normalize_rows(x: &Matrix) -> Result<Matrix> {
+    let mut out = x.clone();
+    for (i, row) in out.data.chunks_exact_mut(x.cols.max(1)).enumerate() {
+        let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm == 0.0 || !norm.is_finite() {
+            return Err(invalid(format!("KMeans (cosine): row {i} has norm {norm}; cosine distance needs non-zero finite vectors")));
+        }
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+    Ok(out)
 }
 
 fn rng(seed: i64, stream: u64) -> Xoshiro256PlusPlus {
@@ -245,9 +262,17 @@ impl KMeans {
 
     pub fn fit_arrays(&self, x: &Matrix, w: &[f64], lineage: Option<Lineage>) -> Result<KMeansModel> {
         let p = &self.params;
-        if p.string("distanceMeasure")? != "euclidean" {
-            return Err(MlError::InvalidParam { stage: "KMeans".into(), param: "distanceMeasure".into(), message: "only euclidean is supported so far".into() });
-        }
+        let cosine = p.string("distanceMeasure")?.eq_ignore_ascii_case("cosine");
+        // Cosine (MLlib's CosineDistanceMeasure): on unit vectors 1 − cos(a, b) = ‖a − b‖²/2,
+        // so the fit is Euclidean k-means on the normalised rows with every centre
+        // re-normalised after its update (MLlib's centroid), costs halved.
+        let normalized;
+        let x = if cosine {
+            normalized = normalize_rows(x)?;
+            &normalized
+        } else {
+            x
+        };
         let (n, d) = (x.rows, x.cols);
         let k = p.usize("k")?;
         if n == 0 {
@@ -268,6 +293,14 @@ impl KMeans {
         } else {
             self.init_parallel(x, w, k, seed, p.usize("initSteps")?)
         };
+        if cosine {
+            for c in centers.chunks_exact_mut(d.max(1)) {
+                let norm = c.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if norm > 0.0 {
+                    c.iter_mut().for_each(|v| *v /= norm);
+                }
+            }
+        }
         let tol = p.f64("tol")?;
         let max_iter = p.usize("maxIter")?;
         // Hamerly's bounds: upper (to the assigned centre) and lower (to every other), per point.
@@ -338,9 +371,16 @@ impl KMeans {
                 if counts[c] == 0.0 {
                     continue;
                 }
-                let new: Vec<f64> = (0..d).map(|j| sums[c * d + j] / counts[c]).collect();
+                let mut new: Vec<f64> = (0..d).map(|j| sums[c * d + j] / counts[c]).collect();
+                if cosine {
+                    let norm = new.iter().map(|v| v * v).sum::<f64>().sqrt();
+                    if norm > 0.0 {
+                        new.iter_mut().for_each(|v| *v /= norm);
+                    }
+                }
                 let dist2 = sq_dist(&new, &centers[c * d..(c + 1) * d]);
-                if dist2 > tol * tol {
+                // MLlib: a centre has converged when it moved at most `tol` in its distance.
+                if (cosine && dist2 / 2.0 > tol) || (!cosine && dist2 > tol * tol) {
                     converged = false;
                 }
                 moved[c] = dist2.sqrt();
@@ -358,7 +398,7 @@ impl KMeans {
             }
         }
         // trainingCost: exact squared distances to the final centres.
-        let training_cost: f64 = map_chunks(n, |rows| rows.map(|i| w[i] * nearest(x.row(i), &centers, d).1).sum::<f64>()).iter().sum();
+        let training_cost: f64 = map_chunks(n, |rows| rows.map(|i| w[i] * nearest(x.row(i), &centers, d).1).sum::<f64>()).iter().sum::<f64>() / if cosine { 2.0 } else { 1.0 };
         let _ = cost;
         Ok(KMeansModel { params: rebrand(self.params.clone(), "KMeansModel", PARAMS), centers, dim: d, training_cost, iterations, lineage })
     }
@@ -426,7 +466,26 @@ impl Transformer for KMeansModel {
     fn transform_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let schema = Arc::new(self.transform_schema(&batch.schema())?);
         let mut pred = vec![0i32; batch.num_rows()];
-        for_each_row(batch, &self.params.string("featuresCol")?, self.dim, |i, x| pred[i] = nearest(x, &self.centers, self.dim).0 as i32)?;
+        let cosine = self.params.string("distanceMeasure")?.eq_ignore_ascii_case("cosine");
+        let mut unit = vec![0.0; self.dim];
+        let mut zero = None;
+        for_each_row(batch, &self.params.string("featuresCol")?, self.dim, |i, x| {
+            if cosine {
+                let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if norm == 0.0 {
+                    zero = Some(i);
+                }
+                for (u, v) in unit.iter_mut().zip(x) {
+                    *u = v / norm;
+                }
+                pred[i] = nearest(&unit, &self.centers, self.dim).0 as i32;
+            } else {
+                pred[i] = nearest(x, &self.centers, self.dim).0 as i32;
+            }
+        })?;
+        if let Some(i) = zero {
+            return Err(invalid(format!("KMeans (cosine): row {i} is a zero vector; cosine distance is not defined for it")));
+        }
         with_columns(batch, &schema, vec![(self.params.string("predictionCol")?, Arc::new(Int32Array::from(pred)) as ArrayRef)])
     }
 

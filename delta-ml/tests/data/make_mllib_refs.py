@@ -141,6 +141,14 @@ def main():
         out[name] = {"params": {k.name: v for k, v in est.extractParamMap().items() if est.isSet(k)},
                      "metric": metric, "value": ev.evaluate(pred), "numTrees": len(m.trees),
                      "totalNumNodes": m.totalNumNodes}
+    # KMeans with cosine distance on iris (trainingCost and cluster sizes).
+    from pyspark.ml.clustering import KMeans
+    for name, kw in {"kmeans_cosine_iris": dict(k=3, distanceMeasure="cosine", seed=1, maxIter=50),
+                     "kmeans_cosine_iris_k5": dict(k=5, distanceMeasure="cosine", seed=3, maxIter=50)}.items():
+        km = KMeans(**kw).fit(idf)
+        sizes = sorted(km.summary.clusterSizes)
+        out[name] = {"params": kw, "trainingCost": km.summary.trainingCost, "clusterSizes": sizes,
+                     "centers": [c.tolist() for c in km.clusterCenters()]}
     spark.stop()
     with open(os.path.join(HERE, "mllib_refs.json"), "w") as f:
         json.dump(out, f, indent=1)
