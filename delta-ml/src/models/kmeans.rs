@@ -29,7 +29,7 @@ use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::{json, Value};
 
-use crate::error::{column_error, invalid, MlError, Result};
+use crate::error::{column_error, invalid, Result};
 use crate::feature::indexer::rebrand;
 use crate::lineage::Lineage;
 use crate::models::for_each_row;
