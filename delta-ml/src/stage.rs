@@ -165,6 +165,18 @@ impl Frame {
         let mut row0 = 0;
         for a in self.arrays(name)? {
             let col = VectorColumn::new(name, a.as_ref())?;
+            // Dense vectors without nulls: the values are already row-major; copy them whole.
+            if let VectorColumn::Dense { dim, values, array } = &col {
+                if array.null_count() == 0 && d.is_none_or(|d| d == *dim) {
+                    if d.is_none() {
+                        data.reserve(n * dim);
+                        d = Some(*dim);
+                    }
+                    data.extend_from_slice(values);
+                    row0 += col.len();
+                    continue;
+                }
+            }
             for i in 0..col.len() {
                 if col.is_null(i) {
                     return Err(invalid(format!("column `{name}` has a null vector at row {}", row0 + i)));

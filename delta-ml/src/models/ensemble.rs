@@ -326,7 +326,11 @@ impl TreeEstimator {
         }
         let max_bins = p.usize("maxBins")?.min(n).max(2);
         let seed = p.i64("seed")?;
+        let started = std::time::Instant::now();
         let binned = Binned::new(x, w, max_bins, seed)?;
+        if std::env::var_os("DELTA_ML_TRACE").is_some() {
+            eprintln!("delta-ml: {}: thresholds and bins for {n} × {d} in {:.3} s", kind.name(), started.elapsed().as_secs_f64());
+        }
         let classes = if kind.is_classifier() { classes.max(2) } else { 0 };
         let (trees, weights) = match kind {
             TreeKind::DecisionTreeClassifier | TreeKind::DecisionTreeRegressor => {
@@ -401,7 +405,10 @@ impl TreeEstimator {
         let mut rows: Vec<u32> = Vec::with_capacity(n);
         let mut scratch: Vec<u32> = Vec::with_capacity(n);
         let (mut trees, mut weights) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+        let trace = std::env::var_os("DELTA_ML_TRACE").is_some();
+        let (mut t_target, mut t_grow, mut t_update) = (0.0, 0.0, 0.0);
         for m in 0..rounds {
+            let started = std::time::Instant::now();
             if m > 0 {
                 let (labels, margin_ref) = (&labels, &margin);
                 let loss = loss.as_str();
@@ -441,7 +448,11 @@ impl TreeEstimator {
                 }
             }
             let cfg = TreeConfig { tree_index: m as u64, ..base.clone() };
+            let grown = std::time::Instant::now();
+            t_target += (grown - started).as_secs_f64();
             let tree = grow(binned, &Targets { label: &target, weight: w, count: &ones }, &mut rows, &cfg, &mut leaf_of, &mut scratch);
+            let updated = std::time::Instant::now();
+            t_grow += (updated - grown).as_secs_f64();
             let tw = if m == 0 { 1.0 } else { step };
             // Update the margins: in-bag rows know their leaf; the others walk the binned tree.
             let (tree_ref, leaf_ref, bag) = (&tree, &leaf_of, &in_bag);
@@ -451,8 +462,12 @@ impl TreeEstimator {
                     f[j] += tw * tree_ref.nodes[leaf].prediction;
                 }
             });
+            t_update += updated.elapsed().as_secs_f64();
             trees.push(tree);
             weights.push(tw);
+        }
+        if trace {
+            eprintln!("delta-ml: {}: {rounds} rounds: gradients and samples {t_target:.3} s, trees {t_grow:.3} s, margins {t_update:.3} s", kind.name());
         }
         Ok((trees, weights))
     }

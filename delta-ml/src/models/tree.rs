@@ -199,18 +199,36 @@ impl Binned {
             at += t.len() + 1;
         }
         offsets.push(at);
-        let chunks: Vec<Vec<u8>> = map_chunks(n, |rows| {
+        // Each chunk of rows is binned once into both layouts (row-major, and one piece per
+        // feature), then the pieces are joined in chunk order.
+        let chunks: Vec<(Vec<u8>, Vec<Vec<u8>>)> = map_chunks(n, |rows| {
             let mut out = Vec::with_capacity(rows.len() * d);
+            let mut cols: Vec<Vec<u8>> = (0..d).map(|_| Vec::with_capacity(rows.len())).collect();
             for i in rows {
                 for (f, t) in thresholds.iter().enumerate() {
                     let v = x.data[i * d + f];
-                    out.push(if v.is_nan() { t.len() as u8 } else { t.partition_point(|th| *th < v) as u8 });
+                    let bin = if v.is_nan() {
+                        t.len() as u8
+                    } else if t.len() <= 64 {
+                        // Branch-free for the usual few thresholds: count those below v.
+                        t.iter().map(|th| (*th < v) as u8).sum::<u8>()
+                    } else {
+                        t.partition_point(|th| *th < v) as u8
+                    };
+                    out.push(bin);
+                    cols[f].push(bin);
                 }
             }
-            out
+            (out, cols)
         });
-        let bins = chunks.concat();
-        let columns: Vec<Vec<u8>> = map_items(d, crate::par::threads(), |f| (0..n).map(|i| bins[i * d + f]).collect());
+        let mut bins = Vec::with_capacity(n * d);
+        let mut columns = vec![Vec::with_capacity(n); d];
+        for (rows, cols) in chunks {
+            bins.extend_from_slice(&rows);
+            for (c, piece) in columns.iter_mut().zip(cols) {
+                c.extend_from_slice(&piece);
+            }
+        }
         Ok(Binned { n, d, thresholds, bins, columns: columns.concat(), offsets })
     }
 
