@@ -487,10 +487,14 @@ impl Estimator for TreeEstimator {
     fn fit_frame(&self, frame: &Frame) -> Result<Arc<dyn Transformer>> {
         let p = &self.params;
         let label = p.string("labelCol")?;
+        let started = std::time::Instant::now();
         let x = frame.matrix(&p.string("featuresCol")?)?;
         let y = frame.f64_values(&label)?;
         let w = frame.weights(p.opt_string("weightCol")?.as_deref())?;
         let classes = if self.kind.is_classifier() { num_classes(frame, &label, &y)? } else { 0 };
+        if std::env::var_os("DELTA_ML_TRACE").is_some() {
+            eprintln!("delta-ml: {}: features, labels and weights of {} rows in {:.3} s", self.kind.name(), x.rows, started.elapsed().as_secs_f64());
+        }
         Ok(Arc::new(self.fit_arrays(&x, &y, &w, classes, frame.lineage.clone())?))
     }
 }

@@ -207,14 +207,7 @@ impl Binned {
             for i in rows {
                 for (f, t) in thresholds.iter().enumerate() {
                     let v = x.data[i * d + f];
-                    let bin = if v.is_nan() {
-                        t.len() as u8
-                    } else if t.len() <= 64 {
-                        // Branch-free for the usual few thresholds: count those below v.
-                        t.iter().map(|th| (*th < v) as u8).sum::<u8>()
-                    } else {
-                        t.partition_point(|th| *th < v) as u8
-                    };
+                    let bin = if v.is_nan() { t.len() as u8 } else { t.partition_point(|th| *th < v) as u8 };
                     out.push(bin);
                     cols[f].push(bin);
                 }
