@@ -50,6 +50,11 @@ struct Cli {
     /// Allow files under this location outside the table (e.g. a shallow clone's source); repeatable.
     #[arg(long = "allow-external", global = true)]
     allow_external: Vec<String>,
+    /// Object store option `KEY=VALUE` (repeatable; any command): `AWS_ENDPOINT_URL`,
+    /// `AWS_ALLOW_HTTP`, `AZURE_STORAGE_ACCOUNT_NAME`, … as delta-rs and object_store name them.
+    /// The standard environment variables (`AWS_*`, `AZURE_*`, `GOOGLE_*`) are read too; these win.
+    #[arg(long = "storage-option", global = true)]
+    storage_options: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -399,18 +404,8 @@ impl From<parquet::errors::ParquetError> for CliError {
 }
 
 fn parse_timestamp(text: &str) -> Result<i64, CliError> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
-    }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, fmt) {
-            return Ok(t.and_utc().timestamp_millis());
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0));
-    }
-    Err(CliError::Usage(format!("cannot parse timestamp `{text}`: use RFC 3339, `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD`")))
+    delta_core::sql::parse_timestamp(text)
+        .ok_or_else(|| CliError::Usage(format!("cannot parse timestamp `{text}`: use RFC 3339, `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD`")))
 }
 
 fn format_ms(ms: i64) -> String {
@@ -503,10 +498,10 @@ fn write_batches(batches: Vec<RecordBatch>, schema: SchemaRef, format: Format, o
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
             if batches.is_empty() {
-                w.write(&RecordBatch::new_empty(schema))?;
+                w.write(&flat_for_csv(&RecordBatch::new_empty(schema))?)?;
             }
             for b in &batches {
-                w.write(b)?;
+                w.write(&flat_for_csv(b)?)?;
             }
         }
         Format::Json => {
@@ -526,6 +521,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let mut options = delta_core::TableOptions::default();
     for prefix in &cli.allow_external {
         options.allowed_external_prefixes.push(delta_core::storage::location_url(prefix)?);
+    }
+    for kv in &cli.storage_options {
+        let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Usage(format!("--storage-option takes KEY=VALUE, not `{kv}`")))?;
+        options.storage_options.push((k.trim().to_string(), v.trim().to_string()));
     }
     let open = |location: &str| Table::open_with(location, options.clone());
     match cli.command {
@@ -677,7 +676,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 (None, Some((version, metrics))) => {
                     match version {
                         Some(v) => println!("committed version {v}"),
-                        None => println!("no rows changed; nothing committed"),
+                        None => println!("nothing changed; nothing committed"),
                     }
                     for (k, v) in &metrics {
                         if k == "post_commit_error" {
@@ -747,9 +746,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             write_batches(batches, schema, format, output.as_deref())?;
         }
         Command::Create { table, schema, partition_by, cluster_by, properties } => {
-            let schema = parse_schema(&schema)?;
+            // Spark's column syntax, as in SQL's CREATE TABLE (identity, generated, DEFAULT,
+            // COMMENT, NOT NULL, CONSTRAINT … CHECK), or a Delta schema JSON document.
+            let mut properties = parse_properties(&properties)?;
+            let schema = if schema.trim_start().starts_with('{') {
+                StructType::parse(&schema)?
+            } else {
+                let elements = delta_core::sql::parse_table_elements(&schema)?;
+                for (name, expr) in elements.constraints {
+                    properties.insert(format!("delta.constraints.{}", name.to_ascii_lowercase()), expr);
+                }
+                elements.schema
+            };
             let clustering = delta_core::features::parse_columns(&cluster_by)?;
-            let version = open(&table)?.create_clustered(schema, &partition_by, &clustering, parse_properties(&properties)?).await?;
+            let version = open(&table)?.create_clustered(schema, &partition_by, &clustering, properties).await?;
             println!("created {table} at version {version}");
         }
         Command::Write { table, files, mode, replace_where, partition_by, cluster_by, merge_schema, overwrite_schema } => {
@@ -836,7 +846,33 @@ fn parse_properties(items: &[String]) -> Result<std::collections::HashMap<String
         .collect()
 }
 
-/// Parses `name type [NOT NULL], ...` (Spark DDL types) or a Delta schema JSON document.
+/// CSV has no nested values: lists, structs and maps (DESCRIBE HISTORY's operationParameters,
+/// …) are written as their display text, as Spark's CSV output of `to_json` would show them.
+fn flat_for_csv(batch: &RecordBatch) -> Result<RecordBatch, CliError> {
+    use arrow::datatypes::DataType as A;
+    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let opts = arrow::util::display::FormatOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<arrow::array::ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if f.data_type().is_nested() {
+            let fmt = arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &opts)?;
+            let text: arrow::array::StringArray =
+                (0..c.len()).map(|i| (!arrow::array::Array::is_null(c.as_ref(), i)).then(|| fmt.value(i).to_string())).collect();
+            fields.push(arrow::datatypes::Field::new(f.name(), A::Utf8, true));
+            columns.push(Arc::new(text));
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)?)
+}
+
+/// Parses `name type [NOT NULL], ...` (Spark DDL types; dotted names are paths) or a Delta schema
+/// JSON document: the columns of `delta alter add-columns`.
 fn parse_schema(text: &str) -> Result<StructType, CliError> {
     if text.trim_start().starts_with('{') {
         return Ok(StructType::parse(text)?);

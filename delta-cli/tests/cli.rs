@@ -155,3 +155,133 @@ fn ml_fit_evaluate_transform() {
     assert!(tuned.join("tuning.json").exists());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// DDL, utility statements and inspection through `delta sql` and `delta create`, as a whole
+/// process: identity columns declared on the command line, ALTER, DESCRIBE HISTORY as CSV (its
+/// map columns as text), `table_changes(…)`, and one-line errors that change nothing.
+#[test]
+fn sql_ddl_describe_and_change_feed() {
+    let root = dir("sqlddl");
+    let table = root.join("people");
+    let t = table.to_str().unwrap();
+    let (ok, out, err) = delta(&[
+        "create",
+        t,
+        "--schema",
+        "id BIGINT GENERATED ALWAYS AS IDENTITY, name STRING NOT NULL COMMENT 'who', CONSTRAINT named CHECK (name <> '')",
+        "--property",
+        "delta.enableChangeDataFeed=true",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("version 0"), "{out}");
+    let (ok, _, err) = delta(&["sql", &format!("INSERT INTO delta.`{t}` (name) VALUES ('ann'), ('bo')")]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = delta(&["sql", &format!("ALTER TABLE delta.`{t}` ADD COLUMNS (score DOUBLE COMMENT 'points')")]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = delta(&["sql", &format!("SELECT id, name, score FROM delta.`{t}` ORDER BY id"), "--format", "csv"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "id,name,score\n1,ann,\n2,bo,\n");
+
+    let (ok, out, err) = delta(&["sql", &format!("DESCRIBE HISTORY delta.`{t}`"), "--format", "csv"]);
+    assert!(ok, "{err}");
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("version,timestamp,userId,userName,operation,operationParameters,"), "{out}");
+    let ops: Vec<&str> = out.lines().skip(1).map(|l| l.split(',').nth(4).unwrap_or("")).collect();
+    assert_eq!(ops, ["ADD COLUMNS", "WRITE", "CREATE TABLE"], "{out}");
+
+    let (ok, out, err) = delta(&[
+        "sql",
+        &format!("SELECT name, _change_type, _commit_version FROM table_changes('{t}', 1) ORDER BY name"),
+        "--format",
+        "csv",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "name,_change_type,_commit_version\nann,insert,1\nbo,insert,1\n");
+
+    let (ok, out, err) = delta(&["sql", &format!("SHOW TBLPROPERTIES delta.`{t}` ('delta.enableChangeDataFeed')"), "--format", "csv"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "key,value\ndelta.enableChangeDataFeed,true\n");
+
+    // Errors: one line, exit 1, nothing committed.
+    for (stmt, want) in [
+        (format!("ALTER TABLE delta.`{t}` DROP COLUMN name"), "column mapping"),
+        (format!("INSERT INTO delta.`{t}` (name) VALUES ('')"), "named"),
+        (format!("ALTER TABLE delta.`{t}` ALTER COLUMN nope COMMENT 'x'"), "nope"),
+    ] {
+        let (ok, _, err) = delta(&["sql", &stmt]);
+        assert!(!ok && err.contains(want) && err.trim().lines().count() == 1, "{stmt}: {err}");
+    }
+    let (ok, out, _) = delta(&["sql", &format!("DESCRIBE HISTORY delta.`{t}` LIMIT 1"), "--format", "json"]);
+    assert!(ok && out.contains("\"version\":2"), "{out}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The whole process on the object-store servers `.ci/run` starts (SeaweedFS for S3, Azurite for
+/// Azure Blob): a table written, queried, updated and listed by URL, configured once by
+/// `--storage-option` and once by the standard environment variables alone; a bad option is a
+/// one-line error that shows no secret. Skipped without the servers, unless `CI=true`.
+#[test]
+fn tables_on_s3_and_azure_by_url() {
+    let run = format!("cli-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+    // (name, table URL, options: given as flags, then as environment variables)
+    type Options = Vec<(String, String)>;
+    let mut stores: Vec<(&str, String, Options)> = Vec::new();
+    if let (Ok(endpoint), Ok(bucket)) = (std::env::var("DELTA_TEST_S3_ENDPOINT"), std::env::var("DELTA_TEST_S3_BUCKET")) {
+        let options = vec![
+            ("AWS_ENDPOINT_URL".to_string(), endpoint),
+            ("AWS_ACCESS_KEY_ID".to_string(), std::env::var("DELTA_TEST_S3_ACCESS_KEY_ID").unwrap_or_default()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), std::env::var("DELTA_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_default()),
+            ("AWS_REGION".to_string(), "us-east-1".to_string()),
+            ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ];
+        stores.push(("s3", format!("s3://{bucket}/{run}"), options));
+    }
+    if let (Ok(_), Ok(container)) = (std::env::var("AZURITE_BLOB_STORAGE_URL"), std::env::var("DELTA_TEST_AZURE_CONTAINER")) {
+        stores.push(("azure", format!("az://{container}/{run}"), vec![("AZURE_STORAGE_USE_EMULATOR".to_string(), "true".to_string())]));
+    }
+    if stores.len() < 2 {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI=true but the object-store servers are not running (.ci/stores.sh)");
+        eprintln!("cli stores: SeaweedFS/Azurite not running (.ci/stores.sh start); skipping the missing ones");
+    }
+    let root = dir("stores");
+    let csv = root.join("rows.csv");
+    std::fs::write(&csv, "id,grp\n1,a\n2,b\n3,a\n").unwrap();
+    for (name, base, options) in &stores {
+        let flags: Vec<String> = options.iter().flat_map(|(k, v)| ["--storage-option".to_string(), format!("{k}={v}")]).collect();
+        let with = |args: &[&str]| {
+            let mut all: Vec<&str> = args.to_vec();
+            all.extend(flags.iter().map(String::as_str));
+            delta(&all)
+        };
+        let t = format!("{base}/events");
+        let (ok, out, err) = with(&["write", &t, csv.to_str().unwrap(), "--partition-by", "grp"]);
+        assert!(ok && out.contains("version 0"), "{name}: {out}{err}");
+        let (ok, _, err) = with(&["sql", &format!("UPDATE delta.`{t}` SET id = id * 10 WHERE grp = 'a'")]);
+        assert!(ok, "{name}: {err}");
+        let (ok, out, err) = with(&["sql", &format!("SELECT grp, sum(id) AS s FROM delta.`{t}` GROUP BY grp ORDER BY grp"), "--format", "csv"]);
+        assert!(ok, "{name}: {err}");
+        assert_eq!(out, "grp,s\na,40\nb,2\n", "{name}");
+        let (ok, out, err) = with(&["history", &t]);
+        assert!(ok && out.contains("UPDATE") && out.contains("WRITE"), "{name}: {out}{err}");
+
+        // The same table with the configuration in the environment only.
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_delta"));
+        cmd.args(["sql", &format!("SELECT count(*) AS n FROM delta.`{t}` VERSION AS OF 0"), "--format", "csv"]);
+        for (k, v) in options {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n3\n", "{name}");
+
+        // An unknown option: one line naming it; the secret given beside it is not shown.
+        let (ok, _, err) = with(&["files", &t, "--storage-option", "NO_SUCH_OPTION=1"]);
+        assert!(!ok && err.contains("NO_SUCH_OPTION") && err.trim().lines().count() == 1, "{name}: {err}");
+        for (k, v) in options {
+            if k.contains("SECRET") {
+                assert!(!err.contains(v.as_str()), "{name}: the secret is in `{err}`");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -158,6 +158,11 @@ pub enum DeltaError {
     #[error("data file {path} does not match the table schema: {reason}")]
     SchemaMismatch { path: String, reason: String },
 
+    /// The store cannot make a commit visible only if no other writer made the same version
+    /// visible first (conditional create), so committing there could lose data.
+    #[error("refusing to commit to {url}: {reason}; Delta commits need conditional creates (S3 If-None-Match, Azure If-None-Match, GCS preconditions)")]
+    UnsafeStore { url: String, reason: String },
+
     /// The table URL or storage options are invalid.
     #[error("invalid table location `{location}`: {reason}")]
     InvalidLocation { location: String, reason: String },

@@ -37,7 +37,9 @@ pub fn broadcast(df: &DataFrame) -> DataFrame {
 pub struct Session {
     ctx: SessionContext,
     registry: Arc<std::sync::Mutex<Registry>>,
-    table_options: TableOptions,
+    /// Options for opening tables (storage credentials, external paths), shared with the
+    /// ``delta.`path` `` schema so path-named tables open with them too.
+    table_options: Arc<std::sync::RwLock<TableOptions>>,
     progress: Arc<ScanProgress>,
 }
 
@@ -73,14 +75,15 @@ impl Session {
             .with_physical_optimizer_rules(rules)
             .build();
         let ctx = SessionContext::new_with_state(state);
+        let table_options: Arc<std::sync::RwLock<TableOptions>> = Arc::default();
         let default_catalog = ctx.state().config().options().catalog.default_catalog.clone();
         if let Some(catalog) = ctx.catalog(&default_catalog) {
             // Only fails when a schema of that name cannot be registered; the session still works
             // without path-named tables then.
-            let _ = catalog.register_schema("delta", Arc::new(DeltaPathSchema));
+            let _ = catalog.register_schema("delta", Arc::new(DeltaPathSchema { options: table_options.clone() }));
             let _ = catalog.register_schema("parquet", Arc::new(crate::parquet_path::ParquetPathSchema));
         }
-        Session { ctx, registry: Arc::default(), table_options: TableOptions::default(), progress }
+        Session { ctx, registry: Arc::default(), table_options, progress }
     }
 
     /// A session that plans `target_partitions` partitions (Spark's `spark.sql.shuffle.partitions`
@@ -129,13 +132,13 @@ impl Session {
     }
 
     /// Options for opening tables by path in statements (credentials, external paths).
-    pub fn with_table_options(mut self, options: TableOptions) -> Self {
-        self.table_options = options;
+    pub fn with_table_options(self, options: TableOptions) -> Self {
+        *self.table_options.write().unwrap_or_else(|p| p.into_inner()) = options;
         self
     }
 
     pub(crate) fn table_options(&self) -> TableOptions {
-        self.table_options.clone()
+        self.table_options.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The location a name was registered with by [`Session::register_delta`].
@@ -165,7 +168,7 @@ impl Session {
 
     /// Registers the latest version of the Delta table at `location` under `name` for SQL.
     pub async fn register_delta(&self, name: &str, location: &str) -> Result<()> {
-        let snapshot = Table::open(location).map_err(df_error)?.snapshot().await.map_err(df_error)?;
+        let snapshot = Table::open_with(location, self.table_options()).map_err(df_error)?.snapshot().await.map_err(df_error)?;
         self.ctx.register_table(name, Arc::new(DeltaTableProvider::try_new(snapshot)?))?;
         self.registry.lock().unwrap_or_else(|p| p.into_inner()).locations.insert(name.to_string(), location.to_string());
         Ok(())
@@ -180,7 +183,7 @@ impl Session {
             .await
             .ok()
             .and_then(|p| p.downcast_ref::<DeltaTableProvider>().map(|d| d.snapshot().version()));
-        let table = Table::open_with(&location, self.table_options.clone()).map_err(df_error)?;
+        let table = Table::open_with(&location, self.table_options()).map_err(df_error)?;
         let snapshot = table.snapshot().await.map_err(df_error)?;
         if current == Some(snapshot.version()) {
             return Ok(());
@@ -223,7 +226,9 @@ impl Session {
 
 /// The `delta` schema of SQL: every table name is a Delta table's location.
 #[derive(Debug)]
-struct DeltaPathSchema;
+struct DeltaPathSchema {
+    options: Arc<std::sync::RwLock<TableOptions>>,
+}
 
 #[async_trait::async_trait]
 impl SchemaProvider for DeltaPathSchema {
@@ -232,7 +237,8 @@ impl SchemaProvider for DeltaPathSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let snapshot = Table::open(name).map_err(df_error)?.snapshot().await.map_err(df_error)?;
+        let options = self.options.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let snapshot = Table::open_with(name, options).map_err(df_error)?.snapshot().await.map_err(df_error)?;
         Ok(Some(Arc::new(DeltaTableProvider::try_new(snapshot)?)))
     }
 
@@ -263,7 +269,7 @@ impl DataFrameReader {
 
     /// The Delta table at `location` (a path or URL).
     pub async fn delta(self, location: &str) -> Result<DataFrame> {
-        let table = Table::open(location).map_err(df_error)?;
+        let table = Table::open_with(location, self.session.table_options()).map_err(df_error)?;
         let snapshot = match (self.version, self.timestamp_ms) {
             (Some(_), Some(_)) => {
                 return Err(DataFusionError::Plan("give versionAsOf or timestampAsOf, not both".into()));
@@ -754,7 +760,7 @@ impl DataFrameWriter {
     /// Runs the query and writes its batches as they arrive into the table at `location`, as one
     /// commit (a new table's version 0 holds its protocol, metadata and data).
     pub async fn save(self, location: &str) -> Result<WriteResult> {
-        let table = Table::open(location).map_err(df_error)?;
+        let table = Table::open_with(location, self.frame.session.table_options()).map_err(df_error)?;
         let stream = self.frame.execute_stream().await?;
         let batches = stream.map_err(|e| delta_core::DeltaError::WriteRefused { reason: format!("the query being written failed: {e}") });
         table.write_stream(batches, self.options).await.map_err(df_error)

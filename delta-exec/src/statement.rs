@@ -2,10 +2,13 @@
 //!
 //! | statement | how |
 //! | --- | --- |
-//! | `SELECT`, `WITH`, `VALUES`, `EXPLAIN [ANALYZE]` | DataFusion, after time travel is resolved |
-//! | `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] delta.`p` [PARTITIONED BY (c)] [TBLPROPERTIES (..)] AS SELECT` | the query streamed into delta-core's writer: one commit, version 0 holding protocol, metadata and data |
-//! | `INSERT INTO / INSERT OVERWRITE [TABLE] t [(cols)] SELECT … / VALUES …` | the same writer, append or overwrite; columns by position, as Spark |
-//! | `DELETE`, `UPDATE`, `MERGE` | delta-core's DML; a MERGE source may be a subquery or a registered table, run here |
+//! | `SELECT`, `WITH`, `VALUES`, `EXPLAIN [ANALYZE]` | DataFusion, after time travel and `table_changes(…)` are resolved |
+//! | `INSERT INTO / INSERT OVERWRITE [TABLE] t [(cols)] SELECT … / VALUES …` | delta-core's writer, append or overwrite; columns by position, as Spark |
+//! | DDL (`CREATE [OR REPLACE] TABLE`, `… AS SELECT`, `ALTER TABLE`), DML (`DELETE`, `UPDATE`, `MERGE`), `INSERT … REPLACE WHERE`, `OPTIMIZE`, `REORG`, `VACUUM`, `RESTORE`, `CONVERT TO DELTA`, `DESCRIBE`, `SHOW TBLPROPERTIES/COLUMNS` | delta-core's `sql` module, with this session running the queries inside them (CTAS, MERGE sources) |
+//!
+//! `table_changes('path or name', start [, end])` in a FROM clause reads the change data feed
+//! (versions, or timestamps as strings), as Databricks SQL does: the feed is read before
+//! planning and registered under a fresh name.
 //!
 //! Tables are registered names, ``delta.`/path` `` or a path. `VERSION AS OF n` and
 //! `TIMESTAMP AS OF '…'` after a table name read that snapshot: the statement is parsed with
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    self, CreateTableOptions, Expr as SqlExpr, HiveDistributionStyle, ObjectName, ObjectNamePart, Statement, TableFactor, TableObject,
+    self, Expr as SqlExpr, ObjectName, ObjectNamePart, Statement, TableFactor, TableObject,
     TableVersion, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::DatabricksDialect;
@@ -114,21 +117,60 @@ fn timestamp_ms(e: &SqlExpr) -> Result<i64> {
         other => return Err(plan_error(format!("TIMESTAMP AS OF takes a timestamp string, not `{other}`"))),
     };
     let t = text.trim();
-    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
-        return Ok(dt.timestamp_millis());
-    }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
-        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(t, fmt) {
-            return Ok(dt.and_utc().timestamp_millis());
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc().timestamp_millis()).unwrap_or(0));
+    if let Some(ms) = delta_core::sql::parse_timestamp(t) {
+        return Ok(ms);
     }
     Err(plan_error(format!("TIMESTAMP AS OF '{t}' is not a timestamp (YYYY-MM-DD[ HH:MM:SS] or RFC 3339)")))
 }
 
 static TIME_TRAVEL_NAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// `table_changes(…)` calls of a statement, collected, then renamed.
+#[derive(Default)]
+struct ChangeFeeds {
+    found: Vec<Vec<ast::FunctionArg>>,
+    renames: Vec<String>,
+    next: usize,
+}
+
+impl VisitorMut for ChangeFeeds {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, args, .. } = factor {
+            let is_feed = args.is_some() && name_parts(name).last().is_some_and(|n| n.eq_ignore_ascii_case("table_changes"));
+            if is_feed {
+                if self.renames.is_empty() {
+                    self.found.push(args.as_ref().map(|a| a.args.clone()).unwrap_or_default());
+                } else if let Some(new) = self.renames.get(self.next) {
+                    *name = ObjectName::from(vec![ast::Ident::new(new.clone())]);
+                    *args = None;
+                    self.next += 1;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A `table_changes` bound: a version (integer) or a timestamp (string, as ms).
+enum Bound {
+    Version(i64),
+    Timestamp(i64),
+}
+
+fn feed_bound(arg: &ast::FunctionArg) -> Result<Bound> {
+    let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = arg else {
+        return Err(plan_error(format!("table_changes takes versions or timestamps, not `{arg}`")));
+    };
+    match e {
+        SqlExpr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().map(Bound::Version).map_err(|_| plan_error(format!("`{n}` is not a version"))),
+            _ => timestamp_ms(e).map(Bound::Timestamp),
+        },
+        _ => timestamp_ms(e).map(Bound::Timestamp),
+    }
+}
 
 impl Session {
     /// Opens every `VERSION AS OF` / `TIMESTAMP AS OF` table of `statement` at its version,
@@ -150,7 +192,7 @@ impl Session {
         }
         let mut renames = Vec::with_capacity(tt.found.len());
         for (location, version) in std::mem::take(&mut tt.found) {
-            let table = Table::open(&location).map_err(df_error)?;
+            let table = Table::open_with(&location, self.table_options()).map_err(df_error)?;
             let snapshot = match &version {
                 TableVersion::VersionAsOf(e) => {
                     let v: i64 = e.to_string().parse().map_err(|_| plan_error(format!("VERSION AS OF takes a version number, not `{e}`")))?;
@@ -169,8 +211,58 @@ impl Session {
         Ok(())
     }
 
-    /// Plans a query statement (after time travel) on DataFusion.
+    /// Reads the change feed of every `table_changes(…)` call of `statement`, registers each
+    /// under a fresh name and points the statement at it.
+    async fn resolve_table_changes(&self, statement: &mut Statement) -> Result<()> {
+        let mut feeds = ChangeFeeds::default();
+        let mut probe = statement.clone();
+        let _ = probe.visit(&mut feeds);
+        if feeds.found.is_empty() {
+            return Ok(());
+        }
+        let mut renames = Vec::with_capacity(feeds.found.len());
+        for args in std::mem::take(&mut feeds.found) {
+            let usage = "table_changes('table path or name', start [, end]) with versions or timestamps";
+            let (table, start, end) = match args.as_slice() {
+                [t, s] => (t, s, None),
+                [t, s, e] => (t, s, Some(e)),
+                _ => return Err(plan_error(format!("table_changes takes 2 or 3 arguments: {usage}"))),
+            };
+            let table = match table {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(SqlExpr::Value(v))) => match &v.value {
+                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                    _ => return Err(plan_error(format!("the first argument of {usage}, as a string"))),
+                },
+                _ => return Err(plan_error(format!("the first argument of {usage}, as a string"))),
+            };
+            let location = if table.contains('/') || table.contains(':') {
+                table.clone()
+            } else {
+                self.location_of(&table).ok_or_else(|| plan_error(format!("table_changes: unknown table `{table}` (a path, or a registered name)")))?
+            };
+            let t = Table::open_with(&location, self.table_options()).map_err(df_error)?;
+            let changes = match (feed_bound(start)?, end.map(feed_bound).transpose()?) {
+                (Bound::Version(s), None) => t.table_changes(s, None, None).await,
+                (Bound::Version(s), Some(Bound::Version(e))) => t.table_changes(s, Some(e), None).await,
+                (Bound::Timestamp(s), None) => t.table_changes_by_timestamp(s, None, None).await,
+                (Bound::Timestamp(s), Some(Bound::Timestamp(e))) => t.table_changes_by_timestamp(s, Some(e), None).await,
+                _ => return Err(plan_error("table_changes: give both bounds as versions or both as timestamps")),
+            }
+            .map_err(df_error)?;
+            let schema = changes.schema();
+            let batches = changes.collect().await.map_err(df_error)?;
+            let name = format!("__delta_changes_{}", TIME_TRAVEL_NAMES.fetch_add(1, Ordering::Relaxed));
+            self.context().register_table(&name, Arc::new(datafusion::datasource::MemTable::try_new(schema, vec![batches])?))?;
+            renames.push(name);
+        }
+        feeds.renames = renames;
+        let _ = statement.visit(&mut feeds);
+        Ok(())
+    }
+
+    /// Plans a query statement (after time travel and change feeds) on DataFusion.
     async fn query(&self, mut statement: Statement) -> Result<DataFrame> {
+        self.resolve_table_changes(&mut statement).await?;
         self.resolve_time_travel(&mut statement).await?;
         let state = self.context().state();
         let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
@@ -198,57 +290,16 @@ impl Session {
         }
     }
 
-    /// Runs one Spark SQL statement: a query (rows, lazily), CTAS, INSERT, or DML.
+    /// Runs one Spark SQL statement: a query (rows, lazily), INSERT, or any of Delta's own
+    /// statements (DDL, DML, utility commands, DESCRIBE/SHOW), which delta-core's `sql` module
+    /// runs with this session answering the queries inside them.
     pub async fn execute(&self, text: &str) -> Result<Outcome> {
-        let first = text.trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_ascii_uppercase();
-        if matches!(first.as_str(), "DELETE" | "UPDATE" | "MERGE") {
-            // delta-core parses DML itself (its sqlparser knows all of Spark's MERGE).
-            return self.dml(text).await;
+        if delta_core::sql::is_delta_statement(text) {
+            return self.delta_statement(text).await;
         }
         let statement = Self::parse_one(text)?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => Ok(Outcome::Rows(Box::new(self.query(statement).await?))),
-            Statement::CreateTable(ct) if ct.query.is_some() => {
-                let location =
-                    location_of(self, &ct.name).ok_or_else(|| plan_error(format!("CREATE TABLE … AS names a Delta table by path: delta.`/path`, not `{}`", ct.name)))?;
-                let mut options = WriteOptions {
-                    mode: match (ct.or_replace, ct.if_not_exists) {
-                        (true, _) => SaveMode::Overwrite,
-                        (false, true) => SaveMode::Ignore,
-                        (false, false) => SaveMode::ErrorIfExists,
-                    },
-                    overwrite_schema: ct.or_replace,
-                    ..Default::default()
-                };
-                let mut partitions: Vec<String> = match &ct.hive_distribution {
-                    HiveDistributionStyle::PARTITIONED { columns } => columns.iter().map(|c| c.name.value.clone()).collect(),
-                    _ => Vec::new(),
-                };
-                if let Some(p) = &ct.partition_by {
-                    partitions.extend(partition_exprs(p)?);
-                }
-                if !partitions.is_empty() {
-                    options.partition_by = Some(partitions);
-                }
-                if let CreateTableOptions::TableProperties(props) | CreateTableOptions::Options(props) = &ct.table_options {
-                    for p in props {
-                        if let ast::SqlOption::KeyValue { key, value } = p {
-                            let v = match value {
-                                SqlExpr::Value(v) => match &v.value {
-                                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
-                                    other => other.to_string(),
-                                },
-                                other => other.to_string(),
-                            };
-                            options.properties.insert(key.value.trim_matches('\'').to_string(), v);
-                        }
-                    }
-                }
-                let query = ct.query.map(Statement::Query).ok_or_else(|| plan_error("CREATE TABLE … AS needs a query"))?;
-                let df = self.query(query).await?;
-                let result = df.write_with(options).save(&location).await?;
-                Ok(Outcome::Committed { version: result.version, metrics: write_metrics(&result) })
-            }
             Statement::Insert(ins) => {
                 let TableObject::TableName(name) = &ins.table else {
                     return Err(plan_error("INSERT names a table: a registered name or delta.`/path`"));
@@ -260,7 +311,7 @@ impl Session {
                 // By position, as Spark: the query's columns take the listed names, or the
                 // table's in order.
                 let names: Vec<String> = if ins.columns.is_empty() {
-                    let snapshot = Table::open(&location).map_err(df_error)?.snapshot().await.map_err(df_error)?;
+                    let snapshot = Table::open_with(&location, self.table_options()).map_err(df_error)?.snapshot().await.map_err(df_error)?;
                     snapshot.schema().fields.iter().map(|f| f.name.clone()).collect()
                 } else {
                     ins.columns.iter().map(|c| name_parts(c).join(".")).collect()
@@ -285,22 +336,25 @@ impl Session {
                 let result = df.write_with(options).save(&location).await?;
                 Ok(Outcome::Committed { version: result.version, metrics: write_metrics(&result) })
             }
-            Statement::Delete(_) | Statement::Update(_) | Statement::Merge(_) => self.dml(text).await,
             other => Ok(Outcome::Rows(Box::new(self.frame(self.context().sql(&other.to_string()).await?)))),
         }
     }
 
-    /// DELETE, UPDATE or MERGE through delta-core, with this session running MERGE source queries.
-    async fn dml(&self, text: &str) -> Result<Outcome> {
-        {
-            {
-                let runner = SessionQueries { session: self.clone() };
-                let result = delta_core::sql::execute_sql_with(text, &self.table_options(), Some(&runner)).await.map_err(df_error)?;
+    /// A statement delta-core runs, with this session running the queries inside it.
+    async fn delta_statement(&self, text: &str) -> Result<Outcome> {
+        let runner = SessionQueries { session: self.clone() };
+        let output = delta_core::sql::execute(text, &self.table_options(), Some(&runner)).await.map_err(df_error)?;
+        match output {
+            delta_core::sql::SqlOutput::Committed(result) => {
                 let mut metrics: Vec<(String, String)> = result.metrics.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
                 if let Some(e) = &result.post_commit_error {
                     metrics.push(("post_commit_error".into(), e.clone()));
                 }
                 Ok(Outcome::Committed { version: result.version, metrics })
+            }
+            delta_core::sql::SqlOutput::Rows { schema, batches } => {
+                let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+                Ok(Outcome::Rows(Box::new(self.frame(self.context().read_table(Arc::new(table))?))))
             }
         }
     }
@@ -316,19 +370,6 @@ fn write_metrics(r: &delta_core::write::WriteResult) -> Vec<(String, String)> {
         m.push(("post_commit_error".into(), e.clone()));
     }
     m
-}
-
-/// `PARTITION BY (a, b)` / `PARTITIONED BY (a)` as column names.
-fn partition_exprs(e: &SqlExpr) -> Result<Vec<String>> {
-    let one = |e: &SqlExpr| match e {
-        SqlExpr::Identifier(i) => Ok(i.value.clone()),
-        other => Err(plan_error(format!("partition columns are names, not `{other}`"))),
-    };
-    match e {
-        SqlExpr::Tuple(items) => items.iter().map(one).collect(),
-        SqlExpr::Nested(inner) => partition_exprs(inner),
-        other => Ok(vec![one(other)?]),
-    }
 }
 
 /// The session as delta-core's runner of MERGE source queries.

@@ -676,6 +676,52 @@ async fn sql_statements_write_and_travel() {
     assert_eq!(ints(&out, "id"), vec![16, 17, 18, 19]);
 }
 
+/// Delta's own statements through the session: DDL by path and by registered name, INSERT …
+/// REPLACE WHERE with a query, DESCRIBE as a frame, and `table_changes(…)` by version and by
+/// timestamp.
+#[tokio::test]
+async fn delta_statements_by_name_and_table_changes() {
+    let src = TempDir::new("ddl-src");
+    let dst = TempDir::new("ddl-dst");
+    table_with(&src, 20, 1, WriteOptions::default()).await;
+    let session = Session::new();
+    session.register_delta("src", src.path()).await.unwrap();
+    let create = format!(
+        "CREATE TABLE delta.`{}` (id BIGINT, amount BIGINT, grp STRING) USING delta TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')",
+        dst.path()
+    );
+    assert_eq!(committed(session.execute(&create).await.unwrap()).0, Some(0));
+    let insert = format!("INSERT INTO delta.`{}` SELECT id, amount, grp FROM src WHERE id < 5", dst.path());
+    assert_eq!(committed(session.execute(&insert).await.unwrap()).0, Some(1));
+    session.register_delta("dst", dst.path()).await.unwrap();
+    assert_eq!(committed(session.execute("ALTER TABLE dst ADD COLUMNS (note STRING)").await.unwrap()).0, Some(2));
+    let replace = "INSERT INTO dst REPLACE WHERE id < 2 SELECT id, amount * 10, grp, 'replaced' FROM src WHERE id < 2";
+    assert_eq!(committed(session.execute(replace).await.unwrap()).0, Some(3));
+    let out = rows_of(&session, "SELECT id, amount, note FROM dst ORDER BY id").await;
+    assert_eq!(ints(&out, "id"), vec![0, 1, 2, 3, 4]);
+    assert_eq!(ints(&out, "amount"), vec![0, 100, 20, 30, 40]);
+    assert_eq!(strings(&out, "note"), vec![Some("replaced".into()), Some("replaced".into()), None, None, None]);
+    // A replacement that writes rows outside its predicate is refused and commits nothing.
+    assert!(session.execute("INSERT INTO dst REPLACE WHERE id < 2 SELECT id, amount, grp, 'x' FROM src WHERE id = 9").await.is_err());
+
+    let detail = rows_of(&session, "DESCRIBE DETAIL dst").await;
+    assert_eq!(ints(&detail, "numFiles").len(), 1);
+    let history = rows_of(&session, "DESCRIBE HISTORY dst").await;
+    assert_eq!(ints(&history, "version"), vec![3, 2, 1, 0]);
+
+    let feed = rows_of(&session, "SELECT id, _change_type FROM table_changes('dst', 1, 1) ORDER BY id").await;
+    assert_eq!(ints(&feed, "id"), vec![0, 1, 2, 3, 4]);
+    assert_eq!(strings(&feed, "_change_type"), vec![Some("insert".into()); 5]);
+    let by_path = format!("SELECT count(*) AS n FROM table_changes('{}', 3) WHERE _change_type = 'insert'", dst.path());
+    assert_eq!(ints(&rows_of(&session, &by_path).await, "n"), vec![2]);
+    let v1 = Table::open(dst.path()).unwrap().history(None).await.unwrap().into_iter().find(|c| c.version == 1).unwrap();
+    let at = chrono::DateTime::from_timestamp_millis(v1.timestamp_ms).unwrap().format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    let by_time = format!("SELECT count(*) AS n FROM table_changes('dst', '{at}', '{at}')");
+    assert_eq!(ints(&rows_of(&session, &by_time).await, "n"), vec![5]);
+    assert!(session.execute("SELECT * FROM table_changes('dst')").await.is_err());
+    assert!(session.execute("SELECT * FROM table_changes('nope', 0)").await.is_err());
+}
+
 /// MERGE with a query as its source, in SQL and from a DataFrame.
 #[tokio::test]
 async fn merge_from_queries_and_dataframes() {

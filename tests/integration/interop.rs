@@ -624,6 +624,56 @@ async fn write_shapes(root: &Path) -> usize {
             .boxed()
         }),
     ));
+    // Tables created and changed only through SQL text (delta_core::sql, no engine).
+    for (name, script) in [
+        (
+            "sql_identity_generated_constraints",
+            vec![
+                "CREATE TABLE {t} (id BIGINT GENERATED ALWAYS AS IDENTITY (START WITH 100 INCREMENT BY 10), name STRING NOT NULL COMMENT 'who', \
+                 amount DECIMAL(10,2) DEFAULT 0.5, day DATE, month INT GENERATED ALWAYS AS (month(day)), CONSTRAINT pos CHECK (amount > 0)) \
+                 USING delta COMMENT 'made in SQL'",
+                "INSERT INTO {t} (name, day) VALUES ('a', '2024-03-05'), ('b', '2024-11-30')",
+                "INSERT INTO {t} (name, amount, day) VALUES ('c', 7.25, '2024-12-31')",
+            ],
+        ),
+        (
+            "sql_renamed_under_column_mapping",
+            vec![
+                "CREATE TABLE {t} (id BIGINT, name STRING, score INT) USING delta TBLPROPERTIES ('delta.columnMapping.mode' = 'name')",
+                "INSERT INTO {t} VALUES (1, 'a', 10), (2, 'b', NULL)",
+                "ALTER TABLE {t} RENAME COLUMN name TO full_name",
+                "ALTER TABLE {t} ADD COLUMNS (tag STRING)",
+                "ALTER TABLE {t} DROP COLUMN score",
+                "INSERT INTO {t} VALUES (3, 'c', 'new')",
+            ],
+        ),
+        (
+            "sql_clustered_optimized",
+            vec![
+                "CREATE TABLE {t} (id BIGINT, grp STRING) USING delta CLUSTER BY (grp)",
+                "INSERT INTO {t} VALUES (1, 'x'), (2, 'y')",
+                "INSERT INTO {t} VALUES (3, 'x')",
+                "OPTIMIZE {t}",
+                "ALTER TABLE {t} SET TBLPROPERTIES ('owner' = 'sql')",
+            ],
+        ),
+    ] {
+        shapes.push((
+            name,
+            Box::new(move |t: Table| {
+                let script = script.clone();
+                async move {
+                    let path = t.location().root_url().to_file_path().unwrap();
+                    let target = format!("delta.`{}`", path.display());
+                    for stmt in script {
+                        let text = stmt.replace("{t}", &target);
+                        delta_core::sql::execute(&text, &Default::default(), None).await.unwrap_or_else(|e| panic!("{text}: {e}"));
+                    }
+                }
+                .boxed()
+            }),
+        ));
+    }
     let count = shapes.len();
     for (name, make) in shapes {
         let dir = root.join(name);

@@ -9,4 +9,6 @@ mod interop;
 mod maintenance;
 mod reader;
 mod simulation;
+mod sql;
+mod stores;
 mod writer;

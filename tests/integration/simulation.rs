@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use delta_tests::faulty_store::{Fault, FaultPlan};
 use delta_tests::sim::{check, run_op, run_writers, Op, Outcome, SimTable};
 use proptest::prelude::*;
@@ -83,37 +84,52 @@ async fn run_script(sim: &SimTable) -> BTreeMap<u64, (Op, Outcome)> {
 #[test]
 fn every_fault_at_every_store_call_keeps_the_table_consistent() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
+    rt.block_on(crash_sweep(&|_| SimTable::new(FaultPlan::None), "memory"));
+}
+
+/// One fault of every kind at every store call of [`script`], each on a fresh table from `fresh`
+/// (its argument numbers the run); after each, the table must be the model's.
+pub(crate) async fn crash_sweep(fresh: &dyn Fn(u64) -> SimTable, store: &str) {
+    {
         // A clean run counts the store calls the script makes.
-        let sim = SimTable::new(FaultPlan::None);
+        let sim = fresh(0);
         sim.create().await;
         let base = sim.faulty.calls();
         let ops = run_script(&sim).await;
         check(&sim, &ops).await.expect("clean run");
         let calls = sim.faulty.calls() - base;
-        let mut explored = 0u64;
-        let mut faults_hit = 0u64;
-        for index in 0..calls {
-            for fault in Fault::ALL_SWEPT {
-                let sim = SimTable::new(FaultPlan::None);
+        // The crash points are independent tables: four run at a time (on a network store each
+        // spends most of its time waiting for replies).
+        let points: Vec<(u64, Fault)> = (0..calls).flat_map(|i| Fault::ALL_SWEPT.into_iter().map(move |f| (i, f))).collect();
+        let outcomes: Vec<Result<u64, String>> = futures::stream::iter(points.into_iter().enumerate())
+            .map(|(n, (index, fault))| async move {
+                let sim = fresh(n as u64 + 1);
                 sim.create().await;
                 let offset = sim.faulty.calls();
                 sim.faulty.set_plan(FaultPlan::At { index: offset + index, fault, seed: index });
                 let ops = run_script(&sim).await;
                 sim.faulty.restart();
-                if let Err(e) = check(&sim, &ops).await {
-                    panic!("fault {fault:?} at store call {index} (of {calls}): {e}\nops: {ops:?}");
-                }
-                explored += 1;
-                faults_hit += sim.faulty.log.lock().map(|l| l.len() as u64).unwrap_or(0);
+                check(&sim, &ops).await.map_err(|e| format!("{store}: fault {fault:?} at store call {index} (of {calls}), seed {index}: {e}\nops: {ops:?}"))?;
+                Ok(sim.faulty.log.lock().map(|l| l.len() as u64).unwrap_or(0))
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        let mut explored = 0u64;
+        let mut faults_hit = 0u64;
+        for outcome in outcomes {
+            match outcome {
+                Ok(hit) => faults_hit += hit,
+                Err(e) => panic!("{e}"),
             }
+            explored += 1;
         }
         println!(
-            "exhaustive sweep: explored {explored} crash points ({calls} store calls × {} fault kinds), {faults_hit} faults injected",
+            "{store}: exhaustive sweep: explored {explored} crash points ({calls} store calls × {} fault kinds), {faults_hit} faults injected",
             Fault::ALL_SWEPT.len()
         );
         assert!(explored >= 4 * calls && calls > 20);
-    });
+    }
 }
 
 #[test]

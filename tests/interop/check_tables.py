@@ -7,6 +7,8 @@
                                       them), deltalake's read, and DuckDB's delta_scan.
     check_tables.py make-deltalake DIR   write a table with deltalake (for this project to append to)
     check_tables.py read-deltalake DIR   print deltalake's row count and sum(id) of a table
+    (DIR may be an s3:// or az:// URL, with deltalake's storage options as JSON in
+    DELTA_INTEROP_STORAGE_OPTIONS)
 
 Peers with a documented bug on a shape are skipped for it, with the reason printed
 (see ../shared/conformance/README.md, "Reader bugs found while cross-checking").
@@ -70,11 +72,17 @@ def duckdb_read(path):
     return con.execute(f"SELECT * FROM delta_scan('{path}')").to_arrow_table()
 
 
+def storage_options():
+    """Object-store options for tables on S3/Azure (`DELTA_INTEROP_STORAGE_OPTIONS`, JSON)."""
+    text = os.environ.get("DELTA_INTEROP_STORAGE_OPTIONS")
+    return json.loads(text) if text else None
+
+
 def deltalake_read(path):
     # delta-rs's DataFusion path (QueryBuilder): its pyarrow-dataset path returns all-NULL
     # columns on column-mapping tables (a known delta-rs 1.6.6 bug).
     from deltalake import DeltaTable, QueryBuilder
-    dtab = DeltaTable(path)
+    dtab = DeltaTable(path, storage_options=storage_options())
     reader = QueryBuilder().register("t", dtab).execute("SELECT * FROM t")
     return pa.RecordBatchReader.from_stream(reader).read_all()
 
@@ -116,7 +124,7 @@ def main():
     if cmd == "make-deltalake":
         from deltalake import write_deltalake
         t = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "name": pa.array(["a", "b", "c"]), "part": pa.array(["x", "y", "x"])})
-        write_deltalake(path, t, partition_by=["part"])
+        write_deltalake(path, t, partition_by=["part"], storage_options=storage_options())
         return
     if cmd == "dml-deltalake":
         # The same input and operations as the Rust test `dml_matches_deltalake_on_shared_inputs`.

@@ -72,24 +72,31 @@ fn rows_batch(rows: &[(i64, String)]) -> RecordBatch {
 
 /// A simulated table: a clean store, the faulty view writers use, and a clean table for checks.
 pub struct SimTable {
-    pub inner: Arc<InMemory>,
+    pub inner: Arc<dyn ObjectStore>,
     pub faulty: Arc<FaultyStore>,
     pub table: Table,
     pub clean: Table,
 }
 
-fn location(store: Arc<dyn ObjectStore>) -> TableLocation {
+fn location(store: Arc<dyn ObjectStore>, url: &url::Url, root: &Path) -> TableLocation {
     let options = TableOptions { io_concurrency: 4, ..Default::default() };
-    TableLocation::with_store(store, url::Url::parse("memory:///sim/").expect("url"), Path::from("sim"), options)
+    TableLocation::with_store(store, url.clone(), root.clone(), options)
 }
 
 impl SimTable {
+    /// A table in a fresh in-memory store.
     pub fn new(plan: FaultPlan) -> Self {
-        let inner = Arc::new(InMemory::new());
+        let url = url::Url::parse("memory:///sim/").expect("url");
+        SimTable::on(Arc::new(InMemory::new()), url, Path::from("sim"), plan)
+    }
+
+    /// A table at `root` of `inner` (any store: in memory, or a real server's), written
+    /// through the fault-injecting view.
+    pub fn on(inner: Arc<dyn ObjectStore>, url: url::Url, root: Path, plan: FaultPlan) -> Self {
         let faulty = Arc::new(FaultyStore::new(inner.clone(), plan));
         SimTable {
-            table: Table::from_location(location(faulty.clone())),
-            clean: Table::from_location(location(inner.clone())),
+            table: Table::from_location(location(faulty.clone(), &url, &root)),
+            clean: Table::from_location(location(inner.clone(), &url, &root)),
             inner,
             faulty,
         }

@@ -6,7 +6,11 @@
 //! root unless [`TableOptions::allowed_external_prefixes`] lists it.
 //!
 //! # Contract of the log store
-//! * A version becomes visible only by `put_if_absent(_delta_log/<v>.json)`.
+//! * A version becomes visible only by `put_if_absent(_delta_log/<v>.json)`. On stores other
+//!   than the local file system and memory, the first `put_if_absent` of a location probes
+//!   that the store refuses a second conditional create of one object, and refuses to commit
+//!   otherwise ([`crate::DeltaError::UnsafeStore`]); a probe object whose delete failed is left
+//!   in `_delta_log` under a name no reader takes for a log file.
 //! * Reads of log files are bounded by [`TableOptions::max_commit_bytes`].
 //! * Listing returns log files in lexicographic (= version) order.
 
@@ -86,6 +90,9 @@ pub struct TableLocation {
     /// reads the directory and stats only the entries it keeps (object_store's local listing
     /// stats every entry, which dominates snapshot loads of long logs).
     local_log_dir: Option<std::path::PathBuf>,
+    /// Whether the store was seen to refuse a second conditional create (checked once, before
+    /// the first commit, on stores other than the local file system and memory).
+    conditional_put_checked: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl fmt::Debug for TableLocation {
@@ -128,17 +135,15 @@ impl TableLocation {
                 .map_err(|e| DeltaError::InvalidLocation { location: location.to_string(), reason: e.to_string() })?;
             (Arc::new(store), root)
         } else {
-            let (store, root) = object_store::parse_url_opts(&root_url, options.storage_options.iter().cloned())
-                .map_err(|e| DeltaError::InvalidLocation { location: location.to_string(), reason: e.to_string() })?;
-            (Arc::from(store), root)
+            cloud_store(&root_url, &options.storage_options).map_err(|reason| DeltaError::InvalidLocation { location: location.to_string(), reason })?
         };
-        Ok(TableLocation { store, root_url, root, options: Arc::new(options), local_log_dir })
+        Ok(TableLocation { store, root_url, root, options: Arc::new(options), local_log_dir, conditional_put_checked: Default::default() })
     }
 
     /// A location over an existing store whose paths are relative to `root` (used with in-memory and
     /// fault-injecting stores in tests). `root_url` names it in errors and canonical paths.
     pub fn with_store(store: Arc<dyn ObjectStore>, root_url: Url, root: Path, options: TableOptions) -> Self {
-        TableLocation { store, root_url, root, options: Arc::new(options), local_log_dir: None }
+        TableLocation { store, root_url, root, options: Arc::new(options), local_log_dir: None, conditional_put_checked: Default::default() }
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -266,9 +271,35 @@ impl TableLocation {
     /// Writes `bytes` at `path` only if nothing is there: the one operation that makes a
     /// version visible. `AlreadyExists` comes back as `DeltaError::ObjectStore`.
     pub async fn put_if_absent(&self, path: &Path, bytes: Vec<u8>) -> DeltaResult<()> {
+        if !matches!(self.root_url.scheme(), "file" | "memory") {
+            self.conditional_put_checked.get_or_try_init(|| self.probe_conditional_put()).await?;
+        }
         let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
         self.store.put_opts(path, bytes.into(), opts).await?;
         Ok(())
+    }
+
+    /// Creates a probe object twice with `PutMode::Create`: a store that accepts the second create
+    /// (or cannot do conditional creates at all) would let two writers both commit the same
+    /// version, so it is refused before anything is committed. The probe is deleted after.
+    async fn probe_conditional_put(&self) -> DeltaResult<()> {
+        let path = self.log_path(&format!("_conditional_put_probe.{}", uuid::Uuid::new_v4()));
+        let create = || object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        let unsafe_store = |why: String| DeltaError::UnsafeStore { url: self.root_url.to_string(), reason: why };
+        match self.store.put_opts(&path, Vec::new().into(), create()).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => {
+                return Err(unsafe_store("the store cannot create an object only if it is absent".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let second = self.store.put_opts(&path, Vec::new().into(), create()).await;
+        let _ = self.store.delete(&path).await;
+        match second {
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Ok(_) => Err(unsafe_store("a second conditional create of the same object succeeded (If-None-Match is ignored)".into())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes (or replaces) an object atomically.
@@ -285,6 +316,60 @@ impl TableLocation {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Keys of other engines' storage options that mean nothing here (delta-rs's locking and rename
+/// switches: commits here are conditional creates, never renames).
+const IGNORED_OPTIONS: &[&str] = &["aws_s3_allow_unsafe_rename", "aws_s3_locking_provider", "dynamo_table_name", "aws_force_credential_load"];
+
+/// The object store of a URL: `s3://` / `s3a://`, `az://` / `azure://` / `abfs[s]://` /
+/// `adl://`, `gs://`, `memory://`, `http[s]://`. Configuration comes from the standard
+/// environment variables (`AWS_*`, `AZURE_*`, `GOOGLE_*`, read by the builders' `from_env`)
+/// and then `options`, which win; keys are case-insensitive (`AWS_ENDPOINT_URL` and
+/// `aws_endpoint_url` are one key) and an unknown key is an error naming it.
+fn cloud_store(url: &Url, options: &[(String, String)]) -> Result<(Arc<dyn ObjectStore>, Path), String> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+    use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+    // (key in lower case, key as given, value)
+    let options: Vec<(String, &str, &str)> = options
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), k.as_str(), v.as_str()))
+        .filter(|(k, _, _)| !IGNORED_OPTIONS.contains(&k.as_str()))
+        .collect();
+    let unknown = |k: &str, store: &str| format!("unknown storage option `{k}` for {store}");
+    let path = Path::from_url_path(url.path()).map_err(|e| e.to_string())?;
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "s3" | "s3a" => {
+            let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (k, given, v) in &options {
+                let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown(given, "S3"))?;
+                b = b.with_config(key, *v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        "az" | "azure" | "abfs" | "abfss" | "adl" => {
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            for (k, given, v) in &options {
+                let key: AzureConfigKey = k.parse().map_err(|_| unknown(given, "Azure"))?;
+                b = b.with_config(key, *v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        "gs" => {
+            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            for (k, given, v) in &options {
+                let key: GoogleConfigKey = k.parse().map_err(|_| unknown(given, "Google Cloud Storage"))?;
+                b = b.with_config(key, *v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        _ => {
+            let (store, root) = object_store::parse_url_opts(url, options.iter().map(|(k, _, v)| (k.clone(), v.to_string()))).map_err(|e| e.to_string())?;
+            return Ok((Arc::from(store), root));
+        }
+    };
+    Ok((store, path))
 }
 
 /// Lists a local `_delta_log` directory: names first, then a `stat` only for names after the

@@ -70,6 +70,17 @@ fn ensure_unreferenced(snapshot: &Snapshot, path: &[String], what: &str) -> Delt
     Ok(())
 }
 
+/// A change to one column (`ALTER TABLE … ALTER COLUMN`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnChange {
+    SetNotNull,
+    DropNotNull,
+    Comment(String),
+    /// A constant expression's SQL text.
+    SetDefault(String),
+    DropDefault,
+}
+
 fn ensure_column_mapping(snapshot: &Snapshot, what: &str) -> DeltaResult<()> {
     if snapshot.column_mapping_mode() == ColumnMappingMode::None {
         return Err(DeltaError::WriteRefused {
@@ -103,16 +114,39 @@ impl Table {
     /// `ALTER TABLE … ADD COLUMNS (path type, …)`: `path` is `name` or `struct.name` (nested);
     /// new columns are nullable and read as NULL from existing files.
     pub async fn add_columns(&self, columns: &[(&str, DataType)]) -> DeltaResult<i64> {
-        let shown: Vec<Value> =
-            columns.iter().map(|(n, t)| json!({ "column": { "name": n, "type": t.to_string(), "nullable": true } })).collect();
+        let defs = columns.iter().map(|(n, t)| (n.to_string(), StructField::new(*n, t.clone(), true))).collect();
+        self.add_column_definitions(defs).await
+    }
+
+    /// `ALTER TABLE … ADD COLUMNS (path type [COMMENT '…'], …)` with each new column's field
+    /// (its metadata, e.g. a comment, kept; its name is the last part of the path). A new column
+    /// cannot be NOT NULL (existing rows hold no value for it) nor have a DEFAULT (as delta-spark:
+    /// add it, then `ALTER COLUMN … SET DEFAULT`).
+    pub async fn add_column_definitions(&self, columns: Vec<(String, StructField)>) -> DeltaResult<i64> {
+        let shown: Vec<Value> = columns
+            .iter()
+            .map(|(n, f)| json!({ "column": { "name": n, "type": f.data_type.to_string(), "nullable": f.nullable, "metadata": f.metadata } }))
+            .collect();
         self.alter("ADD COLUMNS", json!({ "columns": Value::Array(shown).to_string() }), |snapshot, schema, metadata| {
-            for (name, data_type) in columns {
+            for (name, field) in &columns {
+                if !field.nullable {
+                    return Err(DeltaError::WriteRefused {
+                        reason: format!("cannot add `{name}` as NOT NULL: existing rows have no value for it; add it nullable"),
+                    });
+                }
+                if field.metadata.contains_key("CURRENT_DEFAULT") {
+                    return Err(DeltaError::WriteRefused {
+                        reason: format!("cannot add `{name}` with a DEFAULT: add the column, then ALTER COLUMN {name} SET DEFAULT …"),
+                    });
+                }
                 let path = split_path(name)?;
                 let (parent, existing) = parent_mut(schema, &path, name)?;
                 if existing.is_some() {
                     return Err(DeltaError::WriteRefused { reason: format!("column `{name}` already exists") });
                 }
-                parent.fields.push(StructField::new(path[path.len() - 1].clone(), data_type.clone(), true));
+                let mut field = field.clone();
+                field.name = path[path.len() - 1].clone();
+                parent.fields.push(field);
             }
             if snapshot.column_mapping_mode() != ColumnMappingMode::None {
                 crate::table::column_mapping::assign_new_column_ids(schema, metadata);
@@ -120,6 +154,126 @@ impl Table {
             Ok(())
         })
         .await
+    }
+
+    /// `ALTER TABLE … ALTER COLUMN path SET NOT NULL | DROP NOT NULL | COMMENT '…' | SET DEFAULT
+    /// expr | DROP DEFAULT` (delta-spark's `CHANGE COLUMN`). SET NOT NULL reads the column first
+    /// and is refused when a row holds NULL; a default must be a constant and needs
+    /// `allowColumnDefaults`, which the commit adds to the protocol.
+    pub async fn alter_column(&self, column: &str, change: ColumnChange) -> DeltaResult<i64> {
+        let path = split_path(column)?;
+        let snapshot = self.snapshot().await?;
+        ensure_writable(snapshot.protocol())?;
+        let mut schema = snapshot.schema().clone();
+        let mut metadata = snapshot.metadata().clone();
+        let (parent, idx) = parent_mut(&mut schema, &path, column)?;
+        let Some(i) = idx else { return Err(parent.column_not_found(column)) };
+        let field = &mut parent.fields[i];
+        let mut whole_table_read = false;
+        match &change {
+            ColumnChange::SetNotNull => {
+                if field.nullable {
+                    let nulls = snapshot.scan().with_predicate(Expr::IsNull(Box::new(Expr::Column(path.clone())))).build()?.count().await?;
+                    if nulls > 0 {
+                        return Err(DeltaError::WriteRefused {
+                            reason: format!("cannot SET NOT NULL on `{column}`: {nulls} existing row(s) hold NULL in it"),
+                        });
+                    }
+                    whole_table_read = true;
+                    field.nullable = false;
+                }
+            }
+            ColumnChange::DropNotNull => field.nullable = true,
+            ColumnChange::Comment(text) => {
+                field.metadata.insert("comment".into(), Value::String(text.clone()));
+            }
+            ColumnChange::SetDefault(text) => {
+                let e = Expr::parse(text)?;
+                if !e.columns().is_empty() {
+                    return Err(DeltaError::WriteRefused { reason: format!("a DEFAULT must be a constant, not `{text}`, which reads columns") });
+                }
+                if field.metadata.contains_key("delta.generationExpression") || field.metadata.contains_key("delta.identity.start") {
+                    return Err(DeltaError::WriteRefused {
+                        reason: format!("`{column}` is a generated or identity column; it cannot have a DEFAULT"),
+                    });
+                }
+                field.metadata.insert("CURRENT_DEFAULT".into(), Value::String(text.clone()));
+            }
+            ColumnChange::DropDefault => {
+                field.metadata.remove("CURRENT_DEFAULT");
+            }
+        }
+        let shown = json!({ "name": column, "type": field.data_type.to_string(), "nullable": field.nullable, "metadata": field.metadata });
+        metadata.schema_string = schema.to_json().to_string();
+        let mut txn = Transaction::new(snapshot.clone()).with_operation("CHANGE COLUMN", json!({ "column": shown.to_string() }));
+        if whole_table_read {
+            // A concurrent append of a NULL must conflict with the check above.
+            txn.read_whole_table();
+        }
+        self.commit_metadata(&snapshot, metadata, &mut txn)?;
+        let version = txn.commit().await?.version()?;
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
+        Ok(version)
+    }
+
+    /// `ALTER TABLE … DROP FEATURE name`: removes a writer feature from the protocol once nothing
+    /// in the table uses it (no CHECK constraint for `checkConstraints`, no DEFAULT for
+    /// `allowColumnDefaults`, the enabling property off for `changeDataFeed`, `appendOnly`,
+    /// `inCommitTimestamp`, …). Reader-writer features leave traces in the history that readers
+    /// of old versions need; removing them takes history truncation, which is refused here with
+    /// that reason.
+    pub async fn drop_feature(&self, name: &str) -> DeltaResult<i64> {
+        let snapshot = self.snapshot().await?;
+        ensure_writable(snapshot.protocol())?;
+        let protocol = snapshot.protocol();
+        let refuse = |reason: String| Err(DeltaError::FeatureRequirement { feature: name.to_string(), reason });
+        let writer = protocol.effective_writer_features();
+        if !writer.iter().any(|f| f == name) && !protocol.effective_reader_features().iter().any(|f| f == name) {
+            return refuse(format!("the table does not have feature `{name}` (it has: {})", writer.join(", ")));
+        }
+        if crate::table::protocol::READER_WRITER_FEATURES.contains(&name) {
+            return refuse(format!(
+                "`{name}` is a reader-writer feature: dropping it needs its traces removed and the history truncated, which this engine does not do"
+            ));
+        }
+        let metadata = snapshot.metadata();
+        let props: std::collections::HashMap<String, String> =
+            metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let used = crate::table::features::min_protocol(snapshot.schema(), &props).effective_writer_features();
+        let in_use = match name {
+            "appendOnly" => metadata.bool_property("delta.appendOnly", false).then(|| "delta.appendOnly is true".to_string()),
+            "invariants" => metadata.schema_string.contains("delta.invariants").then(|| "a column has a delta.invariants rule".to_string()),
+            "domainMetadata" => {
+                let users: Vec<&str> = ["clustering", "rowTracking"].into_iter().filter(|f| writer.iter().any(|w| w == f)).collect();
+                if !users.is_empty() {
+                    Some(format!("feature(s) {} need it", users.join(", ")))
+                } else if snapshot.domain_metadata().any(|d| !d.removed) {
+                    Some("the table has domain metadata".to_string())
+                } else {
+                    None
+                }
+            }
+            "clustering" => Some("clustering cannot be dropped; CLUSTER BY NONE stops clustering new data".to_string()),
+            "checkConstraints" if used.iter().any(|f| f == name) => Some("the table has CHECK constraints; drop them first".to_string()),
+            "allowColumnDefaults" if used.iter().any(|f| f == name) => Some("a column has a DEFAULT; drop it first".to_string()),
+            _ if used.iter().any(|f| f == name) => Some("the table's schema or properties still use it".to_string()),
+            _ => None,
+        };
+        if let Some(why) = in_use {
+            return refuse(format!("cannot drop `{name}`: {why}"));
+        }
+        let mut downgraded = protocol.clone();
+        downgraded.min_writer_version = 7;
+        downgraded.writer_features = Some(writer.into_iter().filter(|f| f != name).collect());
+        if downgraded.min_reader_version >= 3 {
+            downgraded.reader_features = Some(protocol.effective_reader_features());
+        }
+        let mut txn =
+            Transaction::new(snapshot.clone()).with_operation("DROP FEATURE", json!({ "featureName": name, "truncateHistory": false }));
+        txn.add_action(Action::Protocol(downgraded));
+        let version = txn.commit().await?.version()?;
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
+        Ok(version)
     }
 
     /// `ALTER TABLE … RENAME COLUMN path TO new_name` (column mapping).

@@ -6,6 +6,7 @@
 //! May use: [`crate::write`], [`crate::read`], [`crate::log`], [`crate::table`], [`crate::error`].
 
 pub mod alter;
+pub mod convert;
 pub mod cdf;
 pub mod dml;
 pub mod maintenance;

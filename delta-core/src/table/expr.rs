@@ -402,7 +402,7 @@ pub(crate) fn from_sql(text: &str, e: ast::Expr) -> DeltaResult<Expr> {
 }
 
 /// The SQL spelling of a type in `CAST` (parsable back by [`crate::table::schema::parse_sql_type`]).
-fn sql_type_name(t: &crate::table::schema::DataType) -> String {
+pub(crate) fn sql_type_name(t: &crate::table::schema::DataType) -> String {
     use crate::table::schema::{DataType as D, PrimitiveType as P};
     match t {
         D::Primitive(P::Long) => "bigint".into(),

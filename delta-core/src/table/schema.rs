@@ -280,6 +280,19 @@ impl StructType {
         self.fields.iter().find(|f| f.name == name).or_else(|| self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)))
     }
 
+    /// The field at a path (`["a", "b"]` is `a.b`), case-insensitively.
+    pub fn field_at(&self, path: &[String]) -> Option<&StructField> {
+        let (first, rest) = path.split_first()?;
+        let f = self.field(first)?;
+        if rest.is_empty() {
+            return Some(f);
+        }
+        match &f.data_type {
+            DataType::Struct(inner) => inner.field_at(rest),
+            _ => None,
+        }
+    }
+
     /// Serialises back to Delta's JSON form.
     pub fn to_json(&self) -> Value {
         let fields: Vec<Value> = self

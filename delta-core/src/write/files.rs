@@ -22,7 +22,7 @@ use crate::table::protocol::Metadata;
 use crate::table::schema::{ColumnMappingMode, DataType, PrimitiveType, StructField, StructType, PARQUET_FIELD_ID_KEY};
 
 /// Characters Spark escapes in partition directory names (`ExternalCatalogUtils.escapePathName`).
-fn escape_partition_value(v: &str) -> String {
+pub(crate) fn escape_partition_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
         let needs =

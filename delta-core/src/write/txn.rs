@@ -483,6 +483,8 @@ impl Transaction {
                 match location.put_if_absent(&path, body.clone()).await {
                     Ok(()) => return Ok(CommitOutcome::Committed { version }),
                     Err(DeltaError::ObjectStore { source: object_store::Error::AlreadyExists { .. } }) => {}
+                    // Refused before the commit was sent: nothing of it can be visible.
+                    Err(e @ DeltaError::UnsafeStore { .. }) => return Err(e),
                     Err(e) => {
                         // The store may or may not have applied the write: look before retrying.
                         transient += 1;

@@ -48,6 +48,34 @@ struct NewTable {
     parameters: Value,
 }
 
+/// What CREATE TABLE does when a table is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateMode {
+    /// `CREATE TABLE`: refused.
+    Create,
+    /// `CREATE TABLE IF NOT EXISTS`: left alone.
+    IfNotExists,
+    /// `REPLACE TABLE`: replaced; refused when there is no table.
+    Replace,
+    /// `CREATE OR REPLACE TABLE`: replaced, or created.
+    CreateOrReplace,
+}
+
+/// A table as CREATE TABLE declares it.
+#[derive(Debug, Clone, Default)]
+pub struct TableSpec {
+    pub schema: StructType,
+    pub partition_columns: Vec<String>,
+    pub clustering_columns: Vec<Vec<String>>,
+    pub properties: HashMap<String, String>,
+    /// `COMMENT '…'`: the metadata's description.
+    pub description: Option<String>,
+}
+
+fn properties_mode(s: &Snapshot) -> Option<String> {
+    s.metadata().property("delta.columnMapping.mode").map(str::to_string)
+}
+
 /// How a write treats existing data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SaveMode {
@@ -147,6 +175,81 @@ impl Table {
         self.commit_new_table(txn).await
     }
 
+    /// `CREATE [OR REPLACE] TABLE [IF NOT EXISTS]` / `REPLACE TABLE` with a declared schema:
+    /// `None` when `IfNotExists` found a table and left it alone. Replacing keeps the table's id
+    /// and history, writes the new schema, partitioning, properties and description, removes
+    /// every file, and never downgrades the protocol (one commit, as delta-spark does).
+    pub async fn create_table(&self, spec: TableSpec, mode: CreateMode) -> DeltaResult<Option<i64>> {
+        let existing = match self.snapshot().await {
+            Ok(s) => Some(s),
+            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let TableSpec { schema, partition_columns, clustering_columns, properties, description } = spec;
+        let current = match (existing, mode) {
+            (None, CreateMode::Replace) => {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("REPLACE TABLE: there is no table at {}; use CREATE OR REPLACE TABLE", self.location().root_url()),
+                })
+            }
+            (None, _) => {
+                let mut new = self.new_table(schema, &partition_columns, &clustering_columns, properties)?;
+                if let Some(d) = &description {
+                    new.parameters["description"] = json!(d);
+                }
+                new.metadata.description = description;
+                let mut txn = Transaction::create(new.snapshot).with_operation("CREATE TABLE", new.parameters);
+                txn.add_action(Action::Protocol(new.protocol));
+                txn.add_action(Action::Metadata(new.metadata));
+                if let Some(d) = new.domain {
+                    txn.add_action(Action::DomainMetadata(d));
+                }
+                return self.commit_new_table(txn).await.map(Some);
+            }
+            (Some(_), CreateMode::IfNotExists) => return Ok(None),
+            (Some(s), CreateMode::Create) => {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("a table already exists at {} (version {})", self.location().root_url(), s.version()),
+                })
+            }
+            (Some(s), CreateMode::Replace | CreateMode::CreateOrReplace) => s,
+        };
+        ensure_writable(current.protocol())?;
+        let new = self.new_table(schema, &partition_columns, &clustering_columns, properties)?;
+        let mut metadata = new.metadata;
+        metadata.id = current.metadata().id.clone();
+        let mut parameters = new.parameters;
+        if let Some(d) = &description {
+            parameters["description"] = json!(d);
+        }
+        metadata.description = description;
+        let operation = if mode == CreateMode::Replace { "REPLACE TABLE" } else { "CREATE OR REPLACE TABLE" };
+        let mut txn = Transaction::new(current.clone()).with_isolation(IsolationLevel::Serializable).with_operation(operation, parameters);
+        txn.read_whole_table();
+        if let Some(upgraded) = current.protocol().upgraded_with(&new.protocol) {
+            ensure_writable(&upgraded)?;
+            txn.add_action(Action::Protocol(upgraded));
+        }
+        txn.add_action(Action::Metadata(metadata));
+        match new.domain {
+            Some(d) => txn.add_action(Action::DomainMetadata(d)),
+            None if current.protocol().has_feature(&TableFeature::Clustering) => {
+                // The replaced table is not clustered: its clustering columns are cleared.
+                let mode = ColumnMappingMode::from_config(properties_mode(&current).as_deref())?;
+                let schema = current.schema().clone();
+                txn.add_action(Action::DomainMetadata(crate::table::features::clustering_domain(&schema, mode, &[])?));
+            }
+            None => {}
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        for add in current.add_files()? {
+            txn.add_action(Action::Remove(add.to_remove(now, true)));
+        }
+        let version = txn.commit().await?.version()?;
+        let _ = crate::write::checkpoint::post_commit(self, version).await;
+        Ok(Some(version))
+    }
+
     /// The first version of a table not yet committed: its protocol, metadata and clustering
     /// domain, and a snapshot at version -1 to build its first transaction on.
     fn new_table(
@@ -197,7 +300,8 @@ impl Table {
         let metadata = new_metadata(&schema, partition_columns.to_vec(), &properties);
         let snapshot = Snapshot::new_table(self.location().clone(), protocol.clone(), metadata.clone())?;
         let cluster_by: Vec<String> = clustering_columns.iter().map(|c| c.join(".")).collect();
-        let mut parameters = json!({"partitionBy": serde_json::to_string(partition_columns).unwrap_or_default(), "properties": serde_json::to_string(&properties).unwrap_or_default()});
+        // delta-spark's parameters of CREATE TABLE (a path-named table is not managed).
+        let mut parameters = json!({"isManaged": "false", "partitionBy": serde_json::to_string(partition_columns).unwrap_or_default(), "properties": serde_json::to_string(&properties).unwrap_or_default()});
         if !cluster_by.is_empty() {
             parameters["clusterBy"] = json!(serde_json::to_string(&cluster_by).unwrap_or_default());
         }

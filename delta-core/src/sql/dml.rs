@@ -1,4 +1,4 @@
-//! Spark SQL DML text: `DELETE FROM`, `UPDATE … SET`, `MERGE INTO … USING … ON … WHEN …`
+//! DML: `DELETE FROM`, `UPDATE … SET`, `MERGE INTO … USING … ON … WHEN …`
 //! (including `UPDATE SET *`, `INSERT *` and `WHEN NOT MATCHED BY SOURCE`), parsed with
 //! `sqlparser` and run through [`Table::delete_where`], [`Table::update_where`] and
 //! [`Table::merge`].
@@ -96,7 +96,7 @@ async fn read_parquet(path: &str) -> DeltaResult<Vec<arrow::array::RecordBatch>>
     .map_err(|e| DeltaError::Internal(format!("parquet read task failed: {e}")))?
 }
 
-fn position_in(message: &str) -> Option<(u64, u64)> {
+pub(super) fn position_in(message: &str) -> Option<(u64, u64)> {
     let rest = &message[message.find("Line: ")? + 6..];
     let line: u64 = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
     let rest = &rest[rest.find("Column: ")? + 8..];
@@ -120,14 +120,8 @@ pub trait QueryRunner: Send + Sync {
     }
 }
 
-/// Parses and runs one DML statement.
-pub async fn execute_sql(text: &str, options: &TableOptions) -> DeltaResult<DmlResult> {
-    execute_sql_with(text, options, None).await
-}
-
-/// [`execute_sql`], with `queries` answering MERGE sources that are subqueries or tables named
-/// in an engine's catalog.
-pub async fn execute_sql_with(text: &str, options: &TableOptions, queries: Option<&dyn QueryRunner>) -> DeltaResult<DmlResult> {
+/// Parses and runs one DML statement (DELETE, UPDATE, MERGE).
+pub(super) async fn execute(text: &str, options: &TableOptions, queries: Option<&dyn QueryRunner>) -> DeltaResult<DmlResult> {
     let statements = Parser::parse_sql(&DatabricksDialect {}, text).map_err(|e| {
         let message = e.to_string();
         // sqlparser puts the position in the message when it knows it; else the end of the text.
