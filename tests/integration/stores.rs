@@ -171,6 +171,35 @@ async fn table_flows_on_s3_and_azure() {
     }
 }
 
+/// A data file larger than two upload parts (8 MB each) goes up as a multipart upload (S3
+/// CreateMultipartUpload / Azure Put Block List), is complete when the commit names it, and reads
+/// back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_go_up_in_parts() {
+    for store in stores() {
+        let name = store.name;
+        let table = store.open("large");
+        // 3M distinct pseudo-random values: no dictionary, little compression, about 24 MB.
+        let n = 3_000_000i64;
+        let values: Vec<i64> = (0..n).map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as i64)) >> 3).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.clone()))]).unwrap();
+        let r = table.write(vec![batch], WriteOptions::default()).await.unwrap();
+        assert_eq!((r.version, r.files_added, r.rows_written), (Some(0), 1, n as u64), "{name}");
+        let fresh = Table::open_with(&store.url("large"), store.table_options()).unwrap();
+        let snapshot = fresh.snapshot().await.unwrap();
+        let files = snapshot.add_files().unwrap();
+        assert!(files[0].size > 16 << 20, "{name}: {} bytes is not more than two parts", files[0].size);
+        let batches = snapshot.scan().build().unwrap().collect().await.unwrap();
+        let mut read: Vec<i64> =
+            batches.iter().flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()).collect();
+        let mut want = values;
+        read.sort_unstable();
+        want.sort_unstable();
+        assert!(read == want, "{name}: the file read back differs ({} rows)", read.len());
+    }
+}
+
 /// Eight writer processes, fifty blind appends each, on a table created by one more commit:
 /// exactly versions 0..=400, every row once — the store's conditional create is the only lock.
 #[tokio::test]
@@ -316,9 +345,13 @@ enum Fault {
     StallCommitReply,
     /// Forward half of a data file's PUT body, then reset both connections.
     ResetDataUpload,
+    /// Until disarmed: forward every conditional PUT (`If-None-Match`), and answer one the
+    /// server refused as a failed precondition (412, or Azure's 409) with `200 OK`, as a
+    /// store that ignores the condition would.
+    AcceptConflictingCreate,
 }
 
-/// An HTTP/1.1 proxy on loopback between a writer and the S3 server, one thread per
+/// An HTTP/1.1 proxy on loopback between a writer and an object-store server, one thread per
 /// connection, which injects one armed [`Fault`].
 struct Proxy {
     port: u16,
@@ -347,6 +380,10 @@ impl Proxy {
 
     fn arm(&self, fault: Fault) {
         *self.armed.lock().unwrap() = Some(fault);
+    }
+
+    fn disarm(&self) {
+        *self.armed.lock().unwrap() = None;
     }
 
     fn fired(&self) -> usize {
@@ -418,12 +455,13 @@ fn relay(
             let hit = match *a {
                 Some(Fault::DropCommitReply | Fault::StallCommitReply) => is_commit,
                 Some(Fault::ResetDataUpload) => is_data && body.len() > 1,
+                Some(Fault::AcceptConflictingCreate) => is_put && String::from_utf8_lossy(&head).to_ascii_lowercase().contains("\nif-none-match:"),
                 None => false,
             };
-            if hit {
-                a.take()
-            } else {
-                None
+            match *a {
+                Some(Fault::AcceptConflictingCreate) if hit => *a,
+                _ if hit => a.take(),
+                _ => None,
             }
         };
         if fault == Some(Fault::ResetDataUpload) {
@@ -448,6 +486,12 @@ fn relay(
                 std::thread::sleep(std::time::Duration::from_secs(30));
                 return Ok(());
             }
+            Some(Fault::AcceptConflictingCreate) if rhead.starts_with(b"HTTP/1.1 412") || rhead.starts_with(b"HTTP/1.1 409") => {
+                fired.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let ok = "HTTP/1.1 200 OK\r\nETag: \"0x1\"\r\nLast-Modified: Thu, 03 Dec 2026 00:00:00 GMT\r\nContent-Length: 0\r\n\r\n";
+                to_client.write_all(ok.as_bytes())?;
+                continue;
+            }
             _ => {}
         }
         to_client.write_all(&rhead)?;
@@ -470,18 +514,54 @@ async fn faults_through(proxy: &Proxy, url: &str, mut options: TableOptions, nam
         assert_eq!(r.version, Some(n as i64 + 1), "{name}: {fault:?}");
         assert_eq!(proxy.fired(), n + 1, "{name}: {fault:?} was injected");
     }
+    // A reset in the first part of a multipart upload (a file of more than one 8 MB part).
+    proxy.arm(Fault::ResetDataUpload);
+    let big: Vec<i64> = (1_000..1_000 + 1_500_000).collect();
+    let parts: Vec<String> = big.iter().map(|i| format!("{:x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as i64))).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("part", DataType::Utf8, true),
+        Field::new("tag", DataType::Utf8, true),
+    ]));
+    let wide = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Int64Array::from(big.clone())), Arc::new(StringArray::from(parts)), Arc::new(StringArray::from(vec!["big"; big.len()]))],
+    )
+    .unwrap();
+    let r = table.write(vec![wide], WriteOptions::default()).await.unwrap_or_else(|e| panic!("{name}: multipart reset: {e}"));
+    assert_eq!(r.version, Some(4), "{name}: multipart reset");
+    assert_eq!(proxy.fired(), 4, "{name}: the multipart reset was injected");
     let fresh = || Table::open_with(url, options.clone()).unwrap();
-    assert_eq!(fresh().snapshot().await.unwrap().version(), 3, "{name}: one version per write, none twice");
+    let s = fresh().snapshot().await.unwrap();
+    assert_eq!(s.version(), 4, "{name}: one version per write, none twice");
+    assert!(s.add_files().unwrap().iter().any(|f| f.size > 8 << 20), "{name}: the big file took more than one part");
     let mut versions: Vec<i64> = fresh().history(None).await.unwrap().iter().map(|c| c.version).collect();
     versions.sort();
-    assert_eq!(versions, [0, 1, 2, 3], "{name}");
-    assert_eq!(ids(&fresh()).await, [0, 1, 2, 10, 11, 20, 21, 30, 31], "{name}");
+    assert_eq!(versions, [0, 1, 2, 3, 4], "{name}");
+    let want: Vec<i64> = [0, 1, 2, 10, 11, 20, 21, 30, 31].into_iter().chain(big).collect();
+    assert_eq!(ids(&fresh()).await, want, "{name}");
+
+    // The same server seen through a proxy that turns its refusal of a second conditional create
+    // into success, as a store that ignores If-None-Match answers: a new location's first commit
+    // is refused before anything is written.
+    proxy.arm(Fault::AcceptConflictingCreate);
+    let unsafe_url = format!("{url}-unsafe");
+    let err = Table::open_with(&unsafe_url, options.clone()).unwrap().write(vec![batch(&[1], "x")], WriteOptions::default()).await.unwrap_err();
+    proxy.disarm();
+    match &err {
+        DeltaError::UnsafeStore { reason, .. } => assert!(reason.contains("second conditional create"), "{name}: {reason}"),
+        other => panic!("{name}: {other:?}"),
+    }
+    assert_eq!(proxy.fired(), 5, "{name}: the refusal was turned into success");
+    let after = Table::open_with(&unsafe_url, options.clone()).unwrap().snapshot().await;
+    assert!(matches!(after, Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. })), "{name}: nothing committed: {after:?}");
 }
 
 /// Lost acknowledgements for real, through a proxy in front of each server: a commit PUT that
 /// reached the server but whose reply was dropped or never came is resolved through the
-/// commit's `txnId` as committed — never written twice — and a data upload reset half-way is
-/// sent again. Azure's half runs in a child process of this test binary
+/// commit's `txnId` as committed — never written twice —, a data upload reset half-way (a
+/// single PUT, and a part of a multipart upload) is sent again, and a store that seems to ignore
+/// If-None-Match is refused. Azure's half runs in a child process of this test binary
 /// ([`azure_faults_through_a_proxy`]): object_store takes Azurite's address only from the
 /// `AZURITE_BLOB_STORAGE_URL` variable, which the child points at its proxy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
