@@ -300,44 +300,62 @@ impl Session {
         let statement = Self::parse_one(text)?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => Ok(Outcome::Rows(Box::new(self.query(statement).await?))),
-            Statement::Insert(ins) => {
-                let TableObject::TableName(name) = &ins.table else {
-                    return Err(plan_error("INSERT names a table: a registered name or delta.`/path`"));
-                };
-                let location =
-                    location_of(self, name).ok_or_else(|| plan_error(format!("`{name}` is not a Delta table; INSERT writes Delta tables")))?;
-                let source = ins.source.ok_or_else(|| plan_error("INSERT needs a query or VALUES"))?;
-                let df = self.query(Statement::Query(source)).await?;
-                // By position, as Spark: the query's columns take the listed names, or the
-                // table's in order.
-                let names: Vec<String> = if ins.columns.is_empty() {
-                    let snapshot = Table::open_with(&location, self.table_options()).map_err(df_error)?.snapshot().await.map_err(df_error)?;
-                    snapshot.schema().fields.iter().map(|f| f.name.clone()).collect()
-                } else {
-                    ins.columns.iter().map(|c| name_parts(c).join(".")).collect()
-                };
-                let width = df.inner().schema().fields().len();
-                if width != names.len() {
-                    return Err(plan_error(format!(
-                        "INSERT into `{name}`: the query has {width} column(s) and the target {} ({})",
-                        names.len(),
-                        names.join(", ")
-                    )));
-                }
-                let renamed: Vec<datafusion::logical_expr::Expr> = df
-                    .inner()
-                    .schema()
-                    .iter()
-                    .zip(&names)
-                    .map(|((q, f), n)| datafusion::logical_expr::Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())).alias(n))
-                    .collect();
-                let df = df.select_exprs(renamed)?;
-                let options = WriteOptions { mode: if ins.overwrite { SaveMode::Overwrite } else { SaveMode::Append }, ..Default::default() };
-                let result = df.write_with(options).save(&location).await?;
-                Ok(Outcome::Committed { version: result.version, metrics: write_metrics(&result) })
-            }
+            // Boxed: its state (snapshot, plans) would otherwise sit in every `execute` future.
+            Statement::Insert(ins) => Box::pin(self.insert(ins)).await,
             other => Ok(Outcome::Rows(Box::new(self.frame(self.context().sql(&other.to_string()).await?)))),
         }
+    }
+
+    /// `INSERT INTO|OVERWRITE t [(cols)] query|VALUES`: the query by position into the table's
+    /// columns, streamed into delta-core's writer as one commit.
+    async fn insert(&self, ins: ast::Insert) -> Result<Outcome> {
+        let TableObject::TableName(name) = &ins.table else {
+            return Err(plan_error("INSERT names a table: a registered name or delta.`/path`"));
+        };
+        let location =
+            location_of(self, name).ok_or_else(|| plan_error(format!("`{name}` is not a Delta table; INSERT writes Delta tables")))?;
+        let source = ins.source.ok_or_else(|| plan_error("INSERT needs a query or VALUES"))?;
+        let df = self.query(Statement::Query(source)).await?;
+        // By position, as Spark: the query's columns take the listed names, or the
+        // table's in order, and the table's types (Spark's store assignment: `1.10` into
+        // a DECIMAL column, `'2024-03-05'` into a DATE; a value that does not fit is an
+        // error of the cast, never a silent NULL).
+        let snapshot = Table::open_with(&location, self.table_options()).map_err(df_error)?.snapshot().await.map_err(df_error)?;
+        let names: Vec<String> = if ins.columns.is_empty() {
+            snapshot.schema().fields.iter().map(|f| f.name.clone()).collect()
+        } else {
+            ins.columns.iter().map(|c| name_parts(c).join(".")).collect()
+        };
+        let target = snapshot.arrow_schema();
+        let width = df.inner().schema().fields().len();
+        if width != names.len() {
+            return Err(plan_error(format!(
+                "INSERT into `{name}`: the query has {width} column(s) and the target {} ({})",
+                names.len(),
+                names.join(", ")
+            )));
+        }
+        let renamed: Vec<datafusion::logical_expr::Expr> = df
+            .inner()
+            .schema()
+            .iter()
+            .zip(&names)
+            .map(|((q, f), n)| {
+                let column = datafusion::logical_expr::Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
+                let to = target.fields().iter().find(|t| t.name().eq_ignore_ascii_case(n)).map(|t| t.data_type());
+                let column = match to {
+                    Some(to) if to != f.data_type() && arrow::compute::can_cast_types(f.data_type(), to) => {
+                        datafusion::logical_expr::cast(column, to.clone())
+                    }
+                    _ => column,
+                };
+                column.alias(n)
+            })
+            .collect();
+        let df = df.select_exprs(renamed)?;
+        let options = WriteOptions { mode: if ins.overwrite { SaveMode::Overwrite } else { SaveMode::Append }, ..Default::default() };
+        let result = df.write_with(options).save(&location).await?;
+        Ok(Outcome::Committed { version: result.version, metrics: write_metrics(&result) })
     }
 
     /// A statement delta-core runs, with this session running the queries inside it.

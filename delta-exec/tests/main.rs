@@ -793,3 +793,27 @@ async fn parquet_paths_in_queries() {
     let err = session.sql(&missing).await.err().expect("a missing path is an error").to_string();
     assert!(err.contains("no such file or folder"), "{err}");
 }
+
+/// INSERT takes the table's column types, as Spark's store assignment does: a decimal literal
+/// (a float to DataFusion) into DECIMAL, a date string into DATE, an integer into a narrower
+/// INT; a value that does not fit the type is an error and commits nothing.
+#[tokio::test]
+async fn insert_casts_to_the_table_types() {
+    let dir = TempDir::new("insert-types");
+    let session = Session::new();
+    let t = format!("delta.`{}`", dir.path());
+    session.execute(&format!("CREATE TABLE {t} (price DECIMAL(15,2), day DATE, n INT, name STRING) USING delta")).await.unwrap();
+    let (v, _) = committed(session.execute(&format!("INSERT INTO {t} VALUES (1.10, '2024-03-05', 7, 'a'), (2.25, '2024-12-31', 8, 'b')")).await.unwrap());
+    assert_eq!(v, Some(1));
+    let (v, _) = committed(session.execute(&format!("INSERT INTO {t} (name, price) SELECT 'c', 3.5")).await.unwrap());
+    assert_eq!(v, Some(2));
+    let out = rows_of(&session, &format!("SELECT CAST(sum(price) AS VARCHAR) AS s, CAST(max(day) AS VARCHAR) AS d, sum(n) AS n FROM {t}")).await;
+    let text = arrow::util::pretty::pretty_format_batches(&out).unwrap().to_string();
+    assert!(text.contains("6.85") && text.contains("2024-12-31") && text.contains("15"), "{text}");
+    let schema = Table::open(dir.path()).unwrap().snapshot().await.unwrap().arrow_schema();
+    assert_eq!(schema.field(0).data_type(), &arrow::datatypes::DataType::Decimal128(15, 2));
+    // Too large for DECIMAL(15,2), and not a date: errors, nothing committed.
+    assert!(session.execute(&format!("INSERT INTO {t} (price) VALUES (1e20)")).await.is_err());
+    assert!(session.execute(&format!("INSERT INTO {t} (day) VALUES ('not a date')")).await.is_err());
+    assert_eq!(Table::open(dir.path()).unwrap().snapshot().await.unwrap().version(), 2);
+}
