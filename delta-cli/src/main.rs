@@ -144,8 +144,9 @@ enum Command {
         predicate: Option<String>,
         #[arg(long)]
         limit: Option<usize>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        /// table, csv, json or parquet; default: by --output's extension, else table.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<String>,
@@ -207,8 +208,9 @@ enum Command {
         /// Every Delta table directly under DIR, named by its folder, for queries.
         #[arg(long = "tables")]
         tables_dir: Option<String>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        /// table, csv, json or parquet; default: by --output's extension, else table.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
         /// Write the rows to this file instead of stdout.
         #[arg(long)]
         output: Option<String>,
@@ -283,8 +285,9 @@ enum Command {
         /// A Spark SQL predicate over the table's columns.
         #[arg(long = "where")]
         predicate: Option<String>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        /// table, csv, json or parquet; default: by --output's extension, else table.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
         #[arg(long)]
         output: Option<String>,
     },
@@ -474,7 +477,19 @@ fn describe(snapshot: &Snapshot) -> String {
     out
 }
 
-fn write_batches(batches: Vec<RecordBatch>, schema: SchemaRef, format: Format, output: Option<&str>) -> Result<(), CliError> {
+fn write_batches(batches: Vec<RecordBatch>, schema: SchemaRef, format: Option<Format>, output: Option<&str>) -> Result<(), CliError> {
+    // Without --format, the output file's extension names it (`rows.parquet`, `rows.csv`,
+    // `rows.json`); otherwise a table.
+    let by_extension = || {
+        let ext = std::path::Path::new(output?).extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "parquet" => Some(Format::Parquet),
+            "csv" => Some(Format::Csv),
+            "json" | "jsonl" | "ndjson" => Some(Format::Json),
+            _ => None,
+        }
+    };
+    let format = format.or_else(by_extension).unwrap_or(Format::Table);
     if let Format::Parquet = format {
         // Parquet keeps the exact Arrow types (the schema is embedded in the file).
         let path = output.ok_or_else(|| CliError::Usage("--format parquet needs --output FILE".into()))?;

@@ -45,6 +45,18 @@ fn sql_queries_by_path_by_name_and_by_folder() {
     assert!(ok, "{err}");
     assert!(out.contains("files_total=2") && out.contains("files_scanned=1"), "{out}");
 
+    // Without --format, --output's extension names the format.
+    for (file, check) in [("out.parquet", "PAR1"), ("out.csv", "grp,n\n"), ("out.json", "{\"grp\":")] {
+        let out_path = root.join(file);
+        let (ok, _, err) = delta(&["sql", "SELECT grp, count(*) AS n FROM events GROUP BY grp", "--tables", root.to_str().unwrap(), "--output", out_path.to_str().unwrap()]);
+        assert!(ok, "{file}: {err}");
+        let bytes = std::fs::read(&out_path).unwrap();
+        assert!(bytes.starts_with(check.as_bytes()), "{file}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(80)]));
+        if file.ends_with(".parquet") {
+            assert!(bytes.ends_with(b"PAR1"), "{file}: not a whole parquet file");
+        }
+    }
+
     // Errors are one line, exit code 1, and name what is wrong.
     let (ok, _, err) = delta(&["sql", &format!("SELECT * FROM delta.`{t}-missing`")]);
     assert!(!ok && err.contains("not a Delta table"), "{err}");
