@@ -779,7 +779,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Write { table, files, mode, replace_where, partition_by, cluster_by, merge_schema, overwrite_schema } => {
             let t = open(&table)?;
-            let existing = t.snapshot().await.ok();
             let mut options = WriteOptions {
                 mode: match mode {
                     WriteMode::Append => SaveMode::Append,
@@ -795,9 +794,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 options.replace_where = Some(delta_core::Expr::parse(p)?);
                 options.mode = SaveMode::Overwrite;
             }
-            let hint = existing.as_ref().map(|s| s.arrow_schema());
-            let batches = read_inputs(&files, hint)?;
-            let result = t.write(batches, options).await?;
+            // Text inputs parse as the table's types; parquet carries its own (the writer
+            // reads the snapshot once, for the commit).
+            let text_input = files.iter().any(|f| !f.to_ascii_lowercase().ends_with(".parquet"));
+            let hint = match text_input {
+                true => t.snapshot_with(None, delta_core::ReplayOptions { stats: false }).await.ok().map(|s| s.arrow_schema()),
+                false => None,
+            };
+            let inputs = open_inputs(&files, hint)?;
+            let result = t.write_stream(stream_inputs(inputs), options).await?;
             match result.version {
                 Some(v) => println!(
                     "version {v}: {} rows in {} files added, {} files removed",
@@ -832,18 +837,29 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             );
         }
         Command::Files { table, version, predicate } => {
-            let snapshot = snapshot_for(&open(&table)?, version, None).await?;
-            let mut scan = snapshot.scan();
-            if let Some(p) = &predicate {
-                scan = scan.with_filter(p)?;
+            let t = open(&table)?;
+            // A listing without a filter needs no statistics: the log is read without them.
+            let snapshot = match &predicate {
+                Some(_) => snapshot_for(&t, version, None).await?,
+                None => t.snapshot_with(version, delta_core::ReplayOptions { stats: false }).await?,
+            };
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            match &predicate {
+                Some(p) => {
+                    let scan = snapshot.scan().with_filter(p)?.build()?;
+                    for f in scan.files() {
+                        writeln!(out, "{}", percent_decode(&f.path))?;
+                    }
+                    writeln!(out, "{} of {} files", scan.files().len(), scan.total_files())?;
+                }
+                None => {
+                    // Every file, read in place from the snapshot's file index.
+                    for f in snapshot.files() {
+                        writeln!(out, "{}", percent_decode(f.path()))?;
+                    }
+                    writeln!(out, "{n} of {n} files", n = snapshot.num_files())?;
+                }
             }
-            let scan = scan.build()?;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for f in scan.files() {
-                let path = percent_decode(&f.path);
-                writeln!(out, "{path}")?;
-            }
-            writeln!(out, "{} of {} files", scan.files().len(), scan.total_files())?;
             out.flush()?;
         }
     }
@@ -932,52 +948,72 @@ fn parse_type(t: &str) -> Result<DataType, CliError> {
 
 /// Reads parquet, CSV (with a header) or JSON-lines files. CSV and JSON are read with the table's
 /// schema when the table exists, else with an inferred one.
-fn read_inputs(files: &[String], table_schema: Option<arrow::datatypes::SchemaRef>) -> Result<Vec<RecordBatch>, CliError> {
-    use std::io::IsTerminal;
-    let progress = std::io::stderr().is_terminal();
-    let mut out = Vec::new();
-    let mut rows = 0usize;
-    for (i, path) in files.iter().enumerate() {
+/// One input file opened for reading: its path and its batches.
+type InputBatches = (String, Box<dyn Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>> + Send>);
+
+/// Rows per batch read from a parquet input: large enough that per-batch work (conforming,
+/// handing the batch to an encoder) stays small beside the encoding itself.
+const INPUT_BATCH_ROWS: usize = 64 * 1024;
+
+/// Opens every input (parquet, CSV with a header, JSON lines) before anything is written, so a
+/// missing file or an unknown format is a usage error with nothing done.
+fn open_inputs(files: &[String], table_schema: Option<arrow::datatypes::SchemaRef>) -> Result<Vec<InputBatches>, CliError> {
+    let mut out: Vec<InputBatches> = Vec::with_capacity(files.len());
+    for path in files {
         let lower = path.to_ascii_lowercase();
         let file = std::fs::File::open(path).map_err(|e| CliError::Usage(format!("{path}: {e}")))?;
-        if lower.ends_with(".parquet") {
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
-            for b in reader {
-                let b = b?;
-                rows += b.num_rows();
-                out.push(b);
-            }
+        let batches: Box<dyn Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>> + Send> = if lower.ends_with(".parquet") {
+            Box::new(
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(INPUT_BATCH_ROWS).build()?,
+            )
         } else if lower.ends_with(".csv") {
             let mut f = std::fs::File::open(path)?;
             let (inferred, _) = arrow::csv::reader::Format::default().with_header(true).infer_schema(&mut f, Some(10_000))?;
             let schema = with_table_types(&inferred, table_schema.as_deref());
-            let reader = arrow::csv::ReaderBuilder::new(schema).with_header(true).build(file)?;
-            for b in reader {
-                let b = b?;
-                rows += b.num_rows();
-                out.push(b);
-            }
+            Box::new(arrow::csv::ReaderBuilder::new(schema).with_header(true).with_batch_size(INPUT_BATCH_ROWS).build(file)?)
         } else if lower.ends_with(".json") || lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
             let f = std::io::BufReader::new(std::fs::File::open(path)?);
             let (inferred, _) = arrow::json::reader::infer_json_schema(f, Some(10_000))?;
             let schema = with_table_types(&inferred, table_schema.as_deref());
-            let reader = arrow::json::ReaderBuilder::new(schema).build(std::io::BufReader::new(file))?;
-            for b in reader {
-                let b = b?;
-                rows += b.num_rows();
-                out.push(b);
-            }
+            Box::new(arrow::json::ReaderBuilder::new(schema).with_batch_size(INPUT_BATCH_ROWS).build(std::io::BufReader::new(file))?)
         } else {
             return Err(CliError::Usage(format!("{path}: unknown input format (use .parquet, .csv or .json/.jsonl)")));
-        }
-        if progress {
-            eprint!("\rread {}/{} files, {rows} rows", i + 1, files.len());
-        }
-    }
-    if progress {
-        eprintln!();
+        };
+        out.push((path.clone(), batches));
     }
     Ok(out)
+}
+
+/// Decodes the inputs on their own thread while the table's encoders take the batches already
+/// decoded: reading and writing overlap, and memory holds a few batches, not the whole input.
+/// A batch that fails to decode ends the stream with an error, so nothing is committed.
+fn stream_inputs(inputs: Vec<InputBatches>) -> impl futures::Stream<Item = Result<RecordBatch, DeltaError>> + Send + Unpin {
+    use std::io::IsTerminal;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DeltaError>>(4);
+    std::thread::spawn(move || {
+        let progress = std::io::stderr().is_terminal();
+        let files = inputs.len();
+        let mut rows = 0usize;
+        for (i, (path, batches)) in inputs.into_iter().enumerate() {
+            for b in batches {
+                let item = b.map_err(|e| DeltaError::WriteRefused { reason: format!("reading {path}: {e}") });
+                let failed = item.is_err();
+                if let Ok(b) = &item {
+                    rows += b.num_rows();
+                }
+                if tx.blocking_send(item).is_err() || failed {
+                    return;
+                }
+            }
+            if progress {
+                eprint!("\rread {}/{files} files, {rows} rows", i + 1);
+            }
+        }
+        if progress {
+            eprintln!();
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
 /// The inferred schema of a text input, with the table's type for every column the table has (so
@@ -995,7 +1031,10 @@ fn with_table_types(inferred: &arrow::datatypes::Schema, table: Option<&arrow::d
 }
 
 /// Log paths are URI-encoded; show them as file names.
-fn percent_decode(s: &str) -> String {
+fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -1010,7 +1049,7 @@ fn percent_decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[global_allocator]

@@ -297,3 +297,103 @@ fn tables_on_s3_and_azure_by_url() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `delta write` streams its input into the table (decoding while the encoders write): a large
+/// append gives the rows, the per-file statistics and the commit that the in-memory API write of
+/// the same batches gives. An input that fails half-way commits nothing and says why.
+#[test]
+fn large_append_streams_the_same_table() {
+    use arrow::array::{Array, AsArray, Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use std::sync::Arc;
+
+    let root = dir("append");
+    let input = root.join("input.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("s", DataType::Utf8, true),
+        Field::new("x", DataType::Float64, true),
+    ]));
+    let n = 600_000i64;
+    {
+        let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(70_000)).build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&input).unwrap(), schema.clone(), Some(props)).unwrap();
+        for start in (0..n).step_by(50_000) {
+            let ids: Vec<i64> = (start..start + 50_000).collect();
+            let s: StringArray = ids.iter().map(|i| (i % 7 != 0).then(|| format!("v{}", (i * 7919) % 10_007))).collect();
+            let x: Float64Array = ids.iter().map(|i| (i % 5 != 0).then_some(*i as f64 / 3.0)).collect();
+            let b = arrow::array::RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids)), Arc::new(s), Arc::new(x)])
+                .unwrap();
+            w.write(&b).unwrap();
+        }
+        w.close().unwrap();
+    }
+    let by_cli = root.join("cli");
+    let (ok, out, err) = delta(&["write", by_cli.to_str().unwrap(), input.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("version 0: {n} rows")), "{out}");
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let by_api = root.join("api");
+    let batches: Vec<_> = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&input).unwrap())
+        .unwrap()
+        .with_batch_size(64 * 1024)
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let api = delta_core::Table::open(by_api.to_str().unwrap()).unwrap();
+    rt.block_on(api.write(batches, Default::default())).unwrap();
+
+    let describe = |path: &std::path::Path| {
+        rt.block_on(async {
+            let table = delta_core::Table::open(path.to_str().unwrap()).unwrap();
+            let snapshot = table.snapshot().await.unwrap();
+            // Per-file statistics, in a stable order (by the smallest id).
+            let mut stats: Vec<serde_json::Value> = snapshot.files().map(|f| serde_json::from_str(f.stats().unwrap()).unwrap()).collect();
+            stats.sort_by_key(|s| s["minValues"]["id"].as_i64());
+            let mut ids: Vec<i64> = Vec::new();
+            let mut strings = 0usize;
+            let mut stream = snapshot.scan().build().unwrap().execute();
+            while let Some(b) = futures::StreamExt::next(&mut stream).await {
+                let b = b.unwrap();
+                ids.extend(b.column(0).as_primitive::<Int64Type>().values().iter());
+                strings += b.column(1).len() - b.column(1).null_count();
+            }
+            ids.sort_unstable();
+            let info = table.history(None).await.unwrap().remove(0).commit_info;
+            (stats, ids, strings, info["operation"].clone(), info["operationParameters"].clone(), info["operationMetrics"].clone())
+        })
+    };
+    let (cli_stats, cli_ids, cli_strings, cli_op, cli_params, cli_metrics) = describe(&by_cli);
+    let (api_stats, api_ids, api_strings, api_op, api_params, api_metrics) = describe(&by_api);
+    assert!(cli_stats.len() > 1, "expected the rows spread over the encoders: {}", cli_stats.len());
+    assert_eq!(cli_stats, api_stats);
+    assert_eq!(cli_ids, (0..n).collect::<Vec<_>>());
+    assert_eq!(cli_ids, api_ids);
+    assert_eq!(cli_strings, api_strings);
+    assert_eq!((cli_op, cli_params), (api_op, api_params));
+    let metric = |m: &serde_json::Value, k: &str| m[k].clone();
+    for k in ["numFiles", "numOutputRows"] {
+        assert_eq!(metric(&cli_metrics, k), metric(&api_metrics, k), "{k}: {cli_metrics} vs {api_metrics}");
+    }
+
+    // A CSV whose 150,000th row does not parse: the first batches were already encoding when
+    // the bad one is read, and still nothing is committed.
+    let csv = root.join("bad.csv");
+    let mut text = String::from("id,s,x\n");
+    for i in 0..200_000i64 {
+        if i == 150_000 {
+            text.push_str("oops,a,1.0\n");
+        } else {
+            text.push_str(&format!("{i},v{i},{}.5\n", i % 100));
+        }
+    }
+    std::fs::write(&csv, text).unwrap();
+    let (ok, _, err) = delta(&["write", by_cli.to_str().unwrap(), csv.to_str().unwrap()]);
+    assert!(!ok, "a bad input was accepted");
+    assert!(err.contains("bad.csv") && err.contains("oops"), "{err}");
+    let version = rt.block_on(async { delta_core::Table::open(by_cli.to_str().unwrap()).unwrap().snapshot().await.unwrap().version() });
+    assert_eq!(version, 0);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -107,6 +107,7 @@ pub use write::{checkpoint, txn};
 
 pub use error::{DeltaError, DeltaResult};
 pub use expr::Expr;
+pub use replay::ReplayOptions;
 pub use scan::{Scan, ScanBuilder, ScanFile};
-pub use snapshot::{CommitRecord, Snapshot, Table};
+pub use snapshot::{CommitRecord, FileEntry, Snapshot, Table};
 pub use storage::{TableLocation, TableOptions};

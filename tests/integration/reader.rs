@@ -306,3 +306,64 @@ async fn compacted_log_files_stand_in_for_the_commits_they_cover() {
     // Time travel inside the compacted range does not use it.
     assert_eq!(ids(&table.snapshot_at(1).await.unwrap().scan().build().unwrap().collect().await.unwrap()), vec![0, 1, 10, 11]);
 }
+
+/// A listing snapshot (no statistics) of a checkpointed table decodes no statistics column of the
+/// checkpoint, by the reader's own count of the columns it decoded, and lists the same files
+/// (paths, sizes, partition values, deletion vectors) as a full snapshot; commits after the
+/// checkpoint (a remove and re-adds) are applied the same way. The full snapshot decodes the
+/// statistics and keeps them; a listing snapshot refuses to be checkpointed.
+#[tokio::test]
+async fn a_listing_reads_no_statistics_column() {
+    let t = TestTable::create(&tmp("listing-no-stats"));
+    let mut expected_live = Vec::new();
+    for v in 0..12i64 {
+        let rows = [v * 10, v * 10 + 1, v * 10 + 2];
+        let name = format!("f{v}.parquet");
+        let size = t.write_parquet(&name, &id_batch(&rows));
+        let mut actions = vec![commit_info(json!({}))];
+        if v == 0 {
+            actions.push(protocol(1, 2, None));
+            actions.push(metadata(false, json!({})));
+        }
+        actions.push(add(&name, size, &rows, None));
+        if v == 11 {
+            // After the checkpoint: one checkpointed file removed.
+            actions.push(remove("f3.parquet"));
+        }
+        t.commit(v, &actions);
+        if v == 9 {
+            Table::open(&t.uri()).unwrap().checkpoint().await.unwrap();
+        }
+        expected_live.push(name);
+    }
+    expected_live.retain(|n| n != "f3.parquet");
+    expected_live.sort();
+    let table = Table::open(&t.uri()).unwrap();
+
+    let listing = table.snapshot_with(None, delta_core::ReplayOptions { stats: false }).await.unwrap();
+    assert!(!listing.has_stats());
+    let columns = listing.replay_metrics().checkpoint_columns();
+    assert!(columns.iter().any(|c| c == "add.path"), "{columns:?}");
+    assert!(!columns.iter().any(|c| c.starts_with("add.stats")), "a listing decoded statistics: {columns:?}");
+    let full = table.snapshot().await.unwrap();
+    assert!(full.has_stats());
+    let full_columns = full.replay_metrics().checkpoint_columns();
+    assert!(full_columns.iter().any(|c| c == "add.stats"), "{full_columns:?}");
+
+    let entries = |s: &delta_core::Snapshot| {
+        let mut v: Vec<(String, i64, Option<u64>, bool)> =
+            s.files().map(|f| (f.path().to_string(), f.size(), f.num_records(), f.deletion_vector().is_some())).collect();
+        v.sort();
+        v
+    };
+    let listed = entries(&listing);
+    let fully = entries(&full);
+    assert_eq!(listed.iter().map(|e| e.0.clone()).collect::<Vec<_>>(), expected_live);
+    assert_eq!(listed.iter().map(|e| (&e.0, e.1, e.3)).collect::<Vec<_>>(), fully.iter().map(|e| (&e.0, e.1, e.3)).collect::<Vec<_>>());
+    assert!(listed.iter().all(|e| e.2.is_none()), "a listing has no row counts");
+    assert!(fully.iter().all(|e| e.2 == Some(3)), "{fully:?}");
+    assert_eq!(full.scan().build().unwrap().files().iter().filter_map(|f| f.num_records).sum::<u64>(), 33);
+
+    assert!(matches!(delta_core::checkpoint::write_checkpoint(&listing).await, Err(DeltaError::WriteRefused { .. })));
+    let _ = std::fs::remove_dir_all(tmp("listing-no-stats"));
+}

@@ -13,15 +13,24 @@
 //!  …         │                         ▲ seen: HashSet<(path, dv)>
 //!  checkpoint┘─► decode (parquet) ─────┘ (checkpoint removes are tombstones and are skipped)
 //! ```
+//!
+//! What is decoded is only what replay uses. A commit's `{"add":…}` lines (nearly all of a large
+//! log) are decoded in place into batches holding the `add` column alone, the other lines in the
+//! full layout; checkpoints are read with a projection (no `remove`). With
+//! [`ReplayOptions::stats`] off — a file listing — `add.stats` is skipped by the JSON decoder and
+//! not even read from checkpoints, which is most of their bytes; [`ReplayMetrics`] counts what
+//! was read. While no newer commit has removed anything, checkpoint adds are kept without
+//! building their replay keys.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, GenericListArray, ListArray, MapArray, RecordBatch, StringArray, StructArray,
 };
 use arrow::compute::filter;
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Int64Type, Schema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
@@ -29,7 +38,7 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use crate::error::{DeltaError, DeltaResult, PathKind};
 use crate::log::segment::{compaction_end, LogFile, LogFileKind, LogSegment};
 use crate::log::storage::TableLocation;
-use crate::table::protocol::{action_col, action_schema, add_col, add_fields, AppTransaction, DomainMetadata, Format, Metadata, Protocol};
+use crate::table::protocol::{action_schema, add_col, add_fields, AppTransaction, DomainMetadata, Format, Metadata, Protocol};
 
 /// Decodes one commit (or compacted / V2-JSON checkpoint) file into action batches.
 pub fn decode_commit_json(path: &str, bytes: &[u8], max_actions: u64) -> DeltaResult<Vec<RecordBatch>> {
@@ -74,6 +83,164 @@ pub fn decode_commit_json_each(path: &str, bytes: &[u8], max_actions: u64, mut e
         each(batch);
     }
     Ok(())
+}
+
+/// What replay decodes of each file's `add` action.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayOptions {
+    /// Decode `add.stats` (and checkpoints' `stats_parsed`). Data skipping, checkpoints, table
+    /// statistics and DML need them; a file listing does not, and skipping them skips most of a
+    /// checkpoint's bytes.
+    pub stats: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions { stats: true }
+    }
+}
+
+/// What a replay read, counted by the reader itself.
+#[derive(Debug, Default)]
+pub struct ReplayMetrics {
+    /// Log files (commits, compactions, checkpoint parts, sidecars) read.
+    pub files: AtomicU64,
+    /// Bytes of JSON log files read.
+    pub json_bytes: AtomicU64,
+    /// Parquet leaf columns decoded from checkpoints and sidecars, as dotted paths
+    /// (`add.path`, `add.stats`, `metaData.schemaString`, …).
+    checkpoint_columns: Mutex<BTreeSet<String>>,
+}
+
+impl ReplayMetrics {
+    /// The checkpoint leaf columns decoded, as dotted paths.
+    pub fn checkpoint_columns(&self) -> Vec<String> {
+        self.checkpoint_columns.lock().map(|c| c.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    fn note_columns(&self, columns: impl IntoIterator<Item = String>) {
+        if let Ok(mut c) = self.checkpoint_columns.lock() {
+            c.extend(columns);
+        }
+    }
+}
+
+/// How one replay reads: its options and its counters, shared by the reading tasks.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayContext {
+    pub options: ReplayOptions,
+    pub metrics: Arc<ReplayMetrics>,
+}
+
+impl ReplayContext {
+    pub fn new(options: ReplayOptions) -> Self {
+        ReplayContext { options, metrics: Arc::default() }
+    }
+}
+
+/// The `add`-only layout commit lines that start with `{"add":` are decoded into: no other
+/// action's columns to build (a 300,000-file log is almost all adds), and no `stats` unless
+/// asked for (the decoder skips fields its schema does not name).
+fn add_only_schema(stats: bool) -> SchemaRef {
+    static WITH: OnceLock<SchemaRef> = OnceLock::new();
+    static WITHOUT: OnceLock<SchemaRef> = OnceLock::new();
+    let cell = if stats { &WITH } else { &WITHOUT };
+    cell.get_or_init(|| {
+        let fields: Vec<FieldRef> = add_fields().iter().filter(|f| stats || f.name() != "stats").cloned().collect();
+        Arc::new(Schema::new(vec![Field::new("add", DataType::Struct(Fields::from(fields)), true)]))
+    })
+    .clone()
+}
+
+/// Decodes a commit (or JSON checkpoint) for replay, batch by batch: lines that are not plain
+/// `add` actions first, in [`action_schema`]'s layout, then the `add` lines in a batch holding
+/// only the `add` column (laid out as [`add_fields`], `stats` null unless `options.stats`).
+/// Replay applies a file's removes before its adds either way (a commit never adds and removes
+/// the same file). `each` returns `false` to stop.
+pub fn decode_commit_for_replay(
+    path: &str,
+    bytes: &[u8],
+    max_actions: u64,
+    options: ReplayOptions,
+    mut each: impl FnMut(RecordBatch) -> bool,
+) -> DeltaResult<()> {
+    let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    if lines > max_actions.saturating_add(1) {
+        return Err(DeltaError::LimitExceeded { what: "actions per commit", limit: max_actions, actual: lines });
+    }
+    // The add lines are decoded in place, run by run; the few other lines are copied out.
+    let mut add_runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut others: Vec<u8> = Vec::new();
+    let mut start = 0usize;
+    while start < bytes.len() {
+        let end = bytes[start..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| start + i + 1);
+        let line = &bytes[start..end];
+        if line.starts_with(b"{\"add\":") {
+            match add_runs.last_mut() {
+                Some(run) if run.end == start => run.end = end,
+                _ => add_runs.push(start..end),
+            }
+        } else {
+            others.extend_from_slice(line);
+            if !line.ends_with(b"\n") {
+                others.push(b'\n');
+            }
+        }
+        start = end;
+    }
+    if others.iter().any(|b| !b.is_ascii_whitespace()) {
+        let mut go_on = true;
+        decode_commit_json_each(path, &others, u64::MAX, |b| {
+            go_on = each(b);
+            go_on
+        })?;
+        if !go_on {
+            return Ok(());
+        }
+    }
+    drop(others);
+    if add_runs.is_empty() {
+        return Ok(());
+    }
+    let target = DataType::Struct(add_fields());
+    let out_schema = Arc::new(Schema::new(vec![Field::new("add", target.clone(), true)]));
+    let mut decoder = arrow::json::ReaderBuilder::new(add_only_schema(options.stats))
+        .with_strict_mode(false)
+        .with_coerce_primitive(true)
+        .with_batch_size(8192)
+        .build_decoder()
+        .map_err(|e| DeltaError::corrupt(path, e))?;
+    let mut emit = |batch: RecordBatch| -> DeltaResult<bool> {
+        let add = conform(batch.column(0), &target)?;
+        Ok(each(RecordBatch::try_new(out_schema.clone(), vec![add])?))
+    };
+    for run in add_runs {
+        let mut rest = &bytes[run];
+        while !rest.is_empty() {
+            let consumed = decoder.decode(rest).map_err(|e| DeltaError::corrupt(path, e))?;
+            rest = &rest[consumed..];
+            if let Some(batch) = decoder.flush().map_err(|e| DeltaError::corrupt(path, e))? {
+                if !emit(batch)? {
+                    return Ok(());
+                }
+            }
+            if consumed == 0 && !rest.is_empty() {
+                return Err(DeltaError::corrupt(path, "decoder made no progress"));
+            }
+        }
+    }
+    if decoder.has_partial_record() {
+        return Err(DeltaError::corrupt(path, "truncated JSON record at end of file"));
+    }
+    if let Some(batch) = decoder.flush().map_err(|e| DeltaError::corrupt(path, e))? {
+        emit(batch)?;
+    }
+    Ok(())
+}
+
+/// A top-level action column of a replay batch (batches may hold any subset of them).
+fn action<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a StructArray> {
+    batch.column_by_name(name).and_then(|c| c.as_struct_opt())
 }
 
 /// Makes `array` have exactly `target`'s type: struct fields matched by name (missing ones are
@@ -130,17 +297,24 @@ pub fn conform(array: &ArrayRef, target: &DataType) -> DeltaResult<ArrayRef> {
     }
 }
 
-/// Conforms a checkpoint batch (any column order and subset) to [`action_schema`].
+/// Conforms a checkpoint batch (any column order and subset) to [`action_schema`]'s types:
+/// the action columns it has, in their layout (replay looks actions up by name, so absent
+/// ones are not built as null columns).
 fn conform_to_actions(batch: &RecordBatch) -> DeltaResult<RecordBatch> {
     let schema = action_schema();
+    let mut fields = Vec::with_capacity(schema.fields().len());
     let mut columns = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
-        columns.push(match batch.column_by_name(f.name()) {
-            Some(c) => conform(c, f.data_type())?,
-            None => new_null_array(f.data_type(), batch.num_rows()),
-        });
+        if let Some(c) = batch.column_by_name(f.name()) {
+            columns.push(conform(c, f.data_type())?);
+            fields.push(f.clone());
+        }
     }
-    Ok(RecordBatch::try_new(schema, columns)?)
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
 }
 
 /// Checkpoints may carry statistics only as structs (`add.stats_parsed`, with
@@ -197,8 +371,19 @@ fn with_json_stats(batch: &RecordBatch) -> DeltaResult<RecordBatch> {
 }
 
 /// Reads a checkpoint or sidecar parquet file into action batches, projecting only what replay
-/// needs (no `remove`, no parsed stats).
+/// needs (no `remove`; no `stats` or `stats_parsed` unless the context asks for statistics).
 pub async fn read_checkpoint_parquet(location: &TableLocation, path: &Path, size: Option<u64>) -> DeltaResult<Vec<RecordBatch>> {
+    read_checkpoint_parquet_with(location, path, size, &ReplayContext::default()).await
+}
+
+/// [`read_checkpoint_parquet`] under a replay's options, counting the columns it decodes.
+pub async fn read_checkpoint_parquet_with(
+    location: &TableLocation,
+    path: &Path,
+    size: Option<u64>,
+    ctx: &ReplayContext,
+) -> DeltaResult<Vec<RecordBatch>> {
+    let stats = ctx.options.stats;
     let reader = crate::log::file_reader::StoreFileReader::new(location.store().clone(), path.clone(), size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| DeltaError::parquet(path, e))?;
     let add_names: HashSet<String> = add_fields().iter().map(|f| f.name().clone()).collect();
@@ -208,25 +393,42 @@ pub async fn read_checkpoint_parquet(location: &TableLocation, path: &Path, size
         .filter(|i| {
             let parts = descr.column(*i).path().parts().to_vec();
             match parts.first().map(String::as_str) {
-                Some("add") => parts.get(1).is_some_and(|p| add_names.contains(p) || p == "stats_parsed"),
+                Some("add") => parts.get(1).is_some_and(|p| {
+                    if p == "stats" || p == "stats_parsed" {
+                        stats
+                    } else {
+                        add_names.contains(p)
+                    }
+                }),
                 Some(root) => wanted_roots.contains(&root),
                 None => false,
             }
         })
         .collect();
+    ctx.metrics.files.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.note_columns(leaves.iter().map(|i| descr.column(*i).path().string()));
     let mask = ProjectionMask::leaves(descr, leaves);
     let stream = builder.with_projection(mask).with_batch_size(16384).build().map_err(|e| DeltaError::parquet(path, e))?;
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| DeltaError::parquet(path, e))?;
     batches.iter().map(|b| conform_to_actions(&with_json_stats(b)?)).collect()
 }
 
+/// Decoded batches (8192 actions each) a log file may hold ready before replay takes them: files
+/// ahead of the one being applied decode on the other core instead of waiting.
+const LOG_FILE_BATCHES_AHEAD: usize = 8;
+
 /// Starts reading one log file in the background; its action batches arrive, in order, through
-/// the returned bounded channel (at most two batches buffered), so replay can apply them while
+/// the returned bounded channel (at most [`LOG_FILE_BATCHES_AHEAD`] batches buffered), so replay can apply them while
 /// later files are still being decoded, and memory holds a few batches rather than whole files.
-pub fn stream_log_file(location: &TableLocation, file: &LogFile) -> tokio::sync::mpsc::Receiver<DeltaResult<RecordBatch>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
+pub fn stream_log_file(
+    location: &TableLocation,
+    file: &LogFile,
+    ctx: &ReplayContext,
+) -> tokio::sync::mpsc::Receiver<DeltaResult<RecordBatch>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(LOG_FILE_BATCHES_AHEAD);
     let location = location.clone();
     let file = file.clone();
+    let ctx = ctx.clone();
     tokio::spawn(async move {
         let is_parquet = match file.name.kind {
             LogFileKind::SinglePartCheckpoint | LogFileKind::MultiPartCheckpoint { .. } => true,
@@ -234,7 +436,7 @@ pub fn stream_log_file(location: &TableLocation, file: &LogFile) -> tokio::sync:
             _ => false,
         };
         if is_parquet {
-            match read_checkpoint_parquet(&location, &file.meta.location, Some(file.meta.size)).await {
+            match read_checkpoint_parquet_with(&location, &file.meta.location, Some(file.meta.size), &ctx).await {
                 Ok(batches) => {
                     for b in batches {
                         if tx.send(Ok(b)).await.is_err() {
@@ -255,11 +457,14 @@ pub fn stream_log_file(location: &TableLocation, file: &LogFile) -> tokio::sync:
                 return;
             }
         };
+        ctx.metrics.files.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.json_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let path = file.meta.location.to_string();
         let max = location.options().max_actions_per_commit;
         let tx_err = tx.clone();
+        let options = ctx.options;
         let decode = tokio::task::spawn_blocking(move || {
-            let result = decode_commit_json_each(&path, &bytes, max, |b| tx.blocking_send(Ok(b)).is_ok());
+            let result = decode_commit_for_replay(&path, &bytes, max, options, |b| tx.blocking_send(Ok(b)).is_ok());
             if let Err(e) = result {
                 let _ = tx.blocking_send(Err(e));
             }
@@ -283,7 +488,7 @@ pub struct ReplayState {
     pub files: Vec<StructArray>,
     /// `commitInfo.inCommitTimestamp` of the newest commit, if it has one.
     pub newest_in_commit_timestamp: Option<i64>,
-    seen: HashSet<Box<str>>,
+    seen: hashbrown::HashSet<Box<str>>,
     txn_seen: HashSet<String>,
     saw_newest: bool,
 }
@@ -409,25 +614,23 @@ impl ReplayState {
     pub fn apply(&mut self, location: &TableLocation, batch: &RecordBatch, is_checkpoint: bool) -> DeltaResult<()> {
         let n = batch.num_rows();
         if !is_checkpoint && !self.saw_newest {
-            let ci = batch.column(action_col::COMMIT_INFO).as_struct();
-            if let Some(row) = (0..n).find(|r| ci.is_valid(*r)) {
-                self.newest_in_commit_timestamp = i64_at(ci, "inCommitTimestamp", row);
+            if let Some(ci) = action(batch, "commitInfo") {
+                if let Some(row) = (0..n).find(|r| ci.is_valid(*r)) {
+                    self.newest_in_commit_timestamp = i64_at(ci, "inCommitTimestamp", row);
+                }
             }
         }
-        if self.protocol.is_none() {
-            let p = batch.column(action_col::PROTOCOL).as_struct();
+        if let Some(p) = action(batch, "protocol").filter(|_| self.protocol.is_none()) {
             if let Some(row) = (0..n).find(|r| p.is_valid(*r)) {
                 self.protocol = Some(protocol_at(p, row)?);
             }
         }
-        if self.metadata.is_none() {
-            let m = batch.column(action_col::METADATA).as_struct();
+        if let Some(m) = action(batch, "metaData").filter(|_| self.metadata.is_none()) {
             if let Some(row) = (0..n).find(|r| m.is_valid(*r)) {
                 self.metadata = Some(metadata_at(m, row)?);
             }
         }
-        let txn = batch.column(action_col::TXN).as_struct();
-        if txn.null_count() < n {
+        if let Some(txn) = action(batch, "txn").filter(|t| t.null_count() < n) {
             for row in (0..n).filter(|r| txn.is_valid(*r)) {
                 let Some(app_id) = str_at(txn, "appId", row) else { continue };
                 if self.txn_seen.insert(app_id.to_string()) {
@@ -437,8 +640,7 @@ impl ReplayState {
                 }
             }
         }
-        let dm = batch.column(action_col::DOMAIN_METADATA).as_struct();
-        if dm.null_count() < n {
+        if let Some(dm) = action(batch, "domainMetadata").filter(|d| d.null_count() < n) {
             for row in (0..n).filter(|r| dm.is_valid(*r)) {
                 let Some(domain) = str_at(dm, "domain", row) else { continue };
                 if !self.domains.contains_key(domain) {
@@ -453,23 +655,28 @@ impl ReplayState {
                 }
             }
         }
-        if !is_checkpoint {
-            let remove = batch.column(action_col::REMOVE).as_struct();
-            if remove.null_count() < n {
-                let paths = remove.column(0).as_string::<i32>();
-                let dvs = remove.column_by_name("deletionVector").and_then(|c| c.as_struct_opt());
-                for row in (0..n).filter(|r| remove.is_valid(*r) && paths.is_valid(*r)) {
-                    let key = Self::file_key(location, paths.value(row), dvs.map(|d| (d, row)))?;
-                    self.seen.insert(key);
-                }
+        if let Some(remove) = action(batch, "remove").filter(|r| !is_checkpoint && r.null_count() < n) {
+            let paths = remove.column(0).as_string::<i32>();
+            let dvs = remove.column_by_name("deletionVector").and_then(|c| c.as_struct_opt());
+            for row in (0..n).filter(|r| remove.is_valid(*r) && paths.is_valid(*r)) {
+                let key = Self::file_key(location, paths.value(row), dvs.map(|d| (d, row)))?;
+                self.seen.insert(key);
             }
         }
-        let add = batch.column(action_col::ADD).as_struct();
-        if add.null_count() < n {
+        if let Some(add) = action(batch, "add").filter(|a| a.null_count() < n) {
             let paths = add.column(add_col::PATH).as_string::<i32>();
             let dvs = add.column(add_col::DELETION_VECTOR).as_struct();
             let mut keep = vec![false; n];
+            if !is_checkpoint {
+                self.seen.reserve(n - add.null_count());
+            }
             for row in (0..n).filter(|r| add.is_valid(*r) && paths.is_valid(*r)) {
+                if is_checkpoint && self.seen.is_empty() {
+                    // No newer commit removed or re-added anything: every checkpoint add lives,
+                    // and its key is never needed.
+                    keep[row] = true;
+                    continue;
+                }
                 let key = Self::file_key(location, paths.value(row), Some((dvs, row)))?;
                 if is_checkpoint {
                     // Nothing older than a checkpoint; its adds are already reconciled, but a
@@ -479,7 +686,10 @@ impl ReplayState {
                     keep[row] = self.seen.insert(key);
                 }
             }
-            if keep.iter().any(|k| *k) {
+            if keep.iter().all(|k| *k) {
+                // Every row is a live add (an add-only batch): kept as it is, not copied.
+                self.files.push(add.clone());
+            } else if keep.iter().any(|k| *k) {
                 let mask = BooleanArray::from(keep);
                 let kept = filter(add, &mask)?;
                 self.files.push(kept.as_struct().clone());
@@ -499,6 +709,11 @@ impl ReplayState {
 
 /// Replays a log segment into its live state.
 pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResult<ReplayState> {
+    replay_with(location, segment, &ReplayContext::default()).await
+}
+
+/// [`replay`] with options (what to decode) and counters of what it read.
+pub async fn replay_with(location: &TableLocation, segment: &LogSegment, ctx: &ReplayContext) -> DeltaResult<ReplayState> {
     let mut state = ReplayState::default();
     // Newest first: commits (with compactions standing in for the runs they cover), then the
     // checkpoint.
@@ -526,7 +741,7 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
     let mut next = 0usize;
     for _ in 0..units.len() {
         while next < units.len() && pending.len() <= ahead {
-            pending.push_back(stream_log_file(location, &units[next]));
+            pending.push_back(stream_log_file(location, &units[next], ctx));
             next += 1;
         }
         let Some(mut rx) = pending.pop_front() else { break };
@@ -537,15 +752,16 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
     let concurrency = location.options().io_concurrency.max(1);
     if let Some(cp) = &segment.checkpoint {
         // Every part reads at once; each hands over its batches through its own bounded channel.
-        let parts: Vec<_> = cp.parts.iter().map(|f| stream_log_file(location, f)).collect();
+        let parts: Vec<_> = cp.parts.iter().map(|f| stream_log_file(location, f, ctx)).collect();
         let mut sidecars: Vec<String> = Vec::new();
         for mut rx in parts {
             while let Some(batch) = rx.recv().await {
                 let batch = batch.map_err(|e| DeltaError::InvalidCheckpoint { version: cp.version, reason: e.to_string() })?;
-                let sc = batch.column(action_col::SIDECAR).as_struct();
-                let paths = sc.column(0).as_string::<i32>();
-                for row in (0..batch.num_rows()).filter(|r| sc.is_valid(*r) && paths.is_valid(*r)) {
-                    sidecars.push(paths.value(row).to_string());
+                if let Some(sc) = action(&batch, "sidecar") {
+                    let paths = sc.column(0).as_string::<i32>();
+                    for row in (0..batch.num_rows()).filter(|r| sc.is_valid(*r) && paths.is_valid(*r)) {
+                        sidecars.push(paths.value(row).to_string());
+                    }
                 }
                 state.apply(location, &batch, true)?;
             }
@@ -553,7 +769,8 @@ pub async fn replay(location: &TableLocation, segment: &LogSegment) -> DeltaResu
         let reads = sidecars.iter().map(|raw| sidecar_store_path(location, raw)).collect::<DeltaResult<Vec<_>>>()?;
         let mut sidecar_batches = futures::stream::iter(reads.into_iter().map(|p| {
             let location = location.clone();
-            async move { read_checkpoint_parquet(&location, &p, None).await }
+            let ctx = ctx.clone();
+            async move { read_checkpoint_parquet_with(&location, &p, None, &ctx).await }
         }))
         .buffered(concurrency);
         while let Some(batches) = sidecar_batches.next().await {
@@ -581,10 +798,10 @@ pub(crate) fn sidecar_store_path(location: &TableLocation, raw: &str) -> DeltaRe
 pub(crate) async fn sidecar_paths(location: &TableLocation, file: &LogFile) -> DeltaResult<Vec<Path>> {
     let mut raw: Vec<String> = Vec::new();
     if matches!(file.name.kind, LogFileKind::V2Checkpoint { parquet: false }) {
-        let mut rx = stream_log_file(location, file);
+        let mut rx = stream_log_file(location, file, &ReplayContext::default());
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
-            let sc = batch.column(action_col::SIDECAR).as_struct();
+            let Some(sc) = action(&batch, "sidecar") else { continue };
             let paths = sc.column(0).as_string::<i32>();
             raw.extend((0..batch.num_rows()).filter(|r| sc.is_valid(*r) && paths.is_valid(*r)).map(|r| paths.value(r).to_string()));
         }
@@ -636,6 +853,47 @@ mod tests {
         let batches = decode_commit_json("t", log, 100).unwrap();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, 5);
+    }
+
+    /// The replay decoder hands over the non-add lines first (full layout), then the add lines
+    /// in an add-only batch laid out as `add_fields`, with the same adds as the plain decoder;
+    /// without statistics the `stats` column is null. Lines written with spaces still decode
+    /// (through the full layout).
+    #[test]
+    fn replay_decoder_splits_adds_from_other_actions() {
+        let log = br#"{"commitInfo":{"timestamp":1,"operation":"WRITE"}}
+{"add":{"path":"a.parquet","partitionValues":{"p":"1"},"size":10,"modificationTime":1,"dataChange":true,"stats":"{\"numRecords\":3}"}}
+{"remove":{"path":"old.parquet","deletionTimestamp":5,"dataChange":true}}
+{"add":{"path":"b.parquet","partitionValues":{},"size":20,"modificationTime":2,"dataChange":true,"stats":"{\"numRecords\":4}"}}
+{ "add": {"path":"c.parquet","partitionValues":{},"size":30,"modificationTime":3,"dataChange":true}}"#;
+        for stats in [true, false] {
+            let mut batches = Vec::new();
+            decode_commit_for_replay("t", log, 100, ReplayOptions { stats }, |b| {
+                batches.push(b);
+                true
+            })
+            .unwrap();
+            assert_eq!(batches[0].num_rows(), 3, "commitInfo, remove and the spaced add");
+            assert!(batches[0].column_by_name("remove").is_some());
+            // The add lines (two runs here), add-only.
+            assert!(batches[1..].iter().all(|b| b.num_columns() == 1));
+            let add_batch = arrow::compute::concat_batches(&batches[1].schema(), &batches[1..]).unwrap();
+            let adds = add_batch.column(0).as_struct();
+            assert_eq!(adds.fields(), &add_fields());
+            let paths: Vec<&str> = adds.column(add_col::PATH).as_string::<i32>().iter().flatten().collect();
+            assert_eq!(paths, ["a.parquet", "b.parquet"]);
+            let stats_col = adds.column(add_col::STATS).as_string::<i32>();
+            match stats {
+                true => assert_eq!(stats_col.iter().collect::<Vec<_>>(), [Some(r#"{"numRecords":3}"#), Some(r#"{"numRecords":4}"#)]),
+                false => assert_eq!(stats_col.null_count(), 2),
+            }
+        }
+        // Corrupt add lines are still corrupt.
+        let bad = b"{\"add\":{\"path\":\"a\",\"size\":\"big\"}}\n";
+        assert!(matches!(
+            decode_commit_for_replay("t", bad, 100, ReplayOptions::default(), |_| true),
+            Err(DeltaError::CorruptLog { .. })
+        ));
     }
 
     #[test]

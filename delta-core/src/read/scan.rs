@@ -321,13 +321,18 @@ impl ScanBuilder {
                 let raw_pv = map_cell(pv_col, row).unwrap_or_default();
                 let partition_values = pruner.logical_partition_values(&raw_pv);
                 let stats_json = stats_col.is_valid(row).then(|| stats_col.value(row).to_string());
-                let parsed_stats: Option<Value> = stats_json.as_deref().and_then(|s| serde_json::from_str(s).ok());
-                let num_records = parsed_stats.as_ref().and_then(|s| s.get("numRecords")).and_then(Value::as_u64);
-                if let Some(p) = &self.predicate {
-                    if !pruner.may_match(p, &partition_values, parsed_stats)? {
-                        continue;
+                let num_records = match &self.predicate {
+                    Some(p) => {
+                        let parsed_stats: Option<Value> = stats_json.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                        let n = parsed_stats.as_ref().and_then(|s| s.get("numRecords")).and_then(Value::as_u64);
+                        if !pruner.may_match(p, &partition_values, parsed_stats)? {
+                            continue;
+                        }
+                        n
                     }
-                }
+                    // Without a predicate only the row count is wanted: read past the rest.
+                    None => stats_json.as_deref().and_then(crate::table::actions::num_records_of),
+                };
                 let deletion_vector = dv_at(dv_col, row);
                 let i64_at = |name: &str| {
                     column

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{DeltaError, DeltaResult};
-use crate::log::replay::{replay, ReplayState};
+use crate::log::replay::{replay_with, ReplayContext, ReplayMetrics, ReplayOptions, ReplayState};
 use crate::log::segment::{LogFile, LogListing, LogSegment};
 use crate::log::storage::{TableLocation, TableOptions};
 use crate::table::protocol::{add_col, AppTransaction, CommitInfo, DomainMetadata, Metadata, Protocol, TableFeature};
@@ -60,6 +60,13 @@ impl Table {
     /// The latest snapshot.
     pub async fn snapshot(&self) -> DeltaResult<Snapshot> {
         Snapshot::load(&self.location, None).await
+    }
+
+    /// The snapshot at `version` (latest when `None`), decoding what `options` ask for: a file
+    /// listing can skip statistics ([`ReplayOptions::stats`] `false`), which is most of a
+    /// checkpoint's bytes.
+    pub async fn snapshot_with(&self, version: Option<i64>, options: ReplayOptions) -> DeltaResult<Snapshot> {
+        Snapshot::load_with(&self.location, version, options).await
     }
 
     /// The snapshot at `version`.
@@ -175,6 +182,43 @@ struct VersionChecksum {
     protocol: Option<Protocol>,
 }
 
+/// One live file of a [`Snapshot`], a row of its file index ([`Snapshot::files`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FileEntry<'a> {
+    column: &'a StructArray,
+    row: usize,
+}
+
+impl<'a> FileEntry<'a> {
+    /// The path as the log names it (relative paths are URI-encoded).
+    pub fn path(&self) -> &'a str {
+        self.column.column(add_col::PATH).as_string::<i32>().value(self.row)
+    }
+    pub fn size(&self) -> i64 {
+        self.column.column(add_col::SIZE).as_primitive::<Int64Type>().value(self.row)
+    }
+    pub fn modification_time(&self) -> Option<i64> {
+        let c = self.column.column(add_col::MODIFICATION_TIME).as_primitive::<Int64Type>();
+        c.is_valid(self.row).then(|| c.value(self.row))
+    }
+    /// The stats JSON (always `None` in a snapshot loaded without statistics).
+    pub fn stats(&self) -> Option<&'a str> {
+        let c = self.column.column(add_col::STATS).as_string::<i32>();
+        c.is_valid(self.row).then(|| c.value(self.row))
+    }
+    /// `numRecords` from the stats.
+    pub fn num_records(&self) -> Option<u64> {
+        self.stats().and_then(crate::table::actions::num_records_of)
+    }
+    /// Partition values keyed by physical column name, as the log keys them.
+    pub fn partition_values(&self) -> HashMap<String, Option<String>> {
+        crate::log::replay::map_cell(self.column.column(add_col::PARTITION_VALUES).as_map(), self.row).unwrap_or_default()
+    }
+    pub fn deletion_vector(&self) -> Option<crate::table::protocol::DeletionVectorDescriptor> {
+        crate::read::dv::dv_at(self.column.column(add_col::DELETION_VECTOR).as_struct(), self.row)
+    }
+}
+
 /// An immutable view of a table at one version.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -191,6 +235,9 @@ pub struct Snapshot {
     segment: Arc<LogSegment>,
     in_commit_timestamp: Option<i64>,
     checksum_mismatch: Option<Arc<DeltaError>>,
+    /// Whether `add.stats` was decoded (see [`ReplayOptions::stats`]).
+    stats: bool,
+    replay_metrics: Arc<ReplayMetrics>,
 }
 
 impl Snapshot {
@@ -200,9 +247,17 @@ impl Snapshot {
     /// snapshot is rebuilt from an older checkpoint, or from commit 0, when the listing proves the
     /// log contiguous from there; otherwise the checkpoint's error is returned.
     pub async fn load(location: &TableLocation, version: Option<i64>) -> DeltaResult<Snapshot> {
+        Self::load_with(location, version, ReplayOptions::default()).await
+    }
+
+    /// [`Snapshot::load`] decoding what `options` ask for. A snapshot loaded without statistics
+    /// lists files (paths, sizes, partition values, deletion vectors) but cannot skip data by
+    /// statistics, report them, or be checkpointed (that is refused, not written without them).
+    pub async fn load_with(location: &TableLocation, version: Option<i64>, options: ReplayOptions) -> DeltaResult<Snapshot> {
         let segment = LogSegment::build(location, version).await?;
-        match replay(location, &segment).await {
-            Ok(state) => Self::from_state(location.clone(), segment, state).await,
+        let ctx = ReplayContext::new(options);
+        match replay_with(location, &segment, &ctx).await {
+            Ok(state) => Self::from_state(location.clone(), segment, state, &ctx).await,
             Err(DeltaError::InvalidCheckpoint { version: bad, reason }) => {
                 let mut listing = LogSegment::full_listing(location).await?;
                 let mut bad_versions = vec![bad];
@@ -213,8 +268,8 @@ impl Snapshot {
                     let segment = listing
                         .segment(location.root_url().as_str(), version)
                         .map_err(|_| DeltaError::InvalidCheckpoint { version: bad, reason: reason.clone() })?;
-                    match replay(location, &segment).await {
-                        Ok(state) => return Self::from_state(location.clone(), segment, state).await,
+                    match replay_with(location, &segment, &ctx).await {
+                        Ok(state) => return Self::from_state(location.clone(), segment, state, &ctx).await,
                         Err(DeltaError::InvalidCheckpoint { version: b, .. }) if !bad_versions.contains(&b) => bad_versions.push(b),
                         Err(e) => return Err(e),
                     }
@@ -249,6 +304,8 @@ impl Snapshot {
             }),
             in_commit_timestamp: None,
             checksum_mismatch: None,
+            stats: true,
+            replay_metrics: Arc::default(),
         })
     }
 
@@ -290,7 +347,7 @@ impl Snapshot {
         Ok(out)
     }
 
-    async fn from_state(location: TableLocation, segment: LogSegment, state: ReplayState) -> DeltaResult<Snapshot> {
+    async fn from_state(location: TableLocation, segment: LogSegment, state: ReplayState, ctx: &ReplayContext) -> DeltaResult<Snapshot> {
         let version = segment.end_version;
         let protocol = state.protocol.clone().ok_or(DeltaError::MissingProtocol { version })?;
         // The reader gate runs before the metadata (and so the schema) is interpreted.
@@ -317,6 +374,8 @@ impl Snapshot {
             segment: Arc::new(segment),
             in_commit_timestamp: state.newest_in_commit_timestamp,
             checksum_mismatch: None,
+            stats: ctx.options.stats,
+            replay_metrics: ctx.metrics.clone(),
         };
         let mut snapshot = snapshot;
         if let Err(e) = snapshot.validate_checksum().await {
@@ -366,6 +425,16 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Whether the file index holds `add.stats` (false for a snapshot loaded without them).
+    pub fn has_stats(&self) -> bool {
+        self.stats
+    }
+
+    /// What loading this snapshot read (log files, JSON bytes, checkpoint columns).
+    pub fn replay_metrics(&self) -> &ReplayMetrics {
+        &self.replay_metrics
+    }
+
     /// How the version's `.crc` file disagreed with the replayed state, if it did.
     pub fn checksum_mismatch(&self) -> Option<&DeltaError> {
         self.checksum_mismatch.as_deref()
@@ -409,6 +478,11 @@ impl Snapshot {
     /// Live `add` actions, as struct columns of [`crate::table::protocol::add_fields`].
     pub fn file_columns(&self) -> &[StructArray] {
         &self.files
+    }
+
+    /// The live files, read in place from the file index (nothing is copied until asked for).
+    pub fn files(&self) -> impl Iterator<Item = FileEntry<'_>> + '_ {
+        self.files.iter().flat_map(|column| (0..column.len()).map(move |row| FileEntry { column, row }))
     }
     pub fn app_transactions(&self) -> &HashMap<String, AppTransaction> {
         &self.txns

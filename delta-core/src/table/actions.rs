@@ -80,7 +80,7 @@ impl AddFile {
 
     /// `numRecords` from the file's JSON stats, when they have it.
     pub fn num_records(&self) -> Option<u64> {
-        self.stats.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())?.get("numRecords")?.as_u64()
+        self.stats.as_deref().and_then(num_records_of)
     }
 
     /// The `remove` that retires this file (with its deletion vector).
@@ -163,6 +163,16 @@ pub fn parse_commit(path: &str, bytes: &[u8]) -> DeltaResult<Vec<Action>> {
         }
     }
     Ok(out)
+}
+
+/// `numRecords` of a stats JSON object, reading past the other fields without building them.
+pub(crate) fn num_records_of(stats: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Count {
+        #[serde(rename = "numRecords")]
+        num_records: Option<u64>,
+    }
+    serde_json::from_str::<Count>(stats).ok().and_then(|c| c.num_records)
 }
 
 #[cfg(test)]

@@ -103,6 +103,10 @@ struct AddLayout {
 
 impl AddLayout {
     fn of(snapshot: &Snapshot) -> DeltaResult<Self> {
+        if !snapshot.has_stats() {
+            // Written from it, the checkpoint would silently drop every file's statistics.
+            return Err(DeltaError::WriteRefused { reason: "a snapshot loaded without statistics cannot be checkpointed".into() });
+        }
         let meta = snapshot.metadata();
         let as_struct = meta.bool_property("delta.checkpoint.writeStatsAsStruct", false);
         Ok(AddLayout {
