@@ -61,16 +61,31 @@ def ours_last_line(args):
     return p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
 
 
+# Ours runs under a small Python that forks and execs it: a process spawned straight from this
+# (large) one would report this one's peak RSS as its own (the old image's high-water mark
+# carries over exec).
+SPAWN = r'''
+import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    fd = os.open("/dev/null", os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"seconds": time.perf_counter() - t0, "status": status, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}))
+'''
+
+
 def ours_measured(args):
-    """Runs the CLI as a whole process: wall time from spawn to exit, its own peak RSS."""
-    t0 = time.perf_counter()
-    pid = os.posix_spawn(DELTA, [DELTA] + args, os.environ,
-                         file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)])
-    _, status, usage = os.wait4(pid, 0)
-    secs = time.perf_counter() - t0
-    if status != 0:
-        return {"error": f"exit status {status}"}
-    return {"seconds": secs, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    """Runs the CLI as a whole process: wall time from fork to exit, its own peak RSS."""
+    p = subprocess.run([sys.executable, "-c", SPAWN, DELTA] + args, capture_output=True, text=True)
+    if p.returncode != 0:
+        return {"error": p.stderr.strip().splitlines()[-1:]}
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    if r["status"] != 0:
+        return {"error": f"exit status {r['status']}"}
+    return r
 
 
 def peer(op, path, src):

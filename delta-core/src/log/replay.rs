@@ -417,6 +417,14 @@ pub async fn read_checkpoint_parquet_with(
 /// ahead of the one being applied decode on the other core instead of waiting.
 const LOG_FILE_BATCHES_AHEAD: usize = 8;
 
+/// Commit files up to this size are decoded on the task that read them.
+const INLINE_DECODE_BYTES: usize = 64 * 1024;
+
+/// Bytes of log files replay reads ahead of the one it applies (besides at most
+/// `io_concurrency` files): many small commits in flight hide the store's latency, a few large
+/// ones keep memory flat.
+const LOG_BYTES_AHEAD: u64 = 64 * 1024 * 1024;
+
 /// Starts reading one log file in the background; its action batches arrive, in order, through
 /// the returned bounded channel (at most [`LOG_FILE_BATCHES_AHEAD`] batches buffered), so replay can apply them while
 /// later files are still being decoded, and memory holds a few batches rather than whole files.
@@ -463,6 +471,35 @@ pub fn stream_log_file(
         let max = location.options().max_actions_per_commit;
         let tx_err = tx.clone();
         let options = ctx.options;
+        if bytes.len() <= INLINE_DECODE_BYTES {
+            // A small commit decodes right here: handing it to a blocking thread would cost more
+            // in thread switches than the decoding (10,000 commits replayed from JSON).
+            let mut batches = Vec::new();
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decode_commit_for_replay(&path, &bytes, max, options, |b| {
+                    batches.push(b);
+                    true
+                })
+            }));
+            let result = match decoded {
+                Ok(r) => r,
+                // A decoder that panicked must not look like a file with fewer actions.
+                Err(_) => Err(DeltaError::Internal(format!("decoding {} failed", file.meta.location))),
+            };
+            match result {
+                Ok(()) => {
+                    for b in batches {
+                        if tx.send(Ok(b)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+            return;
+        }
         let decode = tokio::task::spawn_blocking(move || {
             let result = decode_commit_for_replay(&path, &bytes, max, options, |b| tx.blocking_send(Ok(b)).is_ok());
             if let Err(e) = result {
@@ -734,17 +771,22 @@ pub async fn replay_with(location: &TableLocation, segment: &LogSegment, ctx: &R
         }
     }
     units.reverse();
-    // Newest first, applied batch by batch while the next files decode (two files ahead: enough
-    // to keep both the I/O and a second core busy, little enough to keep memory flat).
-    let ahead = location.options().io_concurrency.clamp(1, 2);
-    let mut pending: std::collections::VecDeque<tokio::sync::mpsc::Receiver<DeltaResult<RecordBatch>>> = std::collections::VecDeque::new();
+    // Newest first, applied batch by batch while the next files read and decode: up to
+    // `io_concurrency` files and LOG_BYTES_AHEAD bytes ahead (always at least one file).
+    let ahead = location.options().io_concurrency.max(1);
+    let mut pending: std::collections::VecDeque<(u64, tokio::sync::mpsc::Receiver<DeltaResult<RecordBatch>>)> =
+        std::collections::VecDeque::new();
+    let mut pending_bytes = 0u64;
     let mut next = 0usize;
     for _ in 0..units.len() {
-        while next < units.len() && pending.len() <= ahead {
-            pending.push_back(stream_log_file(location, &units[next], ctx));
+        while next < units.len() && pending.len() <= ahead && (pending.is_empty() || pending_bytes < LOG_BYTES_AHEAD) {
+            let size = units[next].meta.size;
+            pending.push_back((size, stream_log_file(location, &units[next], ctx)));
+            pending_bytes += size;
             next += 1;
         }
-        let Some(mut rx) = pending.pop_front() else { break };
+        let Some((size, mut rx)) = pending.pop_front() else { break };
+        pending_bytes -= size;
         while let Some(batch) = rx.recv().await {
             state.apply(location, &batch?, false)?;
         }
