@@ -946,8 +946,6 @@ fn parse_type(t: &str) -> Result<DataType, CliError> {
     delta_core::schema::parse_sql_type(t).map_err(|_| CliError::Usage(format!("unknown type `{t}`")))
 }
 
-/// Reads parquet, CSV (with a header) or JSON-lines files. CSV and JSON are read with the table's
-/// schema when the table exists, else with an inferred one.
 /// One input file opened for reading: its path and its batches.
 type InputBatches = (String, Box<dyn Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>> + Send>);
 
@@ -956,7 +954,8 @@ type InputBatches = (String, Box<dyn Iterator<Item = Result<RecordBatch, arrow::
 const INPUT_BATCH_ROWS: usize = 64 * 1024;
 
 /// Opens every input (parquet, CSV with a header, JSON lines) before anything is written, so a
-/// missing file or an unknown format is a usage error with nothing done.
+/// missing file or an unknown format is a usage error with nothing done. CSV and JSON are read
+/// with the table's types for the columns it has (`table_schema`), else with inferred ones.
 fn open_inputs(files: &[String], table_schema: Option<arrow::datatypes::SchemaRef>) -> Result<Vec<InputBatches>, CliError> {
     let mut out: Vec<InputBatches> = Vec::with_capacity(files.len());
     for path in files {
