@@ -423,7 +423,7 @@ const INLINE_DECODE_BYTES: usize = 64 * 1024;
 /// Bytes of log files replay reads ahead of the one it applies (besides at most
 /// `io_concurrency` files): many small commits in flight hide the store's latency, a few large
 /// ones keep memory flat.
-const LOG_BYTES_AHEAD: u64 = 64 * 1024 * 1024;
+const LOG_BYTES_AHEAD: u64 = 16 * 1024 * 1024;
 
 /// Starts reading one log file in the background; its action batches arrive, in order, through
 /// the returned bounded channel (at most [`LOG_FILE_BATCHES_AHEAD`] batches buffered), so replay can apply them while
