@@ -302,6 +302,27 @@ impl TableLocation {
         }
     }
 
+    /// Deletes an object: `Ok(true)` when it was deleted, `Ok(false)` when it did not exist.
+    /// A delete is idempotent, so a failed attempt is tried again (three attempts, 50 ms then
+    /// 200 ms apart): object_store does not retry Azure's batch-delete POST after a connection
+    /// reset, and VACUUM or log cleanup should not stop half-way over one dropped connection.
+    pub async fn delete(&self, path: &Path) -> DeltaResult<bool> {
+        let mut wait_ms = 50;
+        let mut attempt = 1;
+        loop {
+            match self.store.delete(path).await {
+                Ok(()) => return Ok(true),
+                Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(_) if attempt < 3 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+                    wait_ms *= 4;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Writes (or replaces) an object atomically.
     pub async fn put(&self, path: &Path, bytes: Vec<u8>) -> DeltaResult<()> {
         self.store.put(path, bytes.into()).await?;

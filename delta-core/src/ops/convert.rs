@@ -169,7 +169,7 @@ impl Table {
             .try_collect()
             .await?;
         for p in stale {
-            location.store().delete(&p).await?;
+            location.delete(&p).await?;
         }
         Ok(written.len())
     }

@@ -229,17 +229,10 @@ impl VacuumBuilder<'_> {
         .await?
         .version()?;
         let _ = crate::write::checkpoint::post_commit(table, started).await;
-        let store = location.store().clone();
         let deleted: Vec<bool> = futures::stream::iter(doomed.into_iter().map(|d| d.0))
             .map(|path| {
-                let store = store.clone();
-                async move {
-                    match store.delete(&path).await {
-                        Ok(()) => Ok(true),
-                        Err(object_store::Error::NotFound { .. }) => Ok(false),
-                        Err(e) => Err(DeltaError::from(e)),
-                    }
-                }
+                let location = location.clone();
+                async move { location.delete(&path).await }
             })
             .buffer_unordered(location.options().io_concurrency.max(1))
             .try_collect()

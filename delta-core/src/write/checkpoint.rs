@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StructArray};
 use arrow::datatypes::{Field, Schema};
-use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 use serde_json::json;
 
@@ -407,10 +406,7 @@ pub async fn cleanup_expired_logs(snapshot: &Snapshot, now_ms: i64) -> DeltaResu
     doomed.sort();
     let mut n = doomed.len();
     for path in doomed {
-        match location.store().delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        location.delete(&path).await?;
     }
     let kept: Vec<&crate::log::segment::LogFile> = listing.checkpoints.range(keep_from..).flat_map(|(_, fs)| fs.iter()).collect();
     n += cleanup_sidecars(location, &kept, now_ms).await?;
@@ -449,10 +445,8 @@ async fn cleanup_sidecars(
         if referenced.contains(&meta.location) || meta.last_modified.timestamp_millis() > old {
             continue;
         }
-        match location.store().delete(&meta.location).await {
-            Ok(()) => n += 1,
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+        if location.delete(&meta.location).await? {
+            n += 1;
         }
     }
     Ok(n)
