@@ -511,7 +511,8 @@ impl Rewriter {
                 }
                 actions.push(Action::Remove(add.to_remove(now, true)));
                 adds.push(add);
-                deleted.push(rows);
+                // Sorted row indexes: each batch finds its deleted rows by a merge walk.
+                deleted.push(rows.iter().collect::<Vec<u64>>());
             }
             // Copy the rows that stay (the files are read concurrently).
             if !adds.is_empty() {
@@ -519,8 +520,12 @@ impl Rewriter {
                 while let Some(batch) = stream.try_next().await? {
                     let Some(rows) = deleted.get(file_of(&batch)?) else { continue };
                     let idx = row_indexes(&batch)?;
-                    let keep: BooleanArray = idx.values().iter().map(|i| Some(!rows.contains(*i))).collect();
-                    let kept = filter_record_batch(&self.table_columns(&batch)?, &keep)?;
+                    let keep = keep_mask(idx.values(), rows);
+                    let columns = self.table_columns(&batch)?;
+                    let kept = match keep.false_count() {
+                        0 => columns,
+                        _ => filter_record_batch(&columns, &keep)?,
+                    };
                     self.count("numCopiedRows", kept.num_rows() as u64);
                     let lineage = match self.lineage_of(&batch)? {
                         Some((ids, versions)) => Lineage::Copied(filter(&ids, &keep)?, filter(&versions, &keep)?),
@@ -553,6 +558,30 @@ impl Rewriter {
         }
         Ok((actions, self.metrics, self.snapshot))
     }
+}
+
+/// The rows of a batch to keep: those whose index is not in `deleted` (sorted ascending).
+/// Indexes ascend within a batch (a file is read in row order), so the deleted rows are found
+/// by one merge walk; indexes out of order fall back to a binary search.
+fn keep_mask(indexes: &[u64], deleted: &[u64]) -> BooleanArray {
+    let (Some(first), Some(last)) = (indexes.first(), indexes.last()) else { return BooleanArray::from(Vec::<bool>::new()) };
+    if !indexes.windows(2).all(|w| w[0] < w[1]) {
+        return BooleanArray::from(indexes.iter().map(|i| deleted.binary_search(i).is_err()).collect::<Vec<bool>>());
+    }
+    let mut d = deleted.partition_point(|x| x < first);
+    if d == deleted.len() || deleted[d] > *last {
+        return BooleanArray::from(vec![true; indexes.len()]);
+    }
+    let keep: Vec<bool> = indexes
+        .iter()
+        .map(|i| {
+            while d < deleted.len() && deleted[d] < *i {
+                d += 1;
+            }
+            !(d < deleted.len() && deleted[d] == *i)
+        })
+        .collect();
+    BooleanArray::from(keep)
 }
 
 /// Hands a batch to a started writer; when the writer has stopped, its error.
@@ -615,4 +644,21 @@ pub(crate) async fn commit_dml(
     let version = txn.commit().await?.version()?;
     let post_commit_error = crate::write::checkpoint::post_commit(table, version).await.err().map(|e| e.to_string());
     Ok(DmlResult { version: Some(version), metrics, post_commit_error })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_mask_finds_deleted_rows_in_and_out_of_order() {
+        let deleted = [2u64, 5, 6, 100];
+        let mask = |idx: &[u64]| keep_mask(idx, &deleted).iter().map(|b| b.unwrap_or(false)).collect::<Vec<_>>();
+        assert_eq!(mask(&[0, 1, 2, 3, 4, 5, 6, 7]), [true, true, false, true, true, false, false, true]);
+        assert_eq!(mask(&[7, 8, 9]), [true, true, true]);
+        assert_eq!(mask(&[100, 101]), [false, true]);
+        assert_eq!(mask(&[6, 2, 3]), [false, false, true]);
+        assert_eq!(mask(&[]), Vec::<bool>::new());
+        assert!(keep_mask(&[1, 2], &[]).iter().all(|b| b == Some(true)));
+    }
 }
