@@ -417,6 +417,9 @@ pub async fn read_checkpoint_parquet_with(
 /// ahead of the one being applied decode on the other core instead of waiting.
 const LOG_FILE_BATCHES_AHEAD: usize = 8;
 
+/// Live adds are kept in arrays of at least about this many rows (see `ReplayState::keep`).
+const SMALL_RUN_ROWS: usize = 4096;
+
 /// Commit files up to this size are decoded on the task that read them.
 const INLINE_DECODE_BYTES: usize = 64 * 1024;
 
@@ -521,8 +524,11 @@ pub struct ReplayState {
     pub metadata: Option<Metadata>,
     pub txns: HashMap<String, AppTransaction>,
     pub domains: HashMap<String, DomainMetadata>,
-    /// Live `add` actions as struct columns of [`add_fields`].
+    /// Live `add` actions as struct columns of [`add_fields`] (complete after
+    /// [`ReplayState::finish`]).
     pub files: Vec<StructArray>,
+    /// Small runs of live adds (a commit's few files) waiting to be joined into one array.
+    small: Vec<StructArray>,
     /// `commitInfo.inCommitTimestamp` of the newest commit, if it has one.
     pub newest_in_commit_timestamp: Option<i64>,
     seen: hashbrown::HashSet<Box<str>>,
@@ -725,11 +731,11 @@ impl ReplayState {
             }
             if keep.iter().all(|k| *k) {
                 // Every row is a live add (an add-only batch): kept as it is, not copied.
-                self.files.push(add.clone());
+                self.keep(add.clone())?;
             } else if keep.iter().any(|k| *k) {
                 let mask = BooleanArray::from(keep);
                 let kept = filter(add, &mask)?;
-                self.files.push(kept.as_struct().clone());
+                self.keep(kept.as_struct().clone())?;
             }
         }
         if !is_checkpoint {
@@ -738,9 +744,44 @@ impl ReplayState {
         Ok(())
     }
 
+    /// Keeps live adds. A log of many small commits would otherwise hold one array (and its
+    /// two dozen buffers) per commit: runs under [`SMALL_RUN_ROWS`] rows are joined into arrays
+    /// of about that size.
+    fn keep(&mut self, adds: StructArray) -> DeltaResult<()> {
+        if adds.len() >= SMALL_RUN_ROWS {
+            self.join_small()?;
+            self.files.push(adds);
+            return Ok(());
+        }
+        self.small.push(adds);
+        if self.small.iter().map(|a| a.len()).sum::<usize>() >= SMALL_RUN_ROWS {
+            self.join_small()?;
+        }
+        Ok(())
+    }
+
+    fn join_small(&mut self) -> DeltaResult<()> {
+        match self.small.len() {
+            0 => {}
+            1 => self.files.append(&mut self.small),
+            _ => {
+                let parts: Vec<&dyn Array> = self.small.iter().map(|a| a as &dyn Array).collect();
+                let joined = arrow::compute::concat(&parts)?;
+                self.small.clear();
+                self.files.push(joined.as_struct().clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes [`ReplayState::files`] once every batch is applied.
+    pub fn finish(&mut self) -> DeltaResult<()> {
+        self.join_small()
+    }
+
     /// Number of live files.
     pub fn num_files(&self) -> usize {
-        self.files.iter().map(|f| f.len()).sum()
+        self.files.iter().chain(&self.small).map(|f| f.len()).sum()
     }
 }
 
@@ -821,6 +862,7 @@ pub async fn replay_with(location: &TableLocation, segment: &LogSegment, ctx: &R
             }
         }
     }
+    state.finish()?;
     Ok(state)
 }
 
