@@ -138,18 +138,63 @@ impl ReplayContext {
     }
 }
 
+/// `add` fields every add line is decoded with; the others only when some line names them.
+const ADD_FIELDS_ALWAYS: [&str; 5] = ["path", "partitionValues", "size", "modificationTime", "dataChange"];
+
 /// The `add`-only layout commit lines that start with `{"add":` are decoded into: no other
-/// action's columns to build (a 300,000-file log is almost all adds), and no `stats` unless
-/// asked for (the decoder skips fields its schema does not name).
-fn add_only_schema(stats: bool) -> SchemaRef {
-    static WITH: OnceLock<SchemaRef> = OnceLock::new();
-    static WITHOUT: OnceLock<SchemaRef> = OnceLock::new();
-    let cell = if stats { &WITH } else { &WITHOUT };
-    cell.get_or_init(|| {
-        let fields: Vec<FieldRef> = add_fields().iter().filter(|f| stats || f.name() != "stats").cloned().collect();
-        Arc::new(Schema::new(vec![Field::new("add", DataType::Struct(Fields::from(fields)), true)]))
-    })
-    .clone()
+/// action's columns to build (a 300,000-file log is almost all adds), no `stats` unless asked
+/// for, and none of the optional fields (deletion vector, tags, row tracking, clustering) that
+/// no line of the file names (the decoder skips fields its schema does not name; absent ones are
+/// filled from [`null_add_columns`], which costs nothing per row).
+///
+/// A field counts as named when its quoted name appears anywhere in the add lines (a partition
+/// value spelled like it only costs decoding the field). Names inside the `stats` string are
+/// escaped (`\"tags\"`) and do not count. A key spelled with a `\u` escape would be missed,
+/// so lines with any `\u` decode every field.
+fn add_decode_schema(add_lines: &[&[u8]], stats: bool) -> SchemaRef {
+    let escaped = add_lines.iter().any(|l| memchr::memmem::find(l, b"\\u").is_some());
+    let fields: Vec<FieldRef> = add_fields()
+        .iter()
+        .filter(|f| {
+            let name = f.name().as_str();
+            if name == "stats" {
+                return stats;
+            }
+            if escaped || ADD_FIELDS_ALWAYS.contains(&name) {
+                return true;
+            }
+            let quoted = format!("\"{name}\"");
+            add_lines.iter().any(|l| memchr::memmem::find(l, quoted.as_bytes()).is_some())
+        })
+        .cloned()
+        .collect();
+    Arc::new(Schema::new(vec![Field::new("add", DataType::Struct(Fields::from(fields)), true)]))
+}
+
+/// Rows of the shared all-null `add` columns; decoder batches are never longer.
+const NULL_ADD_ROWS: usize = 8192;
+
+/// One all-null column per `add` field, [`NULL_ADD_ROWS`] long, built once: absent fields of a
+/// decoded batch are slices of these, so they share one set of buffers.
+fn null_add_columns() -> &'static [ArrayRef] {
+    static NULLS: OnceLock<Vec<ArrayRef>> = OnceLock::new();
+    NULLS.get_or_init(|| add_fields().iter().map(|f| new_null_array(f.data_type(), NULL_ADD_ROWS)).collect())
+}
+
+/// A decoded add-only batch's `add` column in [`add_fields`]' layout.
+fn complete_add(decoded: &ArrayRef) -> DeltaResult<ArrayRef> {
+    let Some(got) = decoded.as_struct_opt() else { return Err(DeltaError::Internal("add column is not a struct".into())) };
+    let n = got.len();
+    let fields = add_fields();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.len());
+    for (i, f) in fields.iter().enumerate() {
+        columns.push(match got.column_by_name(f.name()) {
+            Some(c) => conform(c, f.data_type())?,
+            None if n <= NULL_ADD_ROWS => null_add_columns()[i].slice(0, n),
+            None => new_null_array(f.data_type(), n),
+        });
+    }
+    Ok(Arc::new(StructArray::try_new(fields, columns, got.nulls().cloned())?))
 }
 
 /// Decodes a commit (or JSON checkpoint) for replay, batch by batch: lines that are not plain
@@ -202,16 +247,16 @@ pub fn decode_commit_for_replay(
     if add_runs.is_empty() {
         return Ok(());
     }
-    let target = DataType::Struct(add_fields());
-    let out_schema = Arc::new(Schema::new(vec![Field::new("add", target.clone(), true)]));
-    let mut decoder = arrow::json::ReaderBuilder::new(add_only_schema(options.stats))
+    let out_schema = Arc::new(Schema::new(vec![Field::new("add", DataType::Struct(add_fields()), true)]));
+    let lines: Vec<&[u8]> = add_runs.iter().map(|r| &bytes[r.clone()]).collect();
+    let mut decoder = arrow::json::ReaderBuilder::new(add_decode_schema(&lines, options.stats))
         .with_strict_mode(false)
         .with_coerce_primitive(true)
         .with_batch_size(8192)
         .build_decoder()
         .map_err(|e| DeltaError::corrupt(path, e))?;
     let mut emit = |batch: RecordBatch| -> DeltaResult<bool> {
-        let add = conform(batch.column(0), &target)?;
+        let add = complete_add(batch.column(0))?;
         Ok(each(RecordBatch::try_new(out_schema.clone(), vec![add])?))
     };
     for run in add_runs {
@@ -972,6 +1017,35 @@ mod tests {
                 false => assert_eq!(stats_col.null_count(), 2),
             }
         }
+        // Optional fields are decoded when a line names them (however it spaces the key) and
+        // are null elsewhere; a key written with a \u escape still decodes.
+        let log = br#"{"add":{"path":"a","partitionValues":{},"size":1,"modificationTime":1,"dataChange":true}}
+{"add":{"path":"b","partitionValues":{},"size":2,"modificationTime":1,"dataChange":true,"deletionVector" : {"storageType":"i","pathOrInlineDv":"wi5b=000010000siXQKl0rr91000f55c8Xg0@@D72lkbi5=-{L","offset":1,"sizeInBytes":36,"cardinality":2},"tags":{"k":"v"},"baseRowId":7}}"#;
+        let escaped = br#"{"add":{"path":"c","partitionValues":{},"size":3,"modificationTime":1,"dataChange":true,"base\u0052owId":9}}"#;
+        for (log, expect) in [(&log[..], [None, Some(7)]), (&escaped[..], [Some(9), None])] {
+            let mut adds = Vec::new();
+            decode_commit_for_replay("t", log, 100, ReplayOptions { stats: false }, |b| {
+                adds.push(b);
+                true
+            })
+            .unwrap();
+            let add = adds[0].column(0).as_struct();
+            assert_eq!(add.fields(), &add_fields());
+            let row_ids: Vec<Option<i64>> = add.column_by_name("baseRowId").unwrap().as_primitive::<Int64Type>().iter().collect();
+            assert_eq!(row_ids, expect[..add.len()].to_vec());
+        }
+        let mut adds = Vec::new();
+        decode_commit_for_replay("t", log, 100, ReplayOptions::default(), |b| {
+            adds.push(b);
+            true
+        })
+        .unwrap();
+        let add = adds[0].column(0).as_struct();
+        let dvs = add.column(add_col::DELETION_VECTOR).as_struct();
+        assert_eq!((dvs.is_valid(0), dvs.is_valid(1)), (false, true));
+        assert_eq!(crate::read::dv::dv_at(dvs, 1).map(|d| d.cardinality), Some(2));
+        assert!(map_cell(add.column_by_name("tags").unwrap().as_map(), 1).is_some_and(|t| t.len() == 1));
+
         // Corrupt add lines are still corrupt.
         let bad = b"{\"add\":{\"path\":\"a\",\"size\":\"big\"}}\n";
         assert!(matches!(
