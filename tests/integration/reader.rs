@@ -367,3 +367,93 @@ async fn a_listing_reads_no_statistics_column() {
     assert!(matches!(delta_core::checkpoint::write_checkpoint(&listing).await, Err(DeltaError::WriteRefused { .. })));
     let _ = std::fs::remove_dir_all(tmp("listing-no-stats"));
 }
+
+/// `Table::snapshot` brings its kept snapshot up to date by replaying only newer commits: after
+/// every kind of change — appends by this handle and by another, deletes with and without
+/// deletion vectors, a property, an idempotent write's transaction, OPTIMIZE, a checkpoint (a
+/// full load), and the table dropped and created again with as many commits — it equals a fresh
+/// handle's snapshot (version, files with their stats and deletion vectors, protocol,
+/// configuration, transactions).
+#[tokio::test]
+async fn a_kept_snapshot_is_brought_up_to_date() {
+    use delta_core::write::WriteOptions;
+    let dir = tmp("kept-snapshot");
+    let uri = dir.to_str().unwrap().to_string();
+    let handle = Table::open(&uri).unwrap();
+    let other = Table::open(&uri).unwrap();
+    let describe = |s: &delta_core::Snapshot| {
+        let mut files: Vec<String> = s
+            .files()
+            .map(|f| format!("{} {} {:?} {:?}", f.path(), f.size(), f.stats(), f.deletion_vector().map(|d| d.unique_id())))
+            .collect();
+        files.sort();
+        let mut txns: Vec<(String, i64)> = s.app_transactions().values().map(|t| (t.app_id.clone(), t.version)).collect();
+        txns.sort();
+        let mut config: Vec<(String, String)> = s.metadata().configuration.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect();
+        config.sort();
+        (s.version(), files, s.protocol().clone(), config, s.metadata().schema_string.clone(), txns)
+    };
+    // A kept snapshot never reads more log files than a fresh load; `incremental` steps count
+    // how often it read fewer (automatic checkpoints make some steps full loads).
+    let fewer = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let check = |what: &'static str, incremental: bool| {
+        let handle = handle.clone();
+        let uri = uri.clone();
+        let fewer = fewer.clone();
+        async move {
+            let kept = handle.snapshot().await.unwrap();
+            let fresh = Table::open(&uri).unwrap().snapshot().await.unwrap();
+            assert_eq!(describe(&kept), describe(&fresh), "after {what}");
+            let read = |s: &delta_core::Snapshot| s.replay_metrics().files.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(read(&kept) <= read(&fresh), "after {what}: {} log files read, a fresh load reads {}", read(&kept), read(&fresh));
+            if incremental && read(&kept) < read(&fresh) {
+                fewer.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    };
+    handle.write(vec![id_batch(&[1, 2, 3])], WriteOptions::default()).await.unwrap();
+    check("create", false).await;
+    for i in 0..3i64 {
+        handle.write(vec![id_batch(&[10 + i, 20 + i])], WriteOptions::default()).await.unwrap();
+        other.write(vec![id_batch(&[30 + i])], WriteOptions::default()).await.unwrap();
+        check("appends by two handles", i > 0).await;
+    }
+    handle.delete(Some("id = 2")).await.unwrap();
+    check("a copy-on-write delete", true).await;
+    other.set_properties([("delta.enableDeletionVectors".to_string(), "true".to_string())].into()).await.unwrap();
+    check("a property set by another handle", true).await;
+    handle.delete(Some("id = 11")).await.unwrap();
+    check("a delete with a deletion vector", true).await;
+    other.delete(Some("id = 10")).await.unwrap();
+    check("a second deletion vector on the same file, by another handle", true).await;
+    let opts = WriteOptions { app_transaction: Some(("app".into(), 7)), ..Default::default() };
+    handle.write(vec![id_batch(&[40])], opts).await.unwrap();
+    check("an idempotent write", true).await;
+    handle.optimize().execute().await.unwrap();
+    check("OPTIMIZE", true).await;
+    other.checkpoint().await.unwrap();
+    other.write(vec![id_batch(&[50])], WriteOptions::default()).await.unwrap();
+    check("a checkpoint and a commit after it", false).await;
+    let version = handle.snapshot().await.unwrap().version();
+    let incremental_steps = fewer.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(incremental_steps >= 5, "only {incremental_steps} steps replayed just the newer commits");
+
+    // Dropped and created again with as many commits: nothing of the kept snapshot survives.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let fresh = Table::open(&uri).unwrap();
+    for i in 0..=version {
+        fresh.write(vec![id_batch(&[1000 + i])], WriteOptions::default()).await.unwrap();
+    }
+    check("the table dropped and written again", false).await;
+    let ids: Vec<i64> = {
+        let mut v = Vec::new();
+        let batches = handle.snapshot().await.unwrap().scan().build().unwrap().collect().await.unwrap();
+        for b in &batches {
+            v.extend(b.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().iter());
+        }
+        v.sort();
+        v
+    };
+    assert_eq!(ids, (1000..=1000 + version).collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,10 +21,17 @@ use crate::log::storage::{TableLocation, TableOptions};
 use crate::table::protocol::{add_col, AppTransaction, CommitInfo, DomainMetadata, Metadata, Protocol, TableFeature};
 use crate::table::schema::{ColumnMappingMode, StructType};
 
-/// A Delta table at a location. Cheap to clone.
+/// A Delta table at a location. Cheap to clone; clones share the latest snapshot.
+///
+/// [`Table::snapshot`] keeps the latest snapshot it loaded (and so its file index, as long as the
+/// handle lives) and brings it up to date by replaying only the commits added since, as long as
+/// no newer checkpoint or compacted log file appeared and the commit it ended at is unchanged;
+/// otherwise it loads from the newest checkpoint. An ingestion service appending through one
+/// handle no longer re-reads the log since the last checkpoint before every commit.
 #[derive(Debug, Clone)]
 pub struct Table {
     location: TableLocation,
+    latest: Arc<std::sync::Mutex<Option<Snapshot>>>,
 }
 
 /// One entry of [`Table::history`].
@@ -45,21 +52,32 @@ impl Table {
 
     /// Opens a table with options. Does no I/O.
     pub fn open_with(location: &str, options: TableOptions) -> DeltaResult<Self> {
-        Ok(Table { location: TableLocation::open(location, options)? })
+        Ok(Table { location: TableLocation::open(location, options)?, latest: Arc::default() })
     }
 
     /// A table over an existing location.
     pub fn from_location(location: TableLocation) -> Self {
-        Table { location }
+        Table { location, latest: Arc::default() }
     }
 
     pub fn location(&self) -> &TableLocation {
         &self.location
     }
 
-    /// The latest snapshot.
+    /// The latest snapshot (see the type's docs for how it is kept up to date).
     pub async fn snapshot(&self) -> DeltaResult<Snapshot> {
-        Snapshot::load(&self.location, None).await
+        let previous = self.latest.lock().ok().and_then(|c| c.clone());
+        let snapshot = match previous {
+            Some(p) => Snapshot::load_latest_after(&self.location, &p).await?,
+            None => Snapshot::load(&self.location, None).await?,
+        };
+        if let Ok(mut cached) = self.latest.lock() {
+            // Another task may have stored a newer one meanwhile.
+            if cached.as_ref().is_none_or(|c| c.version() <= snapshot.version()) {
+                *cached = Some(snapshot.clone());
+            }
+        }
+        Ok(snapshot)
     }
 
     /// The snapshot at `version` (latest when `None`), decoding what `options` ask for: a file
@@ -277,6 +295,66 @@ impl Snapshot {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The latest snapshot, built on `previous` (an older snapshot of the same table, with
+    /// statistics): when the log still starts from the same checkpoint, has no compacted files
+    /// and still holds `previous`'s own commit file unchanged, only the commits after it are
+    /// replayed, newest first, and `previous`'s files are then kept unless one of them removed or
+    /// re-added them (exactly as a checkpoint's files are); anything else is a full load.
+    pub(crate) async fn load_latest_after(location: &TableLocation, previous: &Snapshot) -> DeltaResult<Snapshot> {
+        let segment = LogSegment::build(location, None).await?;
+        let same_start = match (&segment.checkpoint, &previous.segment.checkpoint) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.version == b.version,
+            _ => false,
+        };
+        let same_file = |a: &LogFile, b: &LogFile| a.meta.size == b.meta.size && a.meta.last_modified == b.meta.last_modified && a.meta.e_tag == b.meta.e_tag;
+        let at = |s: &LogSegment, v: i64| s.all_commits.iter().find(|c| c.name.version == v).cloned();
+        let unchanged = match (at(&segment, previous.version), at(&previous.segment, previous.version)) {
+            (Some(a), Some(b)) => same_file(&a, &b),
+            _ => false,
+        };
+        if !(previous.stats && same_start && unchanged && segment.compactions.is_empty() && segment.end_version >= previous.version) {
+            return Self::load(location, None).await;
+        }
+        if segment.end_version == previous.version {
+            return Ok(previous.clone());
+        }
+        let newer: Vec<LogFile> = segment.commits.iter().filter(|c| c.name.version > previous.version).cloned().collect();
+        let partial = LogSegment {
+            end_version: segment.end_version,
+            checkpoint: None,
+            commits: newer,
+            compactions: Vec::new(),
+            checksum: None,
+            all_commits: Vec::new(),
+        };
+        let ctx = ReplayContext::new(ReplayOptions::default());
+        let mut state = replay_with(location, &partial, &ctx).await?;
+        let add_schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "add",
+            arrow::datatypes::DataType::Struct(crate::table::protocol::add_fields()),
+            true,
+        )]));
+        for files in previous.files.iter() {
+            let batch = arrow::array::RecordBatch::try_new(add_schema.clone(), vec![Arc::new(files.clone())])?;
+            state.apply(location, &batch, true)?;
+        }
+        state.finish()?;
+        if state.protocol.is_none() {
+            state.protocol = Some(previous.protocol.clone());
+        }
+        if state.metadata.is_none() {
+            state.metadata = Some(previous.metadata.clone());
+        }
+        for (app, txn) in previous.txns.iter() {
+            state.txns.entry(app.clone()).or_insert_with(|| txn.clone());
+        }
+        for (name, domain) in previous.domains.iter() {
+            state.domains.entry(name.clone()).or_insert_with(|| domain.clone());
+        }
+        Self::from_state(location.clone(), segment, state, &ctx).await
     }
 
     /// An empty snapshot "before version 0", carrying the protocol and metadata a create commits.
