@@ -68,16 +68,21 @@ impl Table {
     pub async fn snapshot(&self) -> DeltaResult<Snapshot> {
         let previous = self.latest.lock().ok().and_then(|c| c.clone());
         let snapshot = match previous {
-            Some(p) => Snapshot::load_latest_after(&self.location, &p).await?,
+            Some(p) => Snapshot::load_after(&self.location, &p, None).await?,
             None => Snapshot::load(&self.location, None).await?,
         };
-        if let Ok(mut cached) = self.latest.lock() {
-            // Another task may have stored a newer one meanwhile.
-            if cached.as_ref().is_none_or(|c| c.version() <= snapshot.version()) {
-                *cached = Some(snapshot.clone());
+        self.keep(&snapshot);
+        Ok(snapshot)
+    }
+
+    /// Keeps `snapshot` as the base of later loads unless a newer one is kept already (another
+    /// task may have stored one meanwhile).
+    fn keep(&self, snapshot: &Snapshot) {
+        if let Ok(mut kept) = self.latest.lock() {
+            if snapshot.stats && kept.as_ref().is_none_or(|k| k.version() <= snapshot.version()) {
+                *kept = Some(snapshot.clone());
             }
         }
-        Ok(snapshot)
     }
 
     /// The snapshot at `version` (latest when `None`), decoding what `options` ask for: a file
@@ -87,9 +92,14 @@ impl Table {
         Snapshot::load_with(&self.location, version, options).await
     }
 
-    /// The snapshot at `version`.
+    /// The snapshot at `version`; built on the kept snapshot when that is not newer (as after
+    /// this handle's own commit: the checksum of the new version replays one commit).
     pub async fn snapshot_at(&self, version: i64) -> DeltaResult<Snapshot> {
-        Snapshot::load(&self.location, Some(version)).await
+        let previous = self.latest.lock().ok().and_then(|c| c.clone()).filter(|p| p.version() <= version);
+        let Some(previous) = previous else { return Snapshot::load(&self.location, Some(version)).await };
+        let snapshot = Snapshot::load_after(&self.location, &previous, Some(version)).await?;
+        self.keep(&snapshot);
+        Ok(snapshot)
     }
 
     /// The snapshot of the newest commit at or before `timestamp_ms` (ms since the epoch).
@@ -297,13 +307,13 @@ impl Snapshot {
         }
     }
 
-    /// The latest snapshot, built on `previous` (an older snapshot of the same table, with
-    /// statistics): when the log still starts from the same checkpoint, has no compacted files
+    /// The snapshot at `version` (latest when `None`), built on `previous` (an older snapshot of
+    /// the same table, with statistics): when the log still starts from the same checkpoint, has no compacted files
     /// and still holds `previous`'s own commit file unchanged, only the commits after it are
     /// replayed, newest first, and `previous`'s files are then kept unless one of them removed or
     /// re-added them (exactly as a checkpoint's files are); anything else is a full load.
-    pub(crate) async fn load_latest_after(location: &TableLocation, previous: &Snapshot) -> DeltaResult<Snapshot> {
-        let segment = LogSegment::build(location, None).await?;
+    pub(crate) async fn load_after(location: &TableLocation, previous: &Snapshot, version: Option<i64>) -> DeltaResult<Snapshot> {
+        let segment = LogSegment::build(location, version).await?;
         let same_start = match (&segment.checkpoint, &previous.segment.checkpoint) {
             (None, None) => true,
             (Some(a), Some(b)) => a.version == b.version,
@@ -316,7 +326,7 @@ impl Snapshot {
             _ => false,
         };
         if !(previous.stats && same_start && unchanged && segment.compactions.is_empty() && segment.end_version >= previous.version) {
-            return Self::load(location, None).await;
+            return Self::load(location, version).await;
         }
         if segment.end_version == previous.version {
             return Ok(previous.clone());
