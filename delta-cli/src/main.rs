@@ -80,6 +80,59 @@ enum ConstraintAction {
 }
 
 #[derive(Subcommand)]
+enum ClusterAction {
+    /// The scheduler: plans queries (Delta tables are opened here with this process's storage
+    /// options), splits them into stages and hands tasks to executors. Prints the address it
+    /// listens on.
+    Scheduler {
+        /// HOST:PORT (port 0: any free port). Loopback unless --insecure.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: String,
+        /// Allow listening beyond loopback without TLS (anyone who can reach the port can run
+        /// queries with this process's storage access).
+        #[arg(long)]
+        insecure: bool,
+        /// An executor silent this long is lost; its tasks run again elsewhere.
+        #[arg(long = "executor-timeout-secs", default_value_t = 60)]
+        executor_timeout_secs: u64,
+        /// Executors needed before `delta cluster status` reports ready.
+        #[arg(long = "min-executors", default_value_t = 1)]
+        min_executors: usize,
+    },
+    /// An executor: pulls tasks from the scheduler, reads Delta files with this process's storage
+    /// options, serves its shuffle output. Prints the ports it took.
+    Executor {
+        /// The scheduler's HOST:PORT.
+        #[arg(long)]
+        scheduler: String,
+        /// HOST:PORT for the shuffle service (port 0: any free port). Loopback unless --insecure.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: String,
+        /// Shuffle files and spills (default: a temporary folder).
+        #[arg(long = "work-dir")]
+        work_dir: Option<String>,
+        /// Tasks run at once (default: the machine's cores).
+        #[arg(long)]
+        slots: Option<usize>,
+        /// How often the executor tells the scheduler it is alive.
+        #[arg(long = "heartbeat-secs", default_value_t = 5)]
+        heartbeat_secs: u64,
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Print whether the scheduler is ready and how many executors it has.
+    Status {
+        #[arg(long)]
+        scheduler: String,
+        /// Wait until at least this many executors are registered (up to --timeout-secs).
+        #[arg(long = "wait-for")]
+        wait_for: Option<usize>,
+        #[arg(long = "timeout-secs", default_value_t = 10)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Subcommand)]
 enum AlterAction {
     /// Add nullable columns: "name type, struct.name type" (nested paths add struct fields).
     AddColumns { columns: String },
@@ -226,6 +279,10 @@ enum Command {
         /// runs show warm times); the rows of the last run are printed.
         #[arg(long, default_value_t = 1)]
         repeat: usize,
+        /// Run queries on the Ballista cluster whose scheduler is at df://HOST:PORT (tables are
+        /// planned there; --memory-limit is the executors' business then).
+        #[arg(long)]
+        cluster: Option<String>,
     },
     /// Restore the table to an earlier version (one new commit; history is kept).
     Restore {
@@ -295,6 +352,12 @@ enum Command {
     Ml {
         #[command(subcommand)]
         action: ml::MlCommand,
+    },
+    /// A Ballista cluster: run a scheduler or an executor here, or ask a scheduler how many
+    /// executors it has. Queries reach it with `delta sql --cluster df://HOST:PORT`.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
     },
     /// The files a scan would read after pruning, then `N of M files`.
     Files {
@@ -375,6 +438,87 @@ fn parse_bytes(text: &str) -> Result<usize, CliError> {
 }
 
 /// A query's error: delta-core's own when it is one (a missing table, a bad version …).
+/// `HOST:PORT` (a name is looked up; the first address is taken).
+fn socket_addr(text: &str) -> Result<std::net::SocketAddr, CliError> {
+    use std::net::ToSocketAddrs;
+    let trimmed = text.trim().trim_start_matches("df://").trim_end_matches('/');
+    trimmed
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| CliError::Usage(format!("`{text}` is not HOST:PORT")))
+}
+
+fn refuse_open_bind(addr: &std::net::SocketAddr, insecure: bool, what: &str) -> Result<(), CliError> {
+    if delta_exec::cluster::is_loopback(addr) {
+        return Ok(());
+    }
+    if !insecure {
+        return Err(CliError::Usage(format!(
+            "the {what} would listen on {addr}, beyond this machine, without TLS; pass --insecure to do so anyway"
+        )));
+    }
+    eprintln!("warning: the {what} listens on {addr} without TLS: anyone who reaches it can run queries with its storage access");
+    Ok(())
+}
+
+async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Result<(), CliError> {
+    use delta_exec::cluster::{cluster_status, run_executor, run_scheduler, ExecutorOptions, SchedulerOptions};
+    use std::io::Write;
+    match action {
+        ClusterAction::Scheduler { bind, insecure, executor_timeout_secs, min_executors } => {
+            let addr = socket_addr(&bind)?;
+            refuse_open_bind(&addr, insecure, "scheduler")?;
+            let mut o = SchedulerOptions::new(addr);
+            o.table_options = options;
+            o.executor_timeout_secs = executor_timeout_secs.max(1);
+            o.expire_interval_secs = (executor_timeout_secs / 4).clamp(1, 15);
+            o.min_executors = min_executors;
+            run_scheduler(o, |addr| {
+                println!("scheduler listening on {addr}");
+                let _ = std::io::stdout().flush();
+            })
+            .await
+            .map_err(query_error)
+        }
+        ClusterAction::Executor { scheduler, bind, work_dir, slots, heartbeat_secs, insecure } => {
+            let bind = socket_addr(&bind)?;
+            refuse_open_bind(&bind, insecure, "executor")?;
+            let scheduler = socket_addr(&scheduler)?;
+            let slots = slots.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let o = ExecutorOptions { scheduler, bind, work_dir, slots, table_options: options, heartbeat_secs };
+            let host = bind.ip();
+            run_executor(o, |port, grpc| {
+                println!("executor on {host}:{port} (shuffle service), {host}:{grpc} (gRPC), {slots} slots, scheduler {scheduler}");
+                let _ = std::io::stdout().flush();
+            })
+            .await
+            .map_err(query_error)
+        }
+        ClusterAction::Status { scheduler, wait_for, timeout_secs } => {
+            let addr = socket_addr(&scheduler)?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now()).max(std::time::Duration::from_millis(100));
+                let status = cluster_status(addr, left).await;
+                match (&status, wait_for) {
+                    (Ok(s), Some(n)) if s.executors < n && std::time::Instant::now() < deadline => {}
+                    (Err(_), Some(_)) if std::time::Instant::now() < deadline => {}
+                    (Ok(s), Some(n)) if s.executors < n => {
+                        return Err(CliError::Output(format!("{} executors registered at {addr}, not {n}, after {timeout_secs} s", s.executors)));
+                    }
+                    (Ok(s), _) => {
+                        println!("{}: {} executors registered", if s.ready { "ready" } else { "not ready" }, s.executors);
+                        return Ok(());
+                    }
+                    (Err(_), _) => return status.map(|_| ()).map_err(query_error),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 fn query_error(e: datafusion::common::DataFusionError) -> CliError {
     match e.find_root() {
         datafusion::common::DataFusionError::External(inner) => match inner.downcast_ref::<DeltaError>() {
@@ -634,7 +778,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let snapshot = open(&table)?.snapshot().await?;
             print!("{}", describe(&snapshot));
         }
-        Command::Sql { statement, tables, tables_dir, format, output, memory_limit, timing, repeat } => {
+        Command::Cluster { action } => cluster(action, options).await?,
+        Command::Sql { statement, tables, tables_dir, format, output, memory_limit, timing, repeat, cluster } => {
             let started = std::time::Instant::now();
             // Without --memory-limit, three quarters of the machine's memory: a query beyond it
             // spills or fails with a resources error instead of meeting the OS's OOM killer.
@@ -643,7 +788,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 None => physical_memory().map(|total| total / 4 * 3),
             };
             let partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            let session = delta_exec::Session::with_config(partitions, limit).map_err(query_error)?.with_table_options(options.clone());
+            let session = match &cluster {
+                Some(url) => delta_exec::Session::remote(url, options.clone()).await.map_err(query_error)?,
+                None => delta_exec::Session::with_config(partitions, limit).map_err(query_error)?.with_table_options(options.clone()),
+            };
             let named: Vec<&str> = tables.iter().filter_map(|t| t.split_once('=').map(|(n, _)| n.trim())).collect();
             if let Some(dir) = &tables_dir {
                 for entry in std::fs::read_dir(dir)? {

@@ -397,3 +397,176 @@ fn large_append_streams_the_same_table() {
     assert_eq!(version, 0);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A `delta` process killed (and reaped) when dropped; its stdout is drained on a thread.
+struct Server {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `delta args…` and waits (up to 60 s) for its first line on stdout.
+    fn start(args: &[&str]) -> (Server, String) {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_delta"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = Server { child, lines };
+        let first = server.lines.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| {
+            let status = server.child.try_wait();
+            panic!("`delta {}` printed nothing within 60 s (exit: {status:?})", args.join(" "))
+        });
+        (server, first)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scheduler and two executors as separate processes on 127.0.0.1 (free ports): `delta sql
+/// --cluster` answers as a local `delta sql` on a table with deletion vectors, including a join
+/// and a CTAS (one commit, version 0); with the scheduler gone, the client fails with an error
+/// in bounded time instead of hanging.
+#[test]
+fn a_cluster_of_processes_answers_as_local() {
+    let root = dir("cluster");
+    let t = root.join("events");
+    let t = t.to_str().unwrap();
+    let csv = root.join("events.csv");
+    let mut text = String::from("id,grp,amount\n");
+    for i in 0..3000 {
+        text.push_str(&format!("{i},g{},{}\n", i % 7, i * 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let (ok, _, err) = delta(&["create", t, "--schema", "id long, grp string, amount long", "--property", "delta.enableDeletionVectors=true"]);
+    assert!(ok, "{err}");
+    for _ in 0..3 {
+        let (ok, _, err) = delta(&["write", t, csv.to_str().unwrap()]);
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = delta(&["sql", &format!("DELETE FROM delta.`{t}` WHERE id % 5 = 0")]);
+    assert!(ok && out.contains("numDeletionVectorsAdded"), "{out}{err}");
+
+    let (scheduler, line) = Server::start(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "10"]);
+    let addr = line.strip_prefix("scheduler listening on ").unwrap_or_else(|| panic!("scheduler said: {line}")).to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let work = [root.join("w1"), root.join("w2")];
+    let mut executors = Vec::new();
+    for w in &work {
+        std::fs::create_dir_all(w).unwrap();
+        let args = ["cluster", "executor", "--scheduler", &addr, "--slots", "2", "--heartbeat-secs", "1", "--work-dir", w.to_str().unwrap()];
+        let (e, line) = Server::start(&args);
+        assert!(line.starts_with("executor on 127.0.0.1:"), "{line}");
+        executors.push(e);
+    }
+    let (ok, out, err) = delta(&["cluster", "status", "--scheduler", &addr, "--wait-for", "2", "--timeout-secs", "60"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "ready: 2 executors registered");
+
+    let url = format!("df://{addr}");
+    let queries = [
+        format!("SELECT grp, count(*) AS n, sum(amount) AS s FROM delta.`{t}` GROUP BY grp ORDER BY grp"),
+        format!("SELECT count(*) AS n FROM delta.`{t}`"),
+        format!("SELECT a.grp, count(*) AS n FROM delta.`{t}` a JOIN delta.`{t}` b ON a.id = b.id + 1 WHERE a.amount > 100 GROUP BY a.grp ORDER BY a.grp"),
+        format!("SELECT id, amount FROM delta.`{t}` WHERE id BETWEEN 10 AND 20 ORDER BY id, amount"),
+        // Unaliased: the output's column names are the local ones.
+        format!("SELECT max(amount), min(id) FROM delta.`{t}` WHERE grp = 'g3'"),
+    ];
+    for q in &queries {
+        let (ok, local, err) = delta(&["sql", q, "--format", "csv"]);
+        assert!(ok, "{err}");
+        let (ok, remote, err) = delta(&["sql", q, "--format", "csv", "--cluster", &url]);
+        assert!(ok, "on the cluster: {q}: {err}");
+        assert_eq!(remote, local, "{q}");
+    }
+    // Deleted rows stay deleted on the executors.
+    let (_, out, _) = delta(&["sql", &format!("SELECT count(*) AS n FROM delta.`{t}` WHERE id % 5 = 0"), "--format", "csv", "--cluster", &url]);
+    assert_eq!(out, "n\n0\n");
+
+    let target = root.join("summary");
+    let target = target.to_str().unwrap();
+    let ctas = format!("CREATE TABLE delta.`{target}` AS SELECT grp, count(*) AS n FROM delta.`{t}` GROUP BY grp");
+    let (ok, out, err) = delta(&["sql", &ctas, "--cluster", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("committed version 0"), "{out}");
+    let (_, out, _) = delta(&["sql", &format!("SELECT sum(n) AS n FROM delta.`{target}`"), "--format", "csv"]);
+    assert_eq!(out, format!("n\n{}\n", (0..3000).filter(|i| i % 5 != 0).count() * 3));
+
+    drop(executors);
+    drop(scheduler);
+    let started = std::time::Instant::now();
+    let (ok, _, err) = delta(&["sql", &queries[0], "--cluster", &url]);
+    assert!(!ok, "a query with the scheduler gone succeeded");
+    assert!(!err.trim().is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "the client took {:?} to give up", started.elapsed());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// An executor killed while a query runs on it: the scheduler notices the missed heartbeats, runs
+/// its tasks (and any stage whose shuffle output it held) again on the other executor, and the
+/// query still gives the local answer.
+#[test]
+fn a_query_survives_a_killed_executor() {
+    let root = dir("cluster-kill");
+    let t = root.join("events");
+    let t = t.to_str().unwrap();
+    let csv = root.join("events.csv");
+    let mut text = String::from("id,grp,amount\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("{i},g{},{}\n", i % 7, i * 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    for _ in 0..4 {
+        let (ok, _, err) = delta(&["write", t, csv.to_str().unwrap()]);
+        assert!(ok, "{err}");
+    }
+    // Long enough on debug builds to be running when an executor dies.
+    let q = format!(
+        "SELECT a.grp, count(*) AS n, sum(b.amount) AS s FROM delta.`{t}` a JOIN delta.`{t}` b ON a.grp = b.grp AND a.id < b.id + 3 GROUP BY a.grp ORDER BY a.grp"
+    );
+    let (ok, local, err) = delta(&["sql", &q, "--format", "csv"]);
+    assert!(ok, "{err}");
+
+    let (_scheduler, line) = Server::start(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "4", "--min-executors", "2"]);
+    let addr = line.strip_prefix("scheduler listening on ").unwrap_or_else(|| panic!("scheduler said: {line}")).to_string();
+    let mut executors = Vec::new();
+    for w in ["w1", "w2"] {
+        let w = root.join(w);
+        std::fs::create_dir_all(&w).unwrap();
+        let args = ["cluster", "executor", "--scheduler", &addr, "--slots", "2", "--heartbeat-secs", "1", "--work-dir", w.to_str().unwrap()];
+        executors.push(Server::start(&args).0);
+    }
+    let (ok, _, err) = delta(&["cluster", "status", "--scheduler", &addr, "--wait-for", "2", "--timeout-secs", "60"]);
+    assert!(ok, "{err}");
+
+    let started = std::time::Instant::now();
+    let mut client = Command::new(env!("CARGO_BIN_EXE_delta"))
+        .args(["sql", &q, "--format", "csv", "--cluster", &format!("df://{addr}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(client.try_wait().unwrap().is_none(), "the query finished before an executor could be killed; make it longer");
+    drop(executors.remove(0));
+    let out = client.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the query failed after an executor was killed ({:?}): {stderr}", started.elapsed());
+    assert_eq!(stdout, local);
+    eprintln!("query with a killed executor took {:?}", started.elapsed());
+    let _ = std::fs::remove_dir_all(&root);
+}

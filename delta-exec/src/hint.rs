@@ -50,6 +50,11 @@ impl PartialOrd for BroadcastHint {
 }
 
 impl BroadcastHint {
+    /// The marker node over `input` (a codec rebuilding it in another process).
+    pub(crate) fn node(input: LogicalPlan) -> Self {
+        BroadcastHint { input }
+    }
+
     /// `plan` marked for broadcast.
     pub fn plan(input: LogicalPlan) -> LogicalPlan {
         LogicalPlan::Extension(Extension { node: Arc::new(BroadcastHint { input }) })

@@ -16,6 +16,9 @@
 //!  DeltaTable::merge(df, on) ─► delta-core's MERGE with the frame streamed as its source
 //! ```
 //!
+//! The same frames run on a Ballista cluster ([`cluster`]: `Session::remote("df://host:port")`,
+//! `Session::standalone(n)`), with our codecs carrying Delta scans to the executors.
+//!
 //! We write no optimizer, join or sort: DataFusion plans and runs them. What is ours is the Delta
 //! integration ([`provider`], [`hint`]) and the Spark-shaped API ([`session`], [`window`],
 //! [`statement`], [`table`]).
@@ -35,6 +38,8 @@
 //!   keeps the snapshot it was built on.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod cluster;
+pub mod file_source;
 pub mod hint;
 mod parquet_path;
 pub mod provider;

@@ -128,13 +128,7 @@ impl TableProvider for DeltaTableProvider {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&DfExpr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|f| match to_delta_predicate(f) {
-                Some(_) => TableProviderFilterPushDown::Exact,
-                None => TableProviderFilterPushDown::Unsupported,
-            })
-            .collect())
+        Ok(filters_pushdown(filters))
     }
 
     async fn scan(
@@ -177,6 +171,17 @@ impl TableProvider for DeltaTableProvider {
         exec.progress = progress;
         Ok(Arc::new(exec))
     }
+}
+
+/// Which filters a Delta scan takes: exactly those delta-core evaluates as DataFusion would.
+pub(crate) fn filters_pushdown(filters: &[&DfExpr]) -> Vec<TableProviderFilterPushDown> {
+    filters
+        .iter()
+        .map(|f| match to_delta_predicate(f) {
+            Some(_) => TableProviderFilterPushDown::Exact,
+            None => TableProviderFilterPushDown::Unsupported,
+        })
+        .collect()
 }
 
 /// With fewer files than partitions, large files are cut into byte ranges (row groups by where
@@ -404,6 +409,106 @@ impl DeltaScanExec {
     /// The files of each output partition.
     pub fn partition_files(&self) -> &[Vec<ScanFile>] {
         &self.partitions
+    }
+}
+
+/// A [`DeltaScanExec`] as it travels to another process (a cluster's executors): the table's
+/// root URL, version, protocol and metadata (not its log), the columns, the pushed predicate,
+/// and each partition's files with everything reading them needs (deletion-vector descriptor,
+/// partition values, row-tracking ids, byte range). Storage credentials never travel: the
+/// receiving process opens the URL with its own options. Statistics do not travel either;
+/// planning is over by then.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ScanWire {
+    pub table: String,
+    pub version: i64,
+    pub protocol: delta_core::protocol::Protocol,
+    pub metadata: delta_core::protocol::Metadata,
+    pub read: Vec<String>,
+    /// False when the scan outputs no columns (rows are only counted).
+    pub columns: bool,
+    pub predicate: Option<DeltaExpr>,
+    pub partitions: Vec<Vec<ScanFile>>,
+    pub total_files: usize,
+    pub limit: Option<usize>,
+}
+
+impl ScanWire {
+    /// A Delta file scan (after Ballista restricted it to a task's partitions) on the wire.
+    pub(crate) fn of_file_scan(source: &crate::file_source::DeltaFileSource, config: &datafusion::datasource::physical_plan::FileScanConfig) -> Result<Self> {
+        let partitions = crate::file_source::DeltaFileSource::partitions(config)?;
+        Ok(ScanWire {
+            table: source.snapshot.location().root_url().to_string(),
+            version: source.snapshot.version(),
+            protocol: source.snapshot.protocol().clone(),
+            metadata: source.snapshot.metadata().clone(),
+            read: source.read.clone(),
+            columns: !source.schema().fields().is_empty(),
+            predicate: source.predicate.clone(),
+            total_files: partitions.iter().map(Vec::len).sum(),
+            partitions,
+            limit: config.limit,
+        })
+    }
+}
+
+impl DeltaScanExec {
+    /// The file scan `wire` describes (statistics do not travel; planning is over).
+    pub(crate) fn file_scan_from_wire(wire: ScanWire, location: delta_core::storage::TableLocation) -> Result<Arc<dyn ExecutionPlan>> {
+        let scan = DeltaScanExec::from_wire(wire, location)?;
+        Ok(crate::file_source::DeltaFileSource::plan(scan.snapshot, scan.read, scan.schema, scan.predicate, &scan.partitions, scan.limit, None))
+    }
+
+    pub(crate) fn to_wire(&self) -> ScanWire {
+        ScanWire {
+            table: self.snapshot.location().root_url().to_string(),
+            version: self.snapshot.version(),
+            protocol: self.snapshot.protocol().clone(),
+            metadata: self.snapshot.metadata().clone(),
+            read: self.read.clone(),
+            columns: !self.schema.fields().is_empty(),
+            predicate: self.predicate.clone(),
+            partitions: self.partitions.clone(),
+            total_files: self.total_files,
+            limit: self.limit,
+        }
+    }
+
+    /// The same scan as DataFusion's file scan over [`crate::file_source::DeltaFileSource`] (one
+    /// file group per partition, the log's statistics kept): the form a Ballista cluster can
+    /// restrict to a task's partitions.
+    pub fn to_file_scan(&self) -> Arc<dyn ExecutionPlan> {
+        let adjust = |s: &Statistics| match (&self.predicate, self.limit) {
+            (None, None) => s.clone(),
+            (_, Some(l)) => {
+                let mut s = s.clone().to_inexact();
+                s.num_rows = s.num_rows.map(|r| r.min(l));
+                s
+            }
+            (Some(_), None) => s.clone().to_inexact(),
+        };
+        let statistics = (adjust(&self.stats.total), self.stats.partitions.iter().map(adjust).collect());
+        crate::file_source::DeltaFileSource::plan(
+            self.snapshot.clone(),
+            self.read.clone(),
+            self.schema.clone(),
+            self.predicate.clone(),
+            &self.partitions,
+            self.limit,
+            Some(statistics),
+        )
+    }
+
+    /// The scan `wire` describes, reading through `location` (opened by the receiving process).
+    pub(crate) fn from_wire(wire: ScanWire, location: delta_core::storage::TableLocation) -> Result<Self> {
+        let snapshot = Snapshot::definition(location, wire.version, wire.protocol, wire.metadata).map_err(df_error)?;
+        let schema = match wire.columns {
+            true => snapshot.scan().with_columns(&wire.read).with_view_types(true).build().map_err(df_error)?.schema(),
+            false => Arc::new(arrow::datatypes::Schema::empty()),
+        };
+        let unknown = |_: &Vec<ScanFile>| Statistics::new_unknown(&schema);
+        let stats = ScanStatistics { partitions: wire.partitions.iter().map(unknown).collect(), total: Statistics::new_unknown(&schema) };
+        Ok(DeltaScanExec::new(snapshot, wire.read, schema.clone(), wire.predicate, (wire.partitions, wire.total_files), wire.limit, stats))
     }
 }
 

@@ -27,6 +27,26 @@ use crate::window::{Window, WindowSpec, CURRENT_ROW, UNBOUNDED_PRECEDING};
 /// Spark's default `spark.sql.autoBroadcastJoinThreshold`: 10 MiB.
 pub const DEFAULT_BROADCAST_THRESHOLD: usize = 10 << 20;
 
+/// The session state every session starts from (and a cluster's scheduler plans with): Spark's
+/// null ordering (ascending puts nulls first), Spark's broadcast threshold, and the broadcast
+/// hint's planner and rule. Tables named ``delta.`/path/or/url` `` are added by [`Session`].
+pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> datafusion::execution::SessionState {
+    let mut config = config;
+    let options = config.options_mut();
+    options.sql_parser.default_null_ordering = "nulls_min".into();
+    options.optimizer.hash_join_single_partition_threshold = DEFAULT_BROADCAST_THRESHOLD;
+    let mut rules = PhysicalOptimizer::new().rules;
+    let at = rules.iter().position(|r| r.name() == "join_selection").map(|i| i + 1).unwrap_or(0);
+    rules.insert(at, Arc::new(BroadcastJoinRule));
+    SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_query_planner(Arc::new(HintQueryPlanner))
+        .with_physical_optimizer_rules(rules)
+        .build()
+}
+
 /// `broadcast(df)`: joins with `df` build from all of it, on every partition of the other side.
 pub fn broadcast(df: &DataFrame) -> DataFrame {
     df.hint_broadcast()
@@ -60,21 +80,13 @@ impl Session {
     /// named ``delta.`/path/or/url` `` in SQL opening the Delta table there (latest version).
     fn from_parts(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Self {
         let progress = Arc::new(ScanProgress::default());
-        let mut config = config.with_extension(progress.clone());
-        let options = config.options_mut();
-        options.sql_parser.default_null_ordering = "nulls_min".into();
-        options.optimizer.hash_join_single_partition_threshold = DEFAULT_BROADCAST_THRESHOLD;
-        let mut rules = PhysicalOptimizer::new().rules;
-        let at = rules.iter().position(|r| r.name() == "join_selection").map(|i| i + 1).unwrap_or(0);
-        rules.insert(at, Arc::new(BroadcastJoinRule));
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_query_planner(Arc::new(HintQueryPlanner))
-            .with_physical_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let state = session_state(config.with_extension(progress.clone()), runtime);
+        Session::from_context(SessionContext::new_with_state(state), progress)
+    }
+
+    /// Wraps a context built from [`session_state`] (locally, or upgraded for a cluster by
+    /// [`crate::cluster`]) and registers the path-named schemas on it.
+    pub(crate) fn from_context(ctx: SessionContext, progress: Arc<ScanProgress>) -> Self {
         let table_options: Arc<std::sync::RwLock<TableOptions>> = Arc::default();
         let default_catalog = ctx.state().config().options().catalog.default_catalog.clone();
         if let Some(catalog) = ctx.catalog(&default_catalog) {

@@ -2,6 +2,7 @@
 //! through DataFusion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cluster;
 mod tpch;
 
 use std::collections::HashMap;

@@ -45,8 +45,9 @@ pub use crate::read::dv::dv_at;
 pub use crate::read::row_tracking::{ROW_COMMIT_VERSION_COLUMN, ROW_ID_COLUMN};
 pub use crate::read::skipping::{parse_partition_value, FilePruner};
 
-/// A file a scan will read.
-#[derive(Debug, Clone)]
+/// A file a scan will read. Serializable (serde) so that a scan planned in one process can be
+/// run in another (a cluster's executors): everything reading the file needs travels with it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ScanFile {
     /// The path as the log names it.
     pub path: String,

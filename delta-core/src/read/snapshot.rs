@@ -367,6 +367,46 @@ impl Snapshot {
         Self::from_state(location.clone(), segment, state, &ctx).await
     }
 
+    /// A table's definition at `version` without its files: the protocol and metadata a scan of
+    /// files chosen elsewhere needs (schema, column mapping, partition columns, features). An
+    /// engine that plans a scan in one process and reads its files in others (a cluster's
+    /// executors) sends these two actions and the files, not the log: the reading side builds
+    /// this and scans exactly the files it was given ([`crate::ScanBuilder::with_files`]).
+    /// Listing it yields no files. The protocol's reader gate applies as for a loaded snapshot.
+    pub fn definition(location: TableLocation, version: i64, protocol: Protocol, metadata: Metadata) -> DeltaResult<Snapshot> {
+        protocol.ensure_readable()?;
+        let schema = if metadata.schema_string.is_empty() { StructType::default() } else { StructType::parse(&metadata.schema_string)? };
+        let column_mapping = if protocol.has_feature(&TableFeature::ColumnMapping) || protocol.min_reader_version >= 2 {
+            ColumnMappingMode::from_config(metadata.property("delta.columnMapping.mode"))?
+        } else {
+            ColumnMappingMode::None
+        };
+        Ok(Snapshot {
+            arrow_schema: schema.to_arrow()?,
+            location,
+            version,
+            protocol,
+            metadata,
+            schema: Arc::new(schema),
+            column_mapping,
+            files: Arc::new(Vec::new()),
+            txns: Arc::new(HashMap::new()),
+            domains: Arc::new(HashMap::new()),
+            segment: Arc::new(LogSegment {
+                end_version: version,
+                checkpoint: None,
+                commits: vec![],
+                compactions: vec![],
+                checksum: None,
+                all_commits: vec![],
+            }),
+            in_commit_timestamp: None,
+            checksum_mismatch: None,
+            stats: false,
+            replay_metrics: Arc::default(),
+        })
+    }
+
     /// An empty snapshot "before version 0", carrying the protocol and metadata a create commits.
     pub(crate) fn new_table(location: TableLocation, protocol: Protocol, metadata: Metadata) -> DeltaResult<Snapshot> {
         let schema = StructType::parse(&metadata.schema_string)?;

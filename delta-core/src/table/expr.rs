@@ -12,6 +12,7 @@ use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, Datum
 use arrow::compute::kernels::{boolean, cmp, numeric};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::DataType as ArrowType;
+use serde::{Deserialize, Serialize};
 use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 use sqlparser::dialect::DatabricksDialect;
 use sqlparser::parser::Parser;
@@ -20,7 +21,7 @@ use sqlparser::tokenizer::Token;
 use crate::error::{DeltaError, DeltaResult};
 
 /// A literal value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Scalar {
     Null,
     Boolean(bool),
@@ -36,7 +37,7 @@ pub enum Scalar {
 }
 
 /// Comparison operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CmpOp {
     Eq,
     NotEq,
@@ -87,7 +88,7 @@ impl CmpOp {
 }
 
 /// Arithmetic operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ArithOp {
     Add,
     Sub,
@@ -97,7 +98,9 @@ pub enum ArithOp {
 }
 
 /// An expression.
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable (serde) so that an engine can ship a pushed-down predicate to another process
+/// with the files it applies to; a cast's type travels in Delta's JSON type form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Expr {
     /// A (possibly nested) column by logical name path.
     Column(Vec<String>),
@@ -122,6 +125,7 @@ pub enum Expr {
     /// `CAST(expr AS type)`: Spark's non-ANSI cast (a value that does not convert is NULL).
     Cast {
         expr: Box<Expr>,
+        #[serde(with = "crate::table::schema::type_json")]
         to: crate::table::schema::DataType,
     },
     /// A scalar function of Spark SQL (see [`FUNCTIONS`]); the name is lower case.

@@ -191,6 +191,22 @@ fn parse_primitive(s: &str) -> DeltaResult<DataType> {
     Ok(DataType::Primitive(p))
 }
 
+/// A [`DataType`] as serde data in Delta's JSON type form (`"long"`, `{"type":"array",…}`), for
+/// `#[serde(with = "…")]` on fields that hold a type (a cast in a serialized predicate).
+pub mod type_json {
+    use super::{DataType, Parser, SchemaLimits};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {
+        t.to_json().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DataType, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Parser { limits: SchemaLimits::default(), fields_seen: 0 }.data_type(&v, 0).map_err(serde::de::Error::custom)
+    }
+}
+
 struct Parser {
     limits: SchemaLimits,
     fields_seen: usize,

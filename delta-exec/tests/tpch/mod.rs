@@ -63,7 +63,7 @@ pub async fn write_tables(root: &Path, commits: i32) {
 pub const TABLES: [&str; 8] = ["region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem"];
 
 /// Rows as text cells (dates ISO, decimals and floats as their digits), NULL as `None`.
-fn cells(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+pub fn cells(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
     let options = FormatOptions::default();
     let mut rows = Vec::new();
     for b in batches {
@@ -84,7 +84,7 @@ fn cells(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
 /// Equal as text, or as numbers within a relative 1e-9 or one unit in the last decimal place we
 /// print: DuckDB averages decimals in doubles, we in decimals of Spark's type (`avg` of
 /// decimal(15,2) is decimal(19,6)).
-fn same(ours: &Option<String>, theirs: &Option<String>) -> bool {
+pub fn same(ours: &Option<String>, theirs: &Option<String>) -> bool {
     match (ours, theirs) {
         (Some(a), Some(b)) => match (a.parse::<f64>(), b.parse::<f64>()) {
             (Ok(x), Ok(y)) => {
