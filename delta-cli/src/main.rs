@@ -465,6 +465,9 @@ fn refuse_open_bind(addr: &std::net::SocketAddr, insecure: bool, what: &str) -> 
 async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Result<(), CliError> {
     use delta_exec::cluster::{cluster_status, run_executor, run_scheduler, ExecutorOptions, SchedulerOptions};
     use std::io::Write;
+    if !matches!(action, ClusterAction::Status { .. }) {
+        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).try_init();
+    }
     match action {
         ClusterAction::Scheduler { bind, insecure, executor_timeout_secs, min_executors } => {
             let addr = socket_addr(&bind)?;
@@ -820,7 +823,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             if std::io::IsTerminal::is_terminal(&std::io::stderr()) && started.elapsed().as_secs_f64() >= 1.0 {
                 eprint!("\r\x1b[2K");
             }
-            match outcome.map_err(query_error)? {
+            // On a cluster, say where a failure happened (a scheduler gone shows as a transport error).
+            let on_cluster = |e: CliError| match (&cluster, e) {
+                (Some(url), CliError::Output(m)) => CliError::Output(format!("on the cluster at {url}: {m}")),
+                (_, e) => e,
+            };
+            match outcome.map_err(query_error).map_err(on_cluster)? {
                 (Some((schema, first)), _) => {
                     let mut batches = first;
                     if timing {

