@@ -32,6 +32,14 @@
 //!   file's start, so deletion vectors hold in every split.
 //! * delta-core keeps `object_store` 0.14; DataFusion's own object store registry (0.13) is not
 //!   used, since every file is read through delta-core.
+//! * Ballista is a plain dependency of this crate, not a cargo feature of a leaf as DESIGN.md
+//!   has it: ballista-core turns on DataFusion's default features, and with Ballista behind a
+//!   feature every build of a different set of members (a test of one crate, the CLI alone)
+//!   would unify DataFusion's features differently and rebuild all of DataFusion. One graph
+//!   with Ballista always in it builds once.
+//! * On the cluster the scheduler plans a Delta scan as DataFusion's own file scan over
+//!   [`file_source::DeltaFileSource`] rather than as [`DeltaScanExec`]: Ballista restricts only
+//!   leaves it knows to a task's partitions (see [`cluster`]).
 //! * SQL is parsed in Spark's (Databricks) dialect before DataFusion plans it, so that `VERSION
 //!   AS OF` / `TIMESTAMP AS OF` resolve to snapshots (DataFusion's planner ignores the clause);
 //!   registered names read their table's latest version at each statement, while a DataFrame

@@ -284,6 +284,59 @@ pub fn compaction_end(f: &LogFile) -> i64 {
 }
 
 impl LogSegment {
+    /// The segment of `target` (latest when `None`) as an extension of `previous`, an older
+    /// segment of the same table, from one listing that starts at `previous`'s last commit
+    /// (no `_last_checkpoint` read, no listing of the whole log): `previous`'s checkpoint and
+    /// commits, then the newer commits. `None` when the listing shows anything else to account
+    /// for (a newer checkpoint or compacted file, a gap, `previous`'s last commit missing, or
+    /// fewer commits than `target` asks for): a full [`LogSegment::build`] decides then.
+    pub async fn after(location: &TableLocation, previous: &LogSegment, target: Option<i64>) -> DeltaResult<Option<LogSegment>> {
+        let from = previous.end_version;
+        if from < 0 || target.is_some_and(|t| t < from) {
+            return Ok(None);
+        }
+        let listing = LogListing::from_objects(location.list_log(Some(&format!("{from:020}"))).await?);
+        let beyond = |v: i64| v > from && target.is_none_or(|t| v <= t);
+        // A checkpoint written since (also one of `from` itself, which the next readers start
+        // from) makes a new start: the full build takes it.
+        let known = previous.checkpoint.as_ref().map(|c| c.version);
+        let new_checkpoint = listing.checkpoints.keys().any(|v| (*v == from || beyond(*v)) && Some(*v) != known);
+        if new_checkpoint || !listing.compactions.is_empty() {
+            return Ok(None);
+        }
+        // The listing's own copy of `previous`'s last commit (its size, mtime and etag now).
+        let Some(last) = listing.commits.get(&from) else { return Ok(None) };
+        let mut all_commits: Vec<LogFile> = previous.all_commits.iter().filter(|c| c.name.version < from).cloned().collect();
+        all_commits.push(last.clone());
+        let mut commits: Vec<LogFile> = previous.commits.iter().filter(|c| c.name.version < from).cloned().collect();
+        if previous.commits.iter().any(|c| c.name.version == from) {
+            commits.push(last.clone());
+        }
+        let mut end = from;
+        for (v, f) in listing.commits.range(from + 1..) {
+            if !beyond(*v) {
+                break;
+            }
+            if *v != end + 1 {
+                return Ok(None);
+            }
+            commits.push(f.clone());
+            all_commits.push(f.clone());
+            end = *v;
+        }
+        if target.is_some_and(|t| t != end) {
+            return Ok(None);
+        }
+        Ok(Some(LogSegment {
+            end_version: end,
+            checkpoint: previous.checkpoint.clone(),
+            commits,
+            compactions: Vec::new(),
+            checksum: listing.checksums.get(&end).cloned(),
+            all_commits,
+        }))
+    }
+
     /// Lists the log of `location` and builds the segment for `target` (latest when `None`).
     pub async fn build(location: &TableLocation, target: Option<i64>) -> DeltaResult<LogSegment> {
         let name = location.root_url().to_string();

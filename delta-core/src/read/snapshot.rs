@@ -313,7 +313,12 @@ impl Snapshot {
     /// replayed, newest first, and `previous`'s files are then kept unless one of them removed or
     /// re-added them (exactly as a checkpoint's files are); anything else is a full load.
     pub(crate) async fn load_after(location: &TableLocation, previous: &Snapshot, version: Option<i64>) -> DeltaResult<Snapshot> {
-        let segment = LogSegment::build(location, version).await?;
+        // One listing from `previous`'s last commit when nothing but commits came after it;
+        // otherwise the full segment (and its checks below) decides.
+        let segment = match LogSegment::after(location, &previous.segment, version).await? {
+            Some(s) => s,
+            None => LogSegment::build(location, version).await?,
+        };
         let same_start = match (&segment.checkpoint, &previous.segment.checkpoint) {
             (None, None) => true,
             (Some(a), Some(b)) => a.version == b.version,
