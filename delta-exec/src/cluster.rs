@@ -56,7 +56,7 @@ use serde::{Deserialize, Serialize};
 use crate::file_source::DeltaFileSource;
 use crate::hint::BroadcastHint;
 use crate::provider::{df_error, filters_pushdown, DeltaScanExec, DeltaTableProvider, ScanProgress, ScanWire};
-use crate::session::{session_state, Session};
+use crate::session::{session_state, spark_defaults, Session};
 
 /// Prefixes of the bytes our codecs write. Ballista's codecs write protobuf messages, which
 /// never start with these (a protobuf field key of 'D' would be field 8 with the deprecated
@@ -338,7 +338,7 @@ impl TableProvider for ClusterTableProvider {
 /// with the static planner the job ends but a re-run stage's partitions can be read twice
 /// (duplicated rows). A hang is kept over a wrong answer.
 pub fn cluster_config(options: &TableOptions) -> SessionConfig {
-    SessionConfig::new_with_ballista()
+    spark_defaults(SessionConfig::new_with_ballista())
         .with_ballista_logical_extension_codec(Arc::new(DeltaLogicalCodec::new(options.clone())))
         .with_ballista_physical_extension_codec(Arc::new(DeltaPhysicalCodec::new(options.clone())))
 }

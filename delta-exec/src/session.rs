@@ -27,14 +27,20 @@ use crate::window::{Window, WindowSpec, CURRENT_ROW, UNBOUNDED_PRECEDING};
 /// Spark's default `spark.sql.autoBroadcastJoinThreshold`: 10 MiB.
 pub const DEFAULT_BROADCAST_THRESHOLD: usize = 10 << 20;
 
-/// The session state every session starts from (and a cluster's scheduler plans with): Spark's
-/// null ordering (ascending puts nulls first), Spark's broadcast threshold, and the broadcast
-/// hint's planner and rule. Tables named ``delta.`/path/or/url` `` are added by [`Session`].
-pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> datafusion::execution::SessionState {
-    let mut config = config;
+/// Spark's defaults where DataFusion's differ: null ordering (ascending puts nulls first) and
+/// the broadcast threshold. Applied once where a session is made; a cluster's scheduler gets
+/// them (and any later `set_conf`) with the client's configuration.
+pub fn spark_defaults(mut config: SessionConfig) -> SessionConfig {
     let options = config.options_mut();
     options.sql_parser.default_null_ordering = "nulls_min".into();
     options.optimizer.hash_join_single_partition_threshold = DEFAULT_BROADCAST_THRESHOLD;
+    config
+}
+
+/// The session state every session plans with (a cluster's scheduler too), over `config` as
+/// given: the broadcast hint's planner and rule. Tables named ``delta.`/path/or/url` `` are
+/// added by [`Session`].
+pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> datafusion::execution::SessionState {
     let mut rules = PhysicalOptimizer::new().rules;
     let at = rules.iter().position(|r| r.name() == "join_selection").map(|i| i + 1).unwrap_or(0);
     rules.insert(at, Arc::new(BroadcastJoinRule));
@@ -80,7 +86,7 @@ impl Session {
     /// named ``delta.`/path/or/url` `` in SQL opening the Delta table there (latest version).
     fn from_parts(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Self {
         let progress = Arc::new(ScanProgress::default());
-        let state = session_state(config.with_extension(progress.clone()), runtime);
+        let state = session_state(spark_defaults(config).with_extension(progress.clone()), runtime);
         Session::from_context(SessionContext::new_with_state(state), progress)
     }
 
