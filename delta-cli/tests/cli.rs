@@ -467,7 +467,7 @@ fn a_cluster_of_processes_answers_as_local() {
     let work = [root.join("w1"), root.join("w2")];
     let mut executors = Vec::new();
     for w in &work {
-        std::fs::create_dir_all(w).unwrap();
+        // Not created here: the executor makes its work directory.
         let args = ["cluster", "executor", "--scheduler", &addr, "--slots", "2", "--heartbeat-secs", "1", "--work-dir", w.to_str().unwrap()];
         let (e, line) = Server::start(&args);
         assert!(line.starts_with("executor on 127.0.0.1:"), "{line}");

@@ -574,6 +574,9 @@ pub async fn run_executor(options: ExecutorOptions, started: impl FnOnce(u16, u1
         p => p,
     };
     let grpc_port = free_port(host)?;
+    if let Some(dir) = &options.work_dir {
+        std::fs::create_dir_all(dir).map_err(|e| DataFusionError::Configuration(format!("cannot create the work directory {dir}: {e}")))?;
+    }
     let table_options = options.table_options.clone();
     let producer_options = table_options.clone();
     let config = ExecutorProcessConfig {
