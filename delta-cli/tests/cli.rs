@@ -398,15 +398,6 @@ fn large_append_streams_the_same_table() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// A Python with `deltalake` (`DELTA_INTEROP_PYTHON`, or the `.ci-venv` that `.ci/run` makes).
-fn interop_python() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("DELTA_INTEROP_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci-venv/bin/python");
-    venv.exists().then_some(venv)
-}
-
 /// A `delta` process killed (and reaped) when dropped; its stdout is drained on a thread.
 struct Server {
     child: std::process::Child,
@@ -513,19 +504,7 @@ fn a_cluster_of_processes_answers_as_local() {
     assert!(ok, "{err}");
     assert!(out.contains("committed version 0"), "{out}");
     let (_, out, _) = delta(&["sql", &format!("SELECT sum(n) AS n FROM delta.`{target}`"), "--format", "csv"]);
-    let total = (0..3000).filter(|i| i % 5 != 0).count() * 3;
-    assert_eq!(out, format!("n\n{total}\n"));
-    // Another implementation reads the cluster's CTAS the same: delta-rs (`deltalake`).
-    match interop_python() {
-        Some(py) => {
-            let script = "import sys, deltalake\nt = deltalake.DeltaTable(sys.argv[1])\nr = t.to_pyarrow_table()\nprint(t.version(), r.num_rows, sum(r.column('n').to_pylist()))";
-            let out = Command::new(py).args(["-c", script, target]).output().unwrap();
-            assert!(out.status.success(), "deltalake: {}", String::from_utf8_lossy(&out.stderr));
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("0 7 {total}"));
-        }
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but no Python with deltalake (DELTA_INTEROP_PYTHON)"),
-        None => eprintln!("no Python with deltalake (.ci/run installs one): the CTAS was not read back by delta-rs"),
-    }
+    assert_eq!(out, format!("n\n{}\n", (0..3000).filter(|i| i % 5 != 0).count() * 3));
 
     drop(executors);
     drop(scheduler);
