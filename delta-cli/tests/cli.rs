@@ -398,6 +398,15 @@ fn large_append_streams_the_same_table() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// A Python with `deltalake` (`DELTA_INTEROP_PYTHON`, or the `.ci-venv` that `.ci/run` makes).
+fn interop_python() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("DELTA_INTEROP_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci-venv/bin/python");
+    venv.exists().then_some(venv)
+}
+
 /// A `delta` process killed (and reaped) when dropped; its stdout is drained on a thread.
 struct Server {
     child: std::process::Child,
@@ -497,14 +506,33 @@ fn a_cluster_of_processes_answers_as_local() {
     let (_, out, _) = delta(&["sql", &format!("SELECT count(*) AS n FROM delta.`{t}` WHERE id % 5 = 0"), "--format", "csv", "--cluster", &url]);
     assert_eq!(out, "n\n0\n");
 
+    // A CTAS on the cluster: the executors write the files, the client commits version 0.
     let target = root.join("summary");
     let target = target.to_str().unwrap();
-    let ctas = format!("CREATE TABLE delta.`{target}` AS SELECT grp, count(*) AS n FROM delta.`{t}` GROUP BY grp");
+    let ctas = format!("CREATE TABLE delta.`{target}` AS SELECT grp, count(*) AS n, sum(id) AS id FROM delta.`{t}` GROUP BY grp");
     let (ok, out, err) = delta(&["sql", &ctas, "--cluster", &url]);
     assert!(ok, "{err}");
     assert!(out.contains("committed version 0"), "{out}");
+    let kept: Vec<usize> = (0..3000).filter(|i| i % 5 != 0).collect();
     let (_, out, _) = delta(&["sql", &format!("SELECT sum(n) AS n FROM delta.`{target}`"), "--format", "csv"]);
-    assert_eq!(out, format!("n\n{}\n", (0..3000).filter(|i| i % 5 != 0).count() * 3));
+    assert_eq!(out, format!("n\n{}\n", kept.len() * 3));
+    let log: Vec<String> = std::fs::read_dir(root.join("summary/_delta_log")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(log.iter().filter(|f| f.ends_with(".json")).count(), 1, "one commit: {log:?}");
+    // delta-rs (`deltalake`) reads it the same.
+    match interop_python() {
+        Some(py) => {
+            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/check_tables.py");
+            let out = Command::new(py).arg(script).args(["read-deltalake", target]).output().unwrap();
+            // What it printed is checked, not how it exited: once in .ci/run (not by hand) the
+            // interpreter aborted after printing ("terminate called without an active
+            // exception", a C++ runtime's thread torn down at exit), as the other interop tests
+            // allow for.
+            let want = format!("{{\"rows\": 7, \"sum_id\": {}}}", kept.iter().sum::<usize>() * 3);
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want, "deltalake: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but no Python with deltalake (DELTA_INTEROP_PYTHON)"),
+        None => eprintln!("no Python with deltalake (.ci/run installs one): the cluster's CTAS was not read back by delta-rs"),
+    }
 
     drop(executors);
     drop(scheduler);

@@ -14,6 +14,11 @@
 //!  opens the table URL with its own storage options and reads only those files.
 //! ```
 //!
+//! Writes go the same way ([`crate::write`]): a `DeltaWrite` node over the query carries the
+//! write's task (table URL, metadata, file size) to the scheduler, `DeltaWriteExec` carries it to
+//! the executors, which write the data files and return their `add` actions to the client, which
+//! commits them once.
+//!
 //! We run no cluster runtime of our own: Ballista schedules stages, shuffles, retries tasks and
 //! re-runs stages. What is ours is that Delta is first-class in it: the codecs (everything that is
 //! not ours goes to Ballista's own codecs, inside), the scheduler's session (the same planner and
@@ -57,6 +62,7 @@ use crate::file_source::DeltaFileSource;
 use crate::hint::BroadcastHint;
 use crate::provider::{df_error, filters_pushdown, DeltaScanExec, DeltaTableProvider, ScanProgress, ScanWire};
 use crate::session::{session_state, spark_defaults, Session};
+use crate::write::{DeltaWrite, DeltaWriteExec};
 
 /// Prefixes of the bytes our codecs write. Ballista's codecs write protobuf messages, which
 /// never start with these (a protobuf field key of 'D' would be field 8 with the deprecated
@@ -65,6 +71,7 @@ const SCAN_TAG: &[u8] = b"DELTA-SCAN\x01";
 const FILES_TAG: &[u8] = b"DELTA-FILES\x01";
 const TABLE_TAG: &[u8] = b"DELTA-TABLE\x01";
 const HINT_TAG: &[u8] = b"DELTA-HINT\x01";
+const WRITE_TAG: &[u8] = b"DELTA-WRITE\x01";
 
 fn codec_error(what: &str, e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Internal(format!("cannot decode {what} sent by the cluster: {e}"))
@@ -100,8 +107,8 @@ struct TableWire {
     version: i64,
 }
 
-/// Logical plans to and from the scheduler: Delta tables (by URL and version, resolved there)
-/// and the broadcast hint; anything else goes to Ballista's codec.
+/// Logical plans to and from the scheduler: Delta tables (by URL and version, resolved there),
+/// the broadcast hint and distributed writes; anything else goes to Ballista's codec.
 #[derive(Debug)]
 pub struct DeltaLogicalCodec {
     inner: BallistaLogicalExtensionCodec,
@@ -117,23 +124,30 @@ impl DeltaLogicalCodec {
 
 impl LogicalExtensionCodec for DeltaLogicalCodec {
     fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
-        match buf.strip_prefix(HINT_TAG) {
-            Some(_) => {
-                let input = inputs.first().cloned().ok_or_else(|| codec_error("a broadcast hint", "it has no input"))?;
-                Ok(Extension { node: Arc::new(BroadcastHint::node(input)) })
-            }
-            None => self.inner.try_decode(buf, inputs, ctx),
+        if buf.starts_with(HINT_TAG) {
+            let input = inputs.first().cloned().ok_or_else(|| codec_error("a broadcast hint", "it has no input"))?;
+            return Ok(Extension { node: Arc::new(BroadcastHint::node(input)) });
         }
+        if let Some(json) = buf.strip_prefix(WRITE_TAG) {
+            let input = inputs.first().cloned().ok_or_else(|| codec_error("a Delta write", "it has no input"))?;
+            let task = DeltaWrite::decode_task(json)?;
+            let location = self.locations.open(&task.table)?;
+            return Ok(Extension { node: Arc::new(DeltaWrite::try_new(input, task, location)?) });
+        }
+        self.inner.try_decode(buf, inputs, ctx)
     }
 
     fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
-        match node.node.as_any().downcast_ref::<BroadcastHint>() {
-            Some(_) => {
-                buf.extend_from_slice(HINT_TAG);
-                Ok(())
-            }
-            None => self.inner.try_encode(node, buf),
+        if node.node.as_any().downcast_ref::<BroadcastHint>().is_some() {
+            buf.extend_from_slice(HINT_TAG);
+            return Ok(());
         }
+        if let Some(write) = node.node.as_any().downcast_ref::<DeltaWrite>() {
+            buf.extend_from_slice(WRITE_TAG);
+            buf.extend_from_slice(write.wire().as_bytes());
+            return Ok(());
+        }
+        self.inner.try_encode(node, buf)
     }
 
     fn try_decode_table_provider(&self, buf: &[u8], table_ref: &TableReference, schema: SchemaRef, ctx: &TaskContext) -> Result<Arc<dyn TableProvider>> {
@@ -196,7 +210,8 @@ impl LogicalExtensionCodec for DeltaLogicalCodec {
     }
 }
 
-/// Physical plans to the executors: [`DeltaScanExec`] as [`ScanWire`]; anything else goes to
+/// Physical plans to the executors: [`DeltaScanExec`] as [`ScanWire`], [`DeltaWriteExec`] as its
+/// task; anything else goes to
 /// Ballista's codec (its shuffle readers and writers among them).
 #[derive(Debug)]
 pub struct DeltaPhysicalCodec {
@@ -229,6 +244,12 @@ impl PhysicalExtensionCodec for DeltaPhysicalCodec {
             let location = self.locations.open(&wire.table)?;
             return DeltaScanExec::file_scan_from_wire(wire, location);
         }
+        if let Some(json) = buf.strip_prefix(WRITE_TAG) {
+            let input = inputs.first().cloned().ok_or_else(|| codec_error("a Delta write", "it has no input"))?;
+            let task = DeltaWrite::decode_task(json)?;
+            let location = self.locations.open(&task.table)?;
+            return Ok(Arc::new(DeltaWriteExec::new(input, task, location)));
+        }
         self.inner.try_decode(buf, inputs, ctx, converter)
     }
 
@@ -241,6 +262,10 @@ impl PhysicalExtensionCodec for DeltaPhysicalCodec {
             let wire = ScanWire::of_file_scan(source, config)?;
             buf.extend_from_slice(FILES_TAG);
             return serde_json::to_writer(&mut *buf, &wire).map_err(|e| DataFusionError::Internal(e.to_string()));
+        }
+        if let Some(write) = node.downcast_ref::<DeltaWriteExec>() {
+            buf.extend_from_slice(WRITE_TAG);
+            return serde_json::to_writer(&mut *buf, write.task()).map_err(|e| DataFusionError::Internal(e.to_string()));
         }
         self.inner.try_encode(node, buf, converter)
     }
@@ -465,7 +490,7 @@ impl Session {
         let progress = Arc::new(ScanProgress::default());
         let state = session_state(config.with_extension(progress.clone()), Arc::new(RuntimeEnv::default()));
         let ctx = client_context(SessionContext::standalone_with_state(state).await?);
-        Ok(Session::from_context(ctx, progress))
+        Ok(Session::from_context(ctx, progress).distributed())
     }
 
     /// A session whose queries run on the cluster whose scheduler is at `url`
@@ -476,7 +501,7 @@ impl Session {
         let progress = Arc::new(ScanProgress::default());
         let state = session_state(config.with_extension(progress.clone()), Arc::new(RuntimeEnv::default()));
         let ctx = client_context(SessionContext::remote_with_state(url, state).await?);
-        Ok(Session::from_context(ctx, progress).with_table_options(options))
+        Ok(Session::from_context(ctx, progress).with_table_options(options).distributed())
     }
 }
 
@@ -653,7 +678,7 @@ mod tests {
     #[test]
     fn tags_are_not_protobuf_keys_of_valid_messages() {
         // Wire type 4 (end group) in the first byte: no valid protobuf message starts so.
-        for tag in [SCAN_TAG, FILES_TAG, TABLE_TAG, HINT_TAG] {
+        for tag in [SCAN_TAG, FILES_TAG, TABLE_TAG, HINT_TAG, WRITE_TAG] {
             assert_eq!(tag[0] & 0x7, 4);
         }
     }

@@ -181,14 +181,15 @@ impl ExtensionPlanner for BroadcastPlanner {
     }
 }
 
-/// DataFusion's planner with the hint's extension planner.
+/// DataFusion's planner with the hint's extension planner and the distributed write's
+/// ([`crate::write`]).
 #[derive(Debug)]
 pub struct HintQueryPlanner;
 
 #[async_trait]
 impl QueryPlanner for HintQueryPlanner {
     async fn create_physical_plan(&self, logical_plan: &LogicalPlan, session: &dyn datafusion::catalog::Session) -> Result<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BroadcastPlanner)]).create_physical_plan(logical_plan, session).await
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BroadcastPlanner), Arc::new(crate::write::WritePlanner)]).create_physical_plan(logical_plan, session).await
     }
 }
 

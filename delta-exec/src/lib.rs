@@ -17,7 +17,8 @@
 //! ```
 //!
 //! The same frames run on a Ballista cluster ([`cluster`]: `Session::remote("df://host:port")`,
-//! `Session::standalone(n)`), with our codecs carrying Delta scans to the executors.
+//! `Session::standalone(n)`), with our codecs carrying Delta scans to the executors and
+//! writes whose data files the executors write ([`write`]).
 //!
 //! We write no optimizer, join or sort: DataFusion plans and runs them. What is ours is the Delta
 //! integration ([`provider`], [`hint`]) and the Spark-shaped API ([`session`], [`window`],
@@ -55,6 +56,7 @@ pub mod session;
 pub mod statement;
 pub mod table;
 pub mod window;
+pub mod write;
 
 pub use provider::{DeltaScanExec, DeltaTableProvider, ScanProgress};
 pub use session::{broadcast, DataFrame, DeltaSource, DataFrameReader, DataFrameWriter, GroupedData, JoinHow, Session};

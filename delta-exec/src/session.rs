@@ -15,7 +15,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use delta_core::write::{SaveMode, WriteOptions, WriteResult};
+use delta_core::write::{PlannedWrite, SaveMode, WriteOptions, WriteResult};
 use delta_core::{Table, TableOptions};
 use futures::TryStreamExt;
 
@@ -67,6 +67,9 @@ pub struct Session {
     /// ``delta.`path` `` schema so path-named tables open with them too.
     table_options: Arc<std::sync::RwLock<TableOptions>>,
     progress: Arc<ScanProgress>,
+    /// Queries run on a cluster: writes have the executors write the data files
+    /// ([`crate::write`]).
+    distributed: bool,
 }
 
 impl Default for Session {
@@ -101,7 +104,7 @@ impl Session {
             let _ = catalog.register_schema("delta", Arc::new(DeltaPathSchema { options: table_options.clone() }));
             let _ = catalog.register_schema("parquet", Arc::new(crate::parquet_path::ParquetPathSchema));
         }
-        Session { ctx, registry: Arc::default(), table_options, progress }
+        Session { ctx, registry: Arc::default(), table_options, progress, distributed: false }
     }
 
     /// A session that plans `target_partitions` partitions (Spark's `spark.sql.shuffle.partitions`
@@ -147,6 +150,17 @@ impl Session {
             k if k.starts_with("datafusion.") => options.set(k, value),
             other => Err(DataFusionError::Plan(format!("unknown configuration `{other}`"))),
         }
+    }
+
+    /// A session whose queries run on a cluster ([`crate::cluster`]).
+    pub(crate) fn distributed(mut self) -> Self {
+        self.distributed = true;
+        self
+    }
+
+    /// Whether this session's queries run on a cluster.
+    pub fn is_distributed(&self) -> bool {
+        self.distributed
     }
 
     /// Options for opening tables by path in statements (credentials, external paths).
@@ -776,11 +790,33 @@ impl DataFrameWriter {
     }
 
     /// Runs the query and writes its batches as they arrive into the table at `location`, as one
-    /// commit (a new table's version 0 holds its protocol, metadata and data).
+    /// commit (a new table's version 0 holds its protocol, metadata and data). On a cluster the
+    /// executors write the data files and this process commits them ([`crate::write`]).
     pub async fn save(self, location: &str) -> Result<WriteResult> {
         let table = Table::open_with(location, self.frame.session.table_options()).map_err(df_error)?;
-        let stream = self.frame.execute_stream().await?;
-        let batches = stream.map_err(|e| delta_core::DeltaError::WriteRefused { reason: format!("the query being written failed: {e}") });
-        table.write_stream(batches, self.options).await.map_err(df_error)
+        if !self.frame.session.distributed {
+            let stream = self.frame.execute_stream().await?;
+            return table.write_stream(query_failed(stream), self.options).await.map_err(df_error);
+        }
+        let schema = Arc::new(self.frame.df.schema().as_arrow().clone());
+        let write = match table.begin_write(schema, self.options).await.map_err(df_error)? {
+            PlannedWrite::Done(result) => return Ok(result),
+            PlannedWrite::Files(write) => write,
+        };
+        let Some(task) = write.task() else {
+            // Not splittable (identity columns, replaceWhere): the rows come here.
+            let stream = self.frame.execute_stream().await?;
+            return write.write_stream(query_failed(stream)).await.map_err(df_error);
+        };
+        let plan = crate::write::DeltaWrite::try_new(self.frame.df.logical_plan().clone(), task, table.location().clone())?.plan();
+        let state = self.frame.session.ctx.state();
+        let batches = datafusion::dataframe::DataFrame::new(state, plan).collect().await?;
+        let adds = crate::write::adds_of(&batches)?;
+        write.commit_files(adds).await.map_err(df_error)
     }
+}
+
+/// A query's stream as a write's input: its failure is the write's refusal.
+fn query_failed(stream: datafusion::execution::SendableRecordBatchStream) -> impl futures::Stream<Item = delta_core::DeltaResult<arrow::array::RecordBatch>> + Send + Unpin {
+    stream.map_err(|e| delta_core::DeltaError::WriteRefused { reason: format!("the query being written failed: {e}") })
 }

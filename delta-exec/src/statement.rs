@@ -411,6 +411,33 @@ impl delta_core::sql::QueryRunner for SessionQueries {
         }
         .boxed()
     }
+
+    /// CTAS: on a cluster the executors write the files ([`crate::write`]); locally the rows
+    /// stream into delta-core's writer.
+    fn write<'a>(
+        &'a self,
+        sql: &'a str,
+        table: &'a Table,
+        options: WriteOptions,
+    ) -> futures::future::BoxFuture<'a, delta_core::DeltaResult<delta_core::write::WriteResult>> {
+        async move {
+            if !self.session.is_distributed() {
+                let (_, stream) = self.run(sql).await?;
+                return table.write_stream(stream, options).await;
+            }
+            let failed = |e: DataFusionError| delta_core::DeltaError::WriteRefused { reason: format!("the query being written failed: {e}") };
+            let df = self.session.sql_query(sql).await.map_err(failed)?;
+            let location = table.location().root_url().to_string();
+            df.write_with(options).save(&location).await.map_err(|e| match e {
+                DataFusionError::External(inner) => match inner.downcast::<delta_core::DeltaError>() {
+                    Ok(d) => *d,
+                    Err(other) => failed(DataFusionError::External(other)),
+                },
+                other => failed(other),
+            })
+        }
+        .boxed()
+    }
 }
 
 /// Names registered for SQL, with their locations (for time travel and DML by name).

@@ -331,8 +331,7 @@ pub(super) async fn run_create(create: Create, ctx: &Context<'_>) -> DeltaResult
         Create::Declared { table, mode, spec } => Ok(SqlOutput::committed(table.create_table(spec, mode).await?)),
         Create::AsSelect { table, options, query, at } => {
             let runner = ctx.queries.ok_or_else(|| sql_error(at, "CREATE TABLE … AS SELECT needs a query engine"))?;
-            let (_, stream) = runner.run(&query).await?;
-            let result = table.write_stream(stream, options).await?;
+            let result = runner.write(&query, &table, options).await?;
             Ok(write_output(&result))
         }
         Create::Clone { target, source, version, mode, at } => {

@@ -118,6 +118,22 @@ pub trait QueryRunner: Send + Sync {
     fn locate(&self, _name: &str) -> Option<String> {
         None
     }
+
+    /// Writes the rows of one query into `table` (CREATE TABLE … AS SELECT). By default the rows
+    /// come here ([`QueryRunner::run`]) and are written by this process; an engine that runs
+    /// queries on a cluster overrides it to have its executors write the data files
+    /// ([`Table::begin_write`]).
+    fn write<'a>(
+        &'a self,
+        sql: &'a str,
+        table: &'a Table,
+        options: crate::write::WriteOptions,
+    ) -> futures::future::BoxFuture<'a, DeltaResult<crate::write::WriteResult>> {
+        Box::pin(async move {
+            let (_, stream) = self.run(sql).await?;
+            table.write_stream(stream, options).await
+        })
+    }
 }
 
 /// Parses and runs one DML statement (DELETE, UPDATE, MERGE).

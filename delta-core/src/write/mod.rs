@@ -19,4 +19,4 @@ pub mod writer;
 pub use crate::table::features::min_protocol;
 pub use enforce::{merge_schemas, schema_from_arrow};
 pub use files::{encode_path, DeltaWriter, CHANGE_TYPE_COLUMN};
-pub use writer::{CreateMode, SaveMode, TableSpec, WriteOptions, WriteResult};
+pub use writer::{CreateMode, FileWrite, PlannedWrite, SaveMode, TableSpec, TaskWriter, WriteOptions, WriteResult, WriteTask};

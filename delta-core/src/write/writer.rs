@@ -14,6 +14,11 @@
 //!        ▼
 //!  post-commit: checkpoint every `delta.checkpointInterval` commits, `.crc` file
 //! ```
+//!
+//! The decisions come first and need only the input's schema ([`Table::begin_write`] →
+//! [`FileWrite`]); the data files can then be written here or by other processes from a
+//! serializable [`WriteTask`] (a cluster's executors), whose `add`s [`FileWrite::commit_files`]
+//! commits. [`Table::write_stream`] is the two halves in one process.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::enforce::{
@@ -29,6 +35,7 @@ use super::enforce::{
 };
 use super::files::{DeltaWriter, ParallelWriter};
 use crate::error::{DeltaError, DeltaResult};
+use crate::log::storage::TableLocation;
 use crate::read::skipping::FilePruner;
 use crate::read::snapshot::{Snapshot, Table};
 use crate::table::actions::{Action, AddFile};
@@ -337,11 +344,7 @@ impl Table {
         S: Stream<Item = DeltaResult<RecordBatch>> + Send + Unpin,
     {
         let mut batches = batches.peekable();
-        let existing = match self.snapshot().await {
-            Ok(s) => Some(s),
-            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => None,
-            Err(e) => return Err(e),
-        };
+        let existing = self.existing_snapshot().await?;
         let first_schema = match std::pin::Pin::new(&mut batches).peek().await {
             Some(Ok(b)) => Some(b.schema()),
             Some(Err(_)) => match batches.next().await {
@@ -351,21 +354,45 @@ impl Table {
             },
             None => None,
         };
+        match self.plan_write(existing, first_schema, options).await? {
+            PlannedWrite::Done(result) => Ok(result),
+            // Boxed: a write's state is large, and callers' futures hold this one.
+            PlannedWrite::Files(write) => Box::pin(write.write_stream(batches)).await,
+        }
+    }
+
+    /// Writes in-memory batches; see [`Table::write_stream`].
+    pub async fn write(&self, batches: Vec<RecordBatch>, options: WriteOptions) -> DeltaResult<WriteResult> {
+        self.write_stream(futures::stream::iter(batches.into_iter().map(Ok)), options).await
+    }
+
+    /// A write whose input has `schema`, decided before any row is read: what
+    /// [`Table::write_stream`] decides from its first batch (save mode, table creation, schema
+    /// evolution, partitioning). Its data files may then be written here
+    /// ([`FileWrite::write_stream`]) or by other processes ([`FileWrite::task`], then
+    /// [`FileWrite::commit_files`] with the files they wrote): an engine running the query on a
+    /// cluster has its executors write the files and commits them here, once.
+    pub async fn begin_write(&self, schema: SchemaRef, options: WriteOptions) -> DeltaResult<PlannedWrite> {
+        let existing = self.existing_snapshot().await?;
+        self.plan_write(existing, Some(schema), options).await
+    }
+
+    async fn existing_snapshot(&self) -> DeltaResult<Option<Snapshot>> {
+        match self.snapshot().await {
+            Ok(s) => Ok(Some(s)),
+            Err(DeltaError::NotATable { .. } | DeltaError::NoCommits { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn plan_write(&self, existing: Option<Snapshot>, first_schema: Option<SchemaRef>, options: WriteOptions) -> DeltaResult<PlannedWrite> {
         let snapshot = match existing {
             Some(s) => {
                 match options.mode {
                     SaveMode::ErrorIfExists => {
                         return Err(DeltaError::WriteRefused { reason: format!("table exists at version {}", s.version()) })
                     }
-                    SaveMode::Ignore => {
-                        return Ok(WriteResult {
-                            version: None,
-                            files_added: 0,
-                            files_removed: 0,
-                            rows_written: 0,
-                            post_commit_error: None,
-                        })
-                    }
+                    SaveMode::Ignore => return Ok(PlannedWrite::Done(WriteResult::nothing())),
                     _ => {}
                 }
                 s
@@ -390,7 +417,7 @@ impl Table {
                     // Version 0 holds the protocol, metadata and the data files, as in Spark: a
                     // failed first write leaves no empty table behind.
                     let new = self.new_table(schema, &parts, &clustering, options.properties.clone())?;
-                    return write_to_snapshot(self, new.snapshot.clone(), batches, options, first_schema, Some(new)).await;
+                    return FileWrite::prepare(self, new.snapshot.clone(), options, first_schema, Some(new));
                 }
             }
         };
@@ -419,284 +446,469 @@ impl Table {
                 });
             }
         }
-        write_to_snapshot(self, snapshot, batches, options, first_schema, None).await
-    }
-
-    /// Writes in-memory batches; see [`Table::write_stream`].
-    pub async fn write(&self, batches: Vec<RecordBatch>, options: WriteOptions) -> DeltaResult<WriteResult> {
-        self.write_stream(futures::stream::iter(batches.into_iter().map(Ok)), options).await
+        FileWrite::prepare(self, snapshot, options, first_schema, None)
     }
 }
 
-async fn write_to_snapshot<S>(
-    table: &Table,
+impl WriteResult {
+    /// Nothing committed (Ignore mode on an existing table, an idempotent write already applied).
+    fn nothing() -> Self {
+        WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0, post_commit_error: None }
+    }
+}
+
+/// What a write does, decided before its rows are read ([`Table::begin_write`]).
+pub enum PlannedWrite {
+    /// Nothing to write: Ignore mode on an existing table, or an idempotent write
+    /// (`app_transaction`) the table already has.
+    Done(WriteResult),
+    /// Data files to write, then one commit.
+    Files(Box<FileWrite>),
+}
+
+/// A write after its decisions (schema, protocol, partitioning, what an overwrite removes) and
+/// before its data files: written here by [`FileWrite::write_stream`], or elsewhere from
+/// [`FileWrite::task`] and committed by [`FileWrite::commit_files`].
+pub struct FileWrite {
+    table: Table,
     snapshot: Snapshot,
-    mut batches: S,
     options: WriteOptions,
-    first_schema: Option<SchemaRef>,
     new_table: Option<NewTable>,
-) -> DeltaResult<WriteResult>
-where
-    S: Stream<Item = DeltaResult<RecordBatch>> + Send + Unpin,
-{
-    let mut metadata = snapshot.metadata().clone();
-    let mut protocol = snapshot.protocol().clone();
-    let mut schema = snapshot.schema().clone();
-    ensure_writable(&protocol)?;
-    if let Some((app, v)) = &options.app_transaction {
-        if snapshot.app_transactions().get(app).is_some_and(|t| t.version >= *v) {
-            return Ok(WriteResult { version: None, files_added: 0, files_removed: 0, rows_written: 0, post_commit_error: None });
-        }
+    metadata: Metadata,
+    protocol: Protocol,
+    schema: StructType,
+    schema_changed: bool,
+    metadata_changed: bool,
+    identities: Vec<super::enforce::Identity>,
+    rewriter: Option<crate::write::rewrite::Rewriter>,
+    insert_changes: bool,
+    checks: WriteChecks,
+    target_size: u64,
+}
+
+/// What every written batch goes through before it is encoded: conformed to the table's schema
+/// (safe casts, missing nullable columns), generated columns filled, NOT NULL, invariants and
+/// CHECK constraints, and replaceWhere's predicate.
+struct WriteChecks {
+    target: SchemaRef,
+    schema: StructType,
+    rules: Vec<(String, Expr)>,
+    replace_where: Option<Expr>,
+}
+
+impl WriteChecks {
+    fn new(metadata: &Metadata, schema: &StructType, replace_where: Option<Expr>) -> DeltaResult<Self> {
+        // Nullability is enforced by the checks, not by Arrow: generated and identity columns are
+        // null until they are filled in.
+        let target =
+            Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::table::schema::all_nullable(f)).collect::<Vec<_>>()));
+        Ok(WriteChecks { target, schema: schema.clone(), rules: table_rules(metadata, schema)?, replace_where })
     }
-    let removes_data = options.mode == SaveMode::Overwrite;
-    if removes_data && metadata.bool_property("delta.appendOnly", false) {
-        return Err(DeltaError::WriteRefused {
-            reason: "the table is append-only (delta.appendOnly=true); overwrite is not allowed".into(),
-        });
-    }
-    // Schema evolution.
-    let mut schema_changed = false;
-    let mut metadata_changed = false;
-    if let Some(input) = &first_schema {
-        let data_schema = schema_from_arrow(input)?;
-        if options.overwrite_schema && options.mode == SaveMode::Overwrite && options.replace_where.is_none() {
-            if data_schema != schema {
-                schema = data_schema;
-                schema_changed = true;
-                if let Some(parts) = &options.partition_by {
-                    metadata.partition_columns = parts.clone();
-                }
-            }
-        } else if options.merge_schema {
-            let widen = protocol.has_feature(&TableFeature::TypeWidening) || protocol.has_feature(&TableFeature::TypeWideningPreview);
-            let merged = merge_schemas(&schema, &data_schema, widen)?;
-            if merged != schema {
-                schema = merged;
-                schema_changed = true;
-            }
-        }
-    }
-    let mode = snapshot.column_mapping_mode();
-    if schema_changed {
-        if mode != ColumnMappingMode::None {
-            assign_new_column_ids(&mut schema, &mut metadata);
-        }
-        metadata.schema_string = schema.to_json().to_string();
-        let props: HashMap<String, String> = metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
-        let needed = min_protocol(&schema, &props);
-        if needed.min_writer_version > protocol.min_writer_version || needed.min_reader_version > protocol.min_reader_version {
-            protocol = needed;
-        }
-    }
-    // Nullability is enforced by the checks above, not by Arrow: generated and identity columns are
-    // null until they are filled in.
-    let target =
-        Arc::new(Schema::new(schema.to_arrow()?.fields().iter().map(|f| crate::table::schema::all_nullable(f)).collect::<Vec<_>>()));
-    let rules = table_rules(&metadata, &schema)?;
-    let mut identities = identity_columns(&schema)?;
-    let target_size = options
-        .target_file_size
-        .or_else(|| metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()))
-        .unwrap_or(128 * 1024 * 1024);
-    // Several writers encode in parallel (one file each at a time).
-    let location = snapshot.location().clone();
-    // replaceWhere deletes what its predicate selects as DELETE does (whole files for a
-    // partition predicate; otherwise deletion vectors or copied rows that keep their row ids,
-    // and change data for the deleted and the written rows on a CDF table).
-    let mut rewriter = None;
-    let mut insert_changes = false;
-    if let (SaveMode::Overwrite, Some(pred)) = (options.mode, &options.replace_where) {
-        let mut rw = crate::write::rewrite::Rewriter::new(snapshot.clone(), "WRITE")?;
-        if schema_changed {
-            rw.evolve(schema.clone())?;
-        }
-        // A row-tracking table that never declared its materialised column names gets them.
-        for (k, v) in &rw.metadata.configuration {
-            if k.starts_with("delta.rowTracking.") && !metadata.configuration.contains_key(k) {
-                metadata.configuration.insert(k.clone(), v.clone());
-                metadata_changed = true;
+
+    fn check(&self, batch: &RecordBatch, identities: &mut [super::enforce::Identity]) -> DeltaResult<RecordBatch> {
+        let (batch, provided) = conform_without_generated(batch, &self.target, &self.schema)?;
+        let batch = fill_identity_columns(batch, &provided, identities)?;
+        let batch = fill_generated_columns((batch, provided), &self.schema)?;
+        check_rules(&batch, &self.rules)?;
+        if let Some(pred) = &self.replace_where {
+            let outside = batch.num_rows() - evaluate_predicate(pred, &batch)?.true_count();
+            if outside > 0 {
+                return Err(DeltaError::WriteRefused { reason: format!("{outside} written row(s) do not match replaceWhere `{pred}`") });
             }
         }
-        // Once a commit has change data files readers use only those: with rows deleted from
-        // inside files (change data written for them), the written rows get theirs too.
-        insert_changes = rw.cdf && !rw.is_partition_only(pred);
-        rewriter = Some(rw);
+        Ok(batch)
     }
-    let row_group_rows = options.row_group_rows;
-    let mut writers = ParallelWriter::new(|| {
-        let w = DeltaWriter::new(location.clone(), &metadata, &schema, mode, target_size)?;
-        Ok(match row_group_rows {
-            Some(n) => w.with_row_group_rows(n),
-            None => w,
-        })
-    })?;
-    let mut input_error = None;
-    while let Some(batch) = batches.next().await {
-        let checked = (|| -> DeltaResult<RecordBatch> {
-            let (batch, provided) = conform_without_generated(&batch?, &target, &schema)?;
-            let batch = fill_identity_columns(batch, &provided, &mut identities)?;
-            let batch = fill_generated_columns((batch, provided), &schema)?;
-            check_rules(&batch, &rules)?;
-            if let Some(pred) = &options.replace_where {
-                let outside = batch.num_rows() - evaluate_predicate(pred, &batch)?.true_count();
-                if outside > 0 {
-                    return Err(DeltaError::WriteRefused {
-                        reason: format!("{outside} written row(s) do not match replaceWhere `{pred}`"),
-                    });
-                }
-            }
-            Ok(batch)
-        })();
-        let checked = match (checked, rewriter.as_mut()) {
-            (Ok(b), Some(rw)) if insert_changes => rw.write_changes(&b, crate::write::rewrite::ChangeType::Insert).await.map(|()| b),
-            (checked, _) => checked,
+}
+
+/// The data-file half of a write, sent to another process (a cluster's executor): the table's
+/// location and metadata as this write commits it (schema evolution included), and the file
+/// sizes. [`WriteTask::writer`] checks and encodes rows exactly as a local write does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteTask {
+    /// The table's root URL (each process opens it with its own storage options).
+    pub table: String,
+    pub metadata: Metadata,
+    pub target_file_size: u64,
+    pub row_group_rows: Option<usize>,
+}
+
+impl WriteTask {
+    /// A writer of this task's data files at `location` (the table's, opened by this process).
+    pub fn writer(&self, location: TableLocation) -> DeltaResult<TaskWriter> {
+        let schema = StructType::parse(&self.metadata.schema_string)?;
+        let mode = ColumnMappingMode::from_config(self.metadata.property("delta.columnMapping.mode"))?;
+        let checks = WriteChecks::new(&self.metadata, &schema, None)?;
+        if !identity_columns(&schema)?.is_empty() {
+            return Err(DeltaError::Internal("a write with identity columns cannot be split across processes".into()));
+        }
+        let files = DeltaWriter::new(location, &self.metadata, &schema, mode, self.target_file_size)?;
+        let files = match self.row_group_rows {
+            Some(n) => files.with_row_group_rows(n),
+            None => files,
         };
-        match checked {
-            Ok(b) => {
-                if !writers.write(b).await {
+        Ok(TaskWriter { checks, files })
+    }
+}
+
+/// Writes one task's rows into data files ([`WriteTask::writer`]).
+pub struct TaskWriter {
+    checks: WriteChecks,
+    files: DeltaWriter,
+}
+
+impl TaskWriter {
+    /// Checks and writes one batch (files are cut at the target size as rows arrive).
+    pub async fn write(&mut self, batch: &RecordBatch) -> DeltaResult<()> {
+        let batch = self.checks.check(batch, &mut [])?;
+        self.files.write(&batch).await
+    }
+
+    /// Closes the open files: their `add` actions (with statistics) and the rows written.
+    pub async fn finish(self) -> DeltaResult<(Vec<AddFile>, u64)> {
+        self.files.finish().await
+    }
+}
+
+impl FileWrite {
+    fn prepare(
+        table: &Table,
+        snapshot: Snapshot,
+        options: WriteOptions,
+        first_schema: Option<SchemaRef>,
+        new_table: Option<NewTable>,
+    ) -> DeltaResult<PlannedWrite> {
+        let mut metadata = snapshot.metadata().clone();
+        let mut protocol = snapshot.protocol().clone();
+        let mut schema = snapshot.schema().clone();
+        ensure_writable(&protocol)?;
+        if let Some((app, v)) = &options.app_transaction {
+            if snapshot.app_transactions().get(app).is_some_and(|t| t.version >= *v) {
+                return Ok(PlannedWrite::Done(WriteResult::nothing()));
+            }
+        }
+        let removes_data = options.mode == SaveMode::Overwrite;
+        if removes_data && metadata.bool_property("delta.appendOnly", false) {
+            return Err(DeltaError::WriteRefused {
+                reason: "the table is append-only (delta.appendOnly=true); overwrite is not allowed".into(),
+            });
+        }
+        // Schema evolution.
+        let mut schema_changed = false;
+        let mut metadata_changed = false;
+        if let Some(input) = &first_schema {
+            let data_schema = schema_from_arrow(input)?;
+            if options.overwrite_schema && options.mode == SaveMode::Overwrite && options.replace_where.is_none() {
+                if data_schema != schema {
+                    schema = data_schema;
+                    schema_changed = true;
+                    if let Some(parts) = &options.partition_by {
+                        metadata.partition_columns = parts.clone();
+                    }
+                }
+            } else if options.merge_schema {
+                let widen = protocol.has_feature(&TableFeature::TypeWidening) || protocol.has_feature(&TableFeature::TypeWideningPreview);
+                let merged = merge_schemas(&schema, &data_schema, widen)?;
+                if merged != schema {
+                    schema = merged;
+                    schema_changed = true;
+                }
+            }
+        }
+        let mode = snapshot.column_mapping_mode();
+        if schema_changed {
+            if mode != ColumnMappingMode::None {
+                assign_new_column_ids(&mut schema, &mut metadata);
+            }
+            metadata.schema_string = schema.to_json().to_string();
+            let props: HashMap<String, String> =
+                metadata.configuration.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+            let needed = min_protocol(&schema, &props);
+            if needed.min_writer_version > protocol.min_writer_version || needed.min_reader_version > protocol.min_reader_version {
+                protocol = needed;
+            }
+        }
+        let checks = WriteChecks::new(&metadata, &schema, options.replace_where.clone())?;
+        let identities = identity_columns(&schema)?;
+        let target_size = options
+            .target_file_size
+            .or_else(|| metadata.property("delta.targetFileSize").and_then(|v| v.parse().ok()))
+            .unwrap_or(128 * 1024 * 1024);
+        // replaceWhere deletes what its predicate selects as DELETE does (whole files for a
+        // partition predicate; otherwise deletion vectors or copied rows that keep their row ids,
+        // and change data for the deleted and the written rows on a CDF table).
+        let mut rewriter = None;
+        let mut insert_changes = false;
+        if let (SaveMode::Overwrite, Some(pred)) = (options.mode, &options.replace_where) {
+            let mut rw = crate::write::rewrite::Rewriter::new(snapshot.clone(), "WRITE")?;
+            if schema_changed {
+                rw.evolve(schema.clone())?;
+            }
+            // A row-tracking table that never declared its materialised column names gets them.
+            for (k, v) in &rw.metadata.configuration {
+                if k.starts_with("delta.rowTracking.") && !metadata.configuration.contains_key(k) {
+                    metadata.configuration.insert(k.clone(), v.clone());
+                    metadata_changed = true;
+                }
+            }
+            // Once a commit has change data files readers use only those: with rows deleted from
+            // inside files (change data written for them), the written rows get theirs too.
+            insert_changes = rw.cdf && !rw.is_partition_only(pred);
+            rewriter = Some(rw);
+        }
+        Ok(PlannedWrite::Files(Box::new(FileWrite {
+            table: table.clone(),
+            snapshot,
+            options,
+            new_table,
+            metadata,
+            protocol,
+            schema,
+            schema_changed,
+            metadata_changed,
+            identities,
+            rewriter,
+            insert_changes,
+            checks,
+            target_size,
+        })))
+    }
+
+    /// The schema the written rows take (the table's, after this write's evolution).
+    pub fn schema(&self) -> &StructType {
+        &self.schema
+    }
+
+    /// The data-file half of this write for other processes, when it can be split: not when the
+    /// table has identity columns (one process hands out their values) or the write is a
+    /// replaceWhere overwrite (its rows are checked against rows it deletes, and change data is
+    /// written beside them).
+    pub fn task(&self) -> Option<WriteTask> {
+        if !self.identities.is_empty() || self.rewriter.is_some() || self.options.replace_where.is_some() {
+            return None;
+        }
+        Some(WriteTask {
+            table: self.snapshot.location().root_url().to_string(),
+            metadata: self.metadata.clone(),
+            target_file_size: self.target_size,
+            row_group_rows: self.options.row_group_rows,
+        })
+    }
+
+    /// Writes the batches here (encoders on both cores), then commits.
+    pub async fn write_stream<S>(mut self, mut batches: S) -> DeltaResult<WriteResult>
+    where
+        S: Stream<Item = DeltaResult<RecordBatch>> + Send + Unpin,
+    {
+        let location = self.snapshot.location().clone();
+        let mode = self.snapshot.column_mapping_mode();
+        let row_group_rows = self.options.row_group_rows;
+        let (metadata, schema, target_size) = (&self.metadata, &self.schema, self.target_size);
+        let mut writers = ParallelWriter::new(|| {
+            let w = DeltaWriter::new(location.clone(), metadata, schema, mode, target_size)?;
+            Ok(match row_group_rows {
+                Some(n) => w.with_row_group_rows(n),
+                None => w,
+            })
+        })?;
+        let mut input_error = None;
+        while let Some(batch) = batches.next().await {
+            let checked = batch.and_then(|b| self.checks.check(&b, &mut self.identities));
+            let checked = match (checked, self.rewriter.as_mut()) {
+                (Ok(b), Some(rw)) if self.insert_changes => {
+                    rw.write_changes(&b, crate::write::rewrite::ChangeType::Insert).await.map(|()| b)
+                }
+                (checked, _) => checked,
+            };
+            match checked {
+                Ok(b) => {
+                    if !writers.write(b).await {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    input_error = Some(e);
                     break;
                 }
             }
-            Err(e) => {
-                input_error = Some(e);
-                break;
-            }
         }
+        let written = writers.finish().await;
+        // Nothing is committed on error; files already written stay unreferenced (VACUUM removes them).
+        let (adds, rows) = match (input_error, written) {
+            (Some(e), _) | (None, Err(e)) => return Err(e),
+            (None, Ok(w)) => w,
+        };
+        Box::pin(self.commit(adds, rows)).await
     }
-    let written = writers.finish().await;
-    let (adds, rows) = match (input_error, written) {
-        (Some(e), _) | (None, Err(e)) => return Err(e),
-        (None, Ok(w)) => w,
-    };
-    // Nothing is committed on error; files already written stay unreferenced (VACUUM removes them).
-    let written_partitions: Vec<HashMap<String, Option<String>>> = adds.iter().map(|a| a.partition_values.clone()).collect();
 
-    let isolation = options.isolation.unwrap_or(IsolationLevel::WriteSerializable);
-    let mut txn = match &new_table {
-        Some(_) => Transaction::create(snapshot.clone()),
-        None => Transaction::new(snapshot.clone()),
+    /// Commits data files written elsewhere from [`FileWrite::task`] (their `add` actions, as
+    /// [`TaskWriter::finish`] returned them), with this write's removes, metadata and conflict
+    /// checks, as one commit. Files of failed or repeated tasks that are not given here stay
+    /// unreferenced (VACUUM removes them).
+    pub async fn commit_files(self, adds: Vec<AddFile>) -> DeltaResult<WriteResult> {
+        if self.task().is_none() {
+            return Err(DeltaError::Internal("this write cannot take files written elsewhere".into()));
+        }
+        let partitions = &self.metadata.partition_columns;
+        let mut rows = 0u64;
+        for add in &adds {
+            let foreign = add.path.contains("://") || add.path.starts_with('/') || add.path.split('/').any(|p| p == "..");
+            let keys_match =
+                add.partition_values.len() == partitions.len() && partitions.iter().all(|p| add.partition_values.contains_key(p));
+            if foreign || !keys_match || !add.data_change || add.deletion_vector.is_some() {
+                return Err(DeltaError::WriteRefused {
+                    reason: format!("`{}` is not a new data file of this write (path, partition values or flags differ)", add.path),
+                });
+            }
+            rows += add.num_records().unwrap_or(0);
+        }
+        Box::pin(self.commit(adds, rows)).await
     }
-    .with_isolation(isolation);
-    let now = chrono::Utc::now().timestamp_millis();
-    let mut removed = 0usize;
-    let mut extra_adds: Vec<AddFile> = Vec::new();
-    let mut rewritten = 0usize;
-    let mut rewrite_metrics = serde_json::Map::new();
-    let op_mode = if options.mode == SaveMode::Overwrite { "Overwrite" } else { "Append" };
-    let mut params = json!({"mode": op_mode, "partitionBy": serde_json::to_string(&metadata.partition_columns).unwrap_or_default()});
-    if options.mode == SaveMode::Overwrite {
-        let current = snapshot.add_files()?;
-        if let Some(pred) = &options.replace_where {
-            params["predicate"] = json!(pred.to_string());
-            txn.read_predicate(pred.clone());
-            let mut rw = rewriter.take().ok_or_else(|| DeltaError::Internal("replaceWhere without its rewriter".into()))?;
-            rw.delete_rows(Some(pred)).await?;
-            for f in &rw.read {
-                txn.read_file(f);
-            }
-            let (actions, rw_metrics, _) = rw.finish().await?;
-            for action in actions {
-                match action {
-                    // This commit's own metadata carries the schema and row tracking names.
-                    Action::Metadata(_) | Action::Protocol(_) => {}
-                    Action::Add(a) => extra_adds.push(a),
-                    other => txn.add_action(other),
+
+    async fn commit(self, adds: Vec<AddFile>, rows: u64) -> DeltaResult<WriteResult> {
+        let FileWrite {
+            table,
+            snapshot,
+            options,
+            new_table,
+            mut metadata,
+            protocol,
+            mut schema,
+            mut schema_changed,
+            metadata_changed,
+            identities,
+            mut rewriter,
+            ..
+        } = self;
+        let written_partitions: Vec<HashMap<String, Option<String>>> = adds.iter().map(|a| a.partition_values.clone()).collect();
+
+
+        let isolation = options.isolation.unwrap_or(IsolationLevel::WriteSerializable);
+        let mut txn = match &new_table {
+            Some(_) => Transaction::create(snapshot.clone()),
+            None => Transaction::new(snapshot.clone()),
+        }
+        .with_isolation(isolation);
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut removed = 0usize;
+        let mut extra_adds: Vec<AddFile> = Vec::new();
+        let mut rewritten = 0usize;
+        let mut rewrite_metrics = serde_json::Map::new();
+        let op_mode = if options.mode == SaveMode::Overwrite { "Overwrite" } else { "Append" };
+        let mut params = json!({"mode": op_mode, "partitionBy": serde_json::to_string(&metadata.partition_columns).unwrap_or_default()});
+        if options.mode == SaveMode::Overwrite {
+            let current = snapshot.add_files()?;
+            if let Some(pred) = &options.replace_where {
+                params["predicate"] = json!(pred.to_string());
+                txn.read_predicate(pred.clone());
+                let mut rw = rewriter.take().ok_or_else(|| DeltaError::Internal("replaceWhere without its rewriter".into()))?;
+                rw.delete_rows(Some(pred)).await?;
+                for f in &rw.read {
+                    txn.read_file(f);
                 }
-            }
-            removed += rw_metrics.get("numRemovedFiles").copied().unwrap_or(0) as usize;
-            rewritten = rw_metrics.get("numAddedFiles").copied().unwrap_or(0) as usize;
-            for m in ["numDeletedRows", "numCopiedRows", "numDeletionVectorsAdded", "numDeletionVectorsUpdated", "numAddedChangeFiles"] {
-                if let Some(v) = rw_metrics.get(m) {
-                    rewrite_metrics.insert(m.to_string(), json!(v.to_string()));
+                let (actions, rw_metrics, _) = rw.finish().await?;
+                for action in actions {
+                    match action {
+                        // This commit's own metadata carries the schema and row tracking names.
+                        Action::Metadata(_) | Action::Protocol(_) => {}
+                        Action::Add(a) => extra_adds.push(a),
+                        other => txn.add_action(other),
+                    }
                 }
-            }
-        } else if options.dynamic_partition_overwrite && !metadata.partition_columns.is_empty() {
-            params["partitionOverwriteMode"] = json!("dynamic");
-            let pruner = FilePruner::new(&snapshot)?;
-            for add in current {
-                let pv = pruner.logical_partition_values(&add.partition_values);
-                let written = written_partitions.iter().any(|w| pruner.logical_partition_values(w) == pv);
-                if written {
-                    txn.read_file(&add.path);
+                removed += rw_metrics.get("numRemovedFiles").copied().unwrap_or(0) as usize;
+                rewritten = rw_metrics.get("numAddedFiles").copied().unwrap_or(0) as usize;
+                for m in ["numDeletedRows", "numCopiedRows", "numDeletionVectorsAdded", "numDeletionVectorsUpdated", "numAddedChangeFiles"] {
+                    if let Some(v) = rw_metrics.get(m) {
+                        rewrite_metrics.insert(m.to_string(), json!(v.to_string()));
+                    }
+                }
+            } else if options.dynamic_partition_overwrite && !metadata.partition_columns.is_empty() {
+                params["partitionOverwriteMode"] = json!("dynamic");
+                let pruner = FilePruner::new(&snapshot)?;
+                for add in current {
+                    let pv = pruner.logical_partition_values(&add.partition_values);
+                    let written = written_partitions.iter().any(|w| pruner.logical_partition_values(w) == pv);
+                    if written {
+                        txn.read_file(&add.path);
+                        txn.add_action(Action::Remove(add.to_remove(now, true)));
+                        removed += 1;
+                    }
+                }
+                // The transaction read the partitions it replaced.
+                for w in &written_partitions {
+                    let pv = pruner.logical_partition_values(w);
+                    let mut pred: Option<Expr> = None;
+                    for (col, v) in pv {
+                        let term = match v {
+                            Some(v) => Expr::Cmp(
+                                crate::table::expr::CmpOp::Eq,
+                                Box::new(Expr::col(&col)),
+                                Box::new(Expr::Literal(crate::table::expr::Scalar::String(v))),
+                            ),
+                            None => Expr::IsNull(Box::new(Expr::col(&col))),
+                        };
+                        pred = Some(match pred {
+                            None => term,
+                            Some(p) => Expr::And(Box::new(p), Box::new(term)),
+                        });
+                    }
+                    if let Some(p) = pred {
+                        txn.read_predicate(p);
+                    }
+                }
+            } else {
+                txn.read_whole_table();
+                for add in current {
                     txn.add_action(Action::Remove(add.to_remove(now, true)));
                     removed += 1;
                 }
             }
-            // The transaction read the partitions it replaced.
-            for w in &written_partitions {
-                let pv = pruner.logical_partition_values(w);
-                let mut pred: Option<Expr> = None;
-                for (col, v) in pv {
-                    let term = match v {
-                        Some(v) => Expr::Cmp(
-                            crate::table::expr::CmpOp::Eq,
-                            Box::new(Expr::col(&col)),
-                            Box::new(Expr::Literal(crate::table::expr::Scalar::String(v))),
-                        ),
-                        None => Expr::IsNull(Box::new(Expr::col(&col))),
-                    };
-                    pred = Some(match pred {
-                        None => term,
-                        Some(p) => Expr::And(Box::new(p), Box::new(term)),
-                    });
-                }
-                if let Some(p) = pred {
-                    txn.read_predicate(p);
-                }
-            }
-        } else {
-            txn.read_whole_table();
-            for add in current {
-                txn.add_action(Action::Remove(add.to_remove(now, true)));
-                removed += 1;
+        }
+        // Identity values assigned: the high-water marks move, which is a metadata change (so that
+        // concurrent writers cannot hand out the same values).
+        for id in &identities {
+            if let Some(last) = id.assigned {
+                schema.fields[id.index].metadata.insert("delta.identity.highWaterMark".into(), json!(last));
+                schema_changed = true;
             }
         }
-    }
-    // Identity values assigned: the high-water marks move, which is a metadata change (so that
-    // concurrent writers cannot hand out the same values).
-    for id in &identities {
-        if let Some(last) = id.assigned {
-            schema.fields[id.index].metadata.insert("delta.identity.highWaterMark".into(), json!(last));
-            schema_changed = true;
-        }
-    }
-    if let Some(new) = &new_table {
-        // The table's first commit: protocol, metadata (with whatever this write changed) and
-        // the clustering domain.
-        metadata.schema_string = schema.to_json().to_string();
-        txn.add_action(Action::Protocol(protocol.clone()));
-        txn.add_action(Action::Metadata(metadata.clone()));
-        if let Some(d) = &new.domain {
-            txn.add_action(Action::DomainMetadata(d.clone()));
-        }
-    } else if schema_changed || metadata_changed {
-        metadata.schema_string = schema.to_json().to_string();
-        txn.add_action(Action::Metadata(metadata.clone()));
-        if &protocol != snapshot.protocol() {
+        if let Some(new) = &new_table {
+            // The table's first commit: protocol, metadata (with whatever this write changed) and
+            // the clustering domain.
+            metadata.schema_string = schema.to_json().to_string();
             txn.add_action(Action::Protocol(protocol.clone()));
+            txn.add_action(Action::Metadata(metadata.clone()));
+            if let Some(d) = &new.domain {
+                txn.add_action(Action::DomainMetadata(d.clone()));
+            }
+        } else if schema_changed || metadata_changed {
+            metadata.schema_string = schema.to_json().to_string();
+            txn.add_action(Action::Metadata(metadata.clone()));
+            if &protocol != snapshot.protocol() {
+                txn.add_action(Action::Protocol(protocol.clone()));
+            }
         }
+        // Files re-added with a deletion vector are not new files.
+        let files_added = adds.len() + rewritten;
+        for a in adds.into_iter().chain(extra_adds) {
+            txn.add_action(Action::Add(a));
+        }
+        if let Some((app, v)) = &options.app_transaction {
+            txn.read_app_transaction(app);
+            txn.add_action(Action::Txn(AppTransaction { app_id: app.clone(), version: *v, last_updated: Some(now) }));
+        }
+        let mut metrics =
+            json!({"numFiles": files_added.to_string(), "numOutputRows": rows.to_string(), "numRemovedFiles": removed.to_string()});
+        if let Value::Object(m) = &mut metrics {
+            m.extend(rewrite_metrics);
+        }
+        let txn = txn.with_operation("WRITE", params).with_metrics(metrics).with_commit_info(options.commit_info.clone());
+        let version = match new_table {
+            Some(_) => table.commit_new_table(txn).await?,
+            None => txn.commit().await?.version()?,
+        };
+        let post_commit_error = crate::write::checkpoint::post_commit(&table, version).await.err().map(|e| e.to_string());
+        Ok(WriteResult { version: Some(version), files_added, files_removed: removed, rows_written: rows, post_commit_error })
     }
-    // Files re-added with a deletion vector are not new files.
-    let files_added = adds.len() + rewritten;
-    for a in adds.into_iter().chain(extra_adds) {
-        txn.add_action(Action::Add(a));
-    }
-    if let Some((app, v)) = &options.app_transaction {
-        txn.read_app_transaction(app);
-        txn.add_action(Action::Txn(AppTransaction { app_id: app.clone(), version: *v, last_updated: Some(now) }));
-    }
-    let mut metrics =
-        json!({"numFiles": files_added.to_string(), "numOutputRows": rows.to_string(), "numRemovedFiles": removed.to_string()});
-    if let Value::Object(m) = &mut metrics {
-        m.extend(rewrite_metrics);
-    }
-    let txn = txn.with_operation("WRITE", params).with_metrics(metrics).with_commit_info(options.commit_info.clone());
-    let version = match new_table {
-        Some(_) => table.commit_new_table(txn).await?,
-        None => txn.commit().await?.version()?,
-    };
-    let post_commit_error = crate::write::checkpoint::post_commit(table, version).await.err().map(|e| e.to_string());
-    Ok(WriteResult { version: Some(version), files_added, files_removed: removed, rows_written: rows, post_commit_error })
 }
 
 impl Table {

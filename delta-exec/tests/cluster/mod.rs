@@ -166,3 +166,124 @@ async fn plans_survive_the_codecs() {
     let err = physical_codec.try_decode(b"DELTA-SCAN\x01{not json", &[], &task, &DefaultPhysicalProtoConverter {}).unwrap_err();
     assert!(err.to_string().contains("cannot decode a Delta scan"), "{err}");
 }
+
+/// Row ids of the Delta table at `path` (read by delta-core, not by the cluster), sorted.
+async fn ids_at(path: &str) -> Vec<i64> {
+    let snapshot = delta_core::Table::open(path).unwrap().snapshot().await.unwrap();
+    let batches = snapshot.scan().build().unwrap().collect().await.unwrap();
+    let mut ids = ints(&batches, "id");
+    ids.sort();
+    ids
+}
+
+/// Writes on the cluster: `df.write().save`, INSERT and CTAS have the executors write the files
+/// and commit once; checks run on the executors and a refused write commits nothing; writes the
+/// cluster cannot split (replaceWhere) still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_writes_on_a_standalone_cluster() {
+    let src = TempDir::new("cluster-write-src");
+    table_with(&src, 6000, 6, WriteOptions::default()).await;
+    let out = TempDir::new("cluster-write-out");
+    let cluster = Session::standalone(2).await.unwrap();
+    // A new, partitioned table: version 0 holds everything, files in partition folders.
+    let df = cluster.read().delta(src.path()).await.unwrap().filter("id % 3 = 0").unwrap();
+    let result = df.write().partition_by(&["grp"]).save(out.path()).await.unwrap();
+    assert_eq!(result.version, Some(0));
+    assert_eq!(result.rows_written, 2000);
+    assert_eq!(ids_at(out.path()).await, (0..6000).filter(|i| i % 3 == 0).collect::<Vec<_>>());
+    let table = delta_core::Table::open(out.path()).unwrap();
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!(snapshot.partition_columns(), ["grp".to_string()]);
+    let files = snapshot.add_files().unwrap();
+    assert!(files.len() >= 5 && files.iter().all(|f| f.path.starts_with("grp=g")), "{:?}", files.iter().map(|f| &f.path).collect::<Vec<_>>());
+    assert_eq!(files.iter().map(|f| f.num_records().unwrap()).sum::<u64>(), 2000);
+    // INSERT … SELECT: one more commit.
+    let path = out.path();
+    let src_path = src.path();
+    cluster.execute(&format!("INSERT INTO delta.`{path}` SELECT id, grp, amount FROM delta.`{src_path}` WHERE id % 3 = 1")).await.unwrap();
+    assert_eq!(table.snapshot().await.unwrap().version(), 1);
+    assert_eq!(ids_at(path).await, (0..6000).filter(|i| i % 3 != 2).collect::<Vec<_>>());
+    // CTAS of an aggregate: the same rows as local.
+    let ctas = TempDir::new("cluster-write-ctas");
+    let ctas_path = ctas.path();
+    let query = format!("SELECT grp, sum(amount) AS s, count(*) AS n FROM delta.`{src_path}` GROUP BY grp");
+    cluster.execute(&format!("CREATE TABLE delta.`{ctas_path}` AS {query}")).await.unwrap();
+    let local = Session::with_config(2, None).unwrap();
+    let want = sorted(&local.sql(&query).await.unwrap().collect().await.unwrap());
+    let got = sorted(&local.sql(&format!("SELECT grp, s, n FROM delta.`{ctas_path}`")).await.unwrap().collect().await.unwrap());
+    assert_eq!(got, want);
+    assert_eq!(delta_core::Table::open(ctas_path).unwrap().snapshot().await.unwrap().version(), 0);
+    // A CHECK constraint is checked on the executors: the write is refused, nothing is committed.
+    table.add_constraint("positive", "amount >= 0").await.unwrap();
+    let before = table.snapshot().await.unwrap().version();
+    let bad = cluster.read().delta(src_path).await.unwrap().with_column("amount", "0 - amount").unwrap();
+    let err = bad.write().save(path).await.unwrap_err().to_string();
+    assert!(err.contains("positive"), "{err}");
+    assert_eq!(table.snapshot().await.unwrap().version(), before);
+    assert_eq!(ids_at(path).await.len(), 4000);
+    // Overwrite with replaceWhere: not split across executors, still one commit.
+    let g1 = cluster.read().delta(src_path).await.unwrap().filter("grp = 'g1'").unwrap();
+    g1.write().mode("overwrite").unwrap().option("replaceWhere", "grp = 'g1'").unwrap().save(path).await.unwrap();
+    assert_eq!(table.snapshot().await.unwrap().version(), before + 1);
+    let expect: Vec<i64> = (0..6000).filter(|i| i % 5 == 1 || i % 3 != 2).collect();
+    assert_eq!(ids_at(path).await, expect);
+    // Overwrite of the whole table on the executors.
+    let all = cluster.read().delta(src_path).await.unwrap();
+    all.write().mode("overwrite").unwrap().save(path).await.unwrap();
+    assert_eq!(ids_at(path).await, (0..6000).collect::<Vec<_>>());
+}
+
+/// A write's plan through the codecs (client → scheduler → executor) and run: the files it
+/// returns commit as one version, and bad input to the codecs or the commit is a typed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_plan_survives_the_codecs() {
+    use delta_core::write::PlannedWrite;
+    use delta_exec::write::{adds_of, DeltaWrite};
+    let src = TempDir::new("cluster-codec-write-src");
+    table_with(&src, 3000, 3, WriteOptions::default()).await;
+    let out = TempDir::new("cluster-codec-write-out");
+    let session = Session::with_config(3, None).unwrap();
+    let df = session.read().delta(src.path()).await.unwrap().filter("id >= 100").unwrap();
+    let table = delta_core::Table::open(out.path()).unwrap();
+    let schema = std::sync::Arc::new(df.inner().schema().as_arrow().clone());
+    let options = WriteOptions { partition_by: Some(vec!["grp".into()]), ..Default::default() };
+    let PlannedWrite::Files(write) = table.begin_write(schema, options).await.unwrap() else { panic!("a new table has files to write") };
+    let task = write.task().expect("a plain write splits across executors");
+    let plan = DeltaWrite::try_new(df.inner().logical_plan().clone(), task, table.location().clone()).unwrap().plan();
+    let logical_codec = DeltaLogicalCodec::new(TableOptions::default());
+    let physical_codec = DeltaPhysicalCodec::new(TableOptions::default());
+    let ctx = session.context();
+    let task_ctx = ctx.task_ctx();
+    let bytes = logical_plan_to_bytes_with_extension_codec(&plan, &logical_codec).unwrap();
+    let back = logical_plan_from_bytes_with_extension_codec(&bytes, &task_ctx, &logical_codec).unwrap();
+    assert_eq!(format!("{}", back.display_indent()), format!("{}", plan.display_indent()));
+    let physical = ctx.state().create_physical_plan(&back).await.unwrap();
+    let text = displayable(physical.as_ref()).indent(true).to_string();
+    assert!(text.contains("DeltaWriteExec"), "{text}");
+    let bytes = physical_plan_to_bytes_with_extension_codec(physical.clone(), &physical_codec).unwrap();
+    let again = physical_plan_from_bytes_with_extension_codec(&bytes, &task_ctx, &physical_codec).unwrap();
+    assert_eq!(displayable(again.as_ref()).indent(true).to_string(), text);
+    // Nothing is visible before the commit.
+    let batches = datafusion::physical_plan::collect(again, task_ctx.clone()).await.unwrap();
+    assert!(table.snapshot().await.is_err(), "no table before the commit");
+    let adds = adds_of(&batches).unwrap();
+    assert!(adds.len() >= 5, "{} files", adds.len());
+    // A forged add (a path outside the table) is refused, and nothing is committed.
+    let mut forged = adds.clone();
+    forged[0].path = "../elsewhere/part-0.parquet".into();
+    let PlannedWrite::Files(again_write) =
+        table.begin_write(std::sync::Arc::new(df.inner().schema().as_arrow().clone()), WriteOptions { partition_by: Some(vec!["grp".into()]), ..Default::default() }).await.unwrap()
+    else {
+        panic!("a new table has files to write")
+    };
+    let err = again_write.commit_files(forged).await.unwrap_err().to_string();
+    assert!(err.contains("not a new data file"), "{err}");
+    assert!(table.snapshot().await.is_err(), "a refused commit leaves no table");
+    let result = write.commit_files(adds).await.unwrap();
+    assert_eq!((result.version, result.rows_written), (Some(0), 2900));
+    assert_eq!(ids_at(out.path()).await, (100..3000).collect::<Vec<_>>());
+    // A damaged write task is an error naming what failed.
+    use datafusion_proto::physical_plan::{DefaultPhysicalProtoConverter, PhysicalExtensionCodec};
+    let err = physical_codec.try_decode(b"DELTA-WRITE\x01{not json", std::slice::from_ref(&physical), &task_ctx, &DefaultPhysicalProtoConverter {}).unwrap_err();
+    assert!(err.to_string().contains("cannot decode a write task"), "{err}");
+}
