@@ -98,6 +98,17 @@ enum ClusterAction {
         /// Executors needed before `delta cluster status` reports ready.
         #[arg(long = "min-executors", default_value_t = 1)]
         min_executors: usize,
+        /// Serve Arrow Flight SQL on the same port (ADBC, JDBC and other Arrow clients), to
+        /// clients giving --flight-sql-user and the password in DELTA_FLIGHT_SQL_PASSWORD
+        /// (HTTP Basic in the Flight handshake); without a user only with --insecure.
+        #[arg(long = "flight-sql")]
+        flight_sql: bool,
+        #[arg(long = "flight-sql-user")]
+        flight_sql_user: Option<String>,
+        /// A folder whose Delta tables Flight SQL clients name by folder name
+        /// (``delta.`/path` `` names any table).
+        #[arg(long)]
+        tables: Option<String>,
     },
     /// An executor: pulls tasks from the scheduler, reads Delta files with this process's storage
     /// options, serves its shuffle output. Prints the ports it took.
@@ -469,7 +480,8 @@ async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Re
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).try_init();
     }
     match action {
-        ClusterAction::Scheduler { bind, insecure, executor_timeout_secs, min_executors } => {
+        ClusterAction::Scheduler { bind, insecure, executor_timeout_secs, min_executors, flight_sql, flight_sql_user, tables } => {
+            use delta_exec::cluster::FlightSqlAccess;
             let addr = socket_addr(&bind)?;
             refuse_open_bind(&addr, insecure, "scheduler")?;
             let mut o = SchedulerOptions::new(addr);
@@ -477,8 +489,29 @@ async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Re
             o.executor_timeout_secs = executor_timeout_secs.max(1);
             o.expire_interval_secs = (executor_timeout_secs / 4).clamp(1, 15);
             o.min_executors = min_executors;
+            o.tables = tables.map(std::path::PathBuf::from);
+            o.flight_sql = match (flight_sql, flight_sql_user) {
+                (false, None) => None,
+                (false, Some(_)) => return Err(CliError::Usage("--flight-sql-user needs --flight-sql".into())),
+                (true, Some(user)) => {
+                    let password = std::env::var("DELTA_FLIGHT_SQL_PASSWORD").ok().filter(|p| !p.is_empty()).ok_or_else(|| {
+                        CliError::Usage("--flight-sql-user needs the password in the environment variable DELTA_FLIGHT_SQL_PASSWORD".into())
+                    })?;
+                    Some(FlightSqlAccess::Basic { user, password })
+                }
+                (true, None) if insecure => {
+                    eprintln!("warning: Flight SQL without credentials: anyone who reaches {addr} can query every table this process can read");
+                    Some(FlightSqlAccess::Anonymous)
+                }
+                (true, None) => {
+                    return Err(CliError::Usage(
+                        "--flight-sql needs --flight-sql-user (password in DELTA_FLIGHT_SQL_PASSWORD), or --insecure for anonymous clients".into(),
+                    ))
+                }
+            };
+            let flight = if o.flight_sql.is_some() { " (Flight SQL on the same port)" } else { "" };
             run_scheduler(o, |addr| {
-                println!("scheduler listening on {addr}");
+                println!("scheduler listening on {addr}{flight}");
                 let _ = std::io::stdout().flush();
             })
             .await

@@ -407,6 +407,78 @@ fn interop_python() -> Option<PathBuf> {
     venv.exists().then_some(venv)
 }
 
+/// TPC-H at SF 0.01 as Delta tables under `root` (lineitem and orders in three commits each, so
+/// scans spread over tasks, and with rows deleted by deletion vectors).
+fn tpch_tables(root: &std::path::Path) {
+    use arrow::array::RecordBatch;
+    use delta_core::write::WriteOptions;
+    use tpchgen::generators::{
+        CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator, PartSuppGenerator, RegionGenerator,
+        SupplierGenerator,
+    };
+    use tpchgen_arrow::{CustomerArrow, LineItemArrow, NationArrow, OrderArrow, PartArrow, PartSuppArrow, RegionArrow, SupplierArrow};
+    const SF: f64 = 0.01;
+    type Batches = Vec<RecordBatch>;
+    let collect = |it: &mut dyn Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>>| it.collect::<Result<Batches, _>>().unwrap();
+    let three = |f: &dyn Fn(i32) -> Batches| (1..=3).map(f).collect::<Vec<_>>();
+    let tables: Vec<(&str, Vec<Batches>)> = vec![
+        ("region", vec![collect(&mut RegionArrow::new(RegionGenerator::new(SF, 1, 1)))]),
+        ("nation", vec![collect(&mut NationArrow::new(NationGenerator::new(SF, 1, 1)))]),
+        ("supplier", vec![collect(&mut SupplierArrow::new(SupplierGenerator::new(SF, 1, 1)))]),
+        ("customer", vec![collect(&mut CustomerArrow::new(CustomerGenerator::new(SF, 1, 1)))]),
+        ("part", vec![collect(&mut PartArrow::new(PartGenerator::new(SF, 1, 1)))]),
+        ("partsupp", vec![collect(&mut PartSuppArrow::new(PartSuppGenerator::new(SF, 1, 1)))]),
+        ("orders", three(&|p| collect(&mut OrderArrow::new(OrderGenerator::new(SF, p, 3))))),
+        ("lineitem", three(&|p| collect(&mut LineItemArrow::new(LineItemGenerator::new(SF, p, 3))))),
+    ];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for (name, commits) in tables {
+            let table = delta_core::Table::open(root.join(name).to_str().unwrap()).unwrap();
+            for batches in commits {
+                let options = WriteOptions { properties: [("delta.enableDeletionVectors".to_string(), "true".to_string())].into(), ..Default::default() };
+                table.write(batches, options).await.unwrap();
+            }
+        }
+        for (name, predicate) in [("lineitem", "l_orderkey % 13 = 0"), ("orders", "o_orderkey % 17 = 0")] {
+            let table = delta_core::Table::open(root.join(name).to_str().unwrap()).unwrap();
+            table.delete(Some(predicate)).await.unwrap();
+        }
+    });
+}
+
+/// The `-- qN` queries of delta-exec's TPC-H test, in order.
+fn tpch_queries() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in include_str!("../../delta-exec/tests/tpch/queries.sql").lines() {
+        if let Some(name) = line.strip_prefix("-- q") {
+            out.push((format!("q{}", name.trim()), String::new()));
+        } else if let Some((_, body)) = out.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    out.into_iter().map(|(n, b)| (n, b.trim().trim_end_matches(';').to_string())).collect()
+}
+
+/// `delta sql --format json` rows as values; equal when the same but for floating-point noise
+/// in the last digits (sums added in another order on the cluster).
+fn json_rows(text: &str) -> Vec<serde_json::Value> {
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            _ => x == y,
+        },
+        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w))),
+        _ => a == b,
+    }
+}
+
 /// A `delta` process killed (and reaped) when dropped; its stdout is drained on a thread.
 struct Server {
     child: std::process::Child,
@@ -416,9 +488,15 @@ struct Server {
 impl Server {
     /// Starts `delta args…` and waits (up to 60 s) for its first line on stdout.
     fn start(args: &[&str]) -> (Server, String) {
+        Server::start_with(args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_delta"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()
@@ -470,8 +548,11 @@ fn a_cluster_of_processes_answers_as_local() {
     let (ok, out, err) = delta(&["sql", &format!("DELETE FROM delta.`{t}` WHERE id % 5 = 0")]);
     assert!(ok && out.contains("numDeletionVectorsAdded"), "{out}{err}");
 
-    let (scheduler, line) = Server::start(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "10"]);
-    let addr = line.strip_prefix("scheduler listening on ").unwrap_or_else(|| panic!("scheduler said: {line}")).to_string();
+    let tables = root.to_str().unwrap();
+    let args = ["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "10", "--flight-sql", "--flight-sql-user", "tester", "--tables", tables];
+    let (scheduler, line) = Server::start_with(&args, &[("DELTA_FLIGHT_SQL_PASSWORD", "s3cret")]);
+    let addr = line.strip_prefix("scheduler listening on ").unwrap_or_else(|| panic!("scheduler said: {line}"));
+    let addr = addr.strip_suffix(" (Flight SQL on the same port)").unwrap_or_else(|| panic!("scheduler said: {line}")).to_string();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let work = [root.join("w1"), root.join("w2")];
     let mut executors = Vec::new();
@@ -505,6 +586,59 @@ fn a_cluster_of_processes_answers_as_local() {
     // Deleted rows stay deleted on the executors.
     let (_, out, _) = delta(&["sql", &format!("SELECT count(*) AS n FROM delta.`{t}` WHERE id % 5 = 0"), "--format", "csv", "--cluster", &url]);
     assert_eq!(out, "n\n0\n");
+
+    // Arrow Flight SQL on the scheduler's port, through ADBC: tables by folder name (--tables)
+    // and by path, the same answers; wrong credentials are refused.
+    match interop_python() {
+        Some(py) => {
+            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/flight_sql_query.py");
+            let uri = format!("grpc://{addr}");
+            let flight = |user: &str, password: &str, sql: &str| {
+                let out = Command::new(&py).arg(&script).args([&uri, user, password, sql]).output().unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                serde_json::from_str::<serde_json::Value>(text.trim())
+                    .unwrap_or_else(|_| panic!("flight_sql_query.py printed {text:?}; stderr: {}", String::from_utf8_lossy(&out.stderr)))
+            };
+            let got = flight("tester", "s3cret", "SELECT grp, count(*) AS n, sum(amount) AS s FROM events GROUP BY grp");
+            let want: Vec<serde_json::Value> = (0..7)
+                .map(|g| {
+                    let ids: Vec<i64> = (0..3000).filter(|i| i % 7 == g && i % 5 != 0).collect();
+                    serde_json::json!([format!("g{g}"), ids.len() * 3, ids.iter().map(|i| i * 3).sum::<i64>() * 3])
+                })
+                .collect();
+            assert_eq!(got["rows"], serde_json::Value::Array(want), "{got}");
+            let got = flight("tester", "s3cret", &format!("SELECT count(*) AS n FROM delta.`{t}` WHERE id < 100"));
+            assert_eq!(got["rows"], serde_json::json!([[(0..100).filter(|i| i % 5 != 0).count() * 3]]), "{got}");
+            let refused = flight("tester", "wrong", "SELECT count(*) FROM events");
+            let message = refused["error"].as_str().unwrap_or_else(|| panic!("a wrong password was not refused: {refused}"));
+            assert!(message.to_ascii_lowercase().contains("unauthenticated"), "{message}");
+            let anonymous = flight("", "", "SELECT count(*) FROM events");
+            assert!(anonymous["error"].is_string(), "a client without credentials was answered: {anonymous}");
+        }
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but no Python with adbc-driver-flightsql (DELTA_INTEROP_PYTHON)"),
+        None => eprintln!("no Python with adbc-driver-flightsql (.ci/run installs one): Flight SQL was not queried"),
+    }
+
+    // All 22 TPC-H queries, local and on the cluster, on tables with deletion vectors.
+    let tpch = root.join("tpch");
+    tpch_tables(&tpch);
+    let tpch = tpch.to_str().unwrap();
+    let mut wrong = Vec::new();
+    for (name, q) in tpch_queries() {
+        let (ok, local, err) = delta(&["sql", &q, "--tables", tpch, "--format", "json"]);
+        assert!(ok, "{name} locally: {err}");
+        let (ok, remote, err) = delta(&["sql", &q, "--tables", tpch, "--format", "json", "--cluster", &url]);
+        assert!(ok, "{name} on the cluster: {err}");
+        let (mut a, mut b) = (json_rows(&local), json_rows(&remote));
+        if !q.to_ascii_lowercase().contains("order by") {
+            a.sort_by_key(|v| v.to_string());
+            b.sort_by_key(|v| v.to_string());
+        }
+        if a.len() != b.len() || !a.iter().zip(&b).all(|(x, y)| same_value(x, y)) {
+            wrong.push(format!("{name}: local {} rows, cluster {} rows; first {:?} / {:?}", a.len(), b.len(), a.first(), b.first()));
+        }
+    }
+    assert!(wrong.is_empty(), "TPC-H answers differ on the cluster:\n{}", wrong.join("\n"));
 
     // A CTAS on the cluster: the executors write the files, the client commits version 0.
     let target = root.join("summary");
@@ -661,4 +795,26 @@ fn a_dead_scheduler_fails_the_client_in_bounded_time() {
     assert!(!out.status.success(), "the query succeeded without a scheduler");
     assert!(stderr.contains(&url), "the error does not name the cluster: {stderr}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A cluster process refuses to open itself to strangers: beyond loopback without `--insecure`,
+/// Flight SQL without credentials, a Flight SQL user without a password. Nothing starts.
+#[test]
+fn cluster_processes_refuse_open_access() {
+    let (ok, _, err) = delta(&["cluster", "scheduler", "--bind", "0.0.0.0:0"]);
+    assert!(!ok && err.contains("--insecure"), "{err}");
+    let (ok, _, err) = delta(&["cluster", "executor", "--scheduler", "127.0.0.1:1", "--bind", "0.0.0.0:0"]);
+    assert!(!ok && err.contains("--insecure"), "{err}");
+    let (ok, _, err) = delta(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--flight-sql"]);
+    assert!(!ok && err.contains("--flight-sql-user"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_delta"))
+        .args(["cluster", "scheduler", "--bind", "127.0.0.1:0", "--flight-sql", "--flight-sql-user", "u"])
+        .env_remove("DELTA_FLIGHT_SQL_PASSWORD")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("DELTA_FLIGHT_SQL_PASSWORD"), "{err}");
+    let missing = dir("no-tables-here").join("absent");
+    let (ok, _, err) = delta(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--tables", missing.to_str().unwrap()]);
+    assert!(!ok && err.contains("not a folder"), "{err}");
 }
