@@ -79,6 +79,27 @@ enum ConstraintAction {
     Drop,
 }
 
+/// Mutual TLS between a cluster's processes: this process's certificate and key, and the CA that
+/// signed every process's certificate (PEM files; all three or none).
+#[derive(clap::Args, Clone, Default)]
+struct TlsArgs {
+    #[arg(long = "tls-cert", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<String>,
+    #[arg(long = "tls-key", requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<String>,
+    #[arg(long = "tls-ca", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<String>,
+}
+
+impl TlsArgs {
+    fn load(&self) -> Result<Option<delta_exec::tls::ClusterTls>, CliError> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(c), Some(k), Some(a)) => delta_exec::tls::ClusterTls::from_files(c, k, a).map(Some).map_err(|e| CliError::Usage(e.to_string())),
+            _ => Ok(None),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum ClusterAction {
     /// The scheduler: plans queries (Delta tables are opened here with this process's storage
@@ -109,6 +130,8 @@ enum ClusterAction {
         /// (``delta.`/path` `` names any table).
         #[arg(long)]
         tables: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// An executor: pulls tasks from the scheduler, reads Delta files with this process's storage
     /// options, serves its shuffle output. Prints the ports it took.
@@ -130,6 +153,8 @@ enum ClusterAction {
         heartbeat_secs: u64,
         #[arg(long)]
         insecure: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Print whether the scheduler is ready and how many executors it has.
     Status {
@@ -140,6 +165,8 @@ enum ClusterAction {
         wait_for: Option<usize>,
         #[arg(long = "timeout-secs", default_value_t = 10)]
         timeout_secs: u64,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
 }
 
@@ -294,6 +321,9 @@ enum Command {
         /// planned there; --memory-limit is the executors' business then).
         #[arg(long)]
         cluster: Option<String>,
+        /// With --cluster: this client's certificate for a cluster under mutual TLS.
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Restore the table to an earlier version (one new commit; history is kept).
     Restore {
@@ -460,8 +490,8 @@ fn socket_addr(text: &str) -> Result<std::net::SocketAddr, CliError> {
         .ok_or_else(|| CliError::Usage(format!("`{text}` is not HOST:PORT")))
 }
 
-fn refuse_open_bind(addr: &std::net::SocketAddr, insecure: bool, what: &str) -> Result<(), CliError> {
-    if delta_exec::cluster::is_loopback(addr) {
+fn refuse_open_bind(addr: &std::net::SocketAddr, insecure: bool, tls: bool, what: &str) -> Result<(), CliError> {
+    if delta_exec::cluster::is_loopback(addr) || tls {
         return Ok(());
     }
     if !insecure {
@@ -474,22 +504,24 @@ fn refuse_open_bind(addr: &std::net::SocketAddr, insecure: bool, what: &str) -> 
 }
 
 async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Result<(), CliError> {
-    use delta_exec::cluster::{cluster_status, run_executor, run_scheduler, ExecutorOptions, SchedulerOptions};
+    use delta_exec::cluster::{cluster_status_with, run_executor, run_scheduler, ExecutorOptions, SchedulerOptions};
     use std::io::Write;
     if !matches!(action, ClusterAction::Status { .. }) {
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).try_init();
     }
     match action {
-        ClusterAction::Scheduler { bind, insecure, executor_timeout_secs, min_executors, flight_sql, flight_sql_user, tables } => {
+        ClusterAction::Scheduler { bind, insecure, executor_timeout_secs, min_executors, flight_sql, flight_sql_user, tables, tls } => {
             use delta_exec::cluster::FlightSqlAccess;
             let addr = socket_addr(&bind)?;
-            refuse_open_bind(&addr, insecure, "scheduler")?;
+            let tls = tls.load()?;
+            refuse_open_bind(&addr, insecure, tls.is_some(), "scheduler")?;
             let mut o = SchedulerOptions::new(addr);
             o.table_options = options;
             o.executor_timeout_secs = executor_timeout_secs.max(1);
             o.expire_interval_secs = (executor_timeout_secs / 4).clamp(1, 15);
             o.min_executors = min_executors;
             o.tables = tables.map(std::path::PathBuf::from);
+            o.tls = tls;
             o.flight_sql = match (flight_sql, flight_sql_user) {
                 (false, None) => None,
                 (false, Some(_)) => return Err(CliError::Usage("--flight-sql-user needs --flight-sql".into())),
@@ -517,12 +549,13 @@ async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Re
             .await
             .map_err(query_error)
         }
-        ClusterAction::Executor { scheduler, bind, work_dir, slots, heartbeat_secs, insecure } => {
+        ClusterAction::Executor { scheduler, bind, work_dir, slots, heartbeat_secs, insecure, tls } => {
             let bind = socket_addr(&bind)?;
-            refuse_open_bind(&bind, insecure, "executor")?;
+            let tls = tls.load()?;
+            refuse_open_bind(&bind, insecure, tls.is_some(), "executor")?;
             let scheduler = socket_addr(&scheduler)?;
             let slots = slots.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-            let o = ExecutorOptions { scheduler, bind, work_dir, slots, table_options: options, heartbeat_secs };
+            let o = ExecutorOptions { scheduler, bind, work_dir, slots, table_options: options, heartbeat_secs, tls };
             let host = bind.ip();
             run_executor(o, |port, grpc| {
                 println!("executor on {host}:{port} (shuffle service), {host}:{grpc} (gRPC), {slots} slots, scheduler {scheduler}");
@@ -531,12 +564,13 @@ async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Re
             .await
             .map_err(query_error)
         }
-        ClusterAction::Status { scheduler, wait_for, timeout_secs } => {
+        ClusterAction::Status { scheduler, wait_for, timeout_secs, tls } => {
             let addr = socket_addr(&scheduler)?;
+            let tls = tls.load()?;
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
             loop {
                 let left = deadline.saturating_duration_since(std::time::Instant::now()).max(std::time::Duration::from_millis(100));
-                let status = cluster_status(addr, left).await;
+                let status = cluster_status_with(addr, left, tls.as_ref()).await;
                 match (&status, wait_for) {
                     (Ok(s), Some(n)) if s.executors < n && std::time::Instant::now() < deadline => {}
                     (Err(_), Some(_)) if std::time::Instant::now() < deadline => {}
@@ -815,7 +849,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", describe(&snapshot));
         }
         Command::Cluster { action } => cluster(action, options).await?,
-        Command::Sql { statement, tables, tables_dir, format, output, memory_limit, timing, repeat, cluster } => {
+        Command::Sql { statement, tables, tables_dir, format, output, memory_limit, timing, repeat, cluster, tls } => {
             let started = std::time::Instant::now();
             // Without --memory-limit, three quarters of the machine's memory: a query beyond it
             // spills or fails with a resources error instead of meeting the OS's OOM killer.
@@ -825,7 +859,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             };
             let partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let session = match &cluster {
-                Some(url) => delta_exec::Session::remote(url, options.clone()).await.map_err(query_error)?,
+                Some(url) => delta_exec::Session::remote_with(url, options.clone(), tls.load()?).await.map_err(query_error)?,
+                None if tls.tls_cert.is_some() => return Err(CliError::Usage("--tls-cert/--tls-key/--tls-ca go with --cluster".into())),
                 None => delta_exec::Session::with_config(partitions, limit).map_err(query_error)?.with_table_options(options.clone()),
             };
             let named: Vec<&str> = tables.iter().filter_map(|t| t.split_once('=').map(|(n, _)| n.trim())).collect();

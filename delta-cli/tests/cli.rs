@@ -818,3 +818,121 @@ fn cluster_processes_refuse_open_access() {
     let (ok, _, err) = delta(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--tables", missing.to_str().unwrap()]);
     assert!(!ok && err.contains("not a folder"), "{err}");
 }
+
+/// Certificates for a test cluster, made with the `openssl` command: a CA and a certificate it
+/// signed for 127.0.0.1 (server and client use), and a stranger's CA and certificate.
+fn test_certificates(dir: &std::path::Path) -> Option<[String; 5]> {
+    let openssl = |args: &[&str]| Command::new("openssl").args(args).current_dir(dir).output().map(|o| o.status.success()).unwrap_or(false);
+    let ext = dir.join("ext.cnf");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n").unwrap();
+    for who in ["cluster", "stranger"] {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let ok = openssl(&[&["req", "-x509"], &ec[..], &["-keyout", &format!("{who}-ca.key"), "-out", &format!("{who}-ca.pem"), "-days", "2", "-subj", &format!("/CN={who} CA")]].concat())
+            && openssl(&[&["req"], &ec[..], &["-keyout", &format!("{who}.key"), "-out", &format!("{who}.csr"), "-subj", &format!("/CN={who} node")]].concat())
+            && openssl(&[
+                "x509", "-req", "-in", &format!("{who}.csr"), "-CA", &format!("{who}-ca.pem"), "-CAkey", &format!("{who}-ca.key"), "-CAcreateserial",
+                "-out", &format!("{who}.pem"), "-days", "2", "-extfile", "ext.cnf",
+            ]);
+        if !ok {
+            return None;
+        }
+    }
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    Some([p("cluster.pem"), p("cluster.key"), p("cluster-ca.pem"), p("stranger.pem"), p("stranger.key")])
+}
+
+/// A cluster under mutual TLS: with the cluster's certificates a query answers as local (a
+/// shuffle between two executors over TLS too) and status and Flight SQL work; a client without
+/// certificates or with a stranger's is refused and sees no rows; an executor with a stranger's
+/// certificate never joins; a Flight SQL client with the right certificate but a wrong password
+/// is refused.
+#[test]
+fn a_cluster_under_mutual_tls_refuses_strangers() {
+    let root = dir("cluster-tls");
+    let Some([cert, key, ca, stranger, stranger_key]) = test_certificates(&root) else {
+        assert!(std::env::var("CI").map(|v| v != "true").unwrap_or(true), "CI=true but the openssl command cannot make certificates");
+        eprintln!("no openssl command: the mutual TLS test did not run");
+        return;
+    };
+    let t = root.join("events");
+    let t = t.to_str().unwrap();
+    let csv = root.join("events.csv");
+    let mut text = String::from("id,grp,amount\n");
+    for i in 0..2000 {
+        text.push_str(&format!("{i},g{},{}\n", i % 7, i * 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    for _ in 0..2 {
+        let (ok, _, err) = delta(&["write", t, csv.to_str().unwrap()]);
+        assert!(ok, "{err}");
+    }
+    let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str(), "--tls-ca", ca.as_str()];
+    let strangers = ["--tls-cert", stranger.as_str(), "--tls-key", stranger_key.as_str(), "--tls-ca", ca.as_str()];
+    let tables = root.to_str().unwrap();
+    let args = [&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "10", "--flight-sql", "--flight-sql-user", "tester", "--tables", tables][..], &tls[..]].concat();
+    let (_scheduler, line) = Server::start_with(&args, &[("DELTA_FLIGHT_SQL_PASSWORD", "s3cret")]);
+    let addr = line.strip_prefix("scheduler listening on ").and_then(|a| a.strip_suffix(" (Flight SQL on the same port)")).unwrap_or_else(|| panic!("{line}")).to_string();
+    let mut executors = Vec::new();
+    for w in ["w1", "w2"] {
+        let w = root.join(w);
+        let args = [&["cluster", "executor", "--scheduler", &addr, "--slots", "1", "--heartbeat-secs", "1", "--work-dir", w.to_str().unwrap()][..], &tls[..]].concat();
+        executors.push(Server::start(&args).0);
+    }
+    let (ok, out, err) = delta(&[&["cluster", "status", "--scheduler", &addr, "--wait-for", "2", "--timeout-secs", "60"][..], &tls[..]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "ready: 2 executors registered");
+    // A stranger's executor never joins.
+    let w3 = root.join("w3");
+    let rogue = [&["cluster", "executor", "--scheduler", &addr, "--slots", "1", "--heartbeat-secs", "1", "--work-dir", w3.to_str().unwrap()][..], &strangers[..]].concat();
+    // Its log (a refused handshake per poll) is kept quiet.
+    let _rogue = Server::start_with(&rogue, &[("RUST_LOG", "off")]).0;
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (ok, out, err) = delta(&[&["cluster", "status", "--scheduler", &addr][..], &tls[..]].concat());
+    assert!(ok && out.trim() == "ready: 2 executors registered", "{out}{err}");
+    // Status without TLS learns nothing.
+    let (ok, out, _) = delta(&["cluster", "status", "--scheduler", &addr, "--timeout-secs", "3"]);
+    assert!(!ok && !out.contains("executors"), "{out}");
+
+    let url = format!("df://{addr}");
+    let q = format!("SELECT a.grp, count(*) AS n, sum(b.amount) AS s FROM delta.`{t}` a JOIN delta.`{t}` b ON a.id = b.id GROUP BY a.grp ORDER BY a.grp");
+    let (ok, local, err) = delta(&["sql", &q, "--format", "csv"]);
+    assert!(ok, "{err}");
+    let (ok, remote, err) = delta(&[&["sql", &q, "--format", "csv", "--cluster", &url][..], &tls[..]].concat());
+    assert!(ok, "with the cluster's certificate: {err}");
+    assert_eq!(remote, local);
+    for (who, extra) in [("no certificate", &[][..]), ("a stranger's certificate", &strangers[..])] {
+        let started = std::time::Instant::now();
+        let (ok, out, err) = delta(&[&["sql", &q, "--format", "csv", "--cluster", &url][..], extra].concat());
+        assert!(!ok, "a client with {who} was answered: {out}");
+        assert!(!out.contains("g1") && !err.contains("g1,"), "a client with {who} saw rows: {out}{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(90), "a client with {who} waited {:?}", started.elapsed());
+    }
+    // Flight SQL over mutual TLS (ADBC): the right certificate and password answer; a wrong
+    // password is refused.
+    match interop_python() {
+        Some(py) => {
+            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/flight_sql_query.py");
+            let uri = format!("grpc+tls://{addr}");
+            let flight = |password: &str| {
+                let out = Command::new(&py)
+                    .arg(&script)
+                    .args([&uri, "tester", password, "SELECT count(*) AS n FROM events"])
+                    .env("FLIGHT_SQL_CA", &ca)
+                    .env("FLIGHT_SQL_CERT", &cert)
+                    .env("FLIGHT_SQL_KEY", &key)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                serde_json::from_str::<serde_json::Value>(text.trim()).unwrap_or_else(|_| panic!("{text:?}: {}", String::from_utf8_lossy(&out.stderr)))
+            };
+            let got = flight("s3cret");
+            assert_eq!(got["rows"], serde_json::json!([[4000]]), "{got}");
+            let refused = flight("wrong");
+            assert!(refused["error"].as_str().is_some_and(|e| e.to_ascii_lowercase().contains("unauthenticated")), "{refused}");
+        }
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but no Python with adbc-driver-flightsql (DELTA_INTEROP_PYTHON)"),
+        None => eprintln!("no Python with adbc-driver-flightsql: Flight SQL over TLS was not queried"),
+    }
+    drop(executors);
+    let _ = std::fs::remove_dir_all(&root);
+}

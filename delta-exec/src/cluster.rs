@@ -30,7 +30,11 @@
 //! scheduler plans in a session of its own with ``delta.`path` `` and, with
 //! [`SchedulerOptions::tables`], a folder's tables by name — both resolved to the table's latest
 //! version and planned as the cluster plans scans. Clients authenticate with HTTP Basic
-//! credentials in the Flight handshake ([`FlightSqlAccess`]); there is no TLS yet.
+//! credentials in the Flight handshake ([`FlightSqlAccess`]), over mutual TLS when the cluster
+//! runs under it.
+//!
+//! Beyond loopback a cluster runs under mutual TLS ([`crate::tls`]: every client, the scheduler
+//! and every executor present a certificate of the cluster's CA and accept only such peers).
 //!
 //! Storage credentials never travel in a plan: a process opens table URLs with the
 //! [`TableOptions`] it was started with (its own environment and `--storage-option`s).
@@ -69,6 +73,7 @@ use crate::file_source::DeltaFileSource;
 use crate::hint::BroadcastHint;
 use crate::provider::{df_error, filters_pushdown, DeltaScanExec, DeltaTableProvider, ScanProgress, ScanWire};
 use crate::session::{session_state, spark_defaults, Session};
+use crate::tls::ClusterTls;
 use crate::write::{DeltaWrite, DeltaWriteExec};
 
 /// Prefixes of the bytes our codecs write. Ballista's codecs write protobuf messages, which
@@ -379,9 +384,19 @@ impl TableProvider for ClusterTableProvider {
 /// with the static planner the job ends but a re-run stage's partitions can be read twice
 /// (duplicated rows). A hang is kept over a wrong answer.
 pub fn cluster_config(options: &TableOptions) -> SessionConfig {
-    spark_defaults(SessionConfig::new_with_ballista())
+    cluster_config_with(options, None)
+}
+
+/// [`cluster_config`] for a cluster under mutual TLS: every gRPC client of the process
+/// (to the scheduler, to executors' Flight services) presents `tls`'s certificate over https.
+pub fn cluster_config_with(options: &TableOptions, tls: Option<&ClusterTls>) -> SessionConfig {
+    let config = spark_defaults(SessionConfig::new_with_ballista())
         .with_ballista_logical_extension_codec(Arc::new(DeltaLogicalCodec::new(options.clone())))
-        .with_ballista_physical_extension_codec(Arc::new(DeltaPhysicalCodec::new(options.clone())))
+        .with_ballista_physical_extension_codec(Arc::new(DeltaPhysicalCodec::new(options.clone())));
+    match tls {
+        Some(tls) => config.with_ballista_use_tls(true).with_ballista_override_create_grpc_client_endpoint(tls.endpoint_override()),
+        None => config,
+    }
 }
 
 /// Renames tables whose names do not survive DataFusion's plan serialization. A column's table
@@ -513,7 +528,13 @@ impl Session {
     /// (`df://host:port`). Tables are opened here (to plan against their schema) with
     /// `options`; the scheduler and executors open them with their own.
     pub async fn remote(url: &str, options: TableOptions) -> Result<Session> {
-        let config = cluster_config(&options);
+        Session::remote_with(url, options, None).await
+    }
+
+    /// [`Session::remote`] to a cluster under mutual TLS (`tls`: this client's certificate and
+    /// the cluster's CA).
+    pub async fn remote_with(url: &str, options: TableOptions, tls: Option<ClusterTls>) -> Result<Session> {
+        let config = cluster_config_with(&options, tls.as_ref());
         let progress = Arc::new(ScanProgress::default());
         let state = session_state(config.with_extension(progress.clone()), Arc::new(RuntimeEnv::default()));
         let ctx = client_context(SessionContext::remote_with_state(url, state).await?);
@@ -685,6 +706,8 @@ pub struct SchedulerOptions {
     pub flight_sql: Option<FlightSqlAccess>,
     /// A folder whose Delta tables SQL on the scheduler (Flight SQL) names by folder name.
     pub tables: Option<std::path::PathBuf>,
+    /// Mutual TLS: only clients and executors with a certificate of the cluster's CA connect.
+    pub tls: Option<ClusterTls>,
 }
 
 impl SchedulerOptions {
@@ -697,6 +720,7 @@ impl SchedulerOptions {
             min_executors: 1,
             flight_sql: None,
             tables: None,
+            tls: None,
         }
     }
 }
@@ -715,6 +739,13 @@ pub async fn run_scheduler(options: SchedulerOptions, listening: impl FnOnce(Soc
     let producer_options = table_options.clone();
     let locations = Arc::new(Locations::new(table_options.clone()));
     let tables = options.tables.clone();
+    let producer_tls = options.tls.clone();
+    let authenticator = match &options.flight_sql {
+        Some(FlightSqlAccess::Basic { user, password }) => {
+            Some(Arc::new(BasicAuthenticator { user: user.clone(), password: password.clone() }) as Arc<dyn ballista_flight_sql::Authenticator>)
+        }
+        _ => None,
+    };
     if let Some(dir) = &tables {
         if !dir.is_dir() {
             return Err(DataFusionError::Configuration(format!("--tables {}: not a folder", dir.display())));
@@ -734,23 +765,25 @@ pub async fn run_scheduler(options: SchedulerOptions, listening: impl FnOnce(Soc
         // links (every stage of an adaptive graph has none), and ADBC then refuses a result
         // whose schema is a partial aggregate's (seen here in .ci/run, not in every run).
         // Ballista clients' jobs keep their own configuration.
-        override_config_producer: Some(Arc::new(move || cluster_config(&producer_options).with_ballista_adaptive_query_planner(false))),
+        override_config_producer: Some(Arc::new(move || {
+            cluster_config_with(&producer_options, producer_tls.as_ref()).with_ballista_adaptive_query_planner(false)
+        })),
         override_session_builder: Some(Arc::new(move |config: SessionConfig| scheduler_session(config, locations.clone(), tables.as_deref()))),
         override_logical_codec: Some(Arc::new(DeltaLogicalCodec::new(table_options.clone()))),
         override_physical_codec: Some(Arc::new(DeltaPhysicalCodec::new(table_options))),
         flight_sql: options.flight_sql.is_some(),
-        override_flight_sql_authenticator: match &options.flight_sql {
-            Some(FlightSqlAccess::Basic { user, password }) => {
-                Some(Arc::new(BasicAuthenticator { user: user.clone(), password: password.clone() }) as Arc<dyn ballista_flight_sql::Authenticator>)
-            }
-            _ => None,
-        },
+        override_flight_sql_authenticator: authenticator.clone(),
+        use_tls: options.tls.is_some(),
+        override_create_grpc_client_endpoint: options.tls.as_ref().map(ClusterTls::endpoint_override),
         ..Default::default()
     };
     let cluster = BallistaCluster::new_from_config(&config).await.map_err(ballista_error)?;
     let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config)).await.map_err(ballista_error)?;
     listening(addr);
-    start_grpc_service_with_listener(listener, scheduler).await.map_err(ballista_error)
+    match &options.tls {
+        Some(tls) => crate::tls::serve_scheduler(listener, scheduler, tls, authenticator).await,
+        None => start_grpc_service_with_listener(listener, scheduler).await.map_err(ballista_error),
+    }
 }
 
 fn ballista_error(e: ballista_core::error::BallistaError) -> DataFusionError {
@@ -771,6 +804,8 @@ pub struct ExecutorOptions {
     pub table_options: TableOptions,
     /// How often it tells the scheduler it is alive.
     pub heartbeat_secs: u64,
+    /// Mutual TLS to the scheduler and between executors (its Flight service too).
+    pub tls: Option<ClusterTls>,
 }
 
 /// A free port on `host`'s interface (the OS's choice; released again for the executor to take).
@@ -799,6 +834,7 @@ pub async fn run_executor(options: ExecutorOptions, started: impl FnOnce(u16, u1
     }
     let table_options = options.table_options.clone();
     let producer_options = table_options.clone();
+    let producer_tls = options.tls.clone();
     let config = ExecutorProcessConfig {
         bind_host: host.to_string(),
         external_host: Some(host.to_string()),
@@ -811,9 +847,11 @@ pub async fn run_executor(options: ExecutorOptions, started: impl FnOnce(u16, u1
         task_scheduling_policy: ballista_core::config::TaskSchedulingPolicy::PullStaged,
         work_dir: options.work_dir.clone(),
         executor_heartbeat_interval_seconds: options.heartbeat_secs.max(1),
-        override_config_producer: Some(Arc::new(move || cluster_config(&producer_options))),
+        override_config_producer: Some(Arc::new(move || cluster_config_with(&producer_options, producer_tls.as_ref()))),
         override_logical_codec: Some(Arc::new(DeltaLogicalCodec::new(table_options.clone()))),
         override_physical_codec: Some(Arc::new(DeltaPhysicalCodec::new(table_options))),
+        override_arrow_flight_service: options.tls.clone().map(crate::tls::executor_flight_server),
+        override_create_grpc_client_endpoint: options.tls.as_ref().map(ClusterTls::endpoint_override),
         ..Default::default()
     };
     started(port, grpc_port);
@@ -832,9 +870,17 @@ pub struct ClusterStatus {
 /// Asks the scheduler at `scheduler` how many executors it has (its `/readyz` endpoint on the
 /// same port), within `timeout`.
 pub async fn cluster_status(scheduler: SocketAddr, timeout: std::time::Duration) -> Result<ClusterStatus> {
+    cluster_status_with(scheduler, timeout, None).await
+}
+
+/// [`cluster_status`] of a scheduler under mutual TLS.
+pub async fn cluster_status_with(scheduler: SocketAddr, timeout: std::time::Duration, tls: Option<&ClusterTls>) -> Result<ClusterStatus> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let io = |e: std::io::Error| DataFusionError::External(Box::new(e));
     let ask = async {
+        if let Some(tls) = tls {
+            return tls.get(scheduler, "/readyz").await;
+        }
         let mut stream = tokio::net::TcpStream::connect(scheduler).await.map_err(io)?;
         let request = format!("GET /readyz HTTP/1.1\r\nHost: {scheduler}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.map_err(io)?;

@@ -55,6 +55,7 @@ pub mod provider;
 pub mod session;
 pub mod statement;
 pub mod table;
+pub mod tls;
 pub mod window;
 pub mod write;
 

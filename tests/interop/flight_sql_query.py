@@ -3,6 +3,7 @@
 the Rust test `a_cluster_of_processes_answers_as_local` (delta-cli).
 
     flight_sql_query.py URI USER PASSWORD SQL
+    (FLIGHT_SQL_CA, FLIGHT_SQL_CERT, FLIGHT_SQL_KEY: PEM files for a grpc+tls:// URI with mutual TLS)
 
 Prints {"columns": [...], "rows": [[...], ...]} with the rows sorted, or, when the server
 refuses or fails, {"error": "..."} and exits 3.
@@ -18,10 +19,15 @@ from adbc_driver_flightsql import DatabaseOptions
 def main():
     uri, user, password, sql = sys.argv[1:5]
     try:
-        kwargs = {}
+        db = {DatabaseOptions.TIMEOUT_QUERY.value: "120"}
         if user:
-            kwargs = {"db_kwargs": {"username": user, "password": password, DatabaseOptions.TIMEOUT_QUERY.value: "120"}}
-        with flight_sql.connect(uri, **kwargs) as conn:
+            db.update({"username": user, "password": password})
+        # Mutual TLS (grpc+tls:// URIs): PEM files named by the environment.
+        for option, env in [(DatabaseOptions.TLS_ROOT_CERTS, "FLIGHT_SQL_CA"), (DatabaseOptions.MTLS_CERT_CHAIN, "FLIGHT_SQL_CERT"),
+                            (DatabaseOptions.MTLS_PRIVATE_KEY, "FLIGHT_SQL_KEY")]:
+            if os.environ.get(env):
+                db[option.value] = open(os.environ[env]).read()
+        with flight_sql.connect(uri, db_kwargs=db) as conn:
             with conn.cursor() as cur:
                 cur.execute(sql)
                 table = cur.fetch_arrow_table()
