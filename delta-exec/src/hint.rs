@@ -16,6 +16,12 @@
 //! keys stays a nested-loop join. The automatic threshold (Spark's
 //! `spark.sql.autoBroadcastJoinThreshold`) is DataFusion's own JoinSelection, fed by the Delta
 //! scan's sizes; see [`crate::Session::set_conf`].
+//!
+//! On a Ballista cluster the scheduler plans: with its static planner the rule runs as here;
+//! its adaptive planner (the default) plans with its own optimizer rules, so the query planner
+//! applies the rule itself to what it planned, and no marker is ever shipped. Ballista also
+//! promotes small build sides by its own thresholds (`spark.sql.autoBroadcastJoinThreshold` sets
+//! them on a cluster session).
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -189,7 +195,22 @@ pub struct HintQueryPlanner;
 #[async_trait]
 impl QueryPlanner for HintQueryPlanner {
     async fn create_physical_plan(&self, logical_plan: &LogicalPlan, session: &dyn datafusion::catalog::Session) -> Result<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BroadcastPlanner), Arc::new(crate::write::WritePlanner)]).create_physical_plan(logical_plan, session).await
+        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BroadcastPlanner), Arc::new(crate::write::WritePlanner)]);
+        let plan = planner.create_physical_plan(logical_plan, session).await?;
+        // Ballista's adaptive planner plans with its own optimizer rules, without ours: the
+        // markers are still there. The rule runs here then (a hinted join that is still a hash
+        // join builds from the hinted side), and no marker is left for a plan to carry. Under
+        // Ballista's adaptive join selection the joins are already its own, chosen when the
+        // sizes of finished stages are known.
+        let mut marked = false;
+        plan.apply(|node| {
+            marked |= node.downcast_ref::<BroadcastHintExec>().is_some();
+            Ok(if marked { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        })?;
+        if marked {
+            return BroadcastJoinRule.optimize(plan, session.config_options());
+        }
+        Ok(plan)
     }
 }
 

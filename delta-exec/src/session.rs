@@ -144,10 +144,18 @@ impl Session {
                 if bytes < 0 {
                     options.optimizer.hash_join_single_partition_threshold_rows = 0;
                 }
+                // On a cluster Ballista's planners promote joins with their own thresholds.
+                if self.distributed {
+                    options.set("ballista.optimizer.broadcast_join_threshold_bytes", &bytes.max(0).to_string())?;
+                    if bytes < 0 {
+                        options.set("ballista.optimizer.broadcast_join_threshold_rows", "0")?;
+                    }
+                }
                 Ok(())
             }
             "spark.sql.shuffle.partitions" => options.set("datafusion.execution.target_partitions", value),
-            k if k.starts_with("datafusion.") => options.set(k, value),
+            // Ballista's options on a cluster session, e.g. `ballista.planner.adaptive.enabled`.
+            k if k.starts_with("datafusion.") || k.starts_with("ballista.") => options.set(k, value),
             other => Err(DataFusionError::Plan(format!("unknown configuration `{other}`"))),
         }
     }

@@ -287,3 +287,35 @@ async fn a_write_plan_survives_the_codecs() {
     let err = physical_codec.try_decode(b"DELTA-WRITE\x01{not json", std::slice::from_ref(&physical), &task_ctx, &DefaultPhysicalProtoConverter {}).unwrap_err();
     assert!(err.to_string().contains("cannot decode a write task"), "{err}");
 }
+
+/// A broadcast join on the cluster: the hinted plan reaches the executors (the hint's marker
+/// used to stay in plans Ballista's adaptive planner made, which no codec can carry) and the
+/// stages Ballista ran (EXPLAIN ANALYZE on the cluster) build the join from the whole small side
+/// in every task, under the adaptive and the static planner alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_joins_on_a_standalone_cluster() {
+    let big = TempDir::new("cluster-bcast-big");
+    table_with(&big, 6000, 6, WriteOptions::default()).await;
+    let small = TempDir::new("cluster-bcast-small");
+    table_with(&small, 50, 1, WriteOptions::default()).await;
+    let cluster = Session::standalone(2).await.unwrap();
+    let local = Session::with_config(2, None).unwrap();
+    for adaptive in ["true", "false"] {
+        cluster.set_conf("ballista.planner.adaptive.enabled", adaptive).unwrap();
+        let frame = |s: &Session| {
+            let s = s.clone();
+            let (big, small) = (big.path().to_string(), small.path().to_string());
+            async move {
+                let df = s.read().delta(&big).await.unwrap();
+                let other = s.read().delta(&small).await.unwrap().select(&["id", "amount AS small_amount"]).unwrap();
+                df.join(&broadcast(&other), &["id"], "inner").unwrap()
+            }
+        };
+        let hinted = frame(&cluster).await;
+        let want = sorted(&frame(&local).await.collect().await.unwrap());
+        assert_eq!(want.len(), 50);
+        assert_eq!(sorted(&hinted.collect().await.unwrap()), want, "adaptive planner: {adaptive}");
+        let text = hinted.explain(true).await.unwrap();
+        assert!(text.contains("mode=CollectLeft") && !text.contains("mode=Partitioned"), "adaptive planner {adaptive}:\n{text}");
+    }
+}
