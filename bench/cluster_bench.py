@@ -39,12 +39,14 @@ def queries():
     return {parts[i]: parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}
 
 
-def ours(data, sqls, runs, cluster=None):
+def ours(data, sqls, runs, cluster=None, conf=()):
     out = {}
     for name, sql in sqls.items():
         args = [DELTA, "sql", sql, "--tables", data, "--format", "csv", "--timing", "--repeat", str(runs + 1)]
         if cluster:
             args += ["--cluster", cluster]
+            for c in conf:
+                args += ["--conf", c]
         p = subprocess.run(args, capture_output=True, text=True)
         if p.returncode != 0:
             out[name] = {"error": (p.stderr.strip().splitlines() or ["failed"])[-1][:300]}
@@ -62,7 +64,8 @@ from pyspark.sql import SparkSession
 parquet, runs, sqls = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 spark = (SparkSession.builder.master("local[2]").appName("tpch")
          .config("spark.driver.memory", "8g").config("spark.sql.shuffle.partitions", "2")
-         .config("spark.ui.enabled", "false").getOrCreate())
+         .config("spark.ui.enabled", "false").config("spark.driver.bindAddress", "127.0.0.1")
+         .config("spark.driver.host", "127.0.0.1").getOrCreate())
 spark.sparkContext.setLogLevel("ERROR")
 for t in os.listdir(parquet):
     name = t.split(".")[0]
@@ -91,14 +94,15 @@ def free_port():
 class Cluster:
     """A scheduler and two executors, stopped on exit."""
 
-    def __init__(self, work):
+    def __init__(self, work, push=False):
         self.procs = []
         port = free_port()
         self.addr = f"127.0.0.1:{port}"
-        self.start([DELTA, "cluster", "scheduler", "--bind", self.addr])
+        extra = ["--push"] if push else []
+        self.start([DELTA, "cluster", "scheduler", "--bind", self.addr] + extra)
         for i in range(2):
             wd = os.path.join(work, f"executor{i}")
-            self.start([DELTA, "cluster", "executor", "--scheduler", self.addr, "--slots", "1", "--work-dir", wd])
+            self.start([DELTA, "cluster", "executor", "--scheduler", self.addr, "--slots", "1", "--work-dir", wd] + extra)
         subprocess.run([DELTA, "cluster", "status", "--scheduler", self.addr, "--wait-for", "2", "--timeout-secs", "60"], check=True)
 
     def start(self, args):
@@ -120,25 +124,30 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--queries", default="", help="comma-separated, e.g. q1,q3 (default all 22)")
     ap.add_argument("--spark-python", default="", help="a Python with pyspark 4 (skipped when empty)")
+    ap.add_argument("--conf", action="append", default=[], help="KEY=VALUE for the cluster runs (e.g. ballista.planner.adaptive.enabled=false)")
+    ap.add_argument("--push", action="store_true", help="the scheduler pushes tasks (executors serve gRPC) instead of executors polling")
+    ap.add_argument("--skip-local", action="store_true", help="cluster (and Spark) only")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     data = os.path.join(args.data, "delta")
     sqls = queries()
     if args.queries:
         sqls = {k: v for k, v in sqls.items() if k in args.queries.split(",")}
-    results = {"local": ours(data, sqls, args.runs)}
+    results = {"local": {} if args.skip_local else ours(data, sqls, args.runs)}
     work = os.path.join(args.data, "cluster-work")
-    with Cluster(work) as c:
-        results["cluster"] = ours(data, sqls, args.runs, cluster=f"df://{c.addr}")
+    with Cluster(work, push=args.push) as c:
+        results["cluster"] = ours(data, sqls, args.runs, cluster=f"df://{c.addr}", conf=args.conf)
     if args.spark_python:
+        # Spark stays on loopback (it would otherwise bind the host's first interface).
+        env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
         p = subprocess.run([args.spark_python, "-c", SPARK_CODE, os.path.join(args.data, "parquet"), str(args.runs), json.dumps(sqls)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
         try:
             results["spark"] = json.loads(p.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
             results["spark"] = {"_error": p.stderr[-600:]}
     sf = open(os.path.join(args.data, "SF")).read().strip() if os.path.exists(os.path.join(args.data, "SF")) else "?"
-    report = {"date": dt.date.today().isoformat(), "sf": sf, "runs": args.runs, "results": results}
+    report = {"date": dt.date.today().isoformat(), "sf": sf, "runs": args.runs, "conf": args.conf, "push": args.push, "results": results}
     lines = [f"TPC-H SF{sf}, warm median of {args.runs} (ms); overhead = cluster / local; vs Spark = Spark / cluster", "",
              "| query | local | cluster | Spark local[2] | overhead | vs Spark | rows agree |", "|---|---|---|---|---|---|---|"]
     for q in sqls:

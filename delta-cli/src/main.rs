@@ -132,6 +132,10 @@ enum ClusterAction {
         tables: Option<String>,
         #[command(flatten)]
         tls: TlsArgs,
+        /// Push each stage's tasks to executors as soon as it can run (executors started with
+        /// --push serve a gRPC port for them) instead of executors polling; not with TLS.
+        #[arg(long)]
+        push: bool,
     },
     /// An executor: pulls tasks from the scheduler, reads Delta files with this process's storage
     /// options, serves its shuffle output. Prints the ports it took.
@@ -155,6 +159,9 @@ enum ClusterAction {
         insecure: bool,
         #[command(flatten)]
         tls: TlsArgs,
+        /// Take tasks the scheduler pushes (a scheduler started with --push).
+        #[arg(long)]
+        push: bool,
     },
     /// Print whether the scheduler is ready and how many executors it has.
     Status {
@@ -324,6 +331,11 @@ enum Command {
         /// With --cluster: this client's certificate for a cluster under mutual TLS.
         #[command(flatten)]
         tls: TlsArgs,
+        /// Session configuration, KEY=VALUE (repeatable): spark.sql.shuffle.partitions,
+        /// spark.sql.autoBroadcastJoinThreshold, datafusion.* and, on a cluster, ballista.*
+        /// (e.g. ballista.planner.adaptive.enabled=false).
+        #[arg(long = "conf")]
+        conf: Vec<String>,
     },
     /// Restore the table to an earlier version (one new commit; history is kept).
     Restore {
@@ -510,7 +522,7 @@ async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Re
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).try_init();
     }
     match action {
-        ClusterAction::Scheduler { bind, insecure, executor_timeout_secs, min_executors, flight_sql, flight_sql_user, tables, tls } => {
+        ClusterAction::Scheduler { bind, insecure, executor_timeout_secs, min_executors, flight_sql, flight_sql_user, tables, tls, push } => {
             use delta_exec::cluster::FlightSqlAccess;
             let addr = socket_addr(&bind)?;
             let tls = tls.load()?;
@@ -522,6 +534,7 @@ async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Re
             o.min_executors = min_executors;
             o.tables = tables.map(std::path::PathBuf::from);
             o.tls = tls;
+            o.push = push;
             o.flight_sql = match (flight_sql, flight_sql_user) {
                 (false, None) => None,
                 (false, Some(_)) => return Err(CliError::Usage("--flight-sql-user needs --flight-sql".into())),
@@ -549,13 +562,13 @@ async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Re
             .await
             .map_err(query_error)
         }
-        ClusterAction::Executor { scheduler, bind, work_dir, slots, heartbeat_secs, insecure, tls } => {
+        ClusterAction::Executor { scheduler, bind, work_dir, slots, heartbeat_secs, insecure, tls, push } => {
             let bind = socket_addr(&bind)?;
             let tls = tls.load()?;
             refuse_open_bind(&bind, insecure, tls.is_some(), "executor")?;
             let scheduler = socket_addr(&scheduler)?;
             let slots = slots.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-            let o = ExecutorOptions { scheduler, bind, work_dir, slots, table_options: options, heartbeat_secs, tls };
+            let o = ExecutorOptions { scheduler, bind, work_dir, slots, table_options: options, heartbeat_secs, tls, push };
             let host = bind.ip();
             run_executor(o, |port, grpc| {
                 println!("executor on {host}:{port} (shuffle service), {host}:{grpc} (gRPC), {slots} slots, scheduler {scheduler}");
@@ -849,7 +862,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", describe(&snapshot));
         }
         Command::Cluster { action } => cluster(action, options).await?,
-        Command::Sql { statement, tables, tables_dir, format, output, memory_limit, timing, repeat, cluster, tls } => {
+        Command::Sql { statement, tables, tables_dir, format, output, memory_limit, timing, repeat, cluster, tls, conf } => {
             let started = std::time::Instant::now();
             // Without --memory-limit, three quarters of the machine's memory: a query beyond it
             // spills or fails with a resources error instead of meeting the OS's OOM killer.
@@ -863,6 +876,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 None if tls.tls_cert.is_some() => return Err(CliError::Usage("--tls-cert/--tls-key/--tls-ca go with --cluster".into())),
                 None => delta_exec::Session::with_config(partitions, limit).map_err(query_error)?.with_table_options(options.clone()),
             };
+            for c in &conf {
+                let (k, v) = c.split_once('=').ok_or_else(|| CliError::Usage(format!("--conf takes KEY=VALUE, not `{c}`")))?;
+                session.set_conf(k.trim(), v.trim()).map_err(|e| CliError::Usage(format!("--conf {c}: {e}")))?;
+            }
             let named: Vec<&str> = tables.iter().filter_map(|t| t.split_once('=').map(|(n, _)| n.trim())).collect();
             if let Some(dir) = &tables_dir {
                 for entry in std::fs::read_dir(dir)? {

@@ -549,7 +549,8 @@ fn a_cluster_of_processes_answers_as_local() {
     assert!(ok && out.contains("numDeletionVectorsAdded"), "{out}{err}");
 
     let tables = root.to_str().unwrap();
-    let args = ["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "10", "--flight-sql", "--flight-sql-user", "tester", "--tables", tables];
+    // Pushed tasks here (the mutual-TLS test runs pulled ones).
+    let args = ["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "10", "--flight-sql", "--flight-sql-user", "tester", "--tables", tables, "--push"];
     let (scheduler, line) = Server::start_with(&args, &[("DELTA_FLIGHT_SQL_PASSWORD", "s3cret")]);
     let addr = line.strip_prefix("scheduler listening on ").unwrap_or_else(|| panic!("scheduler said: {line}"));
     let addr = addr.strip_suffix(" (Flight SQL on the same port)").unwrap_or_else(|| panic!("scheduler said: {line}")).to_string();
@@ -558,7 +559,7 @@ fn a_cluster_of_processes_answers_as_local() {
     let mut executors = Vec::new();
     for w in &work {
         // Not created here: the executor makes its work directory.
-        let args = ["cluster", "executor", "--scheduler", &addr, "--slots", "2", "--heartbeat-secs", "1", "--work-dir", w.to_str().unwrap()];
+        let args = ["cluster", "executor", "--scheduler", &addr, "--slots", "2", "--heartbeat-secs", "1", "--work-dir", w.to_str().unwrap(), "--push"];
         let (e, line) = Server::start(&args);
         assert!(line.starts_with("executor on 127.0.0.1:"), "{line}");
         executors.push(e);
@@ -807,6 +808,11 @@ fn cluster_processes_refuse_open_access() {
     assert!(!ok && err.contains("--insecure"), "{err}");
     let (ok, _, err) = delta(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--flight-sql"]);
     assert!(!ok && err.contains("--flight-sql-user"), "{err}");
+    let certs = dir("refuse-open-certs");
+    if let Some([cert, key, ca, _, _]) = test_certificates(&certs) {
+        let (ok, _, err) = delta(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--push", "--tls-cert", &cert, "--tls-key", &key, "--tls-ca", &ca]);
+        assert!(!ok && err.contains("not under TLS"), "{err}");
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_delta"))
         .args(["cluster", "scheduler", "--bind", "127.0.0.1:0", "--flight-sql", "--flight-sql-user", "u"])
         .env_remove("DELTA_FLIGHT_SQL_PASSWORD")
