@@ -146,6 +146,10 @@ enum ClusterAction {
         /// HOST:PORT for the shuffle service (port 0: any free port). Loopback unless --insecure.
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: String,
+        /// HOST:PORT of the gRPC service that takes pushed tasks (--push); the host must be
+        /// --bind's (default: --bind's host, any free port).
+        #[arg(long = "grpc-bind")]
+        grpc_bind: Option<String>,
         /// Shuffle files and spills (default: a temporary folder).
         #[arg(long = "work-dir")]
         work_dir: Option<String>,
@@ -562,13 +566,19 @@ async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Re
             .await
             .map_err(query_error)
         }
-        ClusterAction::Executor { scheduler, bind, work_dir, slots, heartbeat_secs, insecure, tls, push } => {
+        ClusterAction::Executor { scheduler, bind, grpc_bind, work_dir, slots, heartbeat_secs, insecure, tls, push } => {
             let bind = socket_addr(&bind)?;
+            let grpc_port = match grpc_bind.as_deref().map(socket_addr).transpose()? {
+                Some(g) if g.ip() != bind.ip() => {
+                    return Err(CliError::Usage(format!("--grpc-bind {g} must be on --bind's host {} (Ballista binds both on one host)", bind.ip())))
+                }
+                g => g.map(|g| g.port()),
+            };
             let tls = tls.load()?;
             refuse_open_bind(&bind, insecure, tls.is_some(), "executor")?;
             let scheduler = socket_addr(&scheduler)?;
             let slots = slots.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-            let o = ExecutorOptions { scheduler, bind, work_dir, slots, table_options: options, heartbeat_secs, tls, push };
+            let o = ExecutorOptions { scheduler, bind, grpc_port, work_dir, slots, table_options: options, heartbeat_secs, tls, push };
             let host = bind.ip();
             run_executor(o, |port, grpc| {
                 println!("executor on {host}:{port} (shuffle service), {host}:{grpc} (gRPC), {slots} slots, scheduler {scheduler}");

@@ -559,7 +559,7 @@ fn a_cluster_of_processes_answers_as_local() {
     let mut executors = Vec::new();
     for w in &work {
         // Not created here: the executor makes its work directory.
-        let args = ["cluster", "executor", "--scheduler", &addr, "--slots", "2", "--heartbeat-secs", "1", "--work-dir", w.to_str().unwrap(), "--push"];
+        let args = ["cluster", "executor", "--scheduler", &addr, "--slots", "2", "--heartbeat-secs", "1", "--work-dir", w.to_str().unwrap(), "--push", "--grpc-bind", "127.0.0.1:0"];
         let (e, line) = Server::start(&args);
         assert!(line.starts_with("executor on 127.0.0.1:"), "{line}");
         executors.push(e);
@@ -820,6 +820,8 @@ fn cluster_processes_refuse_open_access() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("DELTA_FLIGHT_SQL_PASSWORD"), "{err}");
+    let (ok, _, err) = delta(&["cluster", "executor", "--scheduler", "127.0.0.1:1", "--bind", "127.0.0.1:0", "--grpc-bind", "127.0.0.2:0"]);
+    assert!(!ok && err.contains("--grpc-bind"), "{err}");
     let missing = dir("no-tables-here").join("absent");
     let (ok, _, err) = delta(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--tables", missing.to_str().unwrap()]);
     assert!(!ok && err.contains("not a folder"), "{err}");

@@ -806,6 +806,9 @@ pub struct ExecutorOptions {
     pub scheduler: SocketAddr,
     /// Where the executor serves its shuffle output (port 0: any free port).
     pub bind: SocketAddr,
+    /// The port of its gRPC service, where a pushing scheduler sends tasks, on `bind`'s host
+    /// (Ballista binds both on one host); `None` or 0: any free port.
+    pub grpc_port: Option<u16>,
     /// Shuffle files and spills (a temporary folder when `None`).
     pub work_dir: Option<String>,
     /// Tasks run at once.
@@ -850,7 +853,10 @@ pub async fn run_executor(options: ExecutorOptions, started: impl FnOnce(u16, u1
         0 => free_port(host)?,
         p => p,
     };
-    let grpc_port = free_port(host)?;
+    let grpc_port = match options.grpc_port {
+        None | Some(0) => free_port(host)?,
+        Some(p) => p,
+    };
     if let Some(dir) = &options.work_dir {
         std::fs::create_dir_all(dir).map_err(|e| DataFusionError::Configuration(format!("cannot create the work directory {dir}: {e}")))?;
     }
