@@ -145,8 +145,8 @@ impl LogicalExtensionCodec for DeltaLogicalCodec {
         if let Some(json) = buf.strip_prefix(WRITE_TAG) {
             let input = inputs.first().cloned().ok_or_else(|| codec_error("a Delta write", "it has no input"))?;
             let task = DeltaWrite::decode_task(json)?;
-            let location = self.locations.open(&task.table)?;
-            return Ok(Extension { node: Arc::new(DeltaWrite::try_new(input, task, location)?) });
+            let location = self.locations.open(&task.task.table)?;
+            return Ok(Extension { node: Arc::new(DeltaWrite::from_wire(input, task, location)?) });
         }
         self.inner.try_decode(buf, inputs, ctx)
     }
@@ -261,7 +261,7 @@ impl PhysicalExtensionCodec for DeltaPhysicalCodec {
         if let Some(json) = buf.strip_prefix(WRITE_TAG) {
             let input = inputs.first().cloned().ok_or_else(|| codec_error("a Delta write", "it has no input"))?;
             let task = DeltaWrite::decode_task(json)?;
-            let location = self.locations.open(&task.table)?;
+            let location = self.locations.open(&task.task.table)?;
             return Ok(Arc::new(DeltaWriteExec::new(input, task, location)));
         }
         self.inner.try_decode(buf, inputs, ctx, converter)

@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
 use async_trait::async_trait;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, DFSchemaRef, DataFusionError, Result};
@@ -58,11 +59,33 @@ fn output_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(ADD_COLUMN, DataType::Utf8, false)]))
 }
 
+/// What a write node carries between processes: the task, and the names of the columns the
+/// client planned the write with. The scheduler may rename columns of the query (a path-named
+/// table's name inside an unaliased expression's name, see `cluster::PlainTableNames`); the
+/// executors write each batch's columns, by position, under these names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteWire {
+    pub task: WriteTask,
+    pub columns: Vec<String>,
+}
+
+impl WriteWire {
+    /// `batch` with the client's column names (by position).
+    fn named(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        if schema.fields().len() != self.columns.len() || schema.fields().iter().zip(&self.columns).all(|(f, n)| f.name() == n) {
+            return Ok(batch);
+        }
+        let fields: Vec<Field> = schema.fields().iter().zip(&self.columns).map(|(f, n)| f.as_ref().clone().with_name(n)).collect();
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec())?)
+    }
+}
+
 /// The logical node: "write `input`'s rows as this task's data files".
 #[derive(Debug, Clone)]
 pub struct DeltaWrite {
     input: LogicalPlan,
-    task: WriteTask,
+    task: WriteWire,
     /// The task as sent (what the node is compared and hashed by).
     wire: String,
     location: TableLocation,
@@ -96,6 +119,12 @@ impl PartialOrd for DeltaWrite {
 impl DeltaWrite {
     /// `input` written as `task`'s files into the table at `location` (opened by this process).
     pub fn try_new(input: LogicalPlan, task: WriteTask, location: TableLocation) -> Result<Self> {
+        let columns = input.schema().fields().iter().map(|f| f.name().clone()).collect();
+        DeltaWrite::from_wire(input, WriteWire { task, columns }, location)
+    }
+
+    /// The node as a codec rebuilds it.
+    pub(crate) fn from_wire(input: LogicalPlan, task: WriteWire, location: TableLocation) -> Result<Self> {
         let wire = serde_json::to_string(&task).map_err(|e| DataFusionError::Internal(format!("cannot encode a write task: {e}")))?;
         let schema = Arc::new(DFSchema::try_from(output_schema().as_ref().clone())?);
         Ok(DeltaWrite { input, task, wire, location, schema })
@@ -111,8 +140,8 @@ impl DeltaWrite {
         &self.wire
     }
 
-    /// The table's URL (for a codec opening it in another process).
-    pub(crate) fn decode_task(json: &[u8]) -> Result<WriteTask> {
+    /// What a codec received.
+    pub(crate) fn decode_task(json: &[u8]) -> Result<WriteWire> {
         serde_json::from_slice(json).map_err(|e| DataFusionError::Internal(format!("cannot decode a write task sent by the cluster: {e}")))
     }
 }
@@ -135,7 +164,7 @@ impl UserDefinedLogicalNodeCore for DeltaWrite {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "DeltaWrite: {}", self.task.table)
+        write!(f, "DeltaWrite: {}", self.task.task.table)
     }
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> Result<Self> {
@@ -153,13 +182,13 @@ impl UserDefinedLogicalNodeCore for DeltaWrite {
 #[derive(Debug)]
 pub struct DeltaWriteExec {
     input: Arc<dyn ExecutionPlan>,
-    task: WriteTask,
+    task: WriteWire,
     location: TableLocation,
     properties: Arc<PlanProperties>,
 }
 
 impl DeltaWriteExec {
-    pub fn new(input: Arc<dyn ExecutionPlan>, task: WriteTask, location: TableLocation) -> Self {
+    pub fn new(input: Arc<dyn ExecutionPlan>, task: WriteWire, location: TableLocation) -> Self {
         let partitions = input.properties().output_partitioning().partition_count().max(1);
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(output_schema()),
@@ -170,7 +199,7 @@ impl DeltaWriteExec {
         DeltaWriteExec { input, task, location, properties }
     }
 
-    pub fn task(&self) -> &WriteTask {
+    pub fn task(&self) -> &WriteWire {
         &self.task
     }
 
@@ -181,7 +210,7 @@ impl DeltaWriteExec {
 
 impl DisplayAs for DeltaWriteExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "DeltaWriteExec: {}", self.task.table)
+        write!(f, "DeltaWriteExec: {}", self.task.task.table)
     }
 }
 
@@ -216,12 +245,13 @@ impl ExecutionPlan for DeltaWriteExec {
     /// Rows are written as they arrive; the partition's files' `add`s come out at its end.
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let mut input = self.input.execute(partition, context)?;
-        let mut writer = self.task.writer(self.location.clone()).map_err(df_error)?;
+        let mut writer = self.task.task.writer(self.location.clone()).map_err(df_error)?;
+        let wire = self.task.clone();
         let schema = output_schema();
         let out = schema.clone();
         let written = futures::stream::once(async move {
             while let Some(batch) = input.next().await {
-                writer.write(&batch?).await.map_err(df_error)?;
+                writer.write(&wire.named(batch?)?).await.map_err(df_error)?;
             }
             let (adds, _) = writer.finish().await.map_err(df_error)?;
             let json: Vec<String> = adds

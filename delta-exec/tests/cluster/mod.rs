@@ -213,6 +213,19 @@ async fn distributed_writes_on_a_standalone_cluster() {
     let got = sorted(&local.sql(&format!("SELECT grp, s, n FROM delta.`{ctas_path}`")).await.unwrap().collect().await.unwrap());
     assert_eq!(got, want);
     assert_eq!(delta_core::Table::open(ctas_path).unwrap().snapshot().await.unwrap().version(), 0);
+    // An unaliased expression over a path-named table: the cluster renames the table inside the
+    // column's name on the way; the written table keeps the name the query gave (as locally).
+    let unaliased = format!("SELECT grp, sum(amount) FROM delta.`{src_path}` GROUP BY grp");
+    let (here, there) = (TempDir::new("cluster-write-local-names"), TempDir::new("cluster-write-names"));
+    local.execute(&format!("CREATE TABLE delta.`{}` AS {unaliased}", here.path())).await.unwrap();
+    cluster.execute(&format!("CREATE TABLE delta.`{}` AS {unaliased}", there.path())).await.unwrap();
+    let names = |p: &str| {
+        let p = p.to_string();
+        async move { delta_core::Table::open(&p).unwrap().snapshot().await.unwrap().schema().fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>() }
+    };
+    assert_eq!(names(there.path()).await, names(here.path()).await);
+    let read = |p: &str| format!("SELECT * FROM delta.`{p}`");
+    assert_eq!(sorted(&local.sql(&read(there.path())).await.unwrap().collect().await.unwrap()), sorted(&local.sql(&read(here.path())).await.unwrap().collect().await.unwrap()));
     // A CHECK constraint is checked on the executors: the write is refused, nothing is committed.
     table.add_constraint("positive", "amount >= 0").await.unwrap();
     let before = table.snapshot().await.unwrap().version();
