@@ -416,6 +416,10 @@ enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// The feature pipeline end to end: ingest day by day, features with DataFrames, MERGE
+    /// into a feature table incrementally from the change feed, a point-in-time training set,
+    /// train and evaluate with lineage, reproduce, and an HTML report.
+    Pipeline(delta_cli::pipeline::PipelineArgs),
     /// The files a scan would read after pruning, then `N of M files`.
     Files {
         table: String,
@@ -781,6 +785,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let open = |location: &str| Table::open_with(location, options.clone());
     match cli.command {
         Command::Ml { action } => ml::run(action).await?,
+        Command::Pipeline(args) => {
+            use delta_cli::pipeline::{run as run_pipeline, summary_text, PipelineError};
+            let summary = run_pipeline(&args.config(options.clone())).await.map_err(|e| match e {
+                PipelineError::Usage(m) => CliError::Usage(m),
+                PipelineError::Delta(d) => CliError::Delta(d),
+                PipelineError::Io(io) => CliError::Io(io),
+                other => CliError::Output(other.to_string()),
+            })?;
+            print!("{}", summary_text(&summary));
+        }
         Command::Optimize { table, predicate, zorder_by, target_size, min_file_size, purge } => {
             let t = open(&table)?;
             let result = if purge {

@@ -1,6 +1,8 @@
 //! The `delta` binary as a whole process on real files: queries through `delta sql`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod pipeline;
+
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -59,7 +59,7 @@ use ballista_core::extension::SessionConfigExt;
 use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
 use datafusion::catalog::{Session as CatalogSession, TableProvider};
 use datafusion::common::{DataFusionError, Result, TableReference};
-use datafusion::datasource::TableType;
+use datafusion::datasource::{MemTable, TableType};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{AggregateUDF, Expr as DfExpr, Extension, LogicalPlan, ScalarUDF, TableProviderFilterPushDown, WindowUDF};
@@ -86,6 +86,7 @@ const FILES_TAG: &[u8] = b"DELTA-FILES\x01";
 const TABLE_TAG: &[u8] = b"DELTA-TABLE\x01";
 const HINT_TAG: &[u8] = b"DELTA-HINT\x01";
 const WRITE_TAG: &[u8] = b"DELTA-WRITE\x01";
+const MEMORY_TAG: &[u8] = b"DELTA-MEMORY\x01";
 
 fn codec_error(what: &str, e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Internal(format!("cannot decode {what} sent by the cluster: {e}"))
@@ -121,8 +122,45 @@ struct TableWire {
     version: i64,
 }
 
+/// A frame of rows in this process (a change feed read, `read_batch`, a model's data) travels
+/// with the plan, as Arrow IPC: per partition its byte length (u64, little-endian), then a
+/// stream of its batches.
+fn encode_memory(table: &MemTable, buf: &mut Vec<u8>) -> Result<()> {
+    for partition in &table.batches {
+        let batches = partition.try_read().map_err(|e| DataFusionError::Execution(format!("cannot send an in-memory table to the cluster while it is being written: {e}")))?;
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &table.schema())?;
+        for b in batches.iter() {
+            writer.write(b)?;
+        }
+        writer.finish()?;
+        let bytes = writer.into_inner()?;
+        buf.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        buf.extend_from_slice(&bytes);
+    }
+    Ok(())
+}
+
+fn decode_memory(mut bytes: &[u8], schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    let mut partitions = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_first_chunk::<8>().ok_or_else(|| codec_error("an in-memory table", "a partition's length is cut short"))?;
+        let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|e| codec_error("an in-memory table", e))?;
+        if rest.len() < len {
+            return Err(codec_error("an in-memory table", "a partition is cut short"));
+        }
+        let (data, rest) = rest.split_at(len);
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(data), None)?;
+        partitions.push(reader.collect::<std::result::Result<Vec<_>, _>>()?);
+        bytes = rest;
+    }
+    if partitions.is_empty() {
+        partitions.push(Vec::new());
+    }
+    Ok(Arc::new(MemTable::try_new(schema, partitions)?))
+}
+
 /// Logical plans to and from the scheduler: Delta tables (by URL and version, resolved there),
-/// the broadcast hint and distributed writes; anything else goes to Ballista's codec.
+/// the broadcast hint, distributed writes and in-memory tables; anything else goes to Ballista's codec.
 #[derive(Debug)]
 pub struct DeltaLogicalCodec {
     inner: BallistaLogicalExtensionCodec,
@@ -165,6 +203,9 @@ impl LogicalExtensionCodec for DeltaLogicalCodec {
     }
 
     fn try_decode_table_provider(&self, buf: &[u8], table_ref: &TableReference, schema: SchemaRef, ctx: &TaskContext) -> Result<Arc<dyn TableProvider>> {
+        if let Some(bytes) = buf.strip_prefix(MEMORY_TAG) {
+            return decode_memory(bytes, schema);
+        }
         match buf.strip_prefix(TABLE_TAG) {
             Some(json) => {
                 let wire: TableWire = serde_json::from_slice(json).map_err(|e| codec_error("a Delta table", e))?;
@@ -176,6 +217,10 @@ impl LogicalExtensionCodec for DeltaLogicalCodec {
     }
 
     fn try_encode_table_provider(&self, table_ref: &TableReference, node: Arc<dyn TableProvider>, buf: &mut Vec<u8>) -> Result<()> {
+        if let Some(memory) = node.downcast_ref::<MemTable>() {
+            buf.extend_from_slice(MEMORY_TAG);
+            return encode_memory(memory, buf);
+        }
         let wire = if let Some(p) = node.downcast_ref::<DeltaTableProvider>() {
             Some(TableWire { table: p.snapshot().location().root_url().to_string(), version: p.snapshot().version() })
         } else {
@@ -947,7 +992,7 @@ mod tests {
     #[test]
     fn tags_are_not_protobuf_keys_of_valid_messages() {
         // Wire type 4 (end group) in the first byte: no valid protobuf message starts so.
-        for tag in [SCAN_TAG, FILES_TAG, TABLE_TAG, HINT_TAG, WRITE_TAG] {
+        for tag in [SCAN_TAG, FILES_TAG, TABLE_TAG, HINT_TAG, WRITE_TAG, MEMORY_TAG] {
             assert_eq!(tag[0] & 0x7, 4);
         }
     }

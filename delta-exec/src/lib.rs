@@ -21,8 +21,10 @@
 //! writes whose data files the executors write ([`write`]).
 //!
 //! We write no optimizer, join or sort: DataFusion plans and runs them. What is ours is the Delta
-//! integration ([`provider`], [`hint`]) and the Spark-shaped API ([`session`], [`window`],
-//! [`statement`], [`table`]).
+//! integration ([`provider`], [`hint`]), the Spark-shaped API ([`session`], [`window`],
+//! [`statement`], [`table`]), as-of joins and point-in-time lookups over a Delta table's history
+//! ([`asof`]), and one logical rewrite where DataFusion 55 is slow ([`distinct`]: aggregates
+//! mixing DISTINCT with plain ones).
 //!
 //! ## Where this departs from `../shared/DESIGN.md` (for now)
 //! * The scan reads files with delta-core's reader (row-group pruning by statistics, deletion
@@ -47,7 +49,9 @@
 //!   keeps the snapshot it was built on.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod asof;
 pub mod cluster;
+pub mod distinct;
 pub mod file_source;
 pub mod hint;
 mod parquet_path;
@@ -59,6 +63,7 @@ pub mod tls;
 pub mod window;
 pub mod write;
 
+pub use asof::{AsOf, AsOfDirection, FeatureTime};
 pub use provider::{DeltaScanExec, DeltaTableProvider, ScanProgress};
 pub use session::{broadcast, DataFrame, DeltaSource, DataFrameReader, DataFrameWriter, GroupedData, JoinHow, Session};
 pub use statement::Outcome;

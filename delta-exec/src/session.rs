@@ -22,7 +22,7 @@ use futures::TryStreamExt;
 use crate::hint::{BroadcastHint, BroadcastJoinRule, HintQueryPlanner};
 use crate::provider::{df_error, DeltaTableProvider, ScanProgress};
 use crate::statement::Registry;
-use crate::window::{Window, WindowSpec, CURRENT_ROW, UNBOUNDED_PRECEDING};
+use crate::window::WindowSpec;
 
 /// Spark's default `spark.sql.autoBroadcastJoinThreshold`: 10 MiB.
 pub const DEFAULT_BROADCAST_THRESHOLD: usize = 10 << 20;
@@ -38,7 +38,8 @@ pub fn spark_defaults(mut config: SessionConfig) -> SessionConfig {
 }
 
 /// The session state every session plans with (a cluster's scheduler too), over `config` as
-/// given: the broadcast hint's planner and rule. Tables named ``delta.`/path/or/url` `` are
+/// given: the broadcast hint's planner and rule, and the split of aggregates that mix DISTINCT
+/// with plain ones ([`crate::distinct`]). Tables named ``delta.`/path/or/url` `` are
 /// added by [`Session`].
 pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> datafusion::execution::SessionState {
     let mut rules = PhysicalOptimizer::new().rules;
@@ -48,6 +49,7 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> datafus
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToJoin))
         .with_query_planner(Arc::new(HintQueryPlanner))
         .with_physical_optimizer_rules(rules)
         .build()
@@ -203,7 +205,7 @@ impl Session {
 
     /// `spark.read`: a reader of Delta tables, at the latest version unless told otherwise.
     pub fn read(&self) -> DataFrameReader {
-        DataFrameReader { session: self.clone(), version: None, timestamp_ms: None }
+        DataFrameReader { session: self.clone(), version: None, timestamp_ms: None, change_feed: None }
     }
 
     /// Registers the latest version of the Delta table at `location` under `name` for SQL.
@@ -292,9 +294,43 @@ pub struct DataFrameReader {
     session: Session,
     version: Option<i64>,
     timestamp_ms: Option<i64>,
+    /// `readChangeFeed`: (startingVersion, endingVersion).
+    change_feed: Option<(Option<i64>, Option<i64>)>,
 }
 
 impl DataFrameReader {
+    /// Spark's reader options: `versionAsOf`, and the change data feed's `readChangeFeed`
+    /// (`true`) with `startingVersion` and optionally `endingVersion`.
+    pub fn option(mut self, key: &str, value: &str) -> Result<Self> {
+        let version = || value.trim().parse::<i64>().map_err(|_| DataFusionError::Plan(format!("{key} `{value}` is not a version number")));
+        match key {
+            "versionAsOf" => self.version = Some(version()?),
+            "readChangeFeed" => {
+                if value.eq_ignore_ascii_case("true") {
+                    self.change_feed.get_or_insert((None, None));
+                } else {
+                    self.change_feed = None;
+                }
+            }
+            "startingVersion" => self.change_feed.get_or_insert((None, None)).0 = Some(version()?),
+            "endingVersion" => self.change_feed.get_or_insert((None, None)).1 = Some(version()?),
+            other => return Err(DataFusionError::Plan(format!("unknown Delta read option `{other}` (versionAsOf, readChangeFeed, startingVersion, endingVersion)"))),
+        }
+        Ok(self)
+    }
+
+    /// The change rows of versions `start..=end` (the latest when `None`) of the table at
+    /// `location`: its columns, `_change_type`, `_commit_version`, `_commit_timestamp`. Read when
+    /// the frame is made; the feed of a range of versions is fixed once they exist.
+    pub async fn change_feed_of(session: &Session, location: &str, start: i64, end: Option<i64>) -> Result<DataFrame> {
+        let table = Table::open_with(location, session.table_options()).map_err(df_error)?;
+        let changes = table.table_changes(start, end, None).await.map_err(df_error)?;
+        let schema = changes.schema();
+        let batches = changes.collect().await.map_err(df_error)?;
+        let mem = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        Ok(session.frame(session.ctx.read_table(Arc::new(mem))?))
+    }
+
     /// `versionAsOf`.
     pub fn version_as_of(mut self, version: i64) -> Self {
         self.version = Some(version);
@@ -309,6 +345,13 @@ impl DataFrameReader {
 
     /// The Delta table at `location` (a path or URL).
     pub async fn delta(self, location: &str) -> Result<DataFrame> {
+        if let Some((start, end)) = self.change_feed {
+            if self.version.is_some() || self.timestamp_ms.is_some() {
+                return Err(DataFusionError::Plan("a change feed read takes startingVersion/endingVersion, not versionAsOf or timestampAsOf".into()));
+            }
+            let start = start.ok_or_else(|| DataFusionError::Plan("readChangeFeed needs startingVersion".into()))?;
+            return Self::change_feed_of(&self.session, location, start, end).await;
+        }
         let table = Table::open_with(location, self.session.table_options()).map_err(df_error)?;
         let snapshot = match (self.version, self.timestamp_ms) {
             (Some(_), Some(_)) => {
@@ -476,70 +519,6 @@ impl DataFrame {
     /// `withColumn(name, expr)` with a built expression.
     pub fn with_column_expr(&self, name: &str, expr: Expr) -> Result<DataFrame> {
         Ok(self.with(self.df.clone().with_column(name, expr)?))
-    }
-
-    /// An as-of join (Polars' `join_asof`, pandas' `merge_asof`, backward): every row of this
-    /// frame, with the row of `other` that has the same `by` keys and the latest `right_on` at or
-    /// before this row's `left_on` (nulls where there is none). The point-in-time lookup of a
-    /// feature pipeline: the features as they were when the label was observed.
-    ///
-    /// Planned as DataFusion operators, nothing hand-written: both sides' keys are unioned,
-    /// ordered by (`by`, time, right rows before left rows at equal times), and a running
-    /// `last_value(.. IGNORE NULLS)` carries the latest right row to each left row; two hash
-    /// joins then fetch the rows. The result has this frame's columns, then `other`'s except its
-    /// `by` keys. Ties among right rows at one time take the one that comes last in `other`.
-    pub fn join_asof(&self, other: &DataFrame, left_on: &str, right_on: &str, by: &[&str]) -> Result<DataFrame> {
-        const L: &str = "__asof_left_row";
-        const R: &str = "__asof_right_row";
-        let numbered = |df: &DataFrame, name: &str| df.with_column(name, "row_number() OVER ()");
-        let left = numbered(self, L)?;
-        let right = numbered(other, R)?;
-        let keys: Vec<String> = by.iter().map(|b| format!("{b} AS __asof_by_{}", b.replace(|c: char| !c.is_alphanumeric(), "_"))).collect();
-        let key_names: Vec<String> = by.iter().map(|b| format!("__asof_by_{}", b.replace(|c: char| !c.is_alphanumeric(), "_"))).collect();
-        let side = |df: &DataFrame, on: &str, is_left: bool| -> Result<DataFrame> {
-            let mut cols: Vec<String> = keys.clone();
-            cols.push(format!("{on} AS __asof_t"));
-            cols.push(format!("{} AS __asof_side", u8::from(is_left)));
-            cols.push(if is_left { format!("{L} AS __asof_l") } else { "CAST(NULL AS BIGINT) AS __asof_l".into() });
-            cols.push(if is_left { "CAST(NULL AS BIGINT) AS __asof_r".into() } else { format!("{R} AS __asof_r") });
-            df.select(&cols.iter().map(String::as_str).collect::<Vec<_>>())
-        };
-        let events = side(&left, left_on, true)?.union(&side(&right, right_on, false)?)?;
-        let mut window = Window::order_by(&["__asof_t", "__asof_side", "__asof_r"]).rows_between(UNBOUNDED_PRECEDING, CURRENT_ROW);
-        if !key_names.is_empty() {
-            window = window.partition_by(&key_names.iter().map(String::as_str).collect::<Vec<_>>());
-        }
-        let matched = events
-            .with_column_over("__asof_match", "last_value(__asof_r) IGNORE NULLS", &window)?
-            .filter("__asof_side = 1 AND __asof_t IS NOT NULL")?
-            .select(&["__asof_l", "__asof_match"])?;
-        let with_match = left.join_on(&matched, &[(L, "__asof_l")], JoinHow::Left)?;
-        let right_cols: Vec<String> = other
-            .df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .filter(|n| !by.iter().any(|b| b == n))
-            .chain(std::iter::once(R.to_string()))
-            .collect();
-        let right = right.select(&right_cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>())?;
-        let joined = with_match.join_on(&right, &[("__asof_match", R)], JoinHow::Left)?;
-        let helpers = [L, R, "__asof_l", "__asof_match"];
-        let keep: Vec<Expr> = joined
-            .df
-            .schema()
-            .iter()
-            .filter(|(_, f)| !helpers.contains(&f.name().as_str()))
-            .map(|(q, f)| Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())))
-            .collect();
-        joined.select_exprs(keep)
-    }
-
-    /// A join on differently named key columns, all columns of both sides kept.
-    fn join_on(&self, other: &DataFrame, on: &[(&str, &str)], how: JoinHow) -> Result<DataFrame> {
-        let (l, r): (Vec<&str>, Vec<&str>) = on.iter().copied().unzip();
-        Ok(self.with(self.df.clone().join(other.df.clone(), how.join_type(), &l, &r, None)?))
     }
 
     /// `withColumnRenamed(old, new)`; an unknown `old` leaves the frame as it is (as Spark).

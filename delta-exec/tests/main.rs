@@ -2,7 +2,9 @@
 //! through DataFusion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod asof;
 mod cluster;
+mod distinct;
 mod tpch;
 
 use std::collections::HashMap;

@@ -202,9 +202,14 @@ async fn large_files_go_up_in_parts() {
 
 /// Eight writer processes, fifty blind appends each, on a table created by one more commit:
 /// exactly versions 0..=400, every row once — the store's conditional create is the only lock.
+///
+/// Not on moto: its server answers `If-None-Match: *` by looking the key up and then writing it,
+/// with no lock between the two (moto 5.2.5, `s3/responses.py`), so two racing creates can both
+/// succeed. It did once under load (version 399 of 400: one commit overwritten). SeaweedFS and
+/// Azurite create atomically, as S3 and Azure do.
 #[tokio::test]
 async fn eight_writer_processes_append_to_one_table() {
-    for store in stores() {
+    for store in stores().into_iter().filter(|s| s.name != "s3 (moto)") {
         let name = store.name;
         let url = store.url("writers");
         let table = store.open("writers");

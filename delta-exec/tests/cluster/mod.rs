@@ -332,3 +332,24 @@ async fn broadcast_joins_on_a_standalone_cluster() {
         assert!(text.contains("mode=CollectLeft") && !text.contains("mode=Partitioned"), "adaptive planner {adaptive}:\n{text}");
     }
 }
+
+/// Frames of rows in the client's memory (a change feed read, `read_batch`) travel with the plan
+/// to the cluster's processes (as Arrow IPC in the logical codec) and join Delta scans there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_frames_on_a_standalone_cluster() {
+    let dir = TempDir::new("cluster-memory");
+    let options = WriteOptions { properties: props(&[("delta.enableChangeDataFeed", "true")]), ..Default::default() };
+    let table = table_with(&dir, 1000, 2, options).await;
+    table.delete(Some("id < 100")).await.unwrap();
+    let cluster = Session::standalone(2).await.unwrap();
+    let wanted = crate::rows([5, 150, 999, 5000].into_iter());
+    let wanted = delta_exec::DataFrame::from_datafusion(&cluster, cluster.context().read_batch(wanted).unwrap()).select(&["id"]).unwrap();
+    let t = cluster.read().delta(dir.path()).await.unwrap();
+    let got = t.join(&wanted, &["id"], "semi").unwrap().select(&["id"]).unwrap().collect().await.unwrap();
+    let mut ids = ints(&got, "id");
+    ids.sort_unstable();
+    assert_eq!(ids, vec![150, 999]);
+    let feed = cluster.read().option("readChangeFeed", "true").unwrap().option("startingVersion", "2").unwrap().delta(dir.path()).await.unwrap();
+    let deleted = feed.filter("_change_type = 'delete'").unwrap().join(&t, &["grp"], "semi").unwrap();
+    assert_eq!(deleted.count().await.unwrap(), 100);
+}
