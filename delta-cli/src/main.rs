@@ -528,6 +528,8 @@ async fn cluster(action: ClusterAction, options: delta_core::TableOptions) -> Re
     use std::io::Write;
     if !matches!(action, ClusterAction::Status { .. }) {
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).try_init();
+        // Plans may apply ML stages (a model scoring rows): the scheduler and executors rebuild them.
+        delta_ml::stage::register_cluster_codec();
     }
     match action {
         ClusterAction::Scheduler { bind, insecure, executor_timeout_secs, min_executors, flight_sql, flight_sql_user, tables, tls, push } => {

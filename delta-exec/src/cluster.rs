@@ -73,6 +73,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::file_source::DeltaFileSource;
 use crate::hint::BroadcastHint;
+use crate::map::{MapBatches, MapBatchesExec};
 use crate::provider::{df_error, filters_pushdown, DeltaScanExec, DeltaTableProvider, ScanProgress, ScanWire};
 use crate::session::{session_state, spark_defaults, Session};
 use crate::tls::ClusterTls;
@@ -87,6 +88,7 @@ const TABLE_TAG: &[u8] = b"DELTA-TABLE\x01";
 const HINT_TAG: &[u8] = b"DELTA-HINT\x01";
 const WRITE_TAG: &[u8] = b"DELTA-WRITE\x01";
 const MEMORY_TAG: &[u8] = b"DELTA-MEMORY\x01";
+const MAP_TAG: &[u8] = b"DELTA-MAP\x01";
 
 fn codec_error(what: &str, e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Internal(format!("cannot decode {what} sent by the cluster: {e}"))
@@ -186,6 +188,10 @@ impl LogicalExtensionCodec for DeltaLogicalCodec {
             let location = self.locations.open(&task.task.table)?;
             return Ok(Extension { node: Arc::new(DeltaWrite::from_wire(input, task, location)?) });
         }
+        if let Some(bytes) = buf.strip_prefix(MAP_TAG) {
+            let input = inputs.first().cloned().ok_or_else(|| codec_error("a batch function", "it has no input"))?;
+            return Ok(Extension { node: Arc::new(MapBatches::try_new(input, crate::map::decode(bytes)?)?) });
+        }
         self.inner.try_decode(buf, inputs, ctx)
     }
 
@@ -198,6 +204,10 @@ impl LogicalExtensionCodec for DeltaLogicalCodec {
             buf.extend_from_slice(WRITE_TAG);
             buf.extend_from_slice(write.wire().as_bytes());
             return Ok(());
+        }
+        if let Some(map) = node.node.as_any().downcast_ref::<MapBatches>() {
+            buf.extend_from_slice(MAP_TAG);
+            return crate::map::encode(map.map().as_ref(), buf);
         }
         self.inner.try_encode(node, buf)
     }
@@ -261,10 +271,16 @@ impl LogicalExtensionCodec for DeltaLogicalCodec {
     }
 
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
+        match crate::window::decode_udwf(buf) {
+            Some(f) => f,
+            None => self.inner.try_decode_udwf(name, buf),
+        }
     }
 
     fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
+        if crate::window::encode_udwf(node, buf) {
+            return Ok(());
+        }
         self.inner.try_encode_udwf(node, buf)
     }
 }
@@ -309,6 +325,10 @@ impl PhysicalExtensionCodec for DeltaPhysicalCodec {
             let location = self.locations.open(&task.task.table)?;
             return Ok(Arc::new(DeltaWriteExec::new(input, task, location)));
         }
+        if let Some(bytes) = buf.strip_prefix(MAP_TAG) {
+            let input = inputs.first().cloned().ok_or_else(|| codec_error("a batch function", "it has no input"))?;
+            return Ok(Arc::new(MapBatchesExec::new(input, crate::map::decode(bytes)?)));
+        }
         self.inner.try_decode(buf, inputs, ctx, converter)
     }
 
@@ -325,6 +345,10 @@ impl PhysicalExtensionCodec for DeltaPhysicalCodec {
         if let Some(write) = node.downcast_ref::<DeltaWriteExec>() {
             buf.extend_from_slice(WRITE_TAG);
             return serde_json::to_writer(&mut *buf, write.task()).map_err(|e| DataFusionError::Internal(e.to_string()));
+        }
+        if let Some(map) = node.downcast_ref::<MapBatchesExec>() {
+            buf.extend_from_slice(MAP_TAG);
+            return crate::map::encode(map.map().as_ref(), buf);
         }
         self.inner.try_encode(node, buf, converter)
     }
@@ -346,10 +370,16 @@ impl PhysicalExtensionCodec for DeltaPhysicalCodec {
     }
 
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
+        match crate::window::decode_udwf(buf) {
+            Some(f) => f,
+            None => self.inner.try_decode_udwf(name, buf),
+        }
     }
 
     fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
+        if crate::window::encode_udwf(node, buf) {
+            return Ok(());
+        }
         self.inner.try_encode_udwf(node, buf)
     }
 }
@@ -528,6 +558,20 @@ impl PlainTableNames {
                             Some(c) => Transformed::yes(DfExpr::OuterReferenceColumn(f.clone(), c)),
                             None => Transformed::no(e),
                         }),
+                        // An alias that keeps an expression's name (common subexpressions
+                        // taken out of a window function keep its name this way).
+                        DfExpr::Alias(a) => {
+                            let probe = datafusion::common::Column::new(a.relation.clone(), a.name.clone());
+                            Ok(match fix_column(&probe) {
+                                Some(c) => {
+                                    let mut a = a.clone();
+                                    a.relation = c.relation;
+                                    a.name = c.name;
+                                    Transformed::yes(DfExpr::Alias(a))
+                                }
+                                None => Transformed::no(e),
+                            })
+                        }
                         _ => Ok(Transformed::no(e)),
                     })
                 })?

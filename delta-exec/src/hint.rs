@@ -195,8 +195,15 @@ pub struct HintQueryPlanner;
 #[async_trait]
 impl QueryPlanner for HintQueryPlanner {
     async fn create_physical_plan(&self, logical_plan: &LogicalPlan, session: &dyn datafusion::catalog::Session) -> Result<Arc<dyn ExecutionPlan>> {
-        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BroadcastPlanner), Arc::new(crate::write::WritePlanner)]);
-        let plan = planner.create_physical_plan(logical_plan, session).await?;
+        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BroadcastPlanner), Arc::new(crate::write::WritePlanner), Arc::new(crate::map::MapPlanner)]);
+        // A cluster's plan goes to executors: window functions keep all their settings there.
+        let on_cluster = session.config().options().extensions.get::<ballista_core::config::BallistaConfig>().is_some();
+        let plan = if on_cluster {
+            let logical = crate::window::for_the_cluster(logical_plan.clone())?;
+            planner.create_physical_plan(&logical, session).await?
+        } else {
+            planner.create_physical_plan(logical_plan, session).await?
+        };
         // Ballista's adaptive planner plans with its own optimizer rules, without ours: the
         // markers are still there. The rule runs here then (a hinted join that is still a hash
         // join builds from the hinted side), and no marker is left for a plan to carry. Under

@@ -17,8 +17,10 @@
 //! ```
 //!
 //! The same frames run on a Ballista cluster ([`cluster`]: `Session::remote("df://host:port")`,
-//! `Session::standalone(n)`), with our codecs carrying Delta scans to the executors and
-//! writes whose data files the executors write ([`write`]).
+//! `Session::standalone(n)`), with our codecs carrying Delta scans to the executors,
+//! writes whose data files the executors write ([`write`]), per-batch functions such as
+//! delta-ml's fitted stages ([`map`]) and window functions with the settings DataFusion's own
+//! codec drops ([`window`]).
 //!
 //! We write no optimizer, join or sort: DataFusion plans and runs them. What is ours is the Delta
 //! integration ([`provider`], [`hint`]), the Spark-shaped API ([`session`], [`window`],
@@ -54,6 +56,7 @@ pub mod cluster;
 pub mod distinct;
 pub mod file_source;
 pub mod hint;
+pub mod map;
 mod parquet_path;
 pub mod provider;
 pub mod session;

@@ -423,7 +423,7 @@ impl JoinHow {
 }
 
 impl DataFrame {
-    fn with(&self, df: datafusion::dataframe::DataFrame) -> DataFrame {
+    pub(crate) fn with(&self, df: datafusion::dataframe::DataFrame) -> DataFrame {
         DataFrame { session: self.session.clone(), df }
     }
 

@@ -9,7 +9,8 @@
 //!             LogisticRegression, LinearRegression, KMeans,
 //!             DecisionTree/RandomForest/GBT Classifier and Regressor (histogram trees)
 //!     each estimator reads its input once into memory (a [`stage::Frame`]) and fits there;
-//!     transformers map Arrow batches lazily inside the engine's stream
+//!     transformers map Arrow batches lazily inside the engine's plan (`DataFrame::map_batches`),
+//!     where the rows are: on a cluster, on the executors (a stage travels as its saved form)
 //!  PipelineModel ─► transform(DataFrame) (lazy) · save(dir) / load(dir) · lineage()
 //!  Evaluators: BinaryClassification, MulticlassClassification, Regression, Clustering
 //!  Tuning: ParamGridBuilder, CrossValidator, TrainValidationSplit over a Pipeline ([`tuning`])

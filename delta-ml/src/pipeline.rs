@@ -51,11 +51,19 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
 }
 
-/// A DataFrame over rows in memory.
+/// A DataFrame over rows in memory, in `like`'s session; in a local one when `like` runs on a
+/// cluster: the rows are here, and a cluster would only be sent them to send them back.
 pub(crate) fn frame_to_df(like: &DataFrame, frame: &Frame) -> Result<DataFrame> {
     let table = MemTable::try_new(frame.schema.clone(), vec![frame.batches.clone()])?;
-    let df = like.session().context().read_table(Arc::new(table))?;
-    Ok(DataFrame::from_datafusion(like.session(), df))
+    let local;
+    let session = if like.session().is_distributed() {
+        local = delta_exec::Session::new();
+        &local
+    } else {
+        like.session()
+    };
+    let df = session.context().read_table(Arc::new(table))?;
+    Ok(DataFrame::from_datafusion(session, df))
 }
 
 impl Pipeline {
@@ -196,26 +204,37 @@ fn read_metadata(dir: &Path) -> Result<Value> {
     let path = dir.join("metadata.json");
     let bytes = std::fs::read(&path).map_err(|e| MlError::Format(format!("cannot read {}: {e}", path.display())))?;
     let meta: Value = serde_json::from_slice(&bytes).map_err(|e| MlError::Format(format!("{}: {e}", path.display())))?;
-    let version = meta.get("formatVersion").and_then(Value::as_u64).ok_or_else(|| MlError::Format(format!("{} has no formatVersion", path.display())))?;
-    if version > FORMAT_VERSION {
-        return Err(MlError::Format(format!("{} was written in format {version} by a newer delta-ml; this build reads format {FORMAT_VERSION} and older", path.display())));
-    }
+    check_format(&meta, &path.display().to_string())?;
     Ok(meta)
+}
+
+/// Refuses metadata without a format version or written by a newer delta-ml.
+fn check_format(meta: &Value, at: &str) -> Result<()> {
+    let version = meta.get("formatVersion").and_then(Value::as_u64).ok_or_else(|| MlError::Format(format!("{at} has no formatVersion")))?;
+    if version > FORMAT_VERSION {
+        return Err(MlError::Format(format!("{at} was written in format {version} by a newer delta-ml; this build reads format {FORMAT_VERSION} and older")));
+    }
+    Ok(())
 }
 
 /// Writes one fitted stage (params, JSON data, Parquet tables) under `dir`.
 pub fn save_stage(t: &dyn Transformer, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let data: ModelData = t.model_data()?;
-    let mut tables = Vec::new();
     for (name, batch) in &data.tables {
         let file = std::fs::File::create(dir.join(format!("{name}.parquet")))?;
         let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)?;
         w.write(batch)?;
         w.close()?;
-        tables.push(name.clone());
     }
-    let meta = json!({
+    std::fs::write(dir.join("metadata.json"), serde_json::to_vec_pretty(&stage_metadata(t, &data))?)?;
+    Ok(())
+}
+
+/// A stage's `metadata.json`: class, params, small fitted values, the names of its tables.
+fn stage_metadata(t: &dyn Transformer, data: &ModelData) -> Value {
+    let tables: Vec<&str> = data.tables.iter().map(|(n, _)| n.as_str()).collect();
+    json!({
         "class": t.params().stage(),
         "formatVersion": FORMAT_VERSION,
         "uid": t.params().uid(),
@@ -224,25 +243,75 @@ pub fn save_stage(t: &dyn Transformer, dir: &Path) -> Result<()> {
         "data": data.json,
         "tables": tables,
         "lineage": t.lineage(),
-    });
-    std::fs::write(dir.join("metadata.json"), serde_json::to_vec_pretty(&meta)?)?;
-    Ok(())
+    })
 }
 
 /// Reads one fitted stage written by [`save_stage`].
 pub fn load_stage(dir: &Path, lineage: Option<Lineage>) -> Result<Arc<dyn Transformer>> {
     let meta = read_metadata(dir)?;
-    let class = meta.get("class").and_then(Value::as_str).ok_or_else(|| MlError::Format(format!("{}: no class", dir.display())))?.to_string();
-    let uid = meta.get("uid").and_then(Value::as_str).unwrap_or_default().to_string();
-    let set = meta.get("params").cloned().unwrap_or(json!({}));
-    let mut data = ModelData { json: meta.get("data").cloned().unwrap_or(Value::Null), tables: Vec::new() };
+    let mut tables = Vec::new();
     for name in meta.get("tables").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
         let file = std::fs::File::open(dir.join(format!("{name}.parquet")))?;
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
         let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
         let schema = batches.first().map(|b| b.schema()).ok_or_else(|| MlError::Format(format!("{name}.parquet is empty")))?;
-        data.tables.push((name.to_string(), arrow::compute::concat_batches(&schema, &batches)?));
+        tables.push((name.to_string(), arrow::compute::concat_batches(&schema, &batches)?));
     }
+    build_stage(&meta, tables, lineage, &dir.display().to_string())
+}
+
+/// One fitted stage as bytes, for plans sent to other processes: the length of its metadata
+/// (u64 LE; the same JSON as [`save_stage`] writes), the metadata, then each data table as an
+/// Arrow IPC stream with its length before it.
+pub fn stage_to_bytes(t: &dyn Transformer) -> Result<Vec<u8>> {
+    let data: ModelData = t.model_data()?;
+    let meta = stage_metadata(t, &data);
+    let json = serde_json::to_vec(&meta)?;
+    let mut out = Vec::with_capacity(json.len() + 8);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for (_, batch) in &data.tables {
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema())?;
+        w.write(batch)?;
+        w.finish()?;
+        let bytes = w.into_inner()?;
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    Ok(out)
+}
+
+/// Reads what [`stage_to_bytes`] wrote.
+pub fn stage_from_bytes(mut bytes: &[u8]) -> Result<Arc<dyn Transformer>> {
+    let mut part = || -> Result<&[u8]> {
+        let cut = || MlError::Format("a stage's bytes are cut short".into());
+        let (len, rest) = bytes.split_first_chunk::<8>().ok_or_else(cut)?;
+        let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| cut())?;
+        if rest.len() < len {
+            return Err(cut());
+        }
+        let (p, rest) = rest.split_at(len);
+        bytes = rest;
+        Ok(p)
+    };
+    let meta: Value = serde_json::from_slice(part()?)?;
+    check_format(&meta, "a stage sent by another process")?;
+    let mut tables = Vec::new();
+    for name in meta.get("tables").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(part()?), None)?;
+        let schema = reader.schema();
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+        tables.push((name.to_string(), arrow::compute::concat_batches(&schema, &batches)?));
+    }
+    build_stage(&meta, tables, None, "a stage sent by another process")
+}
+
+/// A stage from its metadata and data tables; `at` names where they came from in errors.
+fn build_stage(meta: &Value, tables: Vec<(String, arrow::array::RecordBatch)>, lineage: Option<Lineage>, at: &str) -> Result<Arc<dyn Transformer>> {
+    let class = meta.get("class").and_then(Value::as_str).ok_or_else(|| MlError::Format(format!("{at}: no class")))?.to_string();
+    let uid = meta.get("uid").and_then(Value::as_str).unwrap_or_default().to_string();
+    let set = meta.get("params").cloned().unwrap_or(json!({}));
+    let data = ModelData { json: meta.get("data").cloned().unwrap_or(Value::Null), tables };
     let lineage = match meta.get("lineage") {
         Some(Value::Null) | None => lineage,
         Some(l) => Some(serde_json::from_value(l.clone())?),
@@ -280,7 +349,7 @@ pub fn load_stage(dir: &Path, lineage: Option<Lineage>) -> Result<Arc<dyn Transf
         "LinearRegressionModel" => Arc::new(LinearRegressionModel::load(params_of(m::LinearRegression::new().params().clone())?, &data, lineage)?),
         other => match m::TreeKind::from_name(other) {
             Some(kind) if kind.model_name() == other => Arc::new(m::TreeEnsembleModel::load(kind, params_of(m::TreeEstimator::new(kind).params().clone())?, &data, lineage)?),
-            _ => return Err(MlError::Format(format!("unknown stage class `{other}` in {}", dir.display()))),
+            _ => return Err(MlError::Format(format!("unknown stage class `{other}` in {at}"))),
         },
     };
     Ok(t)

@@ -9,16 +9,12 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use datafusion::catalog::streaming::StreamingTable;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
 use delta_exec::DataFrame;
-use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use crate::error::{column_error, invalid, MlError, Result};
 use crate::lineage::Lineage;
+use crate::pipeline::{stage_from_bytes, stage_to_bytes};
 use crate::params::Params;
 use crate::vector::VectorColumn;
 
@@ -255,40 +251,51 @@ pub fn append_fields(schema: &Schema, fields: Vec<Field>) -> Result<Schema> {
     Ok(Schema::new_with_metadata(all, schema.metadata().clone()))
 }
 
-struct TransformStream {
-    input: DataFrame,
+/// A transformer as a batch function of the engine ([`delta_exec::map`]): it runs where the
+/// rows are, on a cluster's executors too, which rebuild it from [`stage_to_bytes`].
+#[derive(Debug)]
+struct StageMap {
     transformer: Arc<dyn Transformer>,
     schema: SchemaRef,
 }
 
-impl PartitionStream for TransformStream {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
+/// The kind under which stages travel in plans.
+const STAGE_KIND: &str = "delta-ml-stage";
+
+impl delta_exec::map::BatchMap for StageMap {
+    fn name(&self) -> String {
+        format!("{} ({})", self.transformer.params().stage(), self.transformer.params().uid())
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let input = self.input.clone();
-        let t = self.transformer.clone();
-        let schema = self.schema.clone();
-        // The input's partitions one after another, in order: the output's row order is the
-        // same on every run.
-        let partitions = futures::stream::once(async move { input.execute_stream_partitioned().await }).map_ok(|streams| futures::stream::iter(streams).flatten());
-        let batches = partitions.try_flatten().map(move |b| {
-            let b = b?;
-            let out = t.transform_batch(&b).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-            Ok(RecordBatch::try_new(schema.clone(), out.columns().to_vec())?)
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
-}
 
-impl std::fmt::Debug for TransformStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransformStream").field("transformer", &self.transformer).finish()
+    fn map(&self, batch: &RecordBatch) -> datafusion::error::Result<RecordBatch> {
+        let out = self.transformer.transform_batch(batch).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        Ok(RecordBatch::try_new(self.schema.clone(), out.columns().to_vec())?)
+    }
+
+    fn encode(&self) -> datafusion::error::Result<(String, Vec<u8>)> {
+        let bytes = stage_to_bytes(self.transformer.as_ref()).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        Ok((STAGE_KIND.to_string(), bytes))
     }
 }
 
-/// Applies `t` to a lazy frame: nothing runs until an action on the result.
+fn decode_stage(bytes: &[u8], schema: SchemaRef) -> datafusion::error::Result<Arc<dyn delta_exec::map::BatchMap>> {
+    let transformer = stage_from_bytes(bytes).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    Ok(Arc::new(StageMap { transformer, schema }))
+}
+
+/// Lets this process run ML stages that plans from other processes carry (a cluster's
+/// scheduler and executors). [`transform`] calls it; call it where a process starts.
+pub fn register_cluster_codec() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| delta_exec::map::register_batch_map(STAGE_KIND, decode_stage));
+}
+
+/// Applies `t` to a lazy frame: nothing runs until an action on the result. Each partition of
+/// the input goes through `t` batch by batch, in order, where the rows are.
 pub async fn transform(t: &Arc<dyn Transformer>, df: &DataFrame) -> Result<DataFrame> {
     let session = df.session();
     if let Some(sql) = t.sql_statement() {
@@ -301,12 +308,10 @@ pub async fn transform(t: &Arc<dyn Transformer>, df: &DataFrame) -> Result<DataF
         let plan = state.create_logical_plan(&text).await?;
         return Ok(DataFrame::from_datafusion(session, datafusion::dataframe::DataFrame::new(state, plan)));
     }
+    register_cluster_codec();
     let input_schema = df.inner().schema().as_arrow().clone();
     let schema = Arc::new(t.transform_schema(&input_schema)?);
-    let stream = TransformStream { input: df.clone(), transformer: t.clone(), schema: schema.clone() };
-    let table = StreamingTable::try_new(schema, vec![Arc::new(stream)])?;
-    let out = session.context().read_table(Arc::new(table))?;
-    Ok(DataFrame::from_datafusion(session, out))
+    Ok(df.map_batches(Arc::new(StageMap { transformer: t.clone(), schema }))?)
 }
 
 /// Applies `t` to in-memory rows.

@@ -280,3 +280,64 @@ async fn the_same_version_gives_the_same_model() {
     assert_eq!(runs[0].len(), 15000 * 2);
     assert!(runs[0] == runs[1] && runs[1] == runs[2], "fits of one version differ (or their row order does)");
 }
+
+/// The "prediction" column as text, sorted (a cluster returns partitions in its own order).
+fn predictions(frame: &Frame) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in &frame.batches {
+        let c = arrow::compute::cast(b.column(b.schema().index_of("prediction").unwrap()), &DataType::Utf8).unwrap();
+        let c = c.as_any().downcast_ref::<StringArray>().unwrap();
+        out.extend(c.iter().map(|v| v.unwrap_or("null").to_string()));
+    }
+    out.sort();
+    out
+}
+
+/// Fitted stages score rows where the rows are: on a cluster they travel in the plan in their
+/// saved form and run on the executors. Every stage class gives the local answers there, and a
+/// pipeline fits on a cluster's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_score_on_a_standalone_cluster() {
+    let dir = TempDir::new("pipeline-cluster");
+    let table = dir.join("events");
+    let local = Session::new();
+    write(&local, &table, events(2000, 3), "errorIfExists").await;
+    let cluster = Session::standalone(2).await.unwrap();
+    let features = [
+        json!({"stage": "SQLTransformer", "statement": "SELECT *, CASE WHEN visits = 3 THEN NULL ELSE amount END AS amount_gaps FROM __THIS__"}),
+        json!({"stage": "Imputer", "inputCols": ["amount_gaps"], "outputCols": ["amount_filled"]}),
+        json!({"stage": "Bucketizer", "inputCol": "visits", "outputCol": "visits_b", "splits": [0.0, 3.0, 6.0, 10.0]}),
+        json!({"stage": "QuantileDiscretizer", "inputCol": "amount", "outputCol": "amount_q", "numBuckets": 4}),
+        json!({"stage": "StringIndexer", "inputCol": "category", "outputCol": "c_idx", "handleInvalid": "keep"}),
+        json!({"stage": "OneHotEncoder", "inputCol": "c_idx", "outputCol": "c_vec"}),
+        json!({"stage": "VectorAssembler", "inputCols": ["c_vec", "amount_filled", "visits_b", "amount_q"], "outputCol": "raw"}),
+        json!({"stage": "MinMaxScaler", "inputCol": "raw", "outputCol": "scaled"}),
+        json!({"stage": "StandardScaler", "inputCol": "scaled", "outputCol": "features"}),
+    ];
+    let models = [
+        json!({"stage": "LogisticRegression", "regParam": 0.01}),
+        json!({"stage": "RandomForestClassifier", "numTrees": 5, "maxDepth": 4, "seed": 1}),
+        json!({"stage": "GBTClassifier", "maxIter": 5, "seed": 1}),
+        json!({"stage": "KMeans", "k": 3, "seed": 1}),
+        json!({"stage": "LinearRegression", "labelCol": "amount"}),
+    ];
+    let here = local.read().delta(&table).await.unwrap();
+    let there = cluster.read().delta(&table).await.unwrap();
+    for m in models {
+        let mut stages = features.to_vec();
+        stages.push(m.clone());
+        let model = pipeline_from_json(&json!({ "stages": stages })).unwrap().fit(&here).await.unwrap();
+        let a = Frame::collect(&model.transform(&here).await.unwrap()).await.unwrap();
+        let remote = model.transform(&there).await.unwrap();
+        let plan = datafusion::physical_plan::displayable(remote.physical_plan().await.unwrap().as_ref()).indent(false).to_string();
+        assert!(plan.contains("DistributedQueryExec"), "{m}: not sent to the cluster: {plan}");
+        let b = Frame::collect(&remote).await.unwrap();
+        assert_eq!(a.num_rows(), 2000, "{m}");
+        assert_eq!(predictions(&a), predictions(&b), "{m}: the cluster's predictions differ");
+    }
+    // Fitting on a cluster's rows: the same model as from the same rows here, lineage included.
+    let model = pipeline_from_json(&spec()).unwrap().fit(&there).await.unwrap();
+    assert_eq!(model.lineage().unwrap().rows, 2000);
+    let scored = Frame::collect(&model.transform(&there).await.unwrap()).await.unwrap();
+    assert_eq!(scored.num_rows(), 2000);
+}

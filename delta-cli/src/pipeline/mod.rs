@@ -23,7 +23,10 @@
 //!
 //! Every table lives under one base location: a local folder or an object-store URL
 //! (`--store s3://bucket/prefix`, credentials from the environment as for every command).
-//! The model and the report are local files under `--out`.
+//! The model and the report are local files under `--out`. With `--cluster df://host:port`
+//! every query runs on a Ballista cluster (whose executors must reach the store): ingest is
+//! delta-core's, the estimators fit here on the rows the cluster returns, and everything else
+//! — features, MERGE sources, the as-of join, scoring with the fitted stages — runs there.
 
 pub mod data;
 pub mod report;
@@ -76,6 +79,8 @@ pub struct Config {
     pub out: PathBuf,
     /// Where the tables live (`s3://…`, `az://…`, a folder); default `out/tables`.
     pub store: Option<String>,
+    /// A Ballista cluster (`df://host:port`) to run every query on; default: this process.
+    pub cluster: Option<String>,
     pub seed: u64,
     /// GBT iterations (MLlib's `maxIter`).
     pub gbt_iterations: usize,
@@ -92,6 +97,7 @@ impl Default for Config {
             days: 10,
             out: std::env::temp_dir().join("delta-pipeline"),
             store: None,
+            cluster: None,
             seed: 42,
             gbt_iterations: 30,
             verbose: true,
@@ -121,6 +127,8 @@ pub struct UsedVersion {
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub steps: Vec<Step>,
+    /// Where the queries ran: `this process` or the cluster's URL.
+    pub engine: String,
     pub events: usize,
     pub users: usize,
     pub schema_refusal: String,
@@ -525,6 +533,10 @@ pub struct PipelineArgs {
     /// The tables' base location: a folder or an object-store URL (s3://…, az://…, gs://…).
     #[arg(long)]
     pub store: Option<String>,
+    /// Run the queries on a cluster (df://host:port, see `delta cluster`); its executors must
+    /// reach the tables' store.
+    #[arg(long)]
+    pub cluster: Option<String>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// GBT iterations (MLlib's maxIter).
@@ -540,6 +552,7 @@ impl PipelineArgs {
             days: self.days,
             out: self.out.clone().unwrap_or(d.out),
             store: self.store.clone(),
+            cluster: self.cluster.clone(),
             seed: self.seed,
             gbt_iterations: self.gbt_iterations,
             verbose: true,
@@ -561,7 +574,7 @@ pub fn summary_text(s: &Summary) -> String {
     for v in &s.versions {
         out.push_str(&format!("   {} v{}: {}\n", v.table, v.version, v.role));
     }
-    out.push_str(&format!("   tables: {}\n   model:  {}\n   report: {}\n", s.tables, s.model_dir.display(), s.report.display()));
+    out.push_str(&format!("   queries ran on {}\n   tables: {}\n   model:  {}\n   report: {}\n", s.engine, s.tables, s.model_dir.display(), s.report.display()));
     out
 }
 
@@ -587,9 +600,16 @@ pub async fn run(cfg: &Config) -> Result<Summary> {
     if Table::open_with(&at.events, cfg.options.clone())?.snapshot().await.is_ok() {
         return Err(PipelineError::Usage(format!("{} already holds an events table: give an empty --store location", base)));
     }
-    let session = Session::new().with_table_options(cfg.options.clone());
-    let mut run = Run { cfg, session, at, summary: Summary { tables: base.clone(), ..Default::default() } };
-    run.say(&format!("== the feature pipeline: scale {}, {} days, tables under {base}", cfg.scale, cfg.days));
+    let session = match &cfg.cluster {
+        Some(url) => Session::remote(url, cfg.options.clone()).await?,
+        None => Session::new().with_table_options(cfg.options.clone()),
+    };
+    let engine = match &cfg.cluster {
+        Some(url) => format!("the cluster at {url}"),
+        None => "this process".to_string(),
+    };
+    let mut run = Run { cfg, session, at, summary: Summary { tables: base.clone(), engine: engine.clone(), ..Default::default() } };
+    run.say(&format!("== the feature pipeline: scale {}, {} days, tables under {base}, queries on {engine}", cfg.scale, cfg.days));
 
     let start = Instant::now();
     let events = Events::generate(cfg.scale, cfg.days, cfg.seed);
@@ -648,8 +668,14 @@ async fn scan_counts(df: &DataFrame) -> Result<(usize, usize)> {
             walk(c, acc);
         }
     }
+    // A cluster session's plan is the scheduler's to make: plan it here too, only to count.
+    let plan = if df.session().is_distributed() {
+        Session::new().context().state().create_physical_plan(df.inner().logical_plan()).await?
+    } else {
+        df.physical_plan().await?
+    };
     let mut acc = (0, 0);
-    walk(&df.physical_plan().await?, &mut acc);
+    walk(&plan, &mut acc);
     Ok(acc)
 }
 

@@ -167,3 +167,49 @@ fn delta_pipeline_on_s3() {
     assert!(ok && history.contains("WRITE"), "{stderr}{history}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `delta pipeline --cluster`: a scheduler and two executors as processes on 127.0.0.1 run every
+/// query — features, MERGE, the as-of join (IGNORE NULLS windows), model scoring on the
+/// executors — and the run's numbers equal a local run's.
+#[test]
+fn delta_pipeline_on_a_cluster_of_processes() {
+    let out = dir("pipeline-cluster");
+    let (_scheduler, line) = crate::Server::start(&["cluster", "scheduler", "--bind", "127.0.0.1:0", "--executor-timeout-secs", "10"]);
+    let addr = line.strip_prefix("scheduler listening on ").unwrap_or_else(|| panic!("scheduler said: {line}")).to_string();
+    let mut executors = Vec::new();
+    for w in ["w1", "w2"] {
+        let work = out.join(w);
+        let args = ["cluster", "executor", "--scheduler", &addr, "--slots", "2", "--heartbeat-secs", "1", "--work-dir", work.to_str().unwrap()];
+        executors.push(crate::Server::start(&args).0);
+    }
+    let (ok, _, err) = delta(&["cluster", "status", "--scheduler", &addr, "--wait-for", "2", "--timeout-secs", "60"]);
+    assert!(ok, "{err}");
+    let run = |name: &str, cluster: Option<&str>| {
+        let at = out.join(name);
+        let mut args = vec!["pipeline", "--scale", "0.004", "--days", "5", "--gbt-iterations", "5", "--out", at.to_str().unwrap()];
+        if let Some(url) = cluster {
+            args.extend(["--cluster", url]);
+        }
+        let (ok, stdout, stderr) = delta(&args);
+        assert!(ok, "{name}: {stderr}");
+        stdout
+    };
+    let url = format!("df://{addr}");
+    let remote = run("remote", Some(&url));
+    let local = run("local", None);
+    assert!(remote.contains(&format!("queries ran on the cluster at {url}")), "{remote}");
+    // The same rows, files read, versions and AUCs (the lines without timings).
+    let numbers = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("equal to a full recomputation") || l.contains("training set ") && l.contains("AUC") || l.contains("labels from") || l.contains(" v") && l.contains(": "))
+            .map(|l| match l.rfind(" (") {
+                Some(i) if l.ends_with(" s)") => l[..i].trim().to_string(),
+                _ => l.trim().to_string(),
+            })
+            .collect()
+    };
+    let (r, l) = (numbers(&remote), numbers(&local));
+    assert!(r.iter().any(|x| x.contains("AUC GBT")) && r.iter().any(|x| x.contains("events read: ")), "{remote}");
+    assert_eq!(r, l, "\ncluster:\n{remote}\nlocal:\n{local}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -353,3 +353,110 @@ async fn in_memory_frames_on_a_standalone_cluster() {
     let deleted = feed.filter("_change_type = 'delete'").unwrap().join(&t, &["grp"], "semi").unwrap();
     assert_eq!(deleted.count().await.unwrap(), 100);
 }
+
+/// A function the test sends to the cluster: `twice = amount * 2` beside the input's columns.
+#[derive(Debug)]
+struct Twice {
+    schema: arrow::datatypes::SchemaRef,
+    kind: &'static str,
+}
+
+impl Twice {
+    fn over(input: &arrow::datatypes::Schema, kind: &'static str) -> std::sync::Arc<dyn delta_exec::map::BatchMap> {
+        let mut fields: Vec<arrow::datatypes::FieldRef> = input.fields().iter().cloned().collect();
+        fields.push(std::sync::Arc::new(arrow::datatypes::Field::new("twice", arrow::datatypes::DataType::Int64, true)));
+        std::sync::Arc::new(Twice { schema: std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), kind })
+    }
+}
+
+impl delta_exec::map::BatchMap for Twice {
+    fn name(&self) -> String {
+        "twice".into()
+    }
+
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        self.schema.clone()
+    }
+
+    fn map(&self, batch: &arrow::array::RecordBatch) -> datafusion::common::Result<arrow::array::RecordBatch> {
+        let amount = batch.column_by_name("amount").unwrap();
+        let twice = arrow::compute::kernels::numeric::mul(amount, &arrow::array::Int64Array::new_scalar(2))?;
+        let mut columns = batch.columns().to_vec();
+        columns.push(twice);
+        Ok(arrow::array::RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+
+    fn encode(&self) -> datafusion::common::Result<(String, Vec<u8>)> {
+        Ok((self.kind.to_string(), b"x2".to_vec()))
+    }
+}
+
+fn decode_twice(bytes: &[u8], schema: arrow::datatypes::SchemaRef) -> datafusion::common::Result<std::sync::Arc<dyn delta_exec::map::BatchMap>> {
+    assert_eq!(bytes, b"x2");
+    Ok(std::sync::Arc::new(Twice { schema, kind: "test-twice" }))
+}
+
+/// Window functions keep IGNORE NULLS on the executors (DataFusion 55's physical codec writes the
+/// flag as false; the answers would differ silently), FILTER in a window is refused there, an
+/// as-of join gives the local rows, and batch functions (ML stages) run on the executors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_settings_asof_and_batch_functions_on_a_standalone_cluster() {
+    let dir = TempDir::new("cluster-windows");
+    table_with(&dir, 600, 3, WriteOptions::default()).await;
+    let local = Session::new();
+    let cluster = Session::standalone(2).await.unwrap();
+    let t = dir.path().to_string();
+    let sql = format!(
+        "SELECT id, \
+           last_value(CASE WHEN id % 3 = 0 THEN id END) IGNORE NULLS OVER (PARTITION BY grp ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS lv, \
+           last_value(CASE WHEN id % 3 = 0 THEN id END) OVER (PARTITION BY grp ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS lv_nulls, \
+           first_value(CASE WHEN id % 7 = 0 THEN id END) IGNORE NULLS OVER (PARTITION BY grp ORDER BY id ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS fv, \
+           lag(CASE WHEN id % 4 = 0 THEN id END, 1) IGNORE NULLS OVER (PARTITION BY grp ORDER BY id) AS lg \
+         FROM delta.`{t}`"
+    );
+    let here = sorted(&local.sql(&sql).await.unwrap().collect().await.unwrap());
+    let there = sorted(&cluster.sql(&sql).await.unwrap().collect().await.unwrap());
+    assert_eq!(here.len(), 600);
+    // The test can fail: ignoring nulls changes the answer on these rows.
+    assert!(here.iter().any(|r| r[1] != r[2]), "IGNORE NULLS made no difference");
+    assert!(equal(&here, &there), "IGNORE NULLS on the cluster: first differences {:?}", here.iter().zip(&there).find(|(a, b)| a != b));
+
+    let filtered = format!("SELECT id, sum(amount) FILTER (WHERE id > 10) OVER (PARTITION BY grp) AS s FROM delta.`{t}`");
+    let err = match cluster.sql(&filtered).await {
+        Ok(df) => df.collect().await.unwrap_err().to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("FILTER"), "{err}");
+
+    // An as-of join: the same rows here and there.
+    let asof = |s: &Session| {
+        let s = s.clone();
+        let t = t.clone();
+        async move {
+            let left = s.read().delta(&t).await.unwrap();
+            let right = s.read().delta(&t).await.unwrap().filter("id % 10 < 5").unwrap().select(&["grp", "id AS rid", "amount AS ramount"]).unwrap();
+            sorted(&left.join_asof(&right, "id", "rid", &["grp"]).unwrap().collect().await.unwrap())
+        }
+    };
+    let (here, there) = (asof(&local).await, asof(&cluster).await);
+    assert!(here.iter().filter(|r| r[3].is_some()).count() > 500);
+    assert!(equal(&here, &there), "as-of join on the cluster");
+
+    // A batch function runs where the rows are, decoded by the registered kind.
+    delta_exec::map::register_batch_map("test-twice", decode_twice);
+    let mapped = |s: &Session, kind: &'static str| {
+        let s = s.clone();
+        let t = t.clone();
+        async move {
+            let df = s.read().delta(&t).await.unwrap().filter("id < 100").unwrap();
+            let f = Twice::over(df.inner().schema().as_arrow(), kind);
+            df.map_batches(f).unwrap().filter("twice % 3 = 0").unwrap().collect().await.map(|b| sorted(&b))
+        }
+    };
+    let here = mapped(&local, "test-twice").await.unwrap();
+    let there = mapped(&cluster, "test-twice").await.unwrap();
+    assert_eq!(here.len(), 34);
+    assert!(equal(&here, &there), "a batch function on the cluster");
+    let err = mapped(&cluster, "test-unregistered").await.unwrap_err().to_string();
+    assert!(err.contains("no decoder"), "{err}");
+}
