@@ -71,6 +71,7 @@ use delta_core::storage::TableLocation;
 use delta_core::{Snapshot, TableOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::changes::{ChangeFeedExec, ChangeFeedProvider, ChangesWire};
 use crate::file_source::DeltaFileSource;
 use crate::hint::BroadcastHint;
 use crate::map::{MapBatches, MapBatchesExec};
@@ -89,6 +90,7 @@ const HINT_TAG: &[u8] = b"DELTA-HINT\x01";
 const WRITE_TAG: &[u8] = b"DELTA-WRITE\x01";
 const MEMORY_TAG: &[u8] = b"DELTA-MEMORY\x01";
 const MAP_TAG: &[u8] = b"DELTA-MAP\x01";
+const CHANGES_TAG: &[u8] = b"DELTA-CHANGES\x01";
 
 fn codec_error(what: &str, e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Internal(format!("cannot decode {what} sent by the cluster: {e}"))
@@ -216,6 +218,11 @@ impl LogicalExtensionCodec for DeltaLogicalCodec {
         if let Some(bytes) = buf.strip_prefix(MEMORY_TAG) {
             return decode_memory(bytes, schema);
         }
+        if let Some(json) = buf.strip_prefix(CHANGES_TAG) {
+            let wire: ChangesWire = serde_json::from_slice(json).map_err(|e| codec_error("a change feed", e))?;
+            let location = self.locations.open(&wire.table)?;
+            return Ok(Arc::new(ChangeFeedProvider::from_wire(wire, location)?));
+        }
         match buf.strip_prefix(TABLE_TAG) {
             Some(json) => {
                 let wire: TableWire = serde_json::from_slice(json).map_err(|e| codec_error("a Delta table", e))?;
@@ -230,6 +237,10 @@ impl LogicalExtensionCodec for DeltaLogicalCodec {
         if let Some(memory) = node.downcast_ref::<MemTable>() {
             buf.extend_from_slice(MEMORY_TAG);
             return encode_memory(memory, buf);
+        }
+        if let Some(feed) = node.downcast_ref::<ChangeFeedProvider>() {
+            buf.extend_from_slice(CHANGES_TAG);
+            return serde_json::to_writer(&mut *buf, &feed.to_wire()).map_err(|e| DataFusionError::Internal(e.to_string()));
         }
         let wire = if let Some(p) = node.downcast_ref::<DeltaTableProvider>() {
             Some(TableWire { table: p.snapshot().location().root_url().to_string(), version: p.snapshot().version() })
@@ -329,6 +340,11 @@ impl PhysicalExtensionCodec for DeltaPhysicalCodec {
             let input = inputs.first().cloned().ok_or_else(|| codec_error("a batch function", "it has no input"))?;
             return Ok(Arc::new(MapBatchesExec::new(input, crate::map::decode(bytes)?)));
         }
+        if let Some(json) = buf.strip_prefix(CHANGES_TAG) {
+            let wire: ChangesWire = serde_json::from_slice(json).map_err(|e| codec_error("a change feed scan", e))?;
+            let location = self.locations.open(&wire.table)?;
+            return Ok(Arc::new(ChangeFeedExec::from_wire(wire, location)?));
+        }
         self.inner.try_decode(buf, inputs, ctx, converter)
     }
 
@@ -349,6 +365,10 @@ impl PhysicalExtensionCodec for DeltaPhysicalCodec {
         if let Some(map) = node.downcast_ref::<MapBatchesExec>() {
             buf.extend_from_slice(MAP_TAG);
             return crate::map::encode(map.map().as_ref(), buf);
+        }
+        if let Some(feed) = node.downcast_ref::<ChangeFeedExec>() {
+            buf.extend_from_slice(CHANGES_TAG);
+            return serde_json::to_writer(&mut *buf, &feed.to_wire()).map_err(|e| DataFusionError::Internal(e.to_string()));
         }
         self.inner.try_encode(node, buf, converter)
     }

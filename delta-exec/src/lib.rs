@@ -52,6 +52,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod asof;
+pub mod changes;
 pub mod cluster;
 pub mod distinct;
 pub mod file_source;

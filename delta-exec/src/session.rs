@@ -325,10 +325,8 @@ impl DataFrameReader {
     pub async fn change_feed_of(session: &Session, location: &str, start: i64, end: Option<i64>) -> Result<DataFrame> {
         let table = Table::open_with(location, session.table_options()).map_err(df_error)?;
         let changes = table.table_changes(start, end, None).await.map_err(df_error)?;
-        let schema = changes.schema();
-        let batches = changes.collect().await.map_err(df_error)?;
-        let mem = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
-        Ok(session.frame(session.ctx.read_table(Arc::new(mem))?))
+        let feed = crate::changes::ChangeFeedProvider::new(changes);
+        Ok(session.frame(session.ctx.read_table(Arc::new(feed))?))
     }
 
     /// `versionAsOf`.

@@ -249,10 +249,8 @@ impl Session {
                 _ => return Err(plan_error("table_changes: give both bounds as versions or both as timestamps")),
             }
             .map_err(df_error)?;
-            let schema = changes.schema();
-            let batches = changes.collect().await.map_err(df_error)?;
             let name = format!("__delta_changes_{}", TIME_TRAVEL_NAMES.fetch_add(1, Ordering::Relaxed));
-            self.context().register_table(&name, Arc::new(datafusion::datasource::MemTable::try_new(schema, vec![batches])?))?;
+            self.context().register_table(&name, Arc::new(crate::changes::ChangeFeedProvider::new(changes)))?;
             renames.push(name);
         }
         feeds.renames = renames;

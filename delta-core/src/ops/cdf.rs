@@ -30,13 +30,15 @@ use crate::write::files::CHANGE_TYPE_COLUMN;
 pub const COMMIT_VERSION_COLUMN: &str = "_commit_version";
 pub const COMMIT_TIMESTAMP_COLUMN: &str = "_commit_timestamp";
 
-/// One group of files read the same way.
-struct Group {
-    version: i64,
-    timestamp_ms: i64,
+/// Files of one commit read the same way: the unit an engine splits a change feed into (it may
+/// split a group's files further) and sends to other processes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ChangeFiles {
+    pub version: i64,
+    pub timestamp_ms: i64,
     /// `None`: change data files (the type is in the file); else the type of every row.
-    change_type: Option<&'static str>,
-    files: Vec<ScanFile>,
+    pub change_type: Option<String>,
+    pub files: Vec<ScanFile>,
 }
 
 /// Change rows: the table's columns, `_change_type`, `_commit_version`, `_commit_timestamp`.
@@ -44,12 +46,23 @@ pub struct Changes {
     schema: SchemaRef,
     snapshot: Snapshot,
     predicate: Option<Expr>,
-    groups: Vec<Group>,
+    groups: Vec<ChangeFiles>,
 }
 
 impl Changes {
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// What to read: the snapshot rows are read with (the range's last version), the predicate
+    /// and the groups of files in commit order.
+    pub fn into_parts(self) -> (Snapshot, Option<Expr>, Vec<ChangeFiles>) {
+        (self.snapshot, self.predicate, self.groups)
+    }
+
+    /// The changes of some of a feed's groups ([`Changes::into_parts`]), read with `snapshot`.
+    pub fn from_parts(snapshot: Snapshot, predicate: Option<Expr>, groups: Vec<ChangeFiles>) -> Changes {
+        Changes { schema: change_schema(&snapshot), snapshot, predicate, groups }
     }
 
     /// Number of files that will be read.
@@ -73,7 +86,7 @@ impl Changes {
                 match b.build() {
                     Ok(scan) => scan
                         .execute()
-                        .map(move |r| r.and_then(|batch| decorate(&schema, batch, g.change_type, g.version, g.timestamp_ms)))
+                        .map(move |r| r.and_then(|batch| decorate(&schema, batch, g.change_type.as_deref(), g.version, g.timestamp_ms)))
                         .boxed(),
                     Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
                 }
@@ -86,6 +99,15 @@ impl Changes {
     pub async fn collect(self) -> DeltaResult<Vec<RecordBatch>> {
         self.execute().try_collect().await
     }
+}
+
+/// The table's columns (all nullable) and the three change columns.
+fn change_schema(snapshot: &Snapshot) -> SchemaRef {
+    let mut fields: Vec<Field> = snapshot.arrow_schema().fields().iter().map(|f| crate::table::schema::all_nullable(f)).collect();
+    fields.push(Field::new(CHANGE_TYPE_COLUMN, ArrowType::Utf8, true));
+    fields.push(Field::new(COMMIT_VERSION_COLUMN, ArrowType::Int64, false));
+    fields.push(Field::new(COMMIT_TIMESTAMP_COLUMN, ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false));
+    Arc::new(Schema::new(fields))
 }
 
 fn decorate(schema: &SchemaRef, batch: RecordBatch, change_type: Option<&str>, version: i64, ts_ms: i64) -> DeltaResult<RecordBatch> {
@@ -150,7 +172,7 @@ impl Table {
             }
             if actions.iter().any(|a| matches!(a, Action::Cdc(_))) {
                 if !cdc.is_empty() {
-                    groups.push(Group { version: *v, timestamp_ms: ts, change_type: None, files: cdc });
+                    groups.push(ChangeFiles { version: *v, timestamp_ms: ts, change_type: None, files: cdc });
                 }
                 continue;
             }
@@ -173,17 +195,13 @@ impl Table {
                 }
             }
             if !deletes.is_empty() {
-                groups.push(Group { version: *v, timestamp_ms: ts, change_type: Some("delete"), files: deletes });
+                groups.push(ChangeFiles { version: *v, timestamp_ms: ts, change_type: Some("delete".into()), files: deletes });
             }
             if !inserts.is_empty() {
-                groups.push(Group { version: *v, timestamp_ms: ts, change_type: Some("insert"), files: inserts });
+                groups.push(ChangeFiles { version: *v, timestamp_ms: ts, change_type: Some("insert".into()), files: inserts });
             }
         }
-        let mut fields: Vec<Field> = end_snapshot.arrow_schema().fields().iter().map(|f| crate::table::schema::all_nullable(f)).collect();
-        fields.push(Field::new(CHANGE_TYPE_COLUMN, ArrowType::Utf8, true));
-        fields.push(Field::new(COMMIT_VERSION_COLUMN, ArrowType::Int64, false));
-        fields.push(Field::new(COMMIT_TIMESTAMP_COLUMN, ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false));
-        Ok(Changes { schema: Arc::new(Schema::new(fields)), snapshot: end_snapshot, predicate, groups })
+        Ok(Changes::from_parts(end_snapshot, predicate, groups))
     }
 
     /// [`Table::table_changes`] by commit timestamps (ms since the epoch): from the first commit at

@@ -333,8 +333,9 @@ async fn broadcast_joins_on_a_standalone_cluster() {
     }
 }
 
-/// Frames of rows in the client's memory (a change feed read, `read_batch`) travel with the plan
-/// to the cluster's processes (as Arrow IPC in the logical codec) and join Delta scans there.
+/// Frames of rows in the client's memory (`read_batch`) travel with the plan to the cluster's
+/// processes (as Arrow IPC in the logical codec) and join Delta scans there; a change feed travels
+/// as the files to read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_frames_on_a_standalone_cluster() {
     let dir = TempDir::new("cluster-memory");
@@ -352,6 +353,24 @@ async fn in_memory_frames_on_a_standalone_cluster() {
     let feed = cluster.read().option("readChangeFeed", "true").unwrap().option("startingVersion", "2").unwrap().delta(dir.path()).await.unwrap();
     let deleted = feed.filter("_change_type = 'delete'").unwrap().join(&t, &["grp"], "semi").unwrap();
     assert_eq!(deleted.count().await.unwrap(), 100);
+    // A change feed travels as the files to read, never as its rows: an executor reads them.
+    let has = |bytes: &[u8], tag: &[u8]| bytes.windows(tag.len()).any(|w| w == tag);
+    let codec = DeltaLogicalCodec::new(TableOptions::default());
+    let bytes = logical_plan_to_bytes_with_extension_codec(feed.inner().logical_plan(), &codec).unwrap();
+    assert!(has(&bytes, b"DELTA-CHANGES\x01") && !has(&bytes, b"DELTA-MEMORY\x01"));
+    let local = Session::new();
+    let here = local.read().option("readChangeFeed", "true").unwrap().option("startingVersion", "0").unwrap().delta(dir.path()).await.unwrap();
+    let plan = here.physical_plan().await.unwrap();
+    let physical_codec = DeltaPhysicalCodec::new(TableOptions::default());
+    let bytes = physical_plan_to_bytes_with_extension_codec(plan.clone(), &physical_codec).unwrap();
+    assert!(has(&bytes, b"DELTA-CHANGES\x01"));
+    let task = local.context().task_ctx();
+    let back = physical_plan_from_bytes_with_extension_codec(&bytes, &task, &physical_codec).unwrap();
+    let rows = |b: &[arrow::array::RecordBatch]| sorted(b);
+    let want = rows(&here.collect().await.unwrap());
+    assert_eq!(want.len(), 1100);
+    assert_eq!(rows(&datafusion::physical_plan::collect(back, task).await.unwrap()), want);
+    assert_eq!(rows(&cluster.read().option("readChangeFeed", "true").unwrap().option("startingVersion", "0").unwrap().delta(dir.path()).await.unwrap().collect().await.unwrap()), want);
 }
 
 /// A function the test sends to the cluster: `twice = amount * 2` beside the input's columns.
