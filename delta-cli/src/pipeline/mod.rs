@@ -81,6 +81,8 @@ pub struct Config {
     pub store: Option<String>,
     /// A Ballista cluster (`df://host:port`) to run every query on; default: this process.
     pub cluster: Option<String>,
+    /// Session configuration, (KEY, VALUE) as `Session::set_conf` takes it.
+    pub conf: Vec<(String, String)>,
     pub seed: u64,
     /// GBT iterations (MLlib's `maxIter`).
     pub gbt_iterations: usize,
@@ -98,6 +100,7 @@ impl Default for Config {
             out: std::env::temp_dir().join("delta-pipeline"),
             store: None,
             cluster: None,
+            conf: Vec::new(),
             seed: 42,
             gbt_iterations: 30,
             verbose: true,
@@ -537,6 +540,10 @@ pub struct PipelineArgs {
     /// reach the tables' store.
     #[arg(long)]
     pub cluster: Option<String>,
+    /// Session configuration, KEY=VALUE (repeatable), as for `delta sql`: e.g.
+    /// spark.sql.shuffle.partitions=4.
+    #[arg(long = "conf", value_parser = key_value)]
+    pub conf: Vec<(String, String)>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// GBT iterations (MLlib's maxIter).
@@ -553,12 +560,17 @@ impl PipelineArgs {
             out: self.out.clone().unwrap_or(d.out),
             store: self.store.clone(),
             cluster: self.cluster.clone(),
+            conf: self.conf.clone(),
             seed: self.seed,
             gbt_iterations: self.gbt_iterations,
             verbose: true,
             options,
         }
     }
+}
+
+fn key_value(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| format!("--conf takes KEY=VALUE, not `{s}`"))
 }
 
 /// The closing summary on stdout.
@@ -604,6 +616,9 @@ pub async fn run(cfg: &Config) -> Result<Summary> {
         Some(url) => Session::remote(url, cfg.options.clone()).await?,
         None => Session::new().with_table_options(cfg.options.clone()),
     };
+    for (k, v) in &cfg.conf {
+        session.set_conf(k, v).map_err(|e| PipelineError::Usage(format!("--conf {k}={v}: {e}")))?;
+    }
     let engine = match &cfg.cluster {
         Some(url) => format!("the cluster at {url}"),
         None => "this process".to_string(),

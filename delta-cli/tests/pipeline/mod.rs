@@ -121,6 +121,8 @@ fn delta_pipeline_as_a_process() {
     assert!(out.join("report.html").exists() && out.join("model/metadata.json").exists());
     let (ok, _, stderr) = delta(&["pipeline", "--days", "2", "--out", out_s]);
     assert!(!ok && stderr.contains("--days must be at least 4"), "{stderr}");
+    let (ok, _, stderr) = delta(&["pipeline", "--conf", "nonsense", "--out", out_s]);
+    assert!(!ok && stderr.contains("KEY=VALUE"), "{stderr}");
     let tables = out.join("tables");
     let (ok, _, stderr) = delta(&["pipeline", "--scale", "0.002", "--days", "4", "--out", out.join("again").to_str().unwrap(), "--store", tables.to_str().unwrap()]);
     assert!(!ok && stderr.contains("already holds an events table"), "{stderr}");
@@ -188,7 +190,8 @@ fn delta_pipeline_on_a_cluster_of_processes() {
         let at = out.join(name);
         let mut args = vec!["pipeline", "--scale", "0.004", "--days", "5", "--gbt-iterations", "5", "--out", at.to_str().unwrap()];
         if let Some(url) = cluster {
-            args.extend(["--cluster", url]);
+            // Fewer shuffle partitions than Ballista's 16: the answers do not change.
+            args.extend(["--cluster", url, "--conf", "spark.sql.shuffle.partitions=4"]);
         }
         let (ok, stdout, stderr) = delta(&args);
         assert!(ok, "{name}: {stderr}");
