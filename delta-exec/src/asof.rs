@@ -55,13 +55,16 @@ pub struct AsOf {
     by: Vec<String>,
     direction: AsOfDirection,
     tolerance: Option<String>,
+    /// Orders `other`'s rows at one time instead of their position in `other` (which needs a
+    /// global numbering: one partition, one task on a cluster). A larger value counts as later.
+    ties_by: Option<String>,
 }
 
 impl AsOf {
     /// Match this frame's `left_on` against `other`'s `right_on` (columns or expressions of any
     /// ordered type: integers, dates, timestamps).
     pub fn new(left_on: &str, right_on: &str) -> Self {
-        AsOf { left_on: left_on.into(), right_on: right_on.into(), by: Vec::new(), direction: AsOfDirection::Backward, tolerance: None }
+        AsOf { left_on: left_on.into(), right_on: right_on.into(), by: Vec::new(), direction: AsOfDirection::Backward, tolerance: None, ties_by: None }
     }
 
     /// Only rows with equal values of these columns (both sides have them) match.
@@ -145,7 +148,10 @@ impl DataFrame {
         let null_left = null_of(self, &left_row)?;
         let null_right = null_of(other, &right_row)?;
         // Ties among right rows at one time are broken by their order in `other`.
-        let numbered = other.with_column("__asof_r", "row_number() OVER ()")?;
+        let numbered = match &spec.ties_by {
+            Some(order) => other.with_column("__asof_r", &format!("CAST({order} AS BIGINT)"))?,
+            None => other.with_column("__asof_r", "row_number() OVER ()")?,
+        };
         let side = |df: &DataFrame, on: &str, is_left: bool| -> Result<DataFrame> {
             let mut cols: Vec<Expr> = Vec::new();
             for (i, b) in spec.by.iter().enumerate() {
@@ -220,7 +226,9 @@ impl DataFrame {
     ///
     /// The history is the table's change data feed from version 0 (`delta.enableChangeDataFeed`
     /// from its creation): inserts and update post-images are values; under
-    /// [`FeatureTime::Commit`] a delete makes the key's values null from its commit on.
+    /// [`FeatureTime::Commit`] a delete makes the key's values null from its commit on. A
+    /// feature table is keyed by `by`: where one version holds several rows of a key (with the
+    /// same time), which of them a row gets is not specified.
     pub async fn join_features_as_of(&self, features: &str, by: &[&str], on: &str, time: FeatureTime) -> Result<DataFrame> {
         let changes = DataFrameReader::change_feed_of(self.session(), features, 0, None).await?;
         let meta = ["_change_type", "_commit_version", "_commit_timestamp"];
@@ -278,7 +286,10 @@ impl DataFrame {
         exprs.push(t.alias("__asof_feature_time"));
         exprs.push(col("_commit_version").alias("_feature_version"));
         let history = history.select_exprs(exprs)?;
-        let joined = self.join_asof_with(&history, &AsOf::new(on, "__asof_feature_time").by(by))?;
+        // One row per key and time is left: the version orders what ties remain (several rows
+        // of one key in one commit), and no global numbering of the history is needed.
+        let spec = AsOf { ties_by: Some("_feature_version".into()), ..AsOf::new(on, "__asof_feature_time").by(by) };
+        let joined = self.join_asof_with(&history, &spec)?;
         joined.drop(&["__asof_feature_time"])
     }
 }
