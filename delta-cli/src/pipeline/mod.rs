@@ -130,7 +130,7 @@ pub struct UsedVersion {
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub steps: Vec<Step>,
-    /// Where the queries ran: `this process` or the cluster's URL.
+    /// Where the queries ran: `in this process` or `on the cluster at URL`.
     pub engine: String,
     pub events: usize,
     pub users: usize,
@@ -586,7 +586,7 @@ pub fn summary_text(s: &Summary) -> String {
     for v in &s.versions {
         out.push_str(&format!("   {} v{}: {}\n", v.table, v.version, v.role));
     }
-    out.push_str(&format!("   queries ran on {}\n   tables: {}\n   model:  {}\n   report: {}\n", s.engine, s.tables, s.model_dir.display(), s.report.display()));
+    out.push_str(&format!("   queries ran {}\n   tables: {}\n   model:  {}\n   report: {}\n", s.engine, s.tables, s.model_dir.display(), s.report.display()));
     out
 }
 
@@ -620,11 +620,11 @@ pub async fn run(cfg: &Config) -> Result<Summary> {
         session.set_conf(k, v).map_err(|e| PipelineError::Usage(format!("--conf {k}={v}: {e}")))?;
     }
     let engine = match &cfg.cluster {
-        Some(url) => format!("the cluster at {url}"),
-        None => "this process".to_string(),
+        Some(url) => format!("on the cluster at {url}"),
+        None => "in this process".to_string(),
     };
     let mut run = Run { cfg, session, at, summary: Summary { tables: base.clone(), engine: engine.clone(), ..Default::default() } };
-    run.say(&format!("== the feature pipeline: scale {}, {} days, tables under {base}, queries on {engine}", cfg.scale, cfg.days));
+    run.say(&format!("== the feature pipeline: scale {}, {} days, tables under {base}, queries {engine}", cfg.scale, cfg.days));
 
     let start = Instant::now();
     let events = Events::generate(cfg.scale, cfg.days, cfg.seed);

@@ -99,7 +99,7 @@ pub fn html(s: &Summary) -> Result<String> {
     w(&mut h, "<!doctype html><html><head><meta charset=\"utf-8\"><title>Feature pipeline report</title>".into());
     w(&mut h, "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}th{background:#f3f3f3}.plots{display:flex;flex-wrap:wrap;gap:1em}code{background:#f6f6f6;padding:1px 4px}</style></head><body>".into());
     w(&mut h, "<h1>Feature pipeline on Delta</h1>".into());
-    w(&mut h, format!("<p>{} events of {} users; tables under <code>{}</code>; queries ran on {}; model in <code>{}</code>.</p>", s.events, s.users, escape(&s.tables), escape(&s.engine), escape(&s.model_dir.display().to_string())));
+    w(&mut h, format!("<p>{} events of {} users; tables under <code>{}</code>; queries ran {}; model in <code>{}</code>.</p>", s.events, s.users, escape(&s.tables), escape(&s.engine), escape(&s.model_dir.display().to_string())));
     w(&mut h, format!("<p>AUC on {} rows of held-out users: <b>GBT {:.4}</b>, LogisticRegression {:.4}.</p>", s.test_rows, s.auc_gbt, s.auc_lr));
     w(&mut h, format!("<div class=\"plots\">{}{}</div>", roc_svg(s)?, importances_svg(s)?));
     w(&mut h, "<h2>Table versions the model was built from</h2><table><tr><th>table</th><th>version</th><th>used for</th><th>location</th></tr>".into());
